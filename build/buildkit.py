@@ -1,0 +1,182 @@
+"""Image builds through python-on-whales' buildx: reproducible OCI output, digests recorded.
+
+Every image is exported as an OCI archive with SOURCE_DATE_EPOCH and rewrite-timestamp (the
+docker driver refuses rewrite-timestamp on the image exporter), then loaded into the engine,
+whose containerd store names it by the same manifest digest. Nothing is tagged or recorded
+unless the whole build succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+from python_on_whales import docker
+from python_on_whales.exceptions import DockerException
+
+from hpsforge.config import LOCK_DIR, Model
+from hpsforge.errors import HpsforgeError
+from hpsforge.files import atomic_write_text, canonical_json
+from hpsforge.store import cache_root
+
+IMAGES_LOCK = LOCK_DIR / "images.lock.json"
+CA_BUNDLE_SECRET = "ca-bundle"
+
+
+class ImageRecord(Model):
+    """What one build produced, and from which inputs."""
+
+    reference: str
+    digest: str
+    input_sha256: str
+
+
+class ImagesLock(Model):
+    """lock/images.lock.json: the digest of every image built, keyed by image role."""
+
+    images: dict[str, ImageRecord] = {}
+
+    @classmethod
+    def read(cls, path: Path = IMAGES_LOCK) -> "ImagesLock":
+        if not path.exists():
+            return cls()
+        try:
+            return cls.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValidationError as error:
+            raise HpsforgeError(
+                f"{path}: malformed ({error.errors()[0]['msg']})",
+                hint=f"restore it from git or delete it; the next build rewrites it",
+            ) from None
+
+    def with_record(self, role: str, record: ImageRecord) -> "ImagesLock":
+        return ImagesLock(images={**self.images, role: record})
+
+    def write(self, path: Path = IMAGES_LOCK) -> bool:
+        return atomic_write_text(path, canonical_json(self.model_dump(mode="json")))
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    """One BuildKit build: what to build, from what, and how it is named."""
+
+    role: str
+    dockerfile: Path
+    context: Path
+    reference: str
+    source_date_epoch: int
+    input_sha256: str
+    build_args: tuple[tuple[str, str], ...] = ()
+    # Named build contexts pinned to a digest: (name used in FROM, image record of the parent).
+    parents: tuple[tuple[str, ImageRecord], ...] = ()
+    use_ca_bundle: bool = False
+
+
+def host_ca_bundle() -> Path | None:
+    """The CA bundle the host trusts (the PyPI proxy's CA is in it), if there is one."""
+    for candidate in (os.environ.get("PIP_CERT"), os.environ.get("SSL_CERT_FILE"),
+                      "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def build(spec: ImageBuild, *, no_cache: bool = False, record: bool = True) -> ImageRecord:
+    """Build `spec` reproducibly, load it into the engine, record its digest; all or nothing."""
+    secrets = []
+    if spec.use_ca_bundle and (bundle := host_ca_bundle()):
+        # A secret mount: present while a RUN step executes, never in a layer or in history.
+        secrets.append(f"id={CA_BUNDLE_SECRET},src={bundle}")
+    scratch = cache_root() / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    print(f"hpsforge: building {spec.reference} ({spec.role})", flush=True)
+    with tempfile.TemporaryDirectory(prefix=f"{spec.role}-", dir=scratch) as tmp:
+        archive = Path(tmp) / "image.oci.tar"
+        try:
+            for line in docker.buildx.build(
+                spec.context,
+                file=spec.dockerfile,
+                build_args={"SOURCE_DATE_EPOCH": str(spec.source_date_epoch), **dict(spec.build_args)},
+                output={
+                    "type": "oci",
+                    "dest": str(archive),
+                    "name": spec.reference,
+                    "rewrite-timestamp": "true",
+                },
+                build_contexts={name: oci_layout_context(parent) for name, parent in spec.parents},
+                provenance=False,
+                cache=not no_cache,
+                secrets=secrets,
+                progress="plain",
+                stream_logs=True,
+            ):
+                print(line, end="", flush=True)
+        except DockerException as error:
+            raise HpsforgeError(
+                f"build of {spec.reference} failed (exit {error.return_code}); "
+                "nothing was tagged or recorded",
+                hint="the BuildKit log above shows the failing step",
+            ) from None
+        digest = oci_manifest_digest(archive)
+        try:
+            docker.image.load(archive, quiet=True)
+        except DockerException as error:
+            raise HpsforgeError(f"loading {spec.reference} into the engine failed: {error.stderr}") from None
+        _unpack_layout(archive, layout_dir(digest))
+    result = ImageRecord(reference=spec.reference, digest=digest, input_sha256=spec.input_sha256)
+    if record:
+        ImagesLock.read().with_record(spec.role, result).write()
+    print(f"hpsforge: {spec.reference} = {digest}", flush=True)
+    return result
+
+
+def oci_manifest_digest(archive: Path) -> str:
+    """The digest of the single image manifest an OCI archive's index.json points at."""
+    with tarfile.open(archive) as oci:
+        index = json.load(oci.extractfile("index.json"))
+    manifests = index.get("manifests", [])
+    if len(manifests) != 1:
+        raise HpsforgeError(f"{archive}: expected one manifest in the OCI index, found {len(manifests)}")
+    return manifests[0]["digest"]
+
+
+def layout_dir(digest: str) -> Path:
+    return cache_root() / "oci" / digest.removeprefix("sha256:")
+
+
+def oci_layout_context(parent: ImageRecord) -> str:
+    """A build context that is exactly `parent`'s manifest: FROM never resolves a tag or pulls."""
+    layout = layout_dir(parent.digest)
+    if not (layout / "index.json").exists():
+        # Built before this cache existed (or the cache was cleared): the engine still has it.
+        with tempfile.TemporaryDirectory(dir=cache_root() / "tmp") as tmp:
+            archive = Path(tmp) / "saved.tar"
+            try:
+                docker.image.save(parent.reference, output=archive)
+            except DockerException:
+                raise HpsforgeError(
+                    f"parent image {parent.reference} ({parent.digest}) is neither cached nor in the engine",
+                    hint="rebuild it with `nox -s images`",
+                ) from None
+            if oci_manifest_digest(archive) != parent.digest:
+                raise HpsforgeError(
+                    f"{parent.reference} in the engine is not the recorded {parent.digest}",
+                    hint="rebuild it with `nox -s images`",
+                )
+            _unpack_layout(archive, layout)
+    return f"oci-layout://{layout}@{parent.digest}"
+
+
+def _unpack_layout(archive: Path, layout: Path) -> None:
+    if (layout / "index.json").exists():
+        return
+    partial = layout.with_name(layout.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    with tarfile.open(archive) as oci:
+        oci.extractall(partial, filter="data")
+    os.replace(partial, layout)

@@ -1,0 +1,134 @@
+"""The project configuration (hpsforge.toml): one pydantic model per concept.
+
+Errors name the file, the dotted field and the reason, so a typo never surfaces as a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import tomli
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from hpsforge.errors import HpsforgeError
+from hpsforge.files import canonical_json, sha256_bytes
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_FILE = PROJECT_ROOT / "hpsforge.toml"
+LOCK_DIR = PROJECT_ROOT / "lock"
+DOCKERFILES = PROJECT_ROOT / "dockerfiles"
+
+DebianName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9+.-]+$")]
+DebianVersion = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.+~:-]+$")]
+ImageName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")]
+PinnedRequirement = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!]+$")
+]
+
+
+class Model(BaseModel):
+    """Strict base: unknown fields are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def declaration_sha256(self) -> str:
+        """Hash of this declaration; locks record it to detect edits made without a re-lock."""
+        return sha256_bytes(canonical_json(self.model_dump(mode="json")).encode())
+
+
+class HostPackage(Model):
+    """A Debian package installed on the build host (the engine and its tools)."""
+
+    name: DebianName
+    version: DebianVersion
+    suite: str
+
+
+class EngineConfig(Model):
+    """How a bare Debian host gets a Docker engine with BuildKit."""
+
+    mirror: str
+    keyring: Path
+    minimum_server_version: str
+    minimum_buildx_version: str
+    daemon_log: Path
+    packages: list[HostPackage] = Field(min_length=1)
+
+
+class AptSource(Model):
+    """One apt source the base package set is resolved from."""
+
+    uri: str
+    suite: str
+    components: list[str] = ["main"]
+
+    def line(self) -> str:
+        return f"deb {self.uri} {self.suite} {' '.join(self.components)}"
+
+
+class BaseConfig(Model):
+    """The Debian package set of the base image and the epoch all its timestamps take."""
+
+    suite: str
+    architecture: str
+    packages: list[DebianName] = Field(min_length=1)
+    sources: list[AptSource] = Field(min_length=1)
+    source_date_epoch: int = Field(ge=0)
+    image: ImageName
+
+
+class RcConfig(Model):
+    """The rc image: the base plus the Python tools that `freeze` runs inside it."""
+
+    image: ImageName
+    requirements: list[PinnedRequirement] = Field(min_length=1)
+
+
+class ProjectConfig(Model):
+    """Everything hpsforge.toml declares."""
+
+    engine: EngineConfig
+    base: BaseConfig
+    rc: RcConfig
+
+
+def _field_path(location: tuple) -> str:
+    return ".".join(str(part) for part in location) or "(top level)"
+
+
+def load_config(path: Path = CONFIG_FILE) -> ProjectConfig:
+    """Read and validate the project configuration, or say precisely what is wrong."""
+    try:
+        raw = tomli.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HpsforgeError(f"{path}: configuration file not found") from None
+    except tomli.TOMLDecodeError as error:
+        raise HpsforgeError(f"{path}: not valid TOML: {error}") from None
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValidationError as error:
+        problems = [
+            f"  {_field_path(item['loc'])}: {_reason(item)}" for item in error.errors()
+        ]
+        raise HpsforgeError(
+            f"{path}: invalid configuration\n" + "\n".join(problems),
+            hint="fix the fields named above; the schema is in build/config.py",
+        ) from None
+
+
+def _reason(item: dict) -> str:
+    if item["type"] == "extra_forbidden":
+        return "unknown field"
+    if item["type"] == "string_pattern_mismatch":
+        return f"{item['input']!r} is not well-formed ({item['msg'].split(' ', 2)[-1]})"
+    return item["msg"]
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """'26.1.5+dfsg1' -> (26, 1, 5): the leading numeric release of a version string."""
+    match = re.match(r"v?(\d+(?:\.\d+)*)", version)
+    if not match:
+        raise ValueError(f"no numeric version in {version!r}")
+    return tuple(int(part) for part in match.group(1).split("."))

@@ -1,0 +1,163 @@
+"""Make sure a Docker engine with BuildKit and the containerd image store answers.
+
+On a bare Debian host, as root, it installs the engine from the pinned, hash-checked .debs of
+lock/engine.lock.json and starts dockerd in the background; anywhere else it explains what is
+missing. With an engine already up the whole check is a few CLI calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from hpsforge.config import EngineConfig, version_tuple
+from hpsforge.debian import ENGINE_LOCK, DebianLock
+from hpsforge.errors import HpsforgeError
+from hpsforge.files import atomic_write_text
+from hpsforge.store import ContentStore
+
+DAEMON_CONFIG = Path("/etc/docker/daemon.json")
+READY_TIMEOUT_S = 60
+CHECK_TIMEOUT_S = 20
+
+
+class EngineStatus:
+    """What the engine answered: versions and whether images live in containerd."""
+
+    def __init__(self, server: str, buildx: str, containerd_store: bool) -> None:
+        self.server, self.buildx, self.containerd_store = server, buildx, containerd_store
+
+    def __str__(self) -> str:
+        return f"Docker engine {self.server}, buildx {self.buildx}, containerd image store"
+
+
+def _docker(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
+
+
+def probe() -> EngineStatus | None:
+    """The running engine's status, or None when no daemon answers."""
+    if shutil.which("docker") is None:
+        return None
+    try:
+        info = _docker("info", "--format", "{{json .}}")
+    except subprocess.TimeoutExpired:
+        return None
+    if info.returncode != 0:
+        return None
+    details = json.loads(info.stdout)
+    driver_status = dict(details.get("DriverStatus") or [])
+    buildx = _docker("buildx", "version")
+    buildx_version = buildx.stdout.split()[1] if buildx.returncode == 0 else ""
+    return EngineStatus(
+        server=details.get("ServerVersion", ""),
+        buildx=buildx_version,
+        containerd_store=driver_status.get("driver-type") == "io.containerd.snapshotter.v1",
+    )
+
+
+def check_requirements(status: EngineStatus, config: EngineConfig) -> None:
+    problems = []
+    if version_tuple(status.server) < version_tuple(config.minimum_server_version):
+        problems.append(f"engine {status.server} is older than {config.minimum_server_version}")
+    if not status.buildx:
+        problems.append("the buildx plugin is missing (Debian package docker-buildx)")
+    elif version_tuple(status.buildx) < version_tuple(config.minimum_buildx_version):
+        problems.append(f"buildx {status.buildx} is older than {config.minimum_buildx_version}")
+    if not status.containerd_store:
+        problems.append(
+            'images are not in the containerd store: add {"features": {"containerd-snapshotter": true}} '
+            f"to {DAEMON_CONFIG} and restart dockerd"
+        )
+    if problems:
+        raise HpsforgeError(
+            "the running Docker engine cannot build hpsforge images:\n  - " + "\n  - ".join(problems),
+            hint="fix the engine as listed (hpsforge does not reconfigure an engine it did not start)",
+        )
+
+
+def ensure(config: EngineConfig) -> EngineStatus:
+    """Return a usable engine, bringing one up first when this host allows it."""
+    status = probe()
+    if status is None:
+        _bootstrap(config)
+        status = probe()
+        if status is None:
+            raise HpsforgeError(f"dockerd started but does not answer; see {config.daemon_log}")
+    check_requirements(status, config)
+    print(f"hpsforge: {status}", flush=True)
+    return status
+
+
+def _is_debian() -> bool:
+    try:
+        release = Path("/etc/os-release").read_text()
+    except FileNotFoundError:
+        return False
+    return any(line in ("ID=debian", 'ID="debian"') for line in release.splitlines())
+
+
+def _bootstrap(config: EngineConfig) -> None:
+    if not _is_debian() or os.geteuid() != 0:
+        who = "this host is not Debian" if not _is_debian() else "this user is not root"
+        raise HpsforgeError(
+            f"no Docker engine answers, and hpsforge installs one only on Debian as root ({who})",
+            hint="install Docker Engine >= 26 with the buildx plugin (docs.docker.com/engine/install), "
+            'set {"features": {"containerd-snapshotter": true}} in /etc/docker/daemon.json, '
+            "start dockerd, and make `docker info` work for this user",
+        )
+    if shutil.which("dockerd") is None or shutil.which("mmdebstrap") is None:
+        install_host_packages(config)
+    _write_daemon_config()
+    _start_daemon(config.daemon_log)
+
+
+def install_host_packages(config: EngineConfig) -> None:
+    """apt-get install the locked engine .debs after checking each file's sha256."""
+    lock = DebianLock.read(ENGINE_LOCK)
+    lock.require_fresh(ENGINE_LOCK, config.declaration_sha256())
+    debs = lock.fetch(ContentStore())
+    print(f"hpsforge: installing {', '.join(p.name for p in lock.packages)}", flush=True)
+    # apt insists on a .deb suffix, and the store names files by hash: link them under their names.
+    staging = Path("/var/cache/hpsforge-engine")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    paths = []
+    for package, stored in zip(lock.packages, debs):
+        target = staging / package.deb_name
+        shutil.copyfile(stored, target)
+        paths.append(str(target))
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *paths]):
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise HpsforgeError(f"{' '.join(command[:2])} failed:\n{result.stderr.strip()[-3000:]}")
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_daemon_config() -> None:
+    current = json.loads(DAEMON_CONFIG.read_text()) if DAEMON_CONFIG.exists() else {}
+    features = current.setdefault("features", {})
+    if features.get("containerd-snapshotter") is not True:
+        features["containerd-snapshotter"] = True
+        atomic_write_text(DAEMON_CONFIG, json.dumps(current, indent=2) + "\n")
+
+
+def _start_daemon(log_path: Path) -> None:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"hpsforge: starting dockerd (log: {log_path})", flush=True)
+    with open(log_path, "ab") as log:
+        subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                         start_new_session=True)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if probe() is not None:
+            return
+        time.sleep(0.5)
+    tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+    raise HpsforgeError(f"dockerd did not answer within {READY_TIMEOUT_S} s; the end of {log_path}:\n{tail}")
