@@ -25,13 +25,13 @@ BASE_DOCKERFILE = DOCKERFILES / "base.Dockerfile"
 ROLE = "base"
 
 
-def _mmdebstrap(config: BaseConfig, mirrors: list[str], target: str, hooks: list[str],
-                epoch: int | None = None) -> None:
+def _mmdebstrap(config: BaseConfig, variant: str, include: list[str], mirrors: list[str], target: str,
+                hooks: list[str], epoch: int | None = None) -> None:
     if shutil.which("mmdebstrap") is None:
         raise HpsforgeError("mmdebstrap is not installed", hint="run `nox -s engine`, which installs the pinned host tools")
     command = [
-        "mmdebstrap", "--variant=minbase", f"--architectures={config.architecture}",
-        f"--include={','.join(config.packages)}",
+        "mmdebstrap", f"--variant={variant}", f"--architectures={config.architecture}",
+        f"--include={','.join(include)}",
         *(f"--customize-hook={hook}" for hook in hooks),
         "--format=" + ("null" if target == "/dev/null" else "tar"),
         config.suite, target, *mirrors,
@@ -59,6 +59,8 @@ def freeze(config: BaseConfig) -> DebianLock:
         query = "dpkg-query --admindir=\"$1/var/lib/dpkg\" -W -f='${Package}\\t${Version}\\t${Architecture}\\n'"
         _mmdebstrap(
             config,
+            "minbase",
+            list(config.packages),
             [source.line() for source in config.sources],
             "/dev/null",
             [f"{query} > {installed}", f"sync-out /var/lib/apt/lists {lists}"],
@@ -107,9 +109,10 @@ def _local_repository(config: BaseConfig, lock: DebianLock, debs: list[Path], re
 
 
 def rootfs_key(config: BaseConfig, lock_path: Path) -> str:
-    """What the rootfs depends on: the lock, the declaration, and mmdebstrap's version."""
+    """What the rootfs depends on: this recipe, the lock, the declaration, mmdebstrap's version."""
     mmdebstrap = subprocess.run(["mmdebstrap", "--version"], capture_output=True, text=True).stdout.strip()
     return sha256_bytes(canonical_json({
+        "recipe": sha256_file(Path(__file__)),  # a change to how the rootfs is made rebuilds it
         "lock": sha256_file(lock_path),
         "base": config.declaration_sha256(),
         "mmdebstrap": mmdebstrap,
@@ -125,8 +128,12 @@ def build_rootfs(config: BaseConfig, lock: DebianLock, store: ContentStore, outp
         _local_repository(config, lock, debs, repo)
         sources = "\n".join(source.line() for source in config.sources)
         partial = Path(tmp) / "rootfs.tar"
+        # The lock is the package set: install every locked name on top of the essential set
+        # (the .debs' own Priority fields differ from the archive's, so minbase would differ).
         _mmdebstrap(
             config,
+            "essential",
+            [package.name for package in lock.packages],
             [f"deb [trusted=yes] copy://{repo} ./"],
             str(partial),
             # The image's apt points at the real mirror, not at the build's local repository.
@@ -136,7 +143,7 @@ def build_rootfs(config: BaseConfig, lock: DebianLock, store: ContentStore, outp
         os.replace(partial, output)
 
 
-def build(config: ProjectConfig, *, no_cache: bool = False) -> buildkit.ImageRecord:
+def build(config: ProjectConfig, *, no_cache: bool = False, record: bool = True) -> buildkit.ImageRecord:
     """Verify the lock, build (or reuse) the rootfs, and build the base image from it."""
     base = config.base
     lock = DebianLock.read(BASE_LOCK)
@@ -166,4 +173,5 @@ def build(config: ProjectConfig, *, no_cache: bool = False) -> buildkit.ImageRec
                 input_sha256=input_sha256,
             ),
             no_cache=no_cache,
+            record=record,
         )

@@ -138,7 +138,10 @@ def build(spec: ImageBuild, *, no_cache: bool = False, record: bool = True) -> I
 def oci_manifest_digest(archive: Path) -> str:
     """The digest of the single image manifest an OCI archive's index.json points at."""
     with tarfile.open(archive) as oci:
-        index = json.load(oci.extractfile("index.json"))
+        try:
+            index = json.load(oci.extractfile("index.json"))
+        except KeyError:
+            raise HpsforgeError(f"{archive}: not an OCI archive (no index.json)") from None
     manifests = index.get("manifests", [])
     if len(manifests) != 1:
         raise HpsforgeError(f"{archive}: expected one manifest in the OCI index, found {len(manifests)}")

@@ -5,6 +5,7 @@ Errors name the file, the dotted field and the reason, so a typo never surfaces 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +17,8 @@ from hpsforge.errors import HpsforgeError
 from hpsforge.files import canonical_json, sha256_bytes
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_FILE = PROJECT_ROOT / "hpsforge.toml"
+# HPSFORGE_CONFIG points elsewhere for experiments and tests; the default is the project's own.
+CONFIG_FILE = Path(os.environ.get("HPSFORGE_CONFIG", PROJECT_ROOT / "hpsforge.toml"))
 LOCK_DIR = PROJECT_ROOT / "lock"
 DOCKERFILES = PROJECT_ROOT / "dockerfiles"
 
@@ -126,9 +128,10 @@ def _reason(item: dict) -> str:
     return item["msg"]
 
 
-def version_tuple(version: str) -> tuple[int, ...]:
-    """'26.1.5+dfsg1' -> (26, 1, 5): the leading numeric release of a version string."""
+def version_tuple(version: str, width: int = 3) -> tuple[int, ...]:
+    """'26.1.5+dfsg1' -> (26, 1, 5); '26' -> (26, 0, 0): comparable release numbers."""
     match = re.match(r"v?(\d+(?:\.\d+)*)", version)
     if not match:
         raise ValueError(f"no numeric version in {version!r}")
-    return tuple(int(part) for part in match.group(1).split("."))
+    parts = tuple(int(part) for part in match.group(1).split("."))
+    return parts + (0,) * (width - len(parts))

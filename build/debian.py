@@ -62,7 +62,7 @@ class DebianLock(Model):
             ) from None
         except ValidationError as error:
             first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
+            where = ".".join(str(part) for part in first["loc"]) or "document"
             raise HpsforgeError(
                 f"{path}: malformed lock ({where}: {first['msg']})",
                 hint=f"restore it from git or rewrite it with `{FREEZE_COMMAND}`",

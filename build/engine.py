@@ -60,13 +60,20 @@ def probe() -> EngineStatus | None:
     )
 
 
+def _older(found: str, minimum: str) -> bool:
+    try:
+        return version_tuple(found) < version_tuple(minimum)
+    except ValueError:
+        return True  # a version we cannot read is not one we can vouch for
+
+
 def check_requirements(status: EngineStatus, config: EngineConfig) -> None:
     problems = []
-    if version_tuple(status.server) < version_tuple(config.minimum_server_version):
+    if _older(status.server, config.minimum_server_version):
         problems.append(f"engine {status.server} is older than {config.minimum_server_version}")
     if not status.buildx:
         problems.append("the buildx plugin is missing (Debian package docker-buildx)")
-    elif version_tuple(status.buildx) < version_tuple(config.minimum_buildx_version):
+    elif _older(status.buildx, config.minimum_buildx_version):
         problems.append(f"buildx {status.buildx} is older than {config.minimum_buildx_version}")
     if not status.containerd_store:
         problems.append(

@@ -32,7 +32,8 @@ def atomic_output(path: Path, mode: str = "wb") -> Iterator:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
-        with os.fdopen(fd, mode) as stream:
+        encoding = None if "b" in mode else "utf-8"  # locks are UTF-8 whatever the locale
+        with os.fdopen(fd, mode, encoding=encoding) as stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())

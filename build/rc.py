@@ -49,7 +49,8 @@ def freeze(config: RcConfig) -> str:
         return draft.read_text()
 
 
-def locked_input_sha256(path: Path = RC_LOCK) -> str | None:
+def locked_input_sha256(path: Path | None = None) -> str | None:
+    path = path or RC_LOCK
     if not path.exists():
         return None
     match = re.search(f"^{re.escape(INPUT_HEADER)}([0-9a-f]{{64}})$", path.read_text(), re.MULTILINE)
@@ -67,7 +68,8 @@ def require_fresh(config: RcConfig) -> None:
         )
 
 
-def build(config: ProjectConfig, base: buildkit.ImageRecord, *, no_cache: bool = False) -> buildkit.ImageRecord:
+def build(config: ProjectConfig, base: buildkit.ImageRecord, *, no_cache: bool = False,
+          record: bool = True) -> buildkit.ImageRecord:
     require_fresh(config.rc)
     scratch = cache_root() / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -88,4 +90,5 @@ def build(config: ProjectConfig, base: buildkit.ImageRecord, *, no_cache: bool =
                 use_ca_bundle=True,
             ),
             no_cache=no_cache,
+            record=record,
         )

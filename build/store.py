@@ -36,6 +36,8 @@ class ContentStore:
     def verified(self, sha256: str, label: str) -> Path:
         """The stored file for `sha256`, re-hashed now: a file changed on disk is refused."""
         path = self.path(sha256)
+        if not path.exists():
+            raise HpsforgeError(f"{label}: {path} is not in the store", hint="run the command again to download it")
         actual = sha256_file(path)
         if actual != sha256:
             raise HpsforgeError(

@@ -1,0 +1,19 @@
+"""Engine-backed fixtures: the real Docker engine and the images every target shares."""
+
+import pytest
+
+from hpsforge import engine, sessions
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="session")
+def engine_status(config):
+    """The engine, brought up by the same code path as `nox -s engine`."""
+    return engine.ensure(config.engine)
+
+
+@pytest.fixture(scope="session")
+def shared_images(config, engine_status):
+    """base and rc, built (or found warm in the BuildKit cache) as `nox -s images` does."""
+    return sessions.build_shared_images(config, no_cache=False)
