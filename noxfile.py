@@ -5,6 +5,8 @@ Run through ./noxw, which provides the locked host environment these sessions ru
 
 from __future__ import annotations
 
+import sys
+
 import nox
 
 try:
@@ -46,10 +48,10 @@ def images(session: nox.Session) -> None:
 @nox.session
 def unit(session: nox.Session) -> None:
     """Run the fast unit tests (no engine needed)."""
-    session.run("pytest", "-m", "not engine", *session.posargs)
+    session.run(sys.executable, "-m", "pytest", "-m", "not engine", *session.posargs)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the whole test suite, engine-backed tests included."""
-    session.run("pytest", *session.posargs)
+    session.run(sys.executable, "-m", "pytest", *session.posargs)
