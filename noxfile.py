@@ -35,14 +35,44 @@ def engine(session: nox.Session) -> None:
 
 @nox.session
 def freeze(session: nox.Session) -> None:
-    """Re-lock everything: the engine packages, the base's Debian packages, the rc tools."""
+    """Re-lock everything (engine, base .debs, rc tools, model sources, pip per target); -- cpu: one target."""
     _call(session, sessions.run_freeze)
+
+
+@nox.session(name="lock-check")
+def lock_check(session: nox.Session) -> None:
+    """Fail if any lock is stale against its declaration or any requirement lacks a hash."""
+    _call(session, sessions.run_lock_check)
+
+
+@nox.session
+def verify(session: nox.Session) -> None:
+    """Check a target's vendor blobs and the pipelines' model files by sha256 (-- cpu|gpu)."""
+    _call(session, sessions.run_verify)
+
+
+@nox.session
+def fetch(session: nox.Session) -> None:
+    """Download a target's locked wheels into the hash-checked wheelhouse (-- cpu|gpu)."""
+    _call(session, sessions.run_fetch)
+
+
+@nox.session
+def sbom(session: nox.Session) -> None:
+    """Write a CycloneDX SBOM of a target's image from the locks (-- cpu|gpu)."""
+    _call(session, sessions.run_sbom)
 
 
 @nox.session
 def images(session: nox.Session) -> None:
     """Verify every input against the locks and build the images (-- --no-cache to rebuild)."""
     _call(session, sessions.run_images)
+
+
+@nox.session(name="host-lock")
+def host_lock(session: nox.Session) -> None:
+    """Re-lock the host environment ./noxw installs (lock/host-requirements.txt)."""
+    _call(session, sessions.run_host_lock)
 
 
 @nox.session

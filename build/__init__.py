@@ -1,5 +1,10 @@
 """hpsforge: reproducible, hash-locked serving images for PaddlePaddle pipelines on Triton."""
 
+import logging
+
 from hpsforge.errors import HpsforgeError
+
+# python-on-whales logs every docker command at INFO; hpsforge prints its own progress.
+logging.getLogger("python_on_whales").setLevel(logging.WARNING)
 
 __all__ = ["HpsforgeError"]

@@ -108,12 +108,12 @@ def _local_repository(config: BaseConfig, lock: DebianLock, debs: list[Path], re
     )
 
 
-def rootfs_key(config: BaseConfig, lock_path: Path) -> str:
+def rootfs_key(config: BaseConfig, lock: DebianLock) -> str:
     """What the rootfs depends on: this recipe, the lock, the declaration, mmdebstrap's version."""
     mmdebstrap = subprocess.run(["mmdebstrap", "--version"], capture_output=True, text=True).stdout.strip()
     return sha256_bytes(canonical_json({
         "recipe": sha256_file(Path(__file__)),  # a change to how the rootfs is made rebuilds it
-        "lock": sha256_file(lock_path),
+        "lock": sha256_bytes(lock.canonical_text().encode()),
         "base": config.declaration_sha256(),
         "mmdebstrap": mmdebstrap,
     }).encode())
@@ -143,13 +143,14 @@ def build_rootfs(config: BaseConfig, lock: DebianLock, store: ContentStore, outp
         os.replace(partial, output)
 
 
-def build(config: ProjectConfig, *, no_cache: bool = False, record: bool = True) -> buildkit.ImageRecord:
-    """Verify the lock, build (or reuse) the rootfs, and build the base image from it."""
+def build(config: ProjectConfig, *, lock: DebianLock | None = None, no_cache: bool = False,
+          record: bool = True) -> buildkit.ImageRecord:
+    """Verify the lock (default: lock/debian.lock.json), build or reuse the rootfs, build the image."""
     base = config.base
-    lock = DebianLock.read(BASE_LOCK)
+    lock = lock or DebianLock.read(BASE_LOCK)
     lock.require_fresh(BASE_LOCK, base.declaration_sha256())
     store = ContentStore()
-    key = rootfs_key(base, BASE_LOCK)
+    key = rootfs_key(base, lock)
     rootfs_dir = cache_root() / "rootfs"
     rootfs_dir.mkdir(parents=True, exist_ok=True)
     rootfs = rootfs_dir / f"{key}.tar"

@@ -86,8 +86,33 @@ def host_ca_bundle() -> Path | None:
     return None
 
 
+def _built_marker(spec: ImageBuild) -> Path:
+    return cache_root() / "built" / f"{spec.input_sha256}.json"
+
+
+def _already_built(spec: ImageBuild) -> ImageRecord | None:
+    """The earlier build of exactly these inputs, if the engine and the cache still hold it."""
+    try:
+        previous = ImageRecord.model_validate_json(_built_marker(spec).read_text())
+        present = docker.image.inspect(spec.reference).id == previous.digest
+    except (OSError, ValidationError, DockerException):
+        return None
+    if previous.reference != spec.reference or not present:
+        return None
+    return previous if (layout_dir(previous.digest) / "index.json").exists() else None
+
+
 def build(spec: ImageBuild, *, no_cache: bool = False, record: bool = True) -> ImageRecord:
-    """Build `spec` reproducibly, load it into the engine, record its digest; all or nothing."""
+    """Build `spec` reproducibly, load it into the engine, record its digest; all or nothing.
+
+    The same inputs (input_sha256 covers the Dockerfile, the context and the parents' digests)
+    give the same image, so an image already built from them is reused unless `no_cache`.
+    """
+    if not no_cache and (previous := _already_built(spec)):
+        print(f"hpsforge: {spec.reference} is up to date ({previous.digest})", flush=True)
+        if record:
+            ImagesLock.read().with_record(spec.role, previous).write()
+        return previous
     secrets = []
     if spec.use_ca_bundle and (bundle := host_ca_bundle()):
         # A secret mount: present while a RUN step executes, never in a layer or in history.
@@ -129,6 +154,7 @@ def build(spec: ImageBuild, *, no_cache: bool = False, record: bool = True) -> I
             raise HpsforgeError(f"loading {spec.reference} into the engine failed: {error.stderr}") from None
         _unpack_layout(archive, layout_dir(digest))
     result = ImageRecord(reference=spec.reference, digest=digest, input_sha256=spec.input_sha256)
+    atomic_write_text(_built_marker(spec), result.model_dump_json() + "\n")
     if record:
         ImagesLock.read().with_record(spec.role, result).write()
     print(f"hpsforge: {spec.reference} = {digest}", flush=True)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import tomli
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from packaging.requirements import InvalidRequirement, Requirement
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import canonical_json, sha256_bytes
@@ -28,6 +29,19 @@ ImageName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+([._/-][a-z0-9]
 PinnedRequirement = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!]+$")
 ]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+TargetName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$")]
+
+
+def _check_requirement(text: str) -> str:
+    try:
+        Requirement(text)
+    except InvalidRequirement as error:
+        raise ValueError(f"not a valid requirement: {error}") from None
+    return text
+
+
+PipRequirement = Annotated[str, AfterValidator(_check_requirement)]
 
 
 class Model(BaseModel):
@@ -88,12 +102,37 @@ class RcConfig(Model):
     requirements: list[PinnedRequirement] = Field(min_length=1)
 
 
+class PythonConfig(Model):
+    """pip requirements every target's image holds (the runtime and the pipelines share them)."""
+
+    common: list[PipRequirement] = Field(min_length=1)
+
+
+class TargetConfig(Model):
+    """One device target: its own pip requirements and the vendor blobs it needs."""
+
+    requirements: list[PipRequirement] = Field(min_length=1)
+    blobs: list[str] = []
+
+
 class ProjectConfig(Model):
     """Everything hpsforge.toml declares."""
 
     engine: EngineConfig
     base: BaseConfig
     rc: RcConfig
+    python: PythonConfig
+    targets: dict[TargetName, TargetConfig] = Field(min_length=1)
+
+    def target(self, name: str) -> TargetConfig:
+        if name not in self.targets:
+            raise HpsforgeError(
+                f"unknown target {name!r}; hpsforge.toml declares: {', '.join(sorted(self.targets))}"
+            )
+        return self.targets[name]
+
+
+M = TypeVar("M", bound=Model)
 
 
 def _field_path(location: tuple) -> str:
@@ -102,27 +141,37 @@ def _field_path(location: tuple) -> str:
 
 def load_config(path: Path = CONFIG_FILE) -> ProjectConfig:
     """Read and validate the project configuration, or say precisely what is wrong."""
+    return validate_toml(ProjectConfig, read_toml(path), path)
+
+
+def validate_toml(model: type[M], raw: dict, path: Path) -> M:
+    """Validate parsed TOML against `model`, naming the file, each bad field and why."""
     try:
-        raw = tomli.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HpsforgeError(f"{path}: configuration file not found") from None
-    except tomli.TOMLDecodeError as error:
-        raise HpsforgeError(f"{path}: not valid TOML: {error}") from None
-    try:
-        return ProjectConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as error:
         problems = [
             f"  {_field_path(item['loc'])}: {_reason(item)}" for item in error.errors()
         ]
         raise HpsforgeError(
             f"{path}: invalid configuration\n" + "\n".join(problems),
-            hint="fix the fields named above; the schema is in build/config.py",
+            hint=f"fix the fields named above; the schema is {model.__name__} in build/",
         ) from None
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        return tomli.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HpsforgeError(f"{path}: file not found") from None
+    except tomli.TOMLDecodeError as error:
+        raise HpsforgeError(f"{path}: not valid TOML: {error}") from None
 
 
 def _reason(item: dict) -> str:
     if item["type"] == "extra_forbidden":
         return "unknown field"
+    if item["type"] == "value_error":
+        return item["msg"].removeprefix("Value error, ")
     if item["type"] == "string_pattern_mismatch":
         return f"{item['input']!r} is not well-formed ({item['msg'].split(' ', 2)[-1]})"
     return item["msg"]

@@ -68,8 +68,11 @@ class DebianLock(Model):
                 hint=f"restore it from git or rewrite it with `{FREEZE_COMMAND}`",
             ) from None
 
+    def canonical_text(self) -> str:
+        return canonical_json(self.model_dump(mode="json"))
+
     def write(self, path: Path) -> bool:
-        return atomic_write_text(path, canonical_json(self.model_dump(mode="json")))
+        return atomic_write_text(path, self.canonical_text())
 
     def require_fresh(self, path: Path, declared_sha256: str) -> None:
         if self.input_sha256 != declared_sha256:

@@ -8,14 +8,10 @@ build:  the image installs that file with --require-hashes, the host CA reaching
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from hpsforge import buildkit
+from hpsforge import buildkit, requirements_lock
 from hpsforge.config import DOCKERFILES, LOCK_DIR, ProjectConfig, RcConfig
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import canonical_json, sha256_bytes, sha256_file
@@ -25,58 +21,36 @@ RC_LOCK = LOCK_DIR / "rc-requirements.txt"
 RC_DOCKERFILE = DOCKERFILES / "rc.Dockerfile"
 IMAGE_PYTHON = "3.11"  # Debian bookworm's python3, the interpreter of every image
 ROLE = "rc"
-INPUT_HEADER = "# input-sha256: "
 
 
 def freeze(config: RcConfig) -> str:
     """The text of a fresh rc lock: every declared tool pinned with hashin."""
     print(f"hpsforge: pinning {len(config.requirements)} rc tools with hashin", flush=True)
-    hashin = Path(sys.executable).parent / "hashin"
-    with tempfile.TemporaryDirectory(prefix="hpsforge-rc-") as tmp:
-        draft = Path(tmp) / "rc-requirements.txt"
-        draft.write_text(
-            "# The rc image's Python tools, pinned with hashes by hashin. Written by `nox -s freeze`.\n"
-            f"{INPUT_HEADER}{config.declaration_sha256()}\n"
-        )
-        command = [str(hashin), "-r", str(draft), "--python-version", IMAGE_PYTHON,
-                   *sorted(config.requirements, key=str.lower)]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise HpsforgeError(
-                f"hashin could not pin the rc tools:\n{(result.stderr or result.stdout).strip()[-2000:]}",
-                hint="check rc.requirements in hpsforge.toml names released versions",
-            )
-        return draft.read_text()
+    return requirements_lock.pin_with_hashin(
+        "The rc image's Python tools, pinned with hashes by hashin.",
+        list(config.requirements), config.declaration_sha256(), IMAGE_PYTHON,
+    )
 
 
-def locked_input_sha256(path: Path | None = None) -> str | None:
-    path = path or RC_LOCK
-    if not path.exists():
-        return None
-    match = re.search(f"^{re.escape(INPUT_HEADER)}([0-9a-f]{{64}})$", path.read_text(), re.MULTILINE)
-    return match.group(1) if match else None
+def require_fresh(config: RcConfig, lock_text: str | None = None) -> None:
+    """Refuse a missing, stale or unhashed rc lock."""
+    lock = requirements_lock.parse(lock_text, RC_LOCK) if lock_text else requirements_lock.read(RC_LOCK)
+    problems = requirements_lock.problems(lock, config.declaration_sha256(), "nox -s freeze")
+    if problems:
+        raise HpsforgeError("\n".join(problems))
 
 
-def require_fresh(config: RcConfig) -> None:
-    locked = locked_input_sha256()
-    if locked is None:
-        raise HpsforgeError(f"{RC_LOCK}: missing or without its input hash", hint="run `nox -s freeze`")
-    if locked != config.declaration_sha256():
-        raise HpsforgeError(
-            f"{RC_LOCK} is stale: rc.requirements in hpsforge.toml changed since it was locked",
-            hint="re-lock with `nox -s freeze`",
-        )
-
-
-def build(config: ProjectConfig, base: buildkit.ImageRecord, *, no_cache: bool = False,
-          record: bool = True) -> buildkit.ImageRecord:
-    require_fresh(config.rc)
+def build(config: ProjectConfig, base: buildkit.ImageRecord, *, lock_text: str | None = None,
+          no_cache: bool = False, record: bool = True) -> buildkit.ImageRecord:
+    """Build the rc image from `lock_text` (default: lock/rc-requirements.txt) on `base`."""
+    lock_text = lock_text if lock_text is not None else RC_LOCK.read_text() if RC_LOCK.exists() else None
+    require_fresh(config.rc, lock_text)
     scratch = cache_root() / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rc-context-", dir=scratch) as context:
-        shutil.copyfile(RC_LOCK, Path(context) / RC_LOCK.name)
+        (Path(context) / RC_LOCK.name).write_text(lock_text)
         input_sha256 = sha256_bytes(canonical_json({
-            "base": base.digest, "lock": sha256_file(RC_LOCK), "dockerfile": sha256_file(RC_DOCKERFILE),
+            "base": base.digest, "lock": sha256_bytes(lock_text.encode()), "dockerfile": sha256_file(RC_DOCKERFILE),
         }).encode())
         return buildkit.build(
             buildkit.ImageBuild(

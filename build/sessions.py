@@ -5,24 +5,36 @@ from __future__ import annotations
 import argparse
 import time
 
-from hpsforge import base, buildkit, debian, engine, rc
+from hpsforge import (base, blobs, buildkit, debian, engine, host_env, lockcheck, models, pip_locks, rc,
+                      sbom, wheelhouse)
 from hpsforge.config import ProjectConfig, load_config
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import atomic_write_text
+from hpsforge.pipelines import load_pipelines
 
 
-def _parse(prog: str, argv: list[str], *options: tuple[str, str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=f"nox -s {prog} --", exit_on_error=False)
-    for flag, help_text in options:
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as an HpsforgeError instead of exiting."""
+
+    def error(self, message: str):
+        raise HpsforgeError(f"{self.prog}: {message}", hint=self.format_usage().strip())
+
+
+def _parser(session: str) -> _Parser:
+    return _Parser(prog=f"nox -s {session} --", add_help=False)
+
+
+def _target_parser(session: str) -> _Parser:
+    parser = _parser(session)
+    parser.add_argument("target", help="the device target, e.g. cpu or gpu")
+    return parser
+
+
+def _parse(prog: str, argv: list[str], *flags: tuple[str, str]) -> argparse.Namespace:
+    parser = _parser(prog)
+    for flag, help_text in flags:
         parser.add_argument(flag, action="store_true", help=help_text)
-    try:
-        namespace, unknown = parser.parse_known_args(argv)
-    except argparse.ArgumentError as error:
-        raise HpsforgeError(str(error)) from None
-    if unknown:
-        raise HpsforgeError(f"nox -s {prog}: unknown argument(s) {' '.join(unknown)}",
-                            hint=parser.format_usage().strip())
-    return namespace
+    return parser.parse_args(argv)
 
 
 def run_engine(argv: list[str]) -> engine.EngineStatus:
@@ -34,30 +46,90 @@ def run_engine(argv: list[str]) -> engine.EngineStatus:
     return status
 
 
+def build_shared_images(config: ProjectConfig, *, no_cache: bool = False, record: bool = True,
+                        base_lock: debian.DebianLock | None = None,
+                        rc_lock_text: str | None = None) -> dict[str, buildkit.ImageRecord]:
+    """The images every target builds on: the base and the rc image."""
+    base_image = base.build(config, lock=base_lock, no_cache=no_cache, record=record)
+    rc_image = rc.build(config, base_image, lock_text=rc_lock_text, no_cache=no_cache, record=record)
+    return {base.ROLE: base_image, rc.ROLE: rc_image}
+
+
 def run_freeze(argv: list[str]) -> None:
-    """Re-resolve every lock; write them only once all of them resolved."""
-    _parse("freeze", argv)
-    config = load_config()
+    """Re-resolve the locks; write them only once every one of them resolved."""
+    parser = _parser("freeze")
+    parser.add_argument("targets", nargs="*", help="re-lock only these targets' pip requirements")
+    parser.add_argument("-p", "--index-url", help="the package index pip-compile resolves from")
+    parser.add_argument("--extra-index-url", action="append", default=[], help="an extra index (repeatable)")
+    parser.add_argument("--upgrade", action="store_true", help="re-resolve to the newest allowed versions")
+    options = parser.parse_args(argv)
+    config, pipelines = load_config(), load_pipelines()
+    targets = options.targets or sorted(config.targets)
+    for target in targets:
+        config.target(target)  # an unknown device fails before anything runs
+    index = pip_locks.IndexOptions(options.index_url, tuple(options.extra_index_url), options.upgrade)
     engine.ensure(config.engine)  # also installs mmdebstrap, which resolves the base
     started = time.monotonic()
-    engine_lock = debian.freeze_engine(config.engine)
-    base_lock = base.freeze(config.base)
-    rc_text = rc.freeze(config.rc)
-    changed = {
-        debian.ENGINE_LOCK: engine_lock.write(debian.ENGINE_LOCK),
-        debian.BASE_LOCK: base_lock.write(debian.BASE_LOCK),
-        rc.RC_LOCK: atomic_write_text(rc.RC_LOCK, rc_text),
-    }
-    for path, was_changed in changed.items():
-        print(f"hpsforge: {path.name}: {'updated' if was_changed else 'unchanged'}", flush=True)
+    pending: dict = {}
+    base_lock = rc_text = None
+    if not options.targets:
+        pending[debian.ENGINE_LOCK] = debian.freeze_engine(config.engine).canonical_text()
+        base_lock = base.freeze(config.base)
+        pending[debian.BASE_LOCK] = base_lock.canonical_text()
+        rc_text = pending[rc.RC_LOCK] = rc.freeze(config.rc)
+        if model_text := models.freeze(pipelines, rc.IMAGE_PYTHON):
+            pending[models.MODEL_SOURCES_LOCK] = model_text
+    # pip locks resolve inside an rc image made from the (possibly new) locks above.
+    rc_image = build_shared_images(config, record=False, base_lock=base_lock, rc_lock_text=rc_text)[rc.ROLE]
+    for target in targets:
+        pending[pip_locks.lock_path(target)] = pip_locks.compile_lock(config, pipelines, target, rc_image, index)
+    for path, text in pending.items():
+        print(f"hpsforge: {path.relative_to(path.parents[1])}: "
+              f"{'updated' if atomic_write_text(path, text) else 'unchanged'}", flush=True)
     print(f"hpsforge: freeze done in {time.monotonic() - started:.1f} s", flush=True)
 
 
-def build_shared_images(config: ProjectConfig, *, no_cache: bool) -> dict[str, buildkit.ImageRecord]:
-    """The images every target builds on: the base and the rc image."""
-    base_image = base.build(config, no_cache=no_cache)
-    rc_image = rc.build(config, base_image, no_cache=no_cache)
-    return {base.ROLE: base_image, rc.ROLE: rc_image}
+def run_lock_check(argv: list[str]) -> None:
+    """Fail, naming each stale or unhashed lock and its refresh command."""
+    _parse("lock-check", argv)
+    config = load_config()
+    lockcheck.check(config, load_pipelines())
+    print("hpsforge: every lock matches its declaration and every requirement is hashed", flush=True)
+
+
+def run_verify(argv: list[str]) -> None:
+    """Check a target's vendor blobs and every pipeline's model files before any build step."""
+    options = _target_parser("verify").parse_args(argv)
+    config, pipelines = load_config(), load_pipelines()
+    target = config.target(options.target)
+    lockcheck.check(config, pipelines)
+    started = time.monotonic()
+    checked = blobs.verify_blobs(target.blobs)
+    files = models.verify_pipelines(pipelines)
+    print(f"hpsforge: {options.target}: {len(checked)} vendor blob(s) and {files} model file(s) verified "
+          f"in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def run_fetch(argv: list[str]) -> None:
+    """Download every locked wheel of a target into the hash-checked wheelhouse."""
+    options = _target_parser("fetch").parse_args(argv)
+    config = load_config()
+    config.target(options.target)
+    lockcheck.check(config, load_pipelines())
+    engine.ensure(config.engine)
+    started = time.monotonic()
+    rc_image = build_shared_images(config)[rc.ROLE]
+    folder = wheelhouse.fetch(options.target, rc_image)
+    print(f"hpsforge: wheelhouse {folder} ready in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def run_sbom(argv: list[str]) -> None:
+    """Write a CycloneDX SBOM of a target's image, derived from the locks."""
+    options = _target_parser("sbom").parse_args(argv)
+    config, pipelines = load_config(), load_pipelines()
+    lockcheck.check(config, pipelines)
+    path = sbom.write(config, pipelines, options.target)
+    print(f"hpsforge: wrote {path}", flush=True)
 
 
 def run_images(argv: list[str]) -> None:
@@ -70,3 +142,9 @@ def run_images(argv: list[str]) -> None:
     print(f"hpsforge: images built in {time.monotonic() - started:.1f} s", flush=True)
     for role, record in built.items():
         print(f"  {role:6} {record.reference}  {record.digest}")
+
+
+def run_host_lock(argv: list[str]) -> None:
+    """Re-lock the host environment that ./noxw installs (pyproject.toml -> lock/host-requirements.txt)."""
+    options = _parse("host-lock", argv, ("--upgrade", "re-resolve to the newest versions allowed"))
+    host_env.relock(upgrade=options.upgrade)

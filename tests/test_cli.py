@@ -37,4 +37,4 @@ def test_malformed_config_is_one_clear_message(tmp_path):
 def test_unknown_session_argument_is_refused():
     result = noxw("-s", "images", "--", "--frobnicate")
     assert result.returncode != 0
-    assert "unknown argument(s) --frobnicate" in result.stdout + result.stderr
+    assert "unrecognized arguments: --frobnicate" in result.stdout + result.stderr

@@ -1,0 +1,137 @@
+"""Vendor blobs: large licensed binaries (cuDNN, TensorRT) supplied by hand, checked before use.
+
+The manifest (vendor_blobs/manifest.toml) pins each file's size and sha256; the files themselves
+are never committed, so every check says where to download a missing file and where to put it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from pydantic import Field, PrivateAttr, field_validator
+
+from hpsforge.config import PROJECT_ROOT, Model, Sha256Hex, TargetName, read_toml, validate_toml
+from hpsforge.errors import HpsforgeError
+from hpsforge.files import sha256_file
+
+MANIFEST = PROJECT_ROOT / "vendor_blobs" / "manifest.toml"
+# Hashing ~1 GB takes seconds; smaller files are checked without progress lines.
+PROGRESS_BYTES = 100 * 10**6
+
+
+class VendorBlob(Model):
+    """One large input: where it comes from, its license, and the figures it must match."""
+
+    name: str = Field(min_length=1)
+    file: str = Field(min_length=1)
+    size: int | None = Field(default=None, ge=1)
+    sha256: Sha256Hex
+    url: str = Field(min_length=1)
+    license: str = Field(min_length=1)
+    targets: list[TargetName] = []
+    note: str = ""
+
+    @field_validator("file")
+    @classmethod
+    def _bare_name(cls, value: str) -> str:
+        # A path here would let the manifest point outside the blobs directory.
+        if value in (".", "..") or "/" in value or "\\" in value:
+            raise ValueError(f"{value!r} must be a bare file name, not a path")
+        return value
+
+
+class BlobManifest(Model):
+    """Every vendor blob the project knows, by unique name and unique file name."""
+
+    blobs: list[VendorBlob]
+    # The file it was read from, so errors point at the manifest actually in use.
+    _path: Path = PrivateAttr(default=MANIFEST)
+
+    @field_validator("blobs")
+    @classmethod
+    def _unique(cls, blobs: list[VendorBlob]) -> list[VendorBlob]:
+        for field in ("name", "file"):
+            values = [getattr(blob, field) for blob in blobs]
+            duplicates = sorted({value for value in values if values.count(value) > 1})
+            if duplicates:
+                raise ValueError(f"duplicate blob {field}: {', '.join(duplicates)}")
+        return blobs
+
+    def get(self, name: str) -> VendorBlob:
+        """The blob called `name`, or an error listing the names the manifest declares."""
+        for blob in self.blobs:
+            if blob.name == name:
+                return blob
+        known = ", ".join(blob.name for blob in self.blobs) or "(none)"
+        raise HpsforgeError(f"unknown vendor blob {name!r}; {self._path} declares: {known}")
+
+
+def blobs_dir() -> Path:
+    """$HPSFORGE_BLOBS_DIR, else vendor_blobs/files in the project."""
+    if explicit := os.environ.get("HPSFORGE_BLOBS_DIR"):
+        return Path(explicit)
+    return PROJECT_ROOT / "vendor_blobs" / "files"
+
+
+def load_manifest(path: Path = MANIFEST) -> BlobManifest:
+    """Read and validate the blob manifest, naming the file and each bad field."""
+    manifest = validate_toml(BlobManifest, read_toml(path), path)
+    manifest._path = path
+    return manifest
+
+
+def verify_blob(blob: VendorBlob, directory: Path) -> Path:
+    """The path of `blob` in `directory`, once its size and sha256 match the manifest."""
+    path = directory / blob.file
+    if not path.is_file():
+        raise HpsforgeError(
+            f"vendor blob {blob.name} is missing: {path}\n"
+            f"    download it from {blob.url}\n"
+            f"    license: {blob.license}",
+            hint=f"download {blob.file}, accept its license, and save it as {path}",
+        )
+    actual_size = path.stat().st_size
+    # Comparing sizes first catches a truncated download without hashing gigabytes.
+    if blob.size is not None and actual_size != blob.size:
+        raise HpsforgeError(
+            f"vendor blob {blob.name}: {path} has the wrong size\n"
+            f"    expected {blob.size} bytes\n    actual   {actual_size} bytes",
+            hint=f"a partial download? download it again from {blob.url}",
+        )
+    big = actual_size >= PROGRESS_BYTES
+    if big:
+        print(f"hpsforge: checking {blob.file} ({actual_size / 1e6:.1f} MB)", flush=True)
+    started = time.monotonic()
+    actual_sha256 = sha256_file(path)
+    if big:
+        print(f"hpsforge: {blob.file} hashed in {time.monotonic() - started:.1f} s", flush=True)
+    if actual_sha256 != blob.sha256:
+        raise HpsforgeError(
+            f"vendor blob {blob.name}: {path} does not match the manifest\n"
+            f"    expected sha256 {blob.sha256}\n    actual   sha256 {actual_sha256}",
+            hint=f"a corrupt or different file; download it again from {blob.url}",
+        )
+    return path
+
+
+def verify_blobs(
+    names: list[str], directory: Path | None = None, *, manifest: BlobManifest | None = None
+) -> list[Path]:
+    """Verify every named blob; report all problems at once so each missing file shows up."""
+    manifest = load_manifest() if manifest is None else manifest
+    directory = blobs_dir() if directory is None else directory
+    paths, problems = [], []
+    for name in names:
+        try:
+            paths.append(verify_blob(manifest.get(name), directory))
+        except HpsforgeError as error:
+            problems.append(error.message + (f"\n    -> {error.hint}" if error.hint else ""))
+    if problems:
+        raise HpsforgeError(
+            f"{len(problems)} of {len(names)} vendor blobs failed verification:\n"
+            + "\n".join(f"  - {problem}" for problem in problems),
+            hint=f"blobs belong in {directory} (set HPSFORGE_BLOBS_DIR to use another directory)",
+        )
+    return paths

@@ -1,0 +1,111 @@
+"""Per-target pip locks, compiled with pip-tools inside the rc image.
+
+The rc image has the images' own Python and platform, so the lock resolves exactly what the
+images can install. Inputs: [python] common + [targets.<t>] requirements + every pipeline's.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from python_on_whales import docker
+from python_on_whales.exceptions import DockerException
+
+from hpsforge import buildkit, requirements_lock
+from hpsforge.config import LOCK_DIR, ProjectConfig
+from hpsforge.errors import HpsforgeError
+from hpsforge.files import canonical_json, sha256_bytes
+from hpsforge.pipelines import Pipeline
+from hpsforge.rc import IMAGE_PYTHON
+from hpsforge.store import cache_root
+
+REQUIREMENTS_DIR = LOCK_DIR / "requirements"
+CA_IN_CONTAINER = "/run/secrets/ca-bundle"
+
+
+def lock_path(target: str) -> Path:
+    return REQUIREMENTS_DIR / f"{target}.txt"
+
+
+def refresh_command(target: str) -> str:
+    return f"nox -s freeze -- {target}"
+
+
+def declared_requirements(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str) -> list[str]:
+    """What the target's image must hold, before resolution: sorted and unique."""
+    wanted = [*config.python.common, *config.target(target).requirements]
+    for pipeline in pipelines.values():
+        wanted += pipeline.requirements
+    return sorted(set(wanted), key=str.lower)
+
+
+def declaration_sha256(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str) -> str:
+    return sha256_bytes(canonical_json(declared_requirements(config, pipelines, target)).encode())
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """Where pip-compile looks; never written into the lock (--no-emit-index-url)."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    upgrade: bool = False
+
+    def pip_arguments(self) -> list[str]:
+        arguments = ["--index-url", self.index_url] if self.index_url else []
+        for url in self.extra_index_urls:
+            arguments += ["--extra-index-url", url]
+        return arguments + (["--upgrade"] if self.upgrade else [])
+
+
+def run_in_rc(rc_image: buildkit.ImageRecord, command: list[str], workdir: Path,
+              extra_volumes: list[tuple[str, str, str]] = ()) -> list[str]:
+    """Run `command` in the rc image with `workdir` at /work, pip's and pip-tools' caches kept
+    across runs and the host CA bundle mounted read-only (never copied); stream its output."""
+    tool_cache = cache_root() / "rc-cache"
+    tool_cache.mkdir(parents=True, exist_ok=True)
+    volumes = [(str(workdir), "/work", "rw"), (str(tool_cache), "/root/.cache", "rw"), *extra_volumes]
+    envs = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    if bundle := buildkit.host_ca_bundle():
+        volumes.append((str(bundle), CA_IN_CONTAINER, "ro"))
+        envs["PIP_CERT"] = CA_IN_CONTAINER
+    lines: list[str] = []
+    try:
+        for _source, chunk in docker.run(rc_image.reference, command, volumes=volumes, envs=envs,
+                                         workdir="/work", remove=True, stream=True):
+            text = chunk.decode(errors="replace")
+            print(text, end="", flush=True)
+            lines += text.splitlines()
+    except DockerException as error:
+        tail = "\n".join(lines[-30:]) or (error.stderr or "")
+        raise HpsforgeError(f"`{' '.join(command[:2])} ...` failed in the rc image "
+                            f"(exit {error.return_code}):\n{tail}") from None
+    return lines
+
+
+def compile_lock(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str,
+                 rc_image: buildkit.ImageRecord, options: IndexOptions) -> str:
+    """The text of a fresh lock/requirements/<target>.txt; nothing is written here."""
+    wanted = declared_requirements(config, pipelines, target)
+    print(f"hpsforge: compiling the {target} lock ({len(wanted)} requirements) in {rc_image.reference}",
+          flush=True)
+    scratch = cache_root() / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"compile-{target}-", dir=scratch) as tmp:
+        work = Path(tmp)
+        (work / f"{target}.in").write_text("\n".join(wanted) + "\n")
+        output = work / f"{target}.txt"
+        if lock_path(target).exists() and not options.upgrade:
+            shutil.copyfile(lock_path(target), output)  # keep current pins where still allowed
+        run_in_rc(rc_image, [
+            "pip-compile", "--quiet", "--generate-hashes", "--allow-unsafe", "--strip-extras",
+            "--no-emit-index-url", "--no-emit-trusted-host", "--no-header", "--resolver=backtracking",
+            *options.pip_arguments(), "--output-file", output.name, f"{target}.in",
+        ], work)
+        compiled = output.read_text()
+    title = (f"pip requirements of the {target} target, compiled with pip-tools in the rc image "
+             f"(CPython {IMAGE_PYTHON}, {config.base.architecture}).")
+    return requirements_lock.header(title, declaration_sha256(config, pipelines, target)) + compiled
