@@ -65,7 +65,7 @@ def sbom(session: nox.Session) -> None:
 
 @nox.session
 def images(session: nox.Session) -> None:
-    """Verify every input against the locks and build the images (-- --no-cache to rebuild)."""
+    """Verify every input and build the base, rc and runtime images (-- cpu gpu; --no-cache; --push)."""
     _call(session, sessions.run_images)
 
 

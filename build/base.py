@@ -22,6 +22,12 @@ from hpsforge.files import canonical_json, sha256_bytes, sha256_file
 from hpsforge.store import ContentStore, cache_root
 
 BASE_DOCKERFILE = DOCKERFILES / "base.Dockerfile"
+# Serving images need no manuals or translations; the copyright files (licenses) stay.
+SLIM_DPKG_OPTIONS = (
+    "path-exclude=/usr/share/doc/*", "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*", "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*", "path-include=/usr/share/locale/locale.alias",
+)
 ROLE = "base"
 
 
@@ -33,6 +39,7 @@ def _mmdebstrap(config: BaseConfig, variant: str, include: list[str], mirrors: l
         "mmdebstrap", f"--variant={variant}", f"--architectures={config.architecture}",
         f"--include={','.join(include)}",
         *(f"--customize-hook={hook}" for hook in hooks),
+        *(f"--dpkgopt={option}" for option in SLIM_DPKG_OPTIONS),
         "--format=" + ("null" if target == "/dev/null" else "tar"),
         config.suite, target, *mirrors,
     ]

@@ -74,6 +74,10 @@ class ImageBuild:
     build_args: tuple[tuple[str, str], ...] = ()
     # Named build contexts pinned to a digest: (name used in FROM, image record of the parent).
     parents: tuple[tuple[str, ImageRecord], ...] = ()
+    # Named build contexts from local folders: (name used in --mount from=, folder).
+    folders: tuple[tuple[str, Path], ...] = ()
+    stage: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
     use_ca_bundle: bool = False
 
 
@@ -133,7 +137,12 @@ def build(spec: ImageBuild, *, no_cache: bool = False, record: bool = True) -> I
                     "name": spec.reference,
                     "rewrite-timestamp": "true",
                 },
-                build_contexts={name: oci_layout_context(parent) for name, parent in spec.parents},
+                build_contexts={
+                    **{name: oci_layout_context(parent) for name, parent in spec.parents},
+                    **{name: str(folder) for name, folder in spec.folders},
+                },
+                target=spec.stage,
+                labels=dict(spec.labels),
                 provenance=False,
                 cache=not no_cache,
                 secrets=secrets,

@@ -109,10 +109,13 @@ class PythonConfig(Model):
 
 
 class TargetConfig(Model):
-    """One device target: its own pip requirements and the vendor blobs it needs."""
+    """One device target: its pip requirements, the vendor blobs it needs, its runtime image."""
 
     requirements: list[PipRequirement] = Field(min_length=1)
     blobs: list[str] = []
+    image: ImageName
+    # The stage of dockerfiles/runtime.Dockerfile that builds this target's runtime.
+    stage: str
 
 
 class ProjectConfig(Model):

@@ -127,6 +127,9 @@ def verify_artifact(pipeline: str, artifact: ModelArtifact, archive: Path,
                 problems.append(f"{pipeline}/{artifact.name}: {path} is not in {archive.name}")
                 continue
             target = extract_to / path if extract_to else None
+            if target is not None and not target.resolve().is_relative_to(extract_to.resolve()):
+                problems.append(f"{pipeline}/{artifact.name}: {path} would be written outside {extract_to}")
+                continue
             if target is not None:
                 target.parent.mkdir(parents=True, exist_ok=True)
             with stream, (open(target, "wb") if target else nullcontext()) as sink:

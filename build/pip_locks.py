@@ -61,13 +61,28 @@ class IndexOptions:
         return arguments + (["--upgrade"] if self.upgrade else [])
 
 
-def run_in_rc(rc_image: buildkit.ImageRecord, command: list[str], workdir: Path,
-              extra_volumes: list[tuple[str, str, str]] = ()) -> list[str]:
+def _essential(lines: list[str]) -> list[str]:
+    """A tool's failure output without Python traceback frames: the lines that say what failed."""
+    kept, in_traceback = [], False
+    for line in lines:
+        if line.startswith("Traceback (most recent call last)"):
+            in_traceback = True
+            continue
+        if in_traceback and (line[:1].isspace() or not line.strip()):
+            continue
+        in_traceback = False
+        if line.strip() and not line.startswith(("The above exception", "During handling")):
+            kept.append(line)
+    return kept[-15:]
+
+
+def run_in_rc(rc_image: buildkit.ImageRecord, command: list[str], workdir: Path, *,
+              failure_hint: str | None = None) -> list[str]:
     """Run `command` in the rc image with `workdir` at /work, pip's and pip-tools' caches kept
     across runs and the host CA bundle mounted read-only (never copied); stream its output."""
     tool_cache = cache_root() / "rc-cache"
     tool_cache.mkdir(parents=True, exist_ok=True)
-    volumes = [(str(workdir), "/work", "rw"), (str(tool_cache), "/root/.cache", "rw"), *extra_volumes]
+    volumes = [(str(workdir), "/work", "rw"), (str(tool_cache), "/root/.cache", "rw")]
     envs = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
     if bundle := buildkit.host_ca_bundle():
         volumes.append((str(bundle), CA_IN_CONTAINER, "ro"))
@@ -80,9 +95,9 @@ def run_in_rc(rc_image: buildkit.ImageRecord, command: list[str], workdir: Path,
             print(text, end="", flush=True)
             lines += text.splitlines()
     except DockerException as error:
-        tail = "\n".join(lines[-30:]) or (error.stderr or "")
-        raise HpsforgeError(f"`{' '.join(command[:2])} ...` failed in the rc image "
-                            f"(exit {error.return_code}):\n{tail}") from None
+        summary = "\n    ".join(_essential(lines)) or (error.stderr or "").strip()
+        raise HpsforgeError(f"`{command[0]}` failed in the rc image (exit {error.return_code}):\n    {summary}",
+                            hint=failure_hint) from None
     return lines
 
 
@@ -104,7 +119,8 @@ def compile_lock(config: ProjectConfig, pipelines: dict[str, Pipeline], target: 
             "pip-compile", "--quiet", "--generate-hashes", "--allow-unsafe", "--strip-extras",
             "--no-emit-index-url", "--no-emit-trusted-host", "--no-header", "--resolver=backtracking",
             *options.pip_arguments(), "--output-file", output.name, f"{target}.in",
-        ], work)
+        ], work, failure_hint=f"the requirements of the {target} target cannot be resolved together; "
+                 "check [python], [targets] in hpsforge.toml and the pipelines' requirements")
         compiled = output.read_text()
     title = (f"pip requirements of the {target} target, compiled with pip-tools in the rc image "
              f"(CPython {IMAGE_PYTHON}, {config.base.architecture}).")

@@ -86,7 +86,13 @@ def _logical_lines(text: str):
     for number, line in enumerate(text.splitlines(), start=1):
         if not buffer:
             start = number
-        content = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else line
+        if line.lstrip().startswith("#"):  # pip never continues a comment line
+            if buffer:
+                yield start, buffer
+                buffer = ""
+            yield number, line
+            continue
+        content = line.split(" #", 1)[0]
         if content.rstrip().endswith("\\"):
             buffer += content.rstrip()[:-1] + " "
             continue

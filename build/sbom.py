@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from hpsforge import blobs, debian, pip_locks, requirements_lock, wheelhouse
 from hpsforge.config import PROJECT_ROOT, ProjectConfig
-from hpsforge.files import atomic_write_text, canonical_json, sha256_bytes
+from hpsforge.files import atomic_write_text, canonical_json, sha256_bytes, sha256_file
 from hpsforge.pipelines import Pipeline
 
 SPEC_VERSION = "1.5"
@@ -41,12 +41,13 @@ def _wheel_components(target: str) -> list[dict]:
     lock = requirements_lock.read(pip_locks.lock_path(target))
     manifest = wheelhouse.read_manifest(target)
     fetched = {}
-    if manifest is not None:  # the exact files this platform installs, when known
+    if manifest is not None and manifest.lock_sha256 == sha256_file(pip_locks.lock_path(target)):
+        # The exact files this platform installs, when a wheelhouse of this very lock exists.
         fetched = {wheelhouse.wheel_project(w.filename): w.sha256 for w in manifest.wheels}
     components = []
     for requirement in lock.requirements:
         name = requirements_lock.canonical_name(requirement.name)
-        digests = [fetched[name]] if name in fetched else list(requirement.hashes)
+        digests = [fetched[name]] if fetched.get(name) in requirement.hashes else list(requirement.hashes)
         components.append({
             "type": "library",
             "bom-ref": f"pypi:{name}@{requirement.version}",

@@ -6,7 +6,9 @@ import argparse
 import time
 
 from hpsforge import (base, blobs, buildkit, debian, engine, host_env, lockcheck, models, pip_locks, rc,
-                      sbom, wheelhouse)
+                      runtime, sbom, wheelhouse)
+from python_on_whales import docker
+
 from hpsforge.config import ProjectConfig, load_config
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import atomic_write_text
@@ -133,15 +135,39 @@ def run_sbom(argv: list[str]) -> None:
 
 
 def run_images(argv: list[str]) -> None:
-    """Verify every input against the locks, then build the images."""
-    options = _parse("images", argv, ("--no-cache", "rebuild everything: no BuildKit cache, a fresh rootfs"))
-    config = load_config()
+    """Verify every input against the locks, then build the shared images and each target's runtime."""
+    parser = _parser("images")
+    parser.add_argument("targets", nargs="*", help="device targets whose runtime to build (cpu, gpu)")
+    parser.add_argument("--no-cache", action="store_true", help="rebuild from nothing: no cache, a fresh rootfs")
+    parser.add_argument("--repository", help="image repository of the runtime (default: the target's image)")
+    parser.add_argument("--tag", help="image tag of the runtime (default: the first 12 hex of its input hash)")
+    parser.add_argument("--revision", help="source revision label (makes the digest commit-specific)")
+    parser.add_argument("--push", action="store_true", help="push the runtime after the local build")
+    options = parser.parse_args(argv)
+    config, pipelines = load_config(), load_pipelines()
+    for target in options.targets:
+        config.target(target)
+    if (options.repository or options.tag) and len(options.targets) != 1:
+        raise HpsforgeError("--repository and --tag name one image: give exactly one target")
     engine.ensure(config.engine)
     started = time.monotonic()
     built = build_shared_images(config, no_cache=options.no_cache)
+    for target in options.targets:
+        built[runtime.role(target)] = runtime.build(
+            config, pipelines, target, built[base.ROLE], built[rc.ROLE], repository=options.repository,
+            tag=options.tag, revision=options.revision, no_cache=options.no_cache)
     print(f"hpsforge: images built in {time.monotonic() - started:.1f} s", flush=True)
     for role, record in built.items():
-        print(f"  {role:6} {record.reference}  {record.digest}")
+        size = image_size(record.reference)
+        print(f"  {role:12} {record.reference:40} {record.digest}  {size / 1e9:.2f} GB", flush=True)
+    if options.push:
+        for target in options.targets:
+            runtime.push(built[runtime.role(target)])
+
+
+def image_size(reference: str) -> int:
+    """Bytes of the image's unpacked content, as the engine reports it."""
+    return docker.image.inspect(reference).size
 
 
 def run_host_lock(argv: list[str]) -> None:

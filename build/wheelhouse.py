@@ -79,7 +79,8 @@ def fetch(target: str, rc_image: buildkit.ImageRecord, lock_path: Path | None = 
         pip_locks.run_in_rc(rc_image, [
             "pip", "download", "--no-deps", "--only-binary", ":all:", "--require-hashes",
             "--progress-bar", "off", "--dest", "downloads", "--requirement", "requirements.txt",
-        ], work)
+        ], work, failure_hint=f"a wheel does not match {lock_path}: if the lock was edited by hand, "
+                 "restore it from git or re-lock with `nox -s freeze`")
         wheels = _store_downloads(lock, work / "downloads", store)
     _publish(target, WheelhouseManifest(target=target, lock_sha256=lock_sha256, wheels=wheels), store)
     total = sum(w.size for w in wheels) / 1e6

@@ -1,6 +1,11 @@
 """Shared fixtures. Engine-backed tests live in tests/engine and carry the `engine` marker."""
 
+import os
 from pathlib import Path
+
+# testcontainers' reaper image cannot be pulled here (no registry); containers are stopped by
+# the fixtures themselves.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 import pytest
 

@@ -5,7 +5,7 @@ import subprocess
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SESSIONS = ("engine", "freeze", "images", "unit", "tests")
+SESSIONS = ("engine", "freeze", "lock-check", "verify", "fetch", "sbom", "images", "host-lock", "unit", "tests")
 
 
 def noxw(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -38,3 +38,51 @@ def test_unknown_session_argument_is_refused():
     result = noxw("-s", "images", "--", "--frobnicate")
     assert result.returncode != 0
     assert "unrecognized arguments: --frobnicate" in result.stdout + result.stderr
+
+
+def _config_with(tmp_path, old: str, new: str) -> Path:
+    text = (PROJECT_ROOT / "hpsforge.toml").read_text()
+    assert old in text
+    path = tmp_path / "hpsforge.toml"
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def test_unknown_device_is_refused_before_anything_runs():
+    result = noxw("-s", "freeze", "--", "tpu")
+    assert result.returncode != 0
+    assert "unknown target 'tpu'" in result.stdout + result.stderr
+
+
+def test_malformed_requirement_names_the_field(tmp_path):
+    bad = _config_with(tmp_path, '"paddlepaddle==3.3.1"', '"paddlepaddle=3.3.1"')
+    result = noxw("-s", "lock-check", env={"HPSFORGE_CONFIG": str(bad)})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "targets.cpu.requirements.0: not a valid requirement" in output
+    assert "Traceback" not in output
+
+
+def test_lock_check_names_a_stale_lock_and_its_refresh_command(tmp_path):
+    assert noxw("-s", "lock-check").returncode == 0
+    edited = _config_with(tmp_path, '"paddlepaddle==3.3.1"', '"paddlepaddle==3.3.0"')
+    result = noxw("-s", "lock-check", env={"HPSFORGE_CONFIG": str(edited)})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "lock/requirements/cpu.txt is stale" in output
+    assert "nox -s freeze -- cpu" in output
+
+
+def test_verify_gpu_names_every_missing_blob_and_where_to_put_it(tmp_path):
+    result = noxw("-s", "verify", "--", "gpu", env={"HPSFORGE_BLOBS_DIR": str(tmp_path)})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    for file in ("cudnn-linux-x86_64-8.9.7.29_cuda11-archive.tar.xz",
+                 "TensorRT-8.6.1.6.Linux.x86_64-gnu.cuda-11.8.tar.gz"):
+        assert f"save it as {tmp_path / file}" in output
+
+
+def test_verify_cpu_checks_every_model_file():
+    result = noxw("-s", "verify", "--", "cpu")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 vendor blob(s) and 7 model file(s) verified" in result.stdout

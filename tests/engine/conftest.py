@@ -17,3 +17,12 @@ def engine_status(config):
 def shared_images(config, engine_status):
     """base and rc, built (or found warm in the BuildKit cache) as `nox -s images` does."""
     return sessions.build_shared_images(config, no_cache=False)
+
+
+@pytest.fixture(scope="session")
+def runtime_cpu(config, shared_images):
+    """The cpu runtime image, built (or found up to date) as `nox -s images -- cpu` does."""
+    from hpsforge import runtime
+    from hpsforge.pipelines import load_pipelines
+
+    return runtime.build(config, load_pipelines(), "cpu", shared_images["base"], shared_images["rc"])

@@ -26,10 +26,10 @@ def host_secrets() -> dict[str, bytes]:
     return secrets
 
 
-@pytest.mark.parametrize("role", ["base", "rc"])
-def test_no_image_holds_the_host_ca(shared_images, role):
-    secrets = host_secrets()
-    leaks = audit.scan_image(shared_images[role].reference, secrets)
+@pytest.mark.parametrize("role", ["base", "rc", "runtime-cpu"])
+def test_no_image_holds_the_host_ca(shared_images, runtime_cpu, role):
+    images = {**shared_images, "runtime-cpu": runtime_cpu}
+    leaks = audit.scan_image(images[role].reference, host_secrets())
     assert leaks == []
 
 

