@@ -69,6 +69,18 @@ def images(session: nox.Session) -> None:
     _call(session, sessions.run_images)
 
 
+@nox.session
+def repro(session: nox.Session) -> None:
+    """Rebuild a target's runtime from nothing and prove the digest matches (-- cpu); explain any difference."""
+    _call(session, sessions.run_repro)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark: print cold, warm and code-only rebuild times of a target's images (-- cpu)."""
+    _call(session, sessions.run_bench)
+
+
 @nox.session(name="host-lock")
 def host_lock(session: nox.Session) -> None:
     """Re-lock the host environment ./noxw installs (lock/host-requirements.txt)."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from hpsforge import (base, blobs, buildkit, debian, engine, host_env, lockcheck, models, pip_locks, rc,
-                      runtime, sbom, wheelhouse)
+from hpsforge import (base, bench, blobs, debian, engine, graph, host_env, lockcheck, models, pip_locks, rc,
+                      repro, runtime, sbom, wheelhouse)
 from python_on_whales import docker
 
 from hpsforge.config import ProjectConfig, load_config
@@ -48,15 +48,6 @@ def run_engine(argv: list[str]) -> engine.EngineStatus:
     return status
 
 
-def build_shared_images(config: ProjectConfig, *, no_cache: bool = False, record: bool = True,
-                        base_lock: debian.DebianLock | None = None,
-                        rc_lock_text: str | None = None) -> dict[str, buildkit.ImageRecord]:
-    """The images every target builds on: the base and the rc image."""
-    base_image = base.build(config, lock=base_lock, no_cache=no_cache, record=record)
-    rc_image = rc.build(config, base_image, lock_text=rc_lock_text, no_cache=no_cache, record=record)
-    return {base.ROLE: base_image, rc.ROLE: rc_image}
-
-
 def run_freeze(argv: list[str]) -> None:
     """Re-resolve the locks; write them only once every one of them resolved."""
     parser = _parser("freeze")
@@ -82,7 +73,7 @@ def run_freeze(argv: list[str]) -> None:
         if model_text := models.freeze(pipelines, rc.IMAGE_PYTHON):
             pending[models.MODEL_SOURCES_LOCK] = model_text
     # pip locks resolve inside an rc image made from the (possibly new) locks above.
-    rc_image = build_shared_images(config, record=False, base_lock=base_lock, rc_lock_text=rc_text)[rc.ROLE]
+    rc_image = graph.build_shared_images(config, record=False, base_lock=base_lock, rc_lock_text=rc_text)[rc.ROLE]
     for target in targets:
         pending[pip_locks.lock_path(target)] = pip_locks.compile_lock(config, pipelines, target, rc_image, index)
     for path, text in pending.items():
@@ -120,7 +111,7 @@ def run_fetch(argv: list[str]) -> None:
     lockcheck.check(config, load_pipelines())
     engine.ensure(config.engine)
     started = time.monotonic()
-    rc_image = build_shared_images(config)[rc.ROLE]
+    rc_image = graph.build_shared_images(config)[rc.ROLE]
     folder = wheelhouse.fetch(options.target, rc_image)
     print(f"hpsforge: wheelhouse {folder} ready in {time.monotonic() - started:.1f} s", flush=True)
 
@@ -151,7 +142,7 @@ def run_images(argv: list[str]) -> None:
         raise HpsforgeError("--repository and --tag name one image: give exactly one target")
     engine.ensure(config.engine)
     started = time.monotonic()
-    built = build_shared_images(config, no_cache=options.no_cache)
+    built = graph.build_shared_images(config, no_cache=options.no_cache)
     for target in options.targets:
         built[runtime.role(target)] = runtime.build(
             config, pipelines, target, built[base.ROLE], built[rc.ROLE], repository=options.repository,
@@ -174,3 +165,26 @@ def run_host_lock(argv: list[str]) -> None:
     """Re-lock the host environment that ./noxw installs (pyproject.toml -> lock/host-requirements.txt)."""
     options = _parse("host-lock", argv, ("--upgrade", "re-resolve to the newest versions allowed"))
     host_env.relock(upgrade=options.upgrade)
+
+
+def run_repro(argv: list[str]) -> None:
+    """Rebuild a target from nothing and prove its digest matches the first build and the record."""
+    options = _target_parser("repro").parse_args(argv)
+    config = load_config()
+    engine.ensure(config.engine)
+    result = repro.run(config, load_pipelines(), options.target)
+    recorded = "matches lock/images.lock.json" if result.recorded and result.recorded.digest == result.first.digest \
+        else "no record for these inputs in lock/images.lock.json"
+    print(f"hpsforge: {runtime.role(options.target)} is reproducible: {result.first.digest} "
+          f"(rebuilt from nothing in {result.seconds:.0f} s; {recorded})", flush=True)
+
+
+def run_bench(argv: list[str]) -> None:
+    """Print rebuild figures for a target: cold, warm no-change, code-only change."""
+    options = _target_parser("bench").parse_args(argv)
+    config = load_config()
+    engine.ensure(config.engine)
+    figures = bench.rebuild(config, load_pipelines(), options.target)
+    print("\nrebuild benchmark")
+    for label, seconds in figures:
+        print(f"  {label:50} {seconds:7.1f} s")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hpsforge import engine, sessions
+from hpsforge import engine, graph
 
 pytestmark = pytest.mark.engine
 
@@ -16,7 +16,7 @@ def engine_status(config):
 @pytest.fixture(scope="session")
 def shared_images(config, engine_status):
     """base and rc, built (or found warm in the BuildKit cache) as `nox -s images` does."""
-    return sessions.build_shared_images(config, no_cache=False)
+    return graph.build_shared_images(config, no_cache=False)
 
 
 @pytest.fixture(scope="session")

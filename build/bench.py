@@ -1,0 +1,62 @@
+"""Benchmarks that print figures (never timed tests): how long a target's images take to rebuild."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from hpsforge import base, buildkit, graph, rc, runtime
+from hpsforge.config import PROJECT_ROOT, ProjectConfig
+from hpsforge.files import sha256_bytes
+from hpsforge.pipelines import Pipeline
+from hpsforge.store import cache_root
+
+# A stand-in for a pipeline's server code until pipeline images exist: a python-backend model.
+SAMPLE_REPOSITORY = PROJECT_ROOT / "tests" / "assets" / "model_repository"
+SERVER_DOCKERFILE = "FROM runtime\nCOPY --chown=1000:1000 model_repository /models\n"
+
+
+def _timed(label: str, action) -> tuple[str, float, buildkit.ImageRecord]:
+    started = time.monotonic()
+    image = action()
+    seconds = time.monotonic() - started
+    print(f"hpsforge: bench: {label}: {seconds:.1f} s", flush=True)
+    return label, seconds, image
+
+
+def server_image(runtime_image: buildkit.ImageRecord, context: Path, epoch: int,
+                 no_cache: bool = False) -> buildkit.ImageRecord:
+    """A copy-only image serving `context`/model_repository on the runtime."""
+    code = b"".join(path.read_bytes() for path in sorted((context / "model_repository").rglob("*")) if path.is_file())
+    digest = sha256_bytes(code + runtime_image.digest.encode() + SERVER_DOCKERFILE.encode())
+    return buildkit.build(buildkit.ImageBuild(
+        role="bench-server", dockerfile=context / "Dockerfile", context=context,
+        reference=f"hpsforge/bench-server:{digest[:12]}", source_date_epoch=epoch, input_sha256=digest,
+        parents=(("runtime", runtime_image),), copy_only=True,
+    ), no_cache=no_cache, record=False)
+
+
+def rebuild(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str) -> list[tuple[str, float]]:
+    """Cold build, warm no-change rebuild, and a rebuild after a server-code-only change."""
+    shared = graph.build_shared_images(config)
+    def build_runtime(**options):
+        return runtime.build(config, pipelines, target, shared[base.ROLE], shared[rc.ROLE], record=False, **options)
+    figures = [_timed(f"{target} runtime, cold (no BuildKit cache)", lambda: build_runtime(no_cache=True))]
+    figures.append(_timed(f"{target} runtime, warm, nothing changed", build_runtime))
+    runtime_image = figures[-1][2]
+    epoch = config.base.source_date_epoch
+    scratch = cache_root() / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-", dir=scratch) as tmp:
+        context = Path(tmp)
+        shutil.copytree(SAMPLE_REPOSITORY, context / "model_repository")
+        (context / "Dockerfile").write_text(SERVER_DOCKERFILE)
+        figures.append(_timed("server image on the runtime, first build (no cache)",
+                              lambda: server_image(runtime_image, context, epoch, no_cache=True)))
+        model = next((context / "model_repository").rglob("model.py"))
+        model.write_text(model.read_text() + f"\n# changed by the benchmark at {time.time()}\n")
+        figures.append(_timed("server image after a code-only change",
+                              lambda: server_image(runtime_image, context, epoch)))
+    return [(label, seconds) for label, seconds, _ in figures]

@@ -1,0 +1,93 @@
+"""What differs between two images: config fields, layers, and the files inside differing layers.
+
+Used by `nox -s repro` to explain a digest mismatch (a .pyc, a timestamp, an absolute path...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from hpsforge.files import CHUNK
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file of a layer, with everything that can make two layers differ."""
+
+    kind: str
+    size: int
+    sha256: str
+    mtime: int
+    mode: int
+    owner: str
+    link: str
+
+    def differences(self, other: "Entry") -> list[str]:
+        fields = ("kind", "size", "sha256", "mtime", "mode", "owner", "link")
+        return [f"{name} {getattr(self, name)!r} -> {getattr(other, name)!r}"
+                for name in fields if getattr(self, name) != getattr(other, name)]
+
+
+def _blob(layout: Path, digest: str) -> Path:
+    return layout / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+
+def _manifest(layout: Path) -> dict:
+    index = json.loads((layout / "index.json").read_text())
+    return json.loads(_blob(layout, index["manifests"][0]["digest"]).read_text())
+
+
+def layer_entries(blob: Path) -> dict[str, Entry]:
+    entries = {}
+    with tarfile.open(blob, mode="r:*") as layer:
+        for info in layer:
+            digest = ""
+            if info.isfile():
+                hasher = hashlib.sha256()
+                stream = layer.extractfile(info)
+                while chunk := stream.read(CHUNK):
+                    hasher.update(chunk)
+                digest = hasher.hexdigest()
+            kind = "file" if info.isfile() else "dir" if info.isdir() else "symlink" if info.issym() else \
+                "hardlink" if info.islnk() else "other"
+            entries["/" + info.name.lstrip("./")] = Entry(
+                kind=kind, size=info.size, sha256=digest, mtime=int(info.mtime), mode=info.mode,
+                owner=f"{info.uid}:{info.gid}", link=info.linkname,
+            )
+    return entries
+
+
+def diff_layouts(first: Path, second: Path, limit: int = 200) -> list[str]:
+    """Human-readable lines naming every difference between two OCI layouts' images."""
+    a, b = _manifest(first), _manifest(second)
+    lines = []
+    config_a = json.loads(_blob(first, a["config"]["digest"]).read_text())
+    config_b = json.loads(_blob(second, b["config"]["digest"]).read_text())
+    for key in sorted(set(config_a) | set(config_b)):
+        if config_a.get(key) != config_b.get(key):
+            lines.append(f"config field {key!r} differs")
+    layers_a, layers_b = a["layers"], b["layers"]
+    if len(layers_a) != len(layers_b):
+        lines.append(f"layer count differs: {len(layers_a)} vs {len(layers_b)}")
+    for number, (layer_a, layer_b) in enumerate(zip(layers_a, layers_b), start=1):
+        if layer_a["digest"] == layer_b["digest"]:
+            continue
+        lines.append(f"layer {number}: {layer_a['digest']} vs {layer_b['digest']}")
+        files_a = layer_entries(_blob(first, layer_a["digest"]))
+        files_b = layer_entries(_blob(second, layer_b["digest"]))
+        changes = []
+        for path in sorted(set(files_a) | set(files_b)):
+            if path not in files_b:
+                changes.append(f"  only in the first:  {path}")
+            elif path not in files_a:
+                changes.append(f"  only in the second: {path}")
+            elif files_a[path] != files_b[path]:
+                changes.append(f"  changed {path}: " + "; ".join(files_a[path].differences(files_b[path])))
+        if not changes:
+            changes.append("  same files and metadata: the layer archives differ in order or compression")
+        lines += changes[:limit] + ([f"  ... and {len(changes) - limit} more"] if len(changes) > limit else [])
+    return lines
