@@ -70,3 +70,14 @@ def scan_image(reference: str, secrets: dict[str, bytes]) -> list[Leak]:
 
 def _blob(digest: str) -> str:
     return "blobs/sha256/" + digest.removeprefix("sha256:")
+
+
+def unpacked_size(layout: Path) -> int:
+    """Bytes of the image's filesystem: the sum of the file sizes in all its layers."""
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((layout / _blob(index["manifests"][0]["digest"])).read_text())
+    total = 0
+    for layer in manifest["layers"]:
+        with tarfile.open(layout / _blob(layer["digest"]), mode="r|*") as files:
+            total += sum(entry.size for entry in files if entry.isfile())
+    return total

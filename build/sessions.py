@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from hpsforge import (base, bench, blobs, debian, engine, graph, host_env, lockcheck, models, pip_locks, rc,
+from hpsforge import (audit, base, bench, blobs, buildkit, debian, engine, graph, host_env, lockcheck, models, pip_locks, rc,
                       repro, runtime, sbom, wheelhouse)
 from python_on_whales import docker
 
@@ -149,16 +149,13 @@ def run_images(argv: list[str]) -> None:
             tag=options.tag, revision=options.revision, no_cache=options.no_cache)
     print(f"hpsforge: images built in {time.monotonic() - started:.1f} s", flush=True)
     for role, record in built.items():
-        size = image_size(record.reference)
-        print(f"  {role:12} {record.reference:40} {record.digest}  {size / 1e9:.2f} GB", flush=True)
+        compressed = docker.image.inspect(record.reference).size
+        unpacked = audit.unpacked_size(buildkit.ensure_layout(record))
+        print(f"  {role:12} {record.reference:36} {record.digest}  "
+              f"{unpacked / 1e9:.2f} GB unpacked, {compressed / 1e9:.2f} GB compressed", flush=True)
     if options.push:
         for target in options.targets:
             runtime.push(built[runtime.role(target)])
-
-
-def image_size(reference: str) -> int:
-    """Bytes of the image's unpacked content, as the engine reports it."""
-    return docker.image.inspect(reference).size
 
 
 def run_host_lock(argv: list[str]) -> None:
