@@ -18,7 +18,7 @@ from hpsforge import buildkit
 from hpsforge.config import DOCKERFILES, BaseConfig, ProjectConfig
 from hpsforge.debian import BASE_LOCK, DebianLock, DebPackage, parse_deb822
 from hpsforge.errors import HpsforgeError
-from hpsforge.files import canonical_json, sha256_bytes, sha256_file
+from hpsforge.files import atomic_write_text, canonical_json, sha256_bytes, sha256_file
 from hpsforge.store import ContentStore, cache_root
 
 BASE_DOCKERFILE = DOCKERFILES / "base.Dockerfile"
@@ -160,16 +160,24 @@ def build(config: ProjectConfig, *, lock: DebianLock | None = None, no_cache: bo
     key = rootfs_key(base, lock)
     rootfs_dir = cache_root() / "rootfs"
     rootfs_dir.mkdir(parents=True, exist_ok=True)
-    rootfs = rootfs_dir / f"{key}.tar"
-    if no_cache or not rootfs.exists():
-        build_rootfs(base, lock, store, rootfs)
-    else:
+    rootfs, recorded = rootfs_dir / f"{key}.tar", rootfs_dir / f"{key}.tar.sha256"
+    rootfs_sha256 = None
+    if not no_cache and rootfs.exists() and recorded.exists():
         lock.fetch(store)  # the inputs are checked on every build, cached rootfs or not
-        print(f"hpsforge: reusing the base rootfs {rootfs.name[:12]} (same lock, same mmdebstrap)", flush=True)
+        rootfs_sha256 = sha256_file(rootfs)
+        if rootfs_sha256 == recorded.read_text().strip():
+            print(f"hpsforge: reusing the base rootfs {key[:12]} (same lock, same mmdebstrap)", flush=True)
+        else:
+            print(f"hpsforge: the cached rootfs {rootfs} changed on disk; building it again", flush=True)
+            rootfs_sha256 = None
+    if rootfs_sha256 is None:
+        build_rootfs(base, lock, store, rootfs)
+        rootfs_sha256 = sha256_file(rootfs)
+        atomic_write_text(recorded, rootfs_sha256 + "\n")
     with tempfile.TemporaryDirectory(prefix="base-context-", dir=rootfs_dir) as context:
         os.link(rootfs, Path(context) / "rootfs.tar")
         input_sha256 = sha256_bytes(canonical_json({
-            "rootfs": key, "dockerfile": sha256_file(BASE_DOCKERFILE), "epoch": base.source_date_epoch,
+            "rootfs": rootfs_sha256, "dockerfile": sha256_file(BASE_DOCKERFILE), "epoch": base.source_date_epoch,
         }).encode())
         return buildkit.build(
             buildkit.ImageBuild(

@@ -39,7 +39,7 @@ def _link_or_copy(source: Path, destination: Path) -> None:
 
 def build(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str,
           base_image: buildkit.ImageRecord, rc_image: buildkit.ImageRecord, *,
-          repository: str | None = None, tag: str | None = None, revision: str | None = None,
+          tag: str | None = None, revision: str | None = None,
           no_cache: bool = False, record: bool = True) -> buildkit.ImageRecord:
     """Verify every input of the target's runtime, then build it; nothing is tagged on failure."""
     target_config = config.target(target)
@@ -80,7 +80,7 @@ def build(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str,
                 role=role(target),
                 dockerfile=RUNTIME_DOCKERFILE,
                 context=context,
-                reference=f"{repository or target_config.image}:{tag or input_sha256[:12]}",
+                reference=f"{target_config.image}:{tag or input_sha256[:12]}",
                 source_date_epoch=config.base.source_date_epoch,
                 input_sha256=input_sha256,
                 parents=(("base", base_image),),
@@ -91,6 +91,20 @@ def build(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str,
             no_cache=no_cache,
             record=record,
         )
+
+
+def name(target: str, image: buildkit.ImageRecord, repository: str | None, tag: str | None) -> buildkit.ImageRecord:
+    """Give a built runtime the user's repository and/or tag, and record that name (same digest)."""
+    current_repository, _, current_tag = image.reference.rpartition(":")
+    reference = f"{repository or current_repository}:{tag or current_tag}"
+    try:
+        docker.image.tag(image.reference, reference)
+    except DockerException as error:
+        raise HpsforgeError(f"cannot tag {image.reference} as {reference}: {(error.stderr or '').strip()}") from None
+    named = image.model_copy(update={"reference": reference})
+    buildkit.ImagesLock.read().with_record(role(target), named).write()
+    print(f"hpsforge: tagged {reference}", flush=True)
+    return named
 
 
 def push(image: buildkit.ImageRecord) -> None:

@@ -130,8 +130,8 @@ def run_images(argv: list[str]) -> None:
     parser = _parser("images")
     parser.add_argument("targets", nargs="*", help="device targets whose runtime to build (cpu, gpu)")
     parser.add_argument("--no-cache", action="store_true", help="rebuild from nothing: no cache, a fresh rootfs")
-    parser.add_argument("--repository", help="image repository of the runtime (default: the target's image)")
-    parser.add_argument("--tag", help="image tag of the runtime (default: the first 12 hex of its input hash)")
+    parser.add_argument("--repository", help="also name the runtime REPOSITORY (e.g. registry:5000/hps/runtime-cpu)")
+    parser.add_argument("--tag", help="also tag the runtime TAG (its default tag is the start of its input hash)")
     parser.add_argument("--revision", help="source revision label (makes the digest commit-specific)")
     parser.add_argument("--push", action="store_true", help="push the runtime after the local build")
     options = parser.parse_args(argv)
@@ -145,8 +145,11 @@ def run_images(argv: list[str]) -> None:
     built = graph.build_shared_images(config, no_cache=options.no_cache)
     for target in options.targets:
         built[runtime.role(target)] = runtime.build(
-            config, pipelines, target, built[base.ROLE], built[rc.ROLE], repository=options.repository,
-            tag=options.tag, revision=options.revision, no_cache=options.no_cache)
+            config, pipelines, target, built[base.ROLE], built[rc.ROLE], revision=options.revision,
+            no_cache=options.no_cache)
+        if options.repository or options.tag:
+            built[runtime.role(target)] = runtime.name(
+                target, built[runtime.role(target)], options.repository, options.tag)
     print(f"hpsforge: images built in {time.monotonic() - started:.1f} s", flush=True)
     for role, record in built.items():
         compressed = docker.image.inspect(record.reference).size

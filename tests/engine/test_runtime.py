@@ -105,3 +105,24 @@ def test_runtime_is_at_most_1_5_gb(runtime_cpu):
     size = audit.unpacked_size(buildkit.ensure_layout(runtime_cpu))
     print(f"cpu runtime: {size / 1e9:.3f} GB unpacked")
     assert size <= SIZE_LIMIT
+
+
+def test_push_to_an_unreachable_registry_fails_clearly_and_keeps_the_build(runtime_cpu):
+    import subprocess
+
+    from hpsforge.buildkit import IMAGES_LOCK
+
+    root = Path(__file__).resolve().parents[2]
+    recorded = IMAGES_LOCK.read_bytes()  # the test's extra name must not stay in the project's record
+    try:
+        result = subprocess.run([str(root / "noxw"), "-s", "images", "--", "cpu", "--repository",
+                                 "127.0.0.1:9/hpsforge/runtime-cpu", "--tag", "push-test", "--push"],
+                                capture_output=True, text=True, cwd=root)
+    finally:
+        IMAGES_LOCK.write_bytes(recorded)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "push of 127.0.0.1:9/hpsforge/runtime-cpu:push-test failed" in output
+    assert f"the image is built and recorded locally ({runtime_cpu.digest})" in output
+    assert docker.image.inspect("127.0.0.1:9/hpsforge/runtime-cpu:push-test").id == runtime_cpu.digest
+    docker.image.remove("127.0.0.1:9/hpsforge/runtime-cpu:push-test")
