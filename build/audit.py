@@ -10,6 +10,7 @@ from pathlib import Path
 
 from python_on_whales import docker
 
+from hpsforge.files import atomic_write_text
 from hpsforge.store import cache_root
 
 
@@ -73,11 +74,15 @@ def _blob(digest: str) -> str:
 
 
 def unpacked_size(layout: Path) -> int:
-    """Bytes of the image's filesystem: the sum of the file sizes in all its layers."""
+    """Bytes of the image's filesystem: the sum of the file sizes in all its layers (kept per digest)."""
+    remembered = cache_root() / "sizes" / layout.name
+    if remembered.exists():
+        return int(remembered.read_text())
     index = json.loads((layout / "index.json").read_text())
     manifest = json.loads((layout / _blob(index["manifests"][0]["digest"])).read_text())
     total = 0
     for layer in manifest["layers"]:
         with tarfile.open(layout / _blob(layer["digest"]), mode="r|*") as files:
             total += sum(entry.size for entry in files if entry.isfile())
+    atomic_write_text(remembered, f"{total}\n")
     return total

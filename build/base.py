@@ -9,6 +9,7 @@ build:  the locked .debs are fetched into the content store and re-hashed, serve
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -31,10 +32,15 @@ SLIM_DPKG_OPTIONS = (
 ROLE = "base"
 
 
+def _require_mmdebstrap() -> None:
+    if shutil.which("mmdebstrap") is None:
+        raise HpsforgeError("mmdebstrap is not installed",
+                            hint="as root on Debian, `./noxw -s engine` installs the pinned host tools")
+
+
 def _mmdebstrap(config: BaseConfig, variant: str, include: list[str], mirrors: list[str], target: str,
                 hooks: list[str], epoch: int | None = None) -> None:
-    if shutil.which("mmdebstrap") is None:
-        raise HpsforgeError("mmdebstrap is not installed", hint="run `nox -s engine`, which installs the pinned host tools")
+    _require_mmdebstrap()
     command = [
         "mmdebstrap", f"--variant={variant}", f"--architectures={config.architecture}",
         f"--include={','.join(include)}",
@@ -70,7 +76,7 @@ def freeze(config: BaseConfig) -> DebianLock:
             list(config.packages),
             [source.line() for source in config.sources],
             "/dev/null",
-            [f"{query} > {installed}", f"sync-out /var/lib/apt/lists {lists}"],
+            [f"{query} > {shlex.quote(str(installed))}", f"sync-out /var/lib/apt/lists {lists}"],
         )
         index: dict[tuple[str, str, str], DebPackage] = {}
         for source in reversed(config.sources):  # the first source listed wins a tie
@@ -95,7 +101,7 @@ def _local_repository(config: BaseConfig, lock: DebianLock, debs: list[Path], re
     """A flat apt repository holding only the locked files, for mmdebstrap's copy:// mirror."""
     repo.mkdir()
     stanzas = []
-    for package, stored in zip(lock.packages, debs):
+    for package, stored in zip(lock.packages, debs, strict=True):
         target = repo / package.deb_name
         try:
             os.link(stored, target)
@@ -117,11 +123,13 @@ def _local_repository(config: BaseConfig, lock: DebianLock, debs: list[Path], re
 
 def rootfs_key(config: BaseConfig, lock: DebianLock) -> str:
     """What the rootfs depends on: this recipe, the lock, the declaration, mmdebstrap's version."""
+    _require_mmdebstrap()
     mmdebstrap = subprocess.run(["mmdebstrap", "--version"], capture_output=True, text=True).stdout.strip()
     return sha256_bytes(canonical_json({
         "recipe": sha256_file(Path(__file__)),  # a change to how the rootfs is made rebuilds it
         "lock": sha256_bytes(lock.canonical_text().encode()),
         "base": config.declaration_sha256(),
+        "epoch": config.source_date_epoch,
         "mmdebstrap": mmdebstrap,
     }).encode())
 
@@ -144,7 +152,7 @@ def build_rootfs(config: BaseConfig, lock: DebianLock, store: ContentStore, outp
             [f"deb [trusted=yes] copy://{repo} ./"],
             str(partial),
             # The image's apt points at the real mirror, not at the build's local repository.
-            [f"printf '%s\\n' '{sources}' > \"$1/etc/apt/sources.list\""],
+            [f"printf '%s\\n' {shlex.quote(sources)} > \"$1/etc/apt/sources.list\""],
             epoch=config.source_date_epoch,
         )
         os.replace(partial, output)

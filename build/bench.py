@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hpsforge import base, buildkit, graph, rc, runtime
 from hpsforge.config import PROJECT_ROOT, ProjectConfig
-from hpsforge.files import sha256_bytes
+from hpsforge.files import canonical_json, sha256_bytes, sha256_file
 from hpsforge.pipelines import Pipeline
 from hpsforge.store import cache_root
 
@@ -29,8 +29,9 @@ def _timed(label: str, action) -> tuple[str, float, buildkit.ImageRecord]:
 def server_image(runtime_image: buildkit.ImageRecord, context: Path, epoch: int,
                  no_cache: bool = False) -> buildkit.ImageRecord:
     """A copy-only image serving `context`/model_repository on the runtime."""
-    code = b"".join(path.read_bytes() for path in sorted((context / "model_repository").rglob("*")) if path.is_file())
-    digest = sha256_bytes(code + runtime_image.digest.encode() + SERVER_DOCKERFILE.encode())
+    files = sorted(path for path in (context / "model_repository").rglob("*") if path.is_file())
+    tree = canonical_json([(str(path.relative_to(context)), sha256_file(path)) for path in files])
+    digest = sha256_bytes((tree + runtime_image.digest + SERVER_DOCKERFILE).encode())
     return buildkit.build(buildkit.ImageBuild(
         role="bench-server", dockerfile=context / "Dockerfile", context=context,
         reference=f"hpsforge/bench-server:{digest[:12]}", source_date_epoch=epoch, input_sha256=digest,

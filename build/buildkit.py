@@ -22,7 +22,7 @@ from python_on_whales.exceptions import DockerException
 
 from hpsforge.config import LOCK_DIR, Model
 from hpsforge.errors import HpsforgeError
-from hpsforge.files import atomic_write_text, canonical_json
+from hpsforge.files import atomic_write_text, canonical_json, sha256_bytes, sha256_file
 from hpsforge.store import cache_root
 
 IMAGES_LOCK = LOCK_DIR / "images.lock.json"
@@ -51,7 +51,7 @@ class ImagesLock(Model):
         except ValidationError as error:
             raise HpsforgeError(
                 f"{path}: malformed ({error.errors()[0]['msg']})",
-                hint=f"restore it from git or delete it; the next build rewrites it",
+                hint="restore it from git or delete it; the next build rewrites it",
             ) from None
 
     def with_record(self, role: str, record: ImageRecord) -> "ImagesLock":
@@ -95,7 +95,14 @@ def host_ca_bundle() -> Path | None:
 
 
 def _built_marker(spec: ImageBuild) -> Path:
-    return cache_root() / "built" / f"{spec.input_sha256}.json"
+    """Where the result of exactly this build is remembered: every field of the spec counts."""
+    key = canonical_json({
+        "input": spec.input_sha256, "reference": spec.reference, "dockerfile": sha256_file(spec.dockerfile),
+        "epoch": spec.source_date_epoch, "args": spec.build_args, "stage": spec.stage, "labels": spec.labels,
+        "parents": [(name, parent.digest) for name, parent in spec.parents],
+        "folders": [name for name, _ in spec.folders], "copy_only": spec.copy_only,
+    })
+    return cache_root() / "built" / f"{sha256_bytes(key.encode())}.json"
 
 
 def _already_built(spec: ImageBuild) -> ImageRecord | None:
@@ -191,7 +198,10 @@ def oci_manifest_digest(archive: Path) -> str:
 
 
 def _set_mtimes(root: Path, epoch: int) -> None:
+    """Make the context's metadata host-independent: epoch mtimes, umask-free modes."""
     for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
         os.utime(path, (epoch, epoch), follow_symlinks=False)
 
 

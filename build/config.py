@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, ClassVar, TypeVar
 
 import tomli
 from packaging.requirements import InvalidRequirement, Requirement
@@ -49,9 +49,13 @@ class Model(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # The fields a lock is resolved from; None means all. Editing any other field (an image name,
+    # an epoch, a log path) must not make the lock stale.
+    RESOLUTION_FIELDS: ClassVar[set[str] | None] = None
+
     def declaration_sha256(self) -> str:
-        """Hash of this declaration; locks record it to detect edits made without a re-lock."""
-        return sha256_bytes(canonical_json(self.model_dump(mode="json")).encode())
+        """Hash of what a lock is resolved from; locks record it to detect edits made without a re-lock."""
+        return sha256_bytes(canonical_json(self.model_dump(mode="json", include=self.RESOLUTION_FIELDS)).encode())
 
 
 class HostPackage(Model):
@@ -64,6 +68,8 @@ class HostPackage(Model):
 
 class EngineConfig(Model):
     """How a bare Debian host gets a Docker engine with BuildKit."""
+
+    RESOLUTION_FIELDS: ClassVar[set[str]] = {"mirror", "packages"}
 
     mirror: str
     keyring: Path
@@ -87,6 +93,8 @@ class AptSource(Model):
 class BaseConfig(Model):
     """The Debian package set of the base image and the epoch all its timestamps take."""
 
+    RESOLUTION_FIELDS: ClassVar[set[str]] = {"suite", "architecture", "packages", "sources"}
+
     suite: str
     architecture: str
     packages: list[DebianName] = Field(min_length=1)
@@ -97,6 +105,8 @@ class BaseConfig(Model):
 
 class RcConfig(Model):
     """The rc image: the base plus the Python tools that `freeze` runs inside it."""
+
+    RESOLUTION_FIELDS: ClassVar[set[str]] = {"requirements"}
 
     image: ImageName
     requirements: list[PinnedRequirement] = Field(min_length=1)

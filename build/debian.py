@@ -11,9 +11,11 @@ import re
 import subprocess
 from pathlib import Path
 
-from pydantic import ValidationError
+from typing import Annotated
 
-from hpsforge.config import LOCK_DIR, EngineConfig, Model
+from pydantic import StringConstraints, ValidationError
+
+from hpsforge.config import LOCK_DIR, DebianName, DebianVersion, EngineConfig, Model, Sha256Hex
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import atomic_write_text, canonical_json, sha256_bytes
 from hpsforge.store import ContentStore, download_bytes
@@ -22,19 +24,16 @@ ENGINE_LOCK = LOCK_DIR / "engine.lock.json"
 BASE_LOCK = LOCK_DIR / "debian.lock.json"
 FREEZE_COMMAND = "nox -s freeze"
 
-Sha256 = str
-
-
 class DebPackage(Model):
     """One exact .deb: enough to download it and prove it is the one that was locked."""
 
-    name: str
-    version: str
-    architecture: str
+    name: DebianName
+    version: DebianVersion
+    architecture: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$")]
     uri: str
     filename: str
     size: int
-    sha256: Sha256
+    sha256: Sha256Hex
 
     @property
     def url(self) -> str:
@@ -49,7 +48,7 @@ class DebPackage(Model):
 class DebianLock(Model):
     """A resolved package set and the hash of the declaration it was resolved from."""
 
-    input_sha256: Sha256
+    input_sha256: Sha256Hex
     packages: list[DebPackage]
 
     @classmethod

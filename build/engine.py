@@ -51,8 +51,12 @@ def probe() -> EngineStatus | None:
         return None
     details = json.loads(info.stdout)
     driver_status = dict(details.get("DriverStatus") or [])
-    buildx = _docker("buildx", "version")
-    buildx_version = buildx.stdout.split()[1] if buildx.returncode == 0 else ""
+    try:
+        buildx = _docker("buildx", "version")
+    except subprocess.TimeoutExpired:
+        return None
+    words = buildx.stdout.split()
+    buildx_version = words[1] if buildx.returncode == 0 and len(words) > 1 else ""
     return EngineStatus(
         server=details.get("ServerVersion", ""),
         buildx=buildx_version,
@@ -95,6 +99,8 @@ def ensure(config: EngineConfig) -> EngineStatus:
         status = probe()
         if status is None:
             raise HpsforgeError(f"dockerd started but does not answer; see {config.daemon_log}")
+    elif shutil.which("mmdebstrap") is None and _is_debian() and os.geteuid() == 0:
+        install_host_packages(config)  # an engine of the user's own, but not yet the base's builder
     check_requirements(status, config)
     print(f"hpsforge: {status}", flush=True)
     return status
@@ -134,7 +140,7 @@ def install_host_packages(config: EngineConfig) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     paths = []
-    for package, stored in zip(lock.packages, debs):
+    for package, stored in zip(lock.packages, debs, strict=True):
         target = staging / package.deb_name
         shutil.copyfile(stored, target)
         paths.append(str(target))
@@ -148,7 +154,10 @@ def install_host_packages(config: EngineConfig) -> None:
 
 
 def _write_daemon_config() -> None:
-    current = json.loads(DAEMON_CONFIG.read_text()) if DAEMON_CONFIG.exists() else {}
+    try:
+        current = json.loads(DAEMON_CONFIG.read_text()) if DAEMON_CONFIG.exists() else {}
+    except json.JSONDecodeError as error:
+        raise HpsforgeError(f"{DAEMON_CONFIG} is not valid JSON ({error})", hint="fix or remove it") from None
     features = current.setdefault("features", {})
     if features.get("containerd-snapshotter") is not True:
         features["containerd-snapshotter"] = True

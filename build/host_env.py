@@ -12,7 +12,7 @@ from hpsforge.errors import HpsforgeError
 
 HOST_LOCK = LOCK_DIR / "host-requirements.txt"
 # The host's own pip settings (local wheel folders, extra indexes, caps) must not shape the lock.
-IGNORED_PIP_SETTINGS = ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT")
+IGNORED_PIP_SETTINGS = ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT", "PIP_REQUIRE_VIRTUALENV")
 
 
 def relock(upgrade: bool = False) -> None:

@@ -54,7 +54,7 @@ def layer_entries(blob: Path) -> dict[str, Entry]:
                 digest = hasher.hexdigest()
             kind = "file" if info.isfile() else "dir" if info.isdir() else "symlink" if info.issym() else \
                 "hardlink" if info.islnk() else "other"
-            entries["/" + info.name.lstrip("./")] = Entry(
+            entries["/" + info.name.removeprefix("./").lstrip("/")] = Entry(
                 kind=kind, size=info.size, sha256=digest, mtime=int(info.mtime), mode=info.mode,
                 owner=f"{info.uid}:{info.gid}", link=info.linkname,
             )

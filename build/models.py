@@ -56,9 +56,9 @@ def _index_files(name: str) -> dict[str, tuple[str, str]]:
     try:
         with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
             listing = json.load(response)
-    except OSError as error:
-        raise HpsforgeError(f"cannot list {name} on {SIMPLE_INDEX}: {error}") from None
-    return {f["filename"]: (f["url"], f.get("hashes", {}).get("sha256", "")) for f in listing["files"]}
+        return {f["filename"]: (f["url"], f.get("hashes", {}).get("sha256", "")) for f in listing["files"]}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise HpsforgeError(f"cannot list {name} on {SIMPLE_INDEX}: {error!r}") from None
 
 
 def source_archive(source: ModelSource, store: ContentStore, lock: requirements_lock.RequirementsLock | None) -> Path:

@@ -39,7 +39,7 @@ def declared_requirements(config: ProjectConfig, pipelines: dict[str, Pipeline],
     wanted = [*config.python.common, *config.target(target).requirements]
     for pipeline in pipelines.values():
         wanted += pipeline.requirements
-    return sorted(set(wanted), key=str.lower)
+    return sorted(set(wanted), key=lambda requirement: (requirement.lower(), requirement))
 
 
 def declaration_sha256(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str) -> str:

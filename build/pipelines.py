@@ -23,12 +23,8 @@ class ModelSource(Model):
 
     @model_validator(mode="after")
     def _one_kind(self) -> "ModelSource":
-        kinds = [
-            self.pypi is not None and self.file is not None,
-            self.url is not None and self.sha256 is not None,
-            self.blob is not None,
-        ]
-        if sum(kinds) != 1:
+        given = {name for name in ("pypi", "file", "url", "sha256", "blob") if getattr(self, name) is not None}
+        if given not in ({"pypi", "file"}, {"url", "sha256"}, {"blob"}):
             raise ValueError("give exactly one of: pypi + file, url + sha256, blob")
         return self
 

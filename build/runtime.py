@@ -65,6 +65,7 @@ def build(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str,
             "blobs": sorted(blobs.load_manifest().get(name).sha256 for name in target_config.blobs),
             "stage": target_config.stage,
             "revision": revision,
+            "source": SOURCE_URL,
         }
         input_sha256 = sha256_bytes(canonical_json(inputs).encode())
         labels = {

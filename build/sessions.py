@@ -9,7 +9,7 @@ from hpsforge import (audit, base, bench, blobs, buildkit, debian, engine, graph
                       repro, runtime, sbom, wheelhouse)
 from python_on_whales import docker
 
-from hpsforge.config import ProjectConfig, load_config
+from hpsforge.config import load_config
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import atomic_write_text
 from hpsforge.pipelines import load_pipelines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -57,10 +58,14 @@ class ContentStore:
         try:
             digest, received = hashlib.sha256(), 0
             with os.fdopen(fd, "wb") as out, _open_url(url, label, relock) as response:
-                while chunk := response.read(CHUNK):
-                    digest.update(chunk)
-                    received += len(chunk)
-                    out.write(chunk)
+                try:
+                    while chunk := response.read(CHUNK):
+                        digest.update(chunk)
+                        received += len(chunk)
+                        out.write(chunk)
+                except (OSError, http.client.HTTPException) as error:
+                    raise HpsforgeError(f"{label}: download from {url} broke off after {received} bytes: "
+                                        f"{error}", hint="run the command again") from None
             if digest.hexdigest() != sha256 or (size is not None and received != size):
                 raise HpsforgeError(
                     f"{label}: download from {url} does not match its lock\n"

@@ -14,18 +14,21 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pydantic import ValidationError
 
 from hpsforge import buildkit, pip_locks, requirements_lock
-from hpsforge.config import Model
+from typing import Annotated
+
+from pydantic import StringConstraints, ValidationError
+
+from hpsforge.config import Model, Sha256Hex
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import atomic_write_text, canonical_json, sha256_file
 from hpsforge.store import ContentStore, cache_root
 
 
 class WheelFile(Model):
-    filename: str
-    sha256: str
+    filename: Annotated[str, StringConstraints(pattern=r"^[^/\\]+\.whl$")]
+    sha256: Sha256Hex
     size: int
 
 

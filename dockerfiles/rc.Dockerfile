@@ -3,7 +3,7 @@
 FROM base
 # Exported to RUN steps: pip's byte-compilation then writes hash-checked, timestamp-free .pyc.
 ARG SOURCE_DATE_EPOCH
-COPY rc-requirements.txt /opt/rc/requirements.txt
+COPY --chmod=0644 rc-requirements.txt /opt/rc/requirements.txt
 # The host CA (for the PyPI proxy) is a secret mount: it never lands in a layer or in history.
 RUN --mount=type=secret,id=ca-bundle,required=false \
     --mount=type=cache,target=/root/.cache/pip,sharing=locked \

@@ -11,7 +11,6 @@ ENV HPS_SITE_PACKAGES=/opt/hps/lib/python3.11/site-packages
 RUN --network=none \
     --mount=type=bind,from=wheelhouse,target=/wheelhouse \
     --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \
-    --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     set -eu; \
     python3 -m venv --without-pip "$HPS_HOME"; \
     bundled_pip=$(echo /usr/share/python-wheels/pip-*.whl); \

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from hpsforge.config import (
     BaseConfig,
@@ -129,27 +130,30 @@ def test_declaration_sha256_stable(tmp_path, config_text):
     assert reformatted.base.declaration_sha256() == first.base.declaration_sha256()
 
 
-def test_declaration_sha256_changes_with_a_field(tmp_path, config_text):
+def test_declaration_sha256_changes_only_with_what_a_lock_is_resolved_from(tmp_path, config_text):
     original = load_config(_write(tmp_path, config_text))
-    edited_text, count = re.subn(
-        r"source_date_epoch = (\d+)",
-        lambda m: f"source_date_epoch = {int(m.group(1)) + 1}",
-        config_text,
-    )
+    edited_text, count = re.subn(r'"tini"\]', '"tini", "curl"]', config_text)
     assert count == 1
     edited = load_config(_write(tmp_path, edited_text))
     assert edited.base.declaration_sha256() != original.base.declaration_sha256()
     # Other sections' hashes are untouched by an edit to [base].
     assert edited.engine.declaration_sha256() == original.engine.declaration_sha256()
     assert edited.rc.declaration_sha256() == original.rc.declaration_sha256()
-    # Same via an in-memory change of a nested field.
-    changed = original.rc.model_copy(update={"image": "hpsforge/other"})
-    assert changed.declaration_sha256() != original.rc.declaration_sha256()
+    # Fields no lock is resolved from (an epoch, an image name, a minimum version) leave it alone.
+    epoch_text = re.sub(r"source_date_epoch = (\d+)", lambda m: f"source_date_epoch = {int(m.group(1)) + 1}",
+                        config_text)
+    assert load_config(_write(tmp_path, epoch_text)).base.declaration_sha256() == original.base.declaration_sha256()
+    renamed = original.rc.model_copy(update={"image": "hpsforge/other"})
+    assert renamed.declaration_sha256() == original.rc.declaration_sha256()
+    newer = original.engine.model_copy(update={"minimum_server_version": "27.0"})
+    assert newer.declaration_sha256() == original.engine.declaration_sha256()
+    repinned = original.rc.model_copy(update={"requirements": ["pip==25.3"]})
+    assert repinned.declaration_sha256() != original.rc.declaration_sha256()
 
 
 def test_models_are_frozen(tmp_path, config_text):
     config = load_config(_write(tmp_path, config_text))
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         config.base.suite = "sid"
 
 

@@ -117,7 +117,9 @@ def test_changed_base_packages_make_debian_lock_stale(project, fresh):
 
 def test_changed_engine_makes_engine_lock_stale(project, fresh):
     config, pipelines = project
-    engine = config.engine.model_copy(update={"minimum_server_version": "27.0"})
+    retuned = config.engine.model_copy(update={"minimum_server_version": "27.0"})
+    assert lockcheck.problems(config.model_copy(update={"engine": retuned}), pipelines) == []
+    engine = config.engine.model_copy(update={"mirror": "http://mirror.example/debian"})
     found = lockcheck.problems(config.model_copy(update={"engine": engine}), pipelines)
     assert len(found) == 1, found
     assert found[0].startswith(f"{fresh / 'engine.lock.json'} is stale")
