@@ -238,10 +238,17 @@ def ensure_layout(parent: ImageRecord) -> Path:
 
 
 def _unpack_layout(archive: Path, layout: Path) -> None:
+    """Unpack into a private sibling, then rename: concurrent runs never see or break a half layout."""
     if (layout / "index.json").exists():
         return
-    partial = layout.with_name(layout.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    with tarfile.open(archive) as oci:
-        oci.extractall(partial, filter="data")
-    os.replace(partial, layout)
+    layout.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{layout.name}.", dir=layout.parent))
+    try:
+        with tarfile.open(archive) as oci:
+            oci.extractall(partial, filter="data")
+        os.replace(partial, layout)
+    except OSError:
+        if not (layout / "index.json").exists():  # not just another run that finished first
+            raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

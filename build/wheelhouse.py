@@ -120,15 +120,16 @@ def _store_downloads(lock: requirements_lock.RequirementsLock, downloads: Path,
 def _publish(target: str, manifest: WheelhouseManifest, store: ContentStore) -> None:
     """Swap in a complete folder of links to the stored wheels; never a half-made one."""
     final = wheelhouse_dir(target)
-    staging = final.with_name(f".{target}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for wheel in manifest.wheels:
-        os.link(store.path(wheel.sha256), staging / wheel.filename)
-    atomic_write_text(staging / "manifest.json", canonical_json(manifest.model_dump(mode="json")))
-    retired = final.with_name(f".{target}.old")
-    shutil.rmtree(retired, ignore_errors=True)
-    if final.exists():
-        os.replace(final, retired)
-    os.replace(staging, final)
-    shutil.rmtree(retired, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target}.", dir=final.parent))
+    retired = Path(tempfile.mkdtemp(prefix=f".{target}.old.", dir=final.parent))
+    try:
+        for wheel in manifest.wheels:
+            os.link(store.path(wheel.sha256), staging / wheel.filename)
+        atomic_write_text(staging / "manifest.json", canonical_json(manifest.model_dump(mode="json")))
+        if final.exists():
+            os.replace(final, retired / target)
+        os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(retired, ignore_errors=True)
