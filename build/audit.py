@@ -11,7 +11,7 @@ from pathlib import Path
 from python_on_whales import docker
 
 from hpsforge.files import atomic_write_text
-from hpsforge.store import cache_root
+from hpsforge.store import cache_root, scratch_dir
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,7 @@ def scan_image(reference: str, secrets: dict[str, bytes]) -> list[Leak]:
     """Look for each named secret byte-string in every file of every layer, and in the config."""
     needles = {name: value for name, value in secrets.items() if value}
     leaks: list[Leak] = []
-    scratch = cache_root() / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_dir()
     with tempfile.TemporaryDirectory(prefix="audit-", dir=scratch) as tmp:
         archive = Path(tmp) / "image.tar"
         docker.image.save(reference, output=archive)

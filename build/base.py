@@ -20,7 +20,7 @@ from hpsforge.config import DOCKERFILES, BaseConfig, ProjectConfig
 from hpsforge.debian import BASE_LOCK, DebianLock, DebPackage, parse_deb822
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import atomic_write_text, canonical_json, sha256_bytes, sha256_file
-from hpsforge.store import ContentStore, cache_root
+from hpsforge.store import ContentStore, cache_root, link_or_copy
 
 BASE_DOCKERFILE = DOCKERFILES / "base.Dockerfile"
 # Serving images need no manuals or translations; the copyright files (licenses) stay.
@@ -103,10 +103,7 @@ def _local_repository(config: BaseConfig, lock: DebianLock, debs: list[Path], re
     stanzas = []
     for package, stored in zip(lock.packages, debs, strict=True):
         target = repo / package.deb_name
-        try:
-            os.link(stored, target)
-        except OSError:
-            shutil.copyfile(stored, target)
+        link_or_copy(stored, target)
         control = subprocess.run(["dpkg-deb", "--field", str(target)], check=True,
                                  capture_output=True, text=True).stdout.rstrip("\n")
         stanzas.append(f"{control}\nFilename: ./{package.deb_name}\nSize: {package.size}\n"

@@ -11,7 +11,7 @@ from hpsforge import base, buildkit, graph, rc, runtime
 from hpsforge.config import PROJECT_ROOT, ProjectConfig
 from hpsforge.files import canonical_json, sha256_bytes, sha256_file
 from hpsforge.pipelines import Pipeline
-from hpsforge.store import cache_root
+from hpsforge.store import scratch_dir
 
 # A stand-in for a pipeline's server code until pipeline images exist: a python-backend model.
 SAMPLE_REPOSITORY = PROJECT_ROOT / "tests" / "assets" / "model_repository"
@@ -48,8 +48,7 @@ def rebuild(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str) 
     figures.append(_timed(f"{target} runtime, warm, nothing changed", build_runtime))
     runtime_image = figures[-1][2]
     epoch = config.base.source_date_epoch
-    scratch = cache_root() / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_dir()
     with tempfile.TemporaryDirectory(prefix="bench-", dir=scratch) as tmp:
         context = Path(tmp)
         shutil.copytree(SAMPLE_REPOSITORY, context / "model_repository")

@@ -23,7 +23,7 @@ from python_on_whales.exceptions import DockerException
 from hpsforge.config import LOCK_DIR, Model
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import atomic_write_text, canonical_json, sha256_bytes, sha256_file
-from hpsforge.store import cache_root
+from hpsforge.store import cache_root, scratch_dir
 
 IMAGES_LOCK = LOCK_DIR / "images.lock.json"
 CA_BUNDLE_SECRET = "ca-bundle"
@@ -132,8 +132,7 @@ def build(spec: ImageBuild, *, no_cache: bool = False, record: bool = True) -> I
     if spec.use_ca_bundle and (bundle := host_ca_bundle()):
         # A secret mount: present while a RUN step executes, never in a layer or in history.
         secrets.append(f"id={CA_BUNDLE_SECRET},src={bundle}")
-    scratch = cache_root() / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_dir()
     print(f"hpsforge: building {spec.reference} ({spec.role})", flush=True)
     if spec.copy_only:
         _set_mtimes(spec.context, spec.source_date_epoch)
@@ -219,7 +218,7 @@ def ensure_layout(parent: ImageRecord) -> Path:
     layout = layout_dir(parent.digest)
     if not (layout / "index.json").exists():
         # Built before this cache existed (or the cache was cleared): the engine still has it.
-        with tempfile.TemporaryDirectory(dir=cache_root() / "tmp") as tmp:
+        with tempfile.TemporaryDirectory(dir=scratch_dir()) as tmp:
             archive = Path(tmp) / "saved.tar"
             try:
                 docker.image.save(parent.reference, output=archive)

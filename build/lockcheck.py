@@ -12,11 +12,9 @@ FREEZE = "nox -s freeze"
 
 def _debian_problems(path, declared_sha256: str) -> list[str]:
     try:
-        lock = debian.DebianLock.read(path)
+        debian.DebianLock.read(path).require_fresh(path, declared_sha256)
     except HpsforgeError as error:
         return [str(error)]
-    if lock.input_sha256 != declared_sha256:
-        return [f"{path} is stale: its declaration in hpsforge.toml changed; refresh with `{FREEZE}`"]
     return []
 
 

@@ -20,7 +20,7 @@ from hpsforge.errors import HpsforgeError
 from hpsforge.files import canonical_json, sha256_bytes
 from hpsforge.pipelines import Pipeline
 from hpsforge.rc import IMAGE_PYTHON
-from hpsforge.store import cache_root
+from hpsforge.store import cache_root, scratch_dir
 
 REQUIREMENTS_DIR = LOCK_DIR / "requirements"
 CA_IN_CONTAINER = "/run/secrets/ca-bundle"
@@ -107,8 +107,7 @@ def compile_lock(config: ProjectConfig, pipelines: dict[str, Pipeline], target: 
     wanted = declared_requirements(config, pipelines, target)
     print(f"hpsforge: compiling the {target} lock ({len(wanted)} requirements) in {rc_image.reference}",
           flush=True)
-    scratch = cache_root() / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_dir()
     with tempfile.TemporaryDirectory(prefix=f"compile-{target}-", dir=scratch) as tmp:
         work = Path(tmp)
         (work / f"{target}.in").write_text("\n".join(wanted) + "\n")

@@ -15,7 +15,7 @@ from hpsforge import buildkit, requirements_lock
 from hpsforge.config import DOCKERFILES, LOCK_DIR, ProjectConfig, RcConfig
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import canonical_json, sha256_bytes, sha256_file
-from hpsforge.store import cache_root
+from hpsforge.store import scratch_dir
 
 RC_LOCK = LOCK_DIR / "rc-requirements.txt"
 RC_DOCKERFILE = DOCKERFILES / "rc.Dockerfile"
@@ -45,8 +45,7 @@ def build(config: ProjectConfig, base: buildkit.ImageRecord, *, lock_text: str |
     """Build the rc image from `lock_text` (default: lock/rc-requirements.txt) on `base`."""
     lock_text = lock_text if lock_text is not None else RC_LOCK.read_text() if RC_LOCK.exists() else None
     require_fresh(config.rc, lock_text)
-    scratch = cache_root() / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_dir()
     with tempfile.TemporaryDirectory(prefix="rc-context-", dir=scratch) as context:
         (Path(context) / RC_LOCK.name).write_text(lock_text)
         input_sha256 = sha256_bytes(canonical_json({

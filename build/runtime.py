@@ -6,7 +6,6 @@ target's vendor blobs, and the wheelhouse against the target's pip lock.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,7 +18,7 @@ from hpsforge.config import DOCKERFILES, ProjectConfig
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import canonical_json, sha256_bytes, sha256_file
 from hpsforge.pipelines import Pipeline
-from hpsforge.store import cache_root
+from hpsforge.store import link_or_copy, scratch_dir
 
 RUNTIME_DOCKERFILE = DOCKERFILES / "runtime.Dockerfile"
 SERVE_SCRIPT = DOCKERFILES / "hps-serve"
@@ -28,13 +27,6 @@ SOURCE_URL = "https://github.com/hpsforge/hpsforge"
 
 def role(target: str) -> str:
     return f"runtime-{target}"
-
-
-def _link_or_copy(source: Path, destination: Path) -> None:
-    try:
-        os.link(source, destination)
-    except OSError:
-        shutil.copyfile(source, destination)
 
 
 def build(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str,
@@ -47,8 +39,7 @@ def build(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str,
     blob_files = blobs.verify_blobs(target_config.blobs)
     wheels = wheelhouse.fetch(target, rc_image)
     lock = pip_locks.lock_path(target)
-    scratch = cache_root() / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_dir()
     with tempfile.TemporaryDirectory(prefix=f"runtime-{target}-", dir=scratch) as tmp:
         context, blob_context = Path(tmp) / "context", Path(tmp) / "blobs"
         context.mkdir()
@@ -56,7 +47,7 @@ def build(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str,
         shutil.copyfile(lock, context / "requirements.txt")
         shutil.copyfile(SERVE_SCRIPT, context / SERVE_SCRIPT.name)
         for path in blob_files:
-            _link_or_copy(path, blob_context / path.name)
+            link_or_copy(path, blob_context / path.name)
         inputs = {
             "base": base_image.digest,
             "lock": sha256_file(lock),

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import http.client
 import os
+import shutil
 import tempfile
 import urllib.error
 import urllib.request
@@ -23,6 +24,21 @@ def cache_root() -> Path:
         return Path(explicit)
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "hpsforge"
+
+
+def scratch_dir() -> Path:
+    """Where build steps make their temporary folders: beside the store, so links and renames work."""
+    path = cache_root() / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def link_or_copy(source: Path, destination: Path) -> None:
+    """A hard link when source and destination share a filesystem, a copy otherwise."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copyfile(source, destination)
 
 
 class ContentStore:

@@ -23,7 +23,7 @@ from pydantic import StringConstraints, ValidationError
 from hpsforge.config import Model, Sha256Hex
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import atomic_write_text, canonical_json, sha256_file
-from hpsforge.store import ContentStore, cache_root
+from hpsforge.store import ContentStore, cache_root, scratch_dir
 
 
 class WheelFile(Model):
@@ -72,8 +72,7 @@ def fetch(target: str, rc_image: buildkit.ImageRecord, lock_path: Path | None = 
         print(f"hpsforge: {target} wheelhouse up to date: {len(manifest.wheels)} wheels, {total:.1f} MB, "
               "nothing downloaded", flush=True)
         return wheelhouse_dir(target)
-    scratch = cache_root() / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_dir()
     with tempfile.TemporaryDirectory(prefix=f"fetch-{target}-", dir=scratch) as tmp:
         work = Path(tmp)
         shutil.copyfile(lock_path, work / "requirements.txt")
