@@ -65,8 +65,26 @@ def sbom(session: nox.Session) -> None:
 
 @nox.session
 def images(session: nox.Session) -> None:
-    """Verify every input and build the base, rc and runtime images (-- cpu gpu; --no-cache; --push)."""
+    """Verify every input and build the base, rc, runtime and pipeline images (-- cpu gpu; --no-cache; --push)."""
     _call(session, sessions.run_images)
+
+
+@nox.session
+def assemble(session: nox.Session) -> None:
+    """Package pipelines' server and client into output/<Name>_sdk[.tar.gz] (-- OCR ...|--all; --no-server, --no-client)."""
+    _call(session, sessions.run_assemble)
+
+
+@nox.session
+def serve(session: nox.Session) -> None:
+    """Start a pipeline's image and print its HTTP, gRPC and metrics addresses (-- OCR [--target cpu])."""
+    _call(session, sessions.run_serve)
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """Start each pipeline image and check real inference, protocol, bad input, lifecycle (-- OCR ...; --url HOST:PORT)."""
+    _call(session, sessions.run_conformance)
 
 
 @nox.session

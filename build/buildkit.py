@@ -200,7 +200,7 @@ def _set_mtimes(root: Path, epoch: int) -> None:
     """Make the context's metadata host-independent: epoch mtimes, umask-free modes."""
     for path in [root, *root.rglob("*")]:
         if not path.is_symlink():
-            path.chmod(0o755 if path.is_dir() else 0o644)
+            path.chmod(0o755 if path.is_dir() or path.stat().st_mode & 0o100 else 0o644)
         os.utime(path, (epoch, epoch), follow_symlinks=False)
 
 

@@ -36,6 +36,8 @@ def problems(config: ProjectConfig, pipelines: dict[str, Pipeline]) -> list[str]
             pip_locks.declaration_sha256(config, pipelines, target),
             pip_locks.refresh_command(target),
         )
+    found += _requirements_problems(pip_locks.lock_path(pip_locks.CLIENT), pip_locks.client_declaration_sha256(),
+                                    pip_locks.refresh_command(pip_locks.CLIENT))
     if models.pypi_sources(pipelines):
         found += _requirements_problems(models.MODEL_SOURCES_LOCK, models.declaration_sha256(pipelines), FREEZE)
     return found

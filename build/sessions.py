@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import time
 
-from hpsforge import (audit, base, bench, blobs, buildkit, debian, engine, graph, host_env, lockcheck, models, pip_locks, rc,
-                      repro, runtime, sbom, wheelhouse)
+from hpsforge import (assemble, audit, base, bench, blobs, buildkit, conformance, debian, engine, graph, host_env, lockcheck, models,
+                      pip_locks, pipeline_images, rc, repro, runtime, sbom, serve, wheelhouse)
 from python_on_whales import docker
 
 from hpsforge.config import load_config
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import atomic_write_text
-from hpsforge.pipelines import load_pipelines
+from hpsforge.pipelines import load_pipelines, select
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,15 +51,16 @@ def run_engine(argv: list[str]) -> engine.EngineStatus:
 def run_freeze(argv: list[str]) -> None:
     """Re-resolve the locks; write them only once every one of them resolved."""
     parser = _parser("freeze")
-    parser.add_argument("targets", nargs="*", help="re-lock only these targets' pip requirements")
+    parser.add_argument("targets", nargs="*", help="re-lock only these targets' pip requirements (or `client`)")
     parser.add_argument("-p", "--index-url", help="the package index pip-compile resolves from")
     parser.add_argument("--extra-index-url", action="append", default=[], help="an extra index (repeatable)")
     parser.add_argument("--upgrade", action="store_true", help="re-resolve to the newest allowed versions")
     options = parser.parse_args(argv)
     config, pipelines = load_config(), load_pipelines()
-    targets = options.targets or sorted(config.targets)
+    targets = options.targets or [*sorted(config.targets), pip_locks.CLIENT]
     for target in targets:
-        config.target(target)  # an unknown device fails before anything runs
+        if target != pip_locks.CLIENT:
+            config.target(target)  # an unknown device fails before anything runs
     index = pip_locks.IndexOptions(options.index_url, tuple(options.extra_index_url), options.upgrade)
     engine.ensure(config.engine)  # also installs mmdebstrap, which resolves the base
     started = time.monotonic()
@@ -75,7 +76,9 @@ def run_freeze(argv: list[str]) -> None:
     # pip locks resolve inside an rc image made from the (possibly new) locks above.
     rc_image = graph.build_shared_images(config, record=False, base_lock=base_lock, rc_lock_text=rc_text)[rc.ROLE]
     for target in targets:
-        pending[pip_locks.lock_path(target)] = pip_locks.compile_lock(config, pipelines, target, rc_image, index)
+        pending[pip_locks.lock_path(target)] = (
+            pip_locks.compile_client_lock(rc_image, index) if target == pip_locks.CLIENT
+            else pip_locks.compile_lock(config, pipelines, target, rc_image, index))
     for path, text in pending.items():
         print(f"hpsforge: {path.relative_to(path.parents[1])}: "
               f"{'updated' if atomic_write_text(path, text) else 'unchanged'}", flush=True)
@@ -150,11 +153,14 @@ def run_images(argv: list[str]) -> None:
         if options.repository or options.tag:
             built[runtime.role(target)] = runtime.name(
                 target, built[runtime.role(target)], options.repository, options.tag)
+        for name, pipeline in pipelines.items():
+            built[pipeline_images.role(name, target)] = pipeline_images.build(
+                config, name, pipeline, target, built[runtime.role(target)], no_cache=options.no_cache)
     print(f"hpsforge: images built in {time.monotonic() - started:.1f} s", flush=True)
     for role, record in built.items():
         compressed = docker.image.inspect(record.reference).size
         unpacked = audit.unpacked_size(buildkit.ensure_layout(record))
-        print(f"  {role:12} {record.reference:36} {record.digest}  "
+        print(f"  {role:30} {record.reference:46} {record.digest}  "
               f"{unpacked / 1e9:.2f} GB unpacked, {compressed / 1e9:.2f} GB compressed", flush=True)
     if options.push:
         for target in options.targets:
@@ -188,3 +194,72 @@ def run_bench(argv: list[str]) -> None:
     print("\nrebuild benchmark")
     for label, seconds in figures:
         print(f"  {label:50} {seconds:7.1f} s")
+
+
+def run_assemble(argv: list[str]) -> None:
+    """Write each named pipeline's SDK bundle (server + client) to output/<Name>_sdk[.tar.gz]."""
+    parser = _parser("assemble")
+    parser.add_argument("names", nargs="*", help="pipelines to assemble (folder names under pipelines/)")
+    parser.add_argument("--all", action="store_true", help="every pipeline")
+    parser.add_argument("--no-server", action="store_true", help="leave out server/")
+    parser.add_argument("--no-client", action="store_true", help="leave out client/")
+    options = parser.parse_args(argv)
+    pipelines = load_pipelines()
+    if options.all == bool(options.names):
+        raise HpsforgeError("name the pipelines to assemble, or give --all (not both)",
+                            hint=f"known pipelines: {', '.join(pipelines)}")
+    if options.no_server and options.no_client:
+        raise HpsforgeError("--no-server and --no-client together leave nothing to assemble")
+    chosen = pipelines if options.all else select(pipelines, options.names)
+    config = load_config()
+    lockcheck.check(config, pipelines)
+    for name, pipeline in chosen.items():
+        started = time.monotonic()
+        folder = assemble.assemble(name, pipeline, config.base.source_date_epoch,
+                                   server=not options.no_server, client=not options.no_client)
+        print(f"hpsforge: {name}: wrote {folder}/ and {folder.name}.tar.gz in {time.monotonic() - started:.1f} s",
+              flush=True)
+
+
+def run_serve(argv: list[str]) -> None:
+    """Start a pipeline's image (built by `nox -s images`) and print its addresses."""
+    parser = _parser("serve")
+    parser.add_argument("name", help="the pipeline (folder name under pipelines/)")
+    parser.add_argument("--target", default="cpu", help="whose image to run (default cpu)")
+    parser.add_argument("--host", default="127.0.0.1", help="host address to publish on (default 127.0.0.1)")
+    parser.add_argument("--http-port", type=int, default=8000)
+    parser.add_argument("--grpc-port", type=int, default=8001)
+    parser.add_argument("--metrics-port", type=int, default=8002)
+    options = parser.parse_args(argv)
+    select(load_pipelines(), [options.name])
+    config = load_config()
+    config.target(options.target)
+    engine.ensure(config.engine)
+    serve.start(options.name, options.target, options.host,
+                {"http": options.http_port, "grpc": options.grpc_port, "metrics": options.metrics_port})
+
+
+def run_conformance(argv: list[str]) -> None:
+    """Run the conformance suite on the pipeline images (or a running endpoint) and print the table."""
+    parser = _parser("conformance")
+    parser.add_argument("pipelines", nargs="*", help="pipelines to check (default: all)")
+    parser.add_argument("--url", help="HTTP HOST:PORT of a running server (then name one pipeline)")
+    parser.add_argument("--grpc-url", help="its gRPC HOST:PORT (default: the HTTP port + 1)")
+    parser.add_argument("--metrics-url", help="its metrics HOST:PORT (default: the HTTP port + 2)")
+    parser.add_argument("--target", default="cpu", help="whose images to start (default cpu)")
+    options = parser.parse_args(argv)
+    known = load_pipelines()
+    select(known, options.pipelines)
+    if options.url and len(options.pipelines) != 1:
+        raise HpsforgeError("--url checks one running server: name its pipeline, e.g. `nox -s conformance -- OCR --url host:8000`")
+    config = load_config()
+    config.target(options.target)
+    if not options.url:
+        engine.ensure(config.engine)
+    started = time.monotonic()
+    code, results = conformance.run(options.pipelines, url=options.url, grpc_url=options.grpc_url,
+                                    metrics_url=options.metrics_url, target=options.target)
+    print("\n" + conformance.table(results))
+    print(f"\nhpsforge: conformance ran {len(results)} check(s) in {time.monotonic() - started:.0f} s", flush=True)
+    if code != 0:
+        raise HpsforgeError("conformance failed: see the FAILED lines above")

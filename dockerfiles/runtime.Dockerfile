@@ -22,7 +22,11 @@ RUN --network=none \
     rm -rf "$triton/python_backend_stubs" "$triton/caches"; \
     # C++ headers for compiling custom operators: not needed to serve (keeps the image < 1.5 GB).
     rm -rf "$HPS_SITE_PACKAGES/paddle/include"; \
-    ln -s "$triton" /opt/tritonserver
+    ln -s "$triton" /opt/tritonserver; \
+    # The backend stub's interpreter ignores PYTHONPATH but reads .pth files: a pipeline bundle's
+    # lib/ (hps_server and the pipeline's code) joins sys.path wherever HPS_SERVER_ROOT points.
+    echo 'import os, sys; root = os.environ.get("HPS_SERVER_ROOT"); root and sys.path.insert(0, os.path.join(root, "lib"))' \
+        > "$HPS_SITE_PACKAGES/hps_server_root.pth"
 # The stub embeds Debian's libpython3.11 (the interpreter of the venv): it finds the packages
 # through PYTHONPATH; tritonserver finds its shared libraries in the wheel's .libs folder.
 ENV PATH=/opt/hps/bin:/opt/tritonserver/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \

@@ -5,7 +5,8 @@ import subprocess
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SESSIONS = ("engine", "freeze", "lock-check", "verify", "fetch", "sbom", "images", "repro", "bench", "host-lock", "unit", "tests")
+SESSIONS = ("engine", "freeze", "lock-check", "verify", "fetch", "sbom", "images", "assemble", "serve", "conformance", "repro", "bench",
+            "host-lock", "unit", "tests")
 
 
 def noxw(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -1,0 +1,123 @@
+"""`nox -s assemble`: a pipeline's SDK bundle, output/<Name>_sdk/ and output/<Name>_sdk.tar.gz.
+
+server/ is everything Triton needs on a runtime image: the model repository (per-device configs),
+lib/ (hps_server and the pipeline's code), models/ (verified files), pipeline.toml (its settings)
+and server.sh. client/ is the client wheel, its hash-locked requirements and the pipeline's
+command-line client. The pipeline images bake in the same server/ folder. Two runs on the same
+inputs write byte-identical archives: fixed times, owners and modes, sorted entries.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from hpsforge import model_repo, models, pip_locks, wheel
+from hpsforge.config import PROJECT_ROOT
+from hpsforge.errors import HpsforgeError
+from hpsforge.files import atomic_output
+from hpsforge.pipelines import PIPELINES_DIR, Pipeline
+from hpsforge.store import ContentStore
+
+OUTPUT_DIR = PROJECT_ROOT / "output"
+SDK_DIR = PROJECT_ROOT / "sdk"
+SERVER_RUNTIME = SDK_DIR / "server" / "hps_server"
+SERVER_SCRIPT = SDK_DIR / "server" / "server.sh"
+CLIENT_PROJECT = SDK_DIR / "client"
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+BUNDLE_README = """# {name} SDK (hpsforge)
+
+{description}
+
+## server/
+Run on an hpsforge runtime image (it has Triton, Paddle and the locked packages):
+
+    docker run --rm --shm-size=256m -p 8000:8000 -p 8001:8001 -p 8002:8002 \\
+        -v "$PWD/server:/srv:ro" --entrypoint /srv/server.sh hpsforge/runtime-cpu:<tag>
+
+server.sh picks the device's model configs (HPS_DEVICE=auto|cpu|gpu); see its header for the
+other settings. Models: {models}.
+
+## client/
+    pip install --require-hashes -r client/requirements.txt
+    pip install --no-deps client/{wheel}
+    python client/client.py --help
+"""
+
+
+def _copy_tree(source: Path, destination: Path) -> None:
+    shutil.copytree(source, destination, ignore=IGNORED, dirs_exist_ok=True)
+
+
+def stage_server(name: str, pipeline: Pipeline, destination: Path, store: ContentStore | None = None) -> list[str]:
+    """Write the pipeline's server/ folder; the model names it serves."""
+    source = PIPELINES_DIR / name / "server"
+    names = model_repo.stage(source / "model_repo", destination / "model_repo")
+    _copy_tree(SERVER_RUNTIME, destination / "lib" / SERVER_RUNTIME.name)
+    if (source / "lib").is_dir():
+        _copy_tree(source / "lib", destination / "lib")
+    models.extract(name, pipeline.models, destination / "models", store)
+    shutil.copyfile(PIPELINES_DIR / name / "pipeline.toml", destination / "pipeline.toml")
+    shutil.copyfile(SERVER_SCRIPT, destination / "server.sh")
+    (destination / "server.sh").chmod(0o755)
+    return names
+
+
+def stage_client(name: str, destination: Path, epoch: int) -> Path:
+    """Write the pipeline's client/ folder; the wheel's path."""
+    destination.mkdir(parents=True)
+    script = PIPELINES_DIR / name / "client" / "client.py"
+    if not script.exists():
+        raise HpsforgeError(f"{script} is missing: every pipeline ships a command-line client")
+    shutil.copyfile(script, destination / "client.py")
+    lock = pip_locks.lock_path(pip_locks.CLIENT)
+    if not lock.exists():
+        raise HpsforgeError(f"{lock} is missing", hint="lock the client with `nox -s freeze -- client`")
+    shutil.copyfile(lock, destination / "requirements.txt")
+    return wheel.build(CLIENT_PROJECT, destination, epoch)
+
+
+def write_archive(folder: Path, archive: Path, epoch: int) -> None:
+    """A tar.gz of `folder` (as its own name) that depends only on the files' contents."""
+    def normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.mtime, info.uid, info.gid, info.uname, info.gname = epoch, 0, 0, "", ""
+        executable = info.isdir() or info.mode & 0o100
+        info.mode = 0o755 if executable else 0o644
+        return info
+
+    paths = [folder, *sorted(folder.rglob("*"), key=lambda path: path.relative_to(folder).as_posix())]
+    with atomic_output(archive) as stream:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=stream, mtime=0, compresslevel=9) as zipped:
+            with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as bundle:
+                for path in paths:
+                    arcname = (Path(folder.name) / path.relative_to(folder)).as_posix()
+                    bundle.add(path, arcname=arcname, recursive=False, filter=normalised)
+
+
+def assemble(name: str, pipeline: Pipeline, epoch: int, *, server: bool = True, client: bool = True,
+             output_dir: Path = OUTPUT_DIR, store: ContentStore | None = None) -> Path:
+    """Write output_dir/<Name>_sdk/ and its .tar.gz; the previous bundle stays until both are done."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    final = output_dir / f"{name}_sdk"
+    with tempfile.TemporaryDirectory(prefix=f".{name}_sdk-", dir=output_dir) as tmp:
+        staging = Path(tmp) / final.name
+        staging.mkdir()
+        served, wheel_name = [], "hps_client-*.whl"
+        if server:
+            served = stage_server(name, pipeline, staging / "server", store)
+        if client:
+            wheel_name = stage_client(name, staging / "client", epoch).name
+        (staging / "README.md").write_text(BUNDLE_README.format(
+            name=name, description=pipeline.description, models=", ".join(served) or "(server not included)",
+            wheel=wheel_name), encoding="utf-8")
+        write_archive(staging, output_dir / f"{final.name}.tar.gz", epoch)
+        previous = Path(tmp) / "previous"
+        if final.exists():
+            os.replace(final, previous)
+        os.replace(staging, final)
+    return final

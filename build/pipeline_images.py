@@ -1,0 +1,65 @@
+"""One image per pipeline and target: the runtime plus the pipeline's verified server bundle."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hpsforge import assemble, buildkit
+from hpsforge.config import DOCKERFILES, ProjectConfig
+from hpsforge.files import canonical_json, sha256_bytes, sha256_file
+from hpsforge.pipelines import Pipeline, image_slug
+from hpsforge.store import scratch_dir
+
+PIPELINE_DOCKERFILE = DOCKERFILES / "pipeline.Dockerfile"
+REPOSITORY_PREFIX = "hpsforge"
+
+
+def role(name: str, target: str) -> str:
+    return f"pipeline-{image_slug(name)}-{target}"
+
+
+def repository(name: str, target: str) -> str:
+    return f"{REPOSITORY_PREFIX}/{image_slug(name)}-{target}"
+
+
+def _tree_sha256(folder: Path) -> str:
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    return sha256_bytes(canonical_json([
+        (path.relative_to(folder).as_posix(), sha256_file(path), bool(path.stat().st_mode & 0o100))
+        for path in files
+    ]).encode())
+
+
+def build(config: ProjectConfig, name: str, pipeline: Pipeline, target: str,
+          runtime_image: buildkit.ImageRecord, *, no_cache: bool = False,
+          record: bool = True) -> buildkit.ImageRecord:
+    """Stage the server bundle (model files verified on the way), then build the image on the runtime."""
+    print(f"hpsforge: staging the {name} server for {target}", flush=True)
+    with tempfile.TemporaryDirectory(prefix=f"pipeline-{image_slug(name)}-", dir=scratch_dir()) as tmp:
+        context = Path(tmp)
+        assemble.stage_server(name, pipeline, context / "server")
+        inputs = {
+            "runtime": runtime_image.digest,
+            "dockerfile": sha256_file(PIPELINE_DOCKERFILE),
+            "server": _tree_sha256(context / "server"),
+        }
+        input_sha256 = sha256_bytes(canonical_json(inputs).encode())
+        labels = {
+            "org.opencontainers.image.title": f"hpsforge {name} pipeline ({target})",
+            "org.opencontainers.image.description": pipeline.description,
+            "io.hpsforge.pipeline": name,
+            "io.hpsforge.target": target,
+            "io.hpsforge.inputs-sha256": input_sha256,
+        }
+        return buildkit.build(buildkit.ImageBuild(
+            role=role(name, target),
+            dockerfile=PIPELINE_DOCKERFILE,
+            context=context,
+            reference=f"{repository(name, target)}:{input_sha256[:12]}",
+            source_date_epoch=config.base.source_date_epoch,
+            input_sha256=input_sha256,
+            parents=(("runtime", runtime_image),),
+            labels=tuple(sorted(labels.items())),
+            copy_only=True,
+        ), no_cache=no_cache, record=record)

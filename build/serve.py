@@ -1,0 +1,65 @@
+"""`nox -s serve -- OCR`: start a pipeline's image and say where it answers."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+
+from python_on_whales import docker
+from python_on_whales.exceptions import DockerException
+
+from hpsforge import buildkit, pipeline_images
+from hpsforge.errors import HpsforgeError
+from hpsforge.pipelines import image_slug
+
+CONTAINER_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+STATE_IN_CONTAINER = "/home/triton/hps-state"
+READY_TIMEOUT_S = 300
+
+
+def container_name(name: str, target: str) -> str:
+    return f"hps-{image_slug(name)}-{target}"
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start(name: str, target: str, host: str, ports: dict[str, int], timeout_s: float = READY_TIMEOUT_S) -> str:
+    """Run the recorded image of `name` for `target`, wait until ready; its container name."""
+    role = pipeline_images.role(name, target)
+    record = buildkit.ImagesLock.read().images.get(role)
+    if record is None:
+        raise HpsforgeError(f"no {role} image is recorded in lock/images.lock.json",
+                            hint=f"build it with `nox -s images -- {target}`")
+    container = container_name(name, target)
+    if docker.container.exists(container):
+        raise HpsforgeError(f"a container named {container} exists already",
+                            hint=f"stop it with `docker rm -f {container}`")
+    print(f"hpsforge: starting {record.reference} as {container}", flush=True)
+    try:
+        docker.run(record.reference, detach=True, name=container, shm_size="256m",
+                   publish=[(f"{host}:{ports[kind]}", port) for kind, port in CONTAINER_PORTS.items()],
+                   volumes=[(f"{container}-state", STATE_IN_CONTAINER)])
+    except DockerException as error:
+        raise HpsforgeError(f"cannot start {record.reference}: {(error.stderr or '').strip()[-400:]}") from None
+    started = time.monotonic()
+    while not _ready(ports["http"]):
+        running = docker.container.inspect(container).state.running
+        if not running or time.monotonic() - started > timeout_s:
+            logs = docker.container.logs(container, tail=40)
+            docker.container.remove(container, force=True)
+            why = "exited" if not running else f"was not ready after {timeout_s:.0f} s"
+            raise HpsforgeError(f"{container} {why}; the end of its log:\n{logs}")
+        time.sleep(1)
+    print(f"hpsforge: {name} ({target}) ready in {time.monotonic() - started:.1f} s", flush=True)
+    print(f"  HTTP     http://{host}:{ports['http']}   (e.g. /v2/models/<model>/infer)")
+    print(f"  gRPC     {host}:{ports['grpc']}")
+    print(f"  metrics  http://{host}:{ports['metrics']}/metrics")
+    print(f"  stop with: docker rm -f {container}   (the state volume {container}-state is kept)")
+    return container

@@ -1,0 +1,8 @@
+# A pipeline image: the target's runtime with one pipeline's server bundle (the same server/ folder
+# `nox -s assemble` writes) baked in, owned by root and read-only to the serving user. Copy-only,
+# so a code or config change rebuilds in seconds and still bit for bit.
+FROM runtime
+COPY server /opt/hps/server
+ENV HPS_SERVER_ROOT=/opt/hps/server
+ENTRYPOINT ["/usr/bin/tini", "--", "/opt/hps/server/server.sh"]
+CMD []

@@ -1,0 +1,84 @@
+"""What a model instance knows about where and how it serves: built once, in `initialize`."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import pydantic
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+PIPELINE_CONFIG = "pipeline.toml"
+
+
+def _default_threads() -> int:
+    # Paddle's CPU math threads per model instance: all cores up to 4 unless told otherwise.
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _origins(text: str) -> frozenset[str]:
+    """scheme://host[:port] of each allow-list entry (paths are ignored: origins are what is trusted)."""
+    origins = set()
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        parts = urlsplit(entry)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"HPS_URL_ALLOWLIST entry {entry!r} is not an http(s) origin")
+        origins.add(f"{parts.scheme}://{parts.netloc.lower()}")
+    return frozenset(origins)
+
+
+@dataclass(frozen=True)
+class ServerContext:
+    root: Path
+    model_name: str
+    device: str = "cpu"
+    device_id: int = 0
+    threads: int = field(default_factory=_default_threads)
+    settings: dict = field(default_factory=dict)
+    state_dir: Path = Path.home() / "hps-state"
+    url_allowlist: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_triton_args(cls, args: dict) -> "ServerContext":
+        """From the python backend's initialize() arguments and the HPS_* environment."""
+        model_dir = Path(args["model_repository"])
+        root = Path(os.environ.get("HPS_SERVER_ROOT") or model_dir.parent.parent)
+        config_path = root / PIPELINE_CONFIG
+        settings = {}
+        if config_path.exists():
+            with open(config_path, "rb") as stream:
+                settings = tomllib.load(stream).get("settings", {})
+        threads = os.environ.get("HPS_CPU_THREADS")
+        return cls(
+            root=root,
+            model_name=args["model_name"],
+            device="gpu" if args.get("model_instance_kind") == "GPU" else "cpu",
+            device_id=int(args.get("model_instance_device_id") or 0),
+            threads=int(threads) if threads else _default_threads(),
+            settings=settings,
+            state_dir=Path(os.environ.get("HPS_STATE_DIR") or Path.home() / "hps-state"),
+            url_allowlist=_origins(os.environ.get("HPS_URL_ALLOWLIST", "")),
+        )
+
+    def model_dir(self, artifact: str) -> Path:
+        """Where the verified files of a pipeline's model artifact are served from."""
+        path = self.root / "models" / artifact
+        if not path.is_dir():
+            raise FileNotFoundError(f"model files of {artifact!r} are missing: {path} does not exist")
+        return path
+
+    def settings_as(self, model: type[M]) -> M:
+        """The pipeline's [settings], validated (a bad value stops the model from loading)."""
+        try:
+            return model.model_validate(self.settings)
+        except pydantic.ValidationError as error:
+            raise ValueError(f"{self.root / PIPELINE_CONFIG} [settings]: {error}") from None
+
+    def url_allowed(self, url: str) -> bool:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc.lower()}" in self.url_allowlist

@@ -1,0 +1,40 @@
+"""`nox -s serve`: one command starts a pipeline image and prints where it answers."""
+
+import socket
+import urllib.request
+
+import pytest
+from python_on_whales import docker
+
+from hpsforge import pipeline_images, serve
+from hpsforge.errors import HpsforgeError
+from hpsforge.pipelines import load_pipelines
+
+pytestmark = pytest.mark.engine
+
+PIPELINE = "image_classification"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_serve_starts_the_recorded_image_and_prints_addresses(config, runtime_cpu, capsys):
+    pipeline_images.build(config, PIPELINE, load_pipelines()[PIPELINE], "cpu", runtime_cpu)
+    ports = {"http": _free_port(), "grpc": _free_port(), "metrics": _free_port()}
+    name = serve.container_name(PIPELINE, "cpu")
+    docker.container.remove(name, force=True) if docker.container.exists(name) else None
+    try:
+        serve.start(PIPELINE, "cpu", "127.0.0.1", ports)
+        printed = capsys.readouterr().out
+        assert f"http://127.0.0.1:{ports['http']}" in printed and f"127.0.0.1:{ports['grpc']}" in printed
+        assert f"http://127.0.0.1:{ports['metrics']}/metrics" in printed
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=5) as response:
+            assert b"nv_inference_request_success" in response.read()
+        with pytest.raises(HpsforgeError, match="exists already"):
+            serve.start(PIPELINE, "cpu", "127.0.0.1", ports)
+    finally:
+        docker.container.remove(name, force=True, volumes=True)
+        docker.volume.remove(f"{name}-state") if docker.volume.exists(f"{name}-state") else None
