@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from hpsforge import assemble, buildkit
 from hpsforge.config import DOCKERFILES, ProjectConfig
@@ -12,6 +12,7 @@ from hpsforge.pipelines import Pipeline, image_slug
 from hpsforge.store import scratch_dir
 
 PIPELINE_DOCKERFILE = DOCKERFILES / "pipeline.Dockerfile"
+SERVER_IN_IMAGE = PurePosixPath("/opt/hps/server")
 REPOSITORY_PREFIX = "hpsforge"
 
 
@@ -38,11 +39,14 @@ def build(config: ProjectConfig, name: str, pipeline: Pipeline, target: str,
     print(f"hpsforge: staging the {name} server for {target}", flush=True)
     with tempfile.TemporaryDirectory(prefix=f"pipeline-{image_slug(name)}-", dir=scratch_dir()) as tmp:
         context = Path(tmp)
-        assemble.stage_server(name, pipeline, context / "server")
+        # Staged at its image path: COPY onto the existing /opt sets every directory's time
+        # from the context, where a COPY creating /opt/hps/server would stamp /opt/hps with "now".
+        server = context / SERVER_IN_IMAGE.relative_to("/")
+        assemble.stage_server(name, pipeline, server)
         inputs = {
             "runtime": runtime_image.digest,
             "dockerfile": sha256_file(PIPELINE_DOCKERFILE),
-            "server": _tree_sha256(context / "server"),
+            "server": _tree_sha256(server),
         }
         input_sha256 = sha256_bytes(canonical_json(inputs).encode())
         labels = {

@@ -60,3 +60,18 @@ def test_a_copy_only_server_image_is_reproducible_without_the_timestamp_rewrite(
     (tmp_path / "model_repository" / "add_sub" / "config.pbtxt").touch()
     second = bench.server_image(runtime_cpu, tmp_path, config.base.source_date_epoch, no_cache=True)
     assert first.digest == second.digest
+
+
+def test_pipeline_images_are_reproducible(runtime_cpu, config):
+    import time
+
+    from hpsforge import pipeline_images
+    from hpsforge.pipelines import load_pipelines
+
+    pipeline = load_pipelines()["image_classification"]
+    first = pipeline_images.build(config, "image_classification", pipeline, "cpu", runtime_cpu,
+                                  no_cache=True, record=False)
+    time.sleep(1.1)  # a wall-clock timestamp leaking into the layer would now differ
+    second = pipeline_images.build(config, "image_classification", pipeline, "cpu", runtime_cpu,
+                                   no_cache=True, record=False)
+    assert first.digest == second.digest

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pydantic
 
-from hps_server import log, wire
+from hps_server import log, metrics, wire
 from hps_server.context import ServerContext
 from hps_server.errors import RequestError
 
@@ -83,6 +83,7 @@ class JsonModel(TensorModel):
                 answers[position] = self._envelope(log_id, result)
             log.info(f"{self.context.model_name}: {len(valid)} request(s) in {milliseconds:.1f} ms "
                      f"(logId {', '.join(log_id for _, log_id, _ in valid)})")
+        metrics.count(self.context.model_name, answers)
         return answers
 
     def _envelope(self, log_id: str, result: Any) -> bytes:

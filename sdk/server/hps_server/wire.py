@@ -15,7 +15,7 @@ import pydantic
 
 from hps_server.errors import RequestError
 
-MAX_REQUEST_BYTES = int(os.environ.get("HPS_MAX_REQUEST_BYTES", str(32 * 1024 * 1024)))
+MAX_REQUEST_BYTES = int(os.environ.get("HPS_MAX_REQUEST_BYTES", str(16 * 1024 * 1024)))
 MAX_LOG_ID_CHARS = 128
 
 

@@ -1,0 +1,77 @@
+"""Check 2: Triton's protocol: health, model readiness, metadata, config, statistics, metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import goldens
+import wire
+
+pytestmark = pytest.mark.engine
+
+
+def _models(pipeline: str) -> list[str]:
+    return sorted(path.name for path in (goldens.PROJECT_ROOT / "pipelines" / pipeline / "server" / "model_repo").iterdir()
+                  if (path / "config.pbtxt").exists())
+
+
+def _target(pipeline: str) -> goldens.GoldenFile:
+    return goldens.load_file(goldens.PROJECT_ROOT / "pipelines" / pipeline)
+
+
+def test_server_live_and_ready(server):
+    import tritonclient.grpc as grpc
+
+    assert wire.call(server.http, "GET", "/v2/health/live")[0] == 200
+    assert wire.call(server.http, "GET", "/v2/health/ready")[0] == 200
+    client = grpc.InferenceServerClient(server.grpc)
+    try:
+        assert client.is_server_live() and client.is_server_ready()
+    finally:
+        client.close()
+
+
+def test_every_model_ready_with_metadata_and_config(pipeline, server):
+    for model in _models(pipeline):
+        assert wire.call(server.http, "GET", f"/v2/models/{model}/ready")[0] == 200, f"{model} is not ready"
+        status, body = wire.call(server.http, "GET", f"/v2/models/{model}")
+        assert status == 200, f"{model} metadata: {status} {body[:200]!r}"
+        assert json.loads(body)["name"] == model
+        status, body = wire.call(server.http, "GET", f"/v2/models/{model}/config")
+        assert status == 200 and json.loads(body)["name"] == model, f"{model} config: {status}"
+    public = _target(pipeline).conformance.model
+    metadata = json.loads(wire.call(server.http, "GET", f"/v2/models/{public}")[1])
+    assert [(t["name"], t["datatype"]) for t in metadata["inputs"]] == [("input", "BYTES")]
+    assert [(t["name"], t["datatype"]) for t in metadata["outputs"]] == [("output", "BYTES")]
+
+
+def test_statistics_count_inferences(pipeline, server, fixtures_dir):
+    target = _target(pipeline)
+    def count() -> int:
+        status, body = wire.call(server.http, "GET", f"/v2/models/{target.conformance.model}/stats")
+        assert status == 200, f"statistics endpoint answered {status}"
+        return sum(stat["inference_count"] for stat in json.loads(body)["model_stats"])
+    before = count()
+    request = goldens.resolve(target.valid_case.request, goldens.PROJECT_ROOT / "pipelines" / pipeline / "goldens",
+                              fixtures_dir, {})
+    assert wire.infer(server.http, target.conformance.model, request)[1]["errorCode"] == 0
+    assert count() == before + 1
+
+
+def test_metrics_count_successes_and_failures(pipeline, server, fixtures_dir):
+    target = _target(pipeline)
+    model = target.conformance.model
+    request = goldens.resolve(target.valid_case.request, goldens.PROJECT_ROOT / "pipelines" / pipeline / "goldens",
+                              fixtures_dir, {})
+    success = wire.metric(server.metrics, "nv_inference_request_success", model=model)
+    answered_ok = wire.metric(server.metrics, "hps_requests_total", model=model, error_code="0")
+    answered_422 = wire.metric(server.metrics, "hps_requests_total", model=model, error_code="422")
+    sent = 3
+    for _ in range(sent):
+        assert wire.infer(server.http, model, request)[1]["errorCode"] == 0
+    assert wire.infer(server.http, model, "not json")[1]["errorCode"] == 422
+    assert wire.metric(server.metrics, "nv_inference_request_success", model=model) == success + sent + 1
+    assert wire.metric(server.metrics, "hps_requests_total", model=model, error_code="0") == answered_ok + sent
+    assert wire.metric(server.metrics, "hps_requests_total", model=model, error_code="422") == answered_422 + 1
