@@ -34,10 +34,12 @@ def pytest_command(pipelines: list[str], report: Path, *, url: str | None = None
 
 def table(results: list[dict]) -> str:
     """pipeline x check: outcome, seconds, golden latency."""
-    rows = [("pipeline", "check", "result", "time", "golden latency (median / max ms)")]
+    rows = [("pipeline", "check", "result", "time", "latency of the golden requests (median / max ms)")]
     for result in results:
         latencies = list(result.get("latency_ms", {}).values())
         latency = f"{statistics.median(latencies):.0f} / {max(latencies):.0f}" if latencies else ""
+        if result.get("ready_s") is not None:
+            latency = f"(container start to ready: {result['ready_s']:.1f} s)"
         rows.append((result["pipeline"], result["check"], result["outcome"].upper(),
                      f"{result['seconds']:.1f} s", latency))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]

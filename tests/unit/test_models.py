@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from hpsforge import models, pipelines
 from hpsforge.errors import HpsforgeError
 from hpsforge.pipelines import ModelArtifact, ModelSource
-from hpsforge.requirements_lock import parse
+from hpsforge.requirements_lock import canonical_name, parse
 from hpsforge.store import ContentStore
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -85,10 +85,10 @@ def test_verify_reports_a_mismatch_with_both_hashes(archive):
 
 
 def test_verify_reports_a_missing_member(archive):
-    files = {**ALL_MATCHING, "pkg/models/rec/inference.pdmodel": "e" * 64}
+    files = {**ALL_MATCHING, "pkg/models/rec/rec.pdmodel": "e" * 64}
     found = models.verify_artifact("OCR", _artifact(files), archive)
     assert len(found) == 1
-    assert "pkg/models/rec/inference.pdmodel" in found[0]
+    assert "pkg/models/rec/rec.pdmodel" in found[0]
     assert archive.name in found[0]
 
 
@@ -104,13 +104,18 @@ def test_symlink_member_is_not_a_file(tmp_path):
     assert len(found) == 1 and "pkg/link.txt" in found[0]
 
 
-def test_extract_writes_matching_files_under_their_member_paths(archive, tmp_path):
+def _written(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_extract_writes_matching_files_flattened_to_their_basenames(archive, tmp_path):
     out = tmp_path / "out"
     assert models.verify_artifact("OCR", _artifact(ALL_MATCHING), archive, extract_to=out) == []
-    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert written == sorted(MEMBERS)
+    # The served layout: models/<artifact>/<basename>, never the member's path in the archive.
+    assert _written(out) == ["inference.pdiparams", "inference.pdmodel", "keys.txt"]
     for name, data in MEMBERS.items():
-        assert (out / name).read_bytes() == data
+        assert (out / Path(name).name).read_bytes() == data
+    assert not (out / "pkg").exists()
 
 
 def test_extract_leaves_no_unverified_file(archive, tmp_path):
@@ -118,10 +123,70 @@ def test_extract_leaves_no_unverified_file(archive, tmp_path):
     files = {**ALL_MATCHING, "pkg/models/det/inference.pdiparams": "f" * 64, "absent/x": "e" * 64}
     found = models.verify_artifact("OCR", _artifact(files), archive, extract_to=out)
     assert len(found) == 2
-    assert not (out / "pkg/models/det/inference.pdiparams").exists()
-    assert not (out / "absent/x").exists()
-    assert (out / "pkg/models/det/inference.pdmodel").read_bytes() == MEMBERS["pkg/models/det/inference.pdmodel"]
-    assert (out / "pkg/keys.txt").read_bytes() == MEMBERS["pkg/keys.txt"]
+    assert _written(out) == ["inference.pdmodel", "keys.txt"]
+    assert (out / "inference.pdmodel").read_bytes() == MEMBERS["pkg/models/det/inference.pdmodel"]
+    assert (out / "keys.txt").read_bytes() == MEMBERS["pkg/keys.txt"]
+
+
+# --- models.extract -----------------------------------------------------------------------------
+
+
+def _served_from(archive: Path, name: str, files: dict[str, str]) -> ModelArtifact:
+    """An artifact whose source is `archive` itself (a file:// URL with its true sha256)."""
+    source = ModelSource(url=archive.as_uri(), sha256=_sha(archive.read_bytes()))
+    return ModelArtifact(name=name, source=source, files=files)
+
+
+def test_models_extract_writes_each_artifact_flattened(archive, tmp_path):
+    store = ContentStore(tmp_path / "cache")
+    det = _served_from(archive, "det", {"pkg/models/det/inference.pdmodel": ALL_MATCHING["pkg/models/det/inference.pdmodel"],
+                                        "pkg/models/det/inference.pdiparams": ALL_MATCHING["pkg/models/det/inference.pdiparams"]})
+    keys = _served_from(archive, "keys", {"pkg/keys.txt": ALL_MATCHING["pkg/keys.txt"]})
+    destination = tmp_path / "models"
+    models.extract("OCR", [det, keys], destination, store)
+    assert _written(destination) == ["det/inference.pdiparams", "det/inference.pdmodel", "keys/keys.txt"]
+    assert (destination / "det" / "inference.pdiparams").read_bytes() == MEMBERS["pkg/models/det/inference.pdiparams"]
+    assert (destination / "det" / "inference.pdmodel").read_bytes() == MEMBERS["pkg/models/det/inference.pdmodel"]
+    assert (destination / "keys" / "keys.txt").read_bytes() == MEMBERS["pkg/keys.txt"]
+
+
+def test_models_extract_lists_every_mismatch_and_leaves_nothing_unverified(archive, tmp_path):
+    store = ContentStore(tmp_path / "cache")
+    wrong = "f" * 64
+    det = _served_from(archive, "det", {**ALL_MATCHING, "pkg/models/det/inference.pdiparams": wrong})
+    keys = _served_from(archive, "keys", {"pkg/keys.txt": "e" * 64})
+    destination = tmp_path / "models"
+    with pytest.raises(HpsforgeError) as caught:
+        models.extract("OCR", [det, keys], destination, store)
+    message = str(caught.value)
+    assert "OCR/det: pkg/models/det/inference.pdiparams does not match" in message
+    assert "OCR/keys: pkg/keys.txt does not match" in message
+    assert wrong in message and _sha(MEMBERS["pkg/models/det/inference.pdiparams"]) in message
+    # Only the verified files remain.
+    assert _written(destination) == ["det/inference.pdmodel", "det/keys.txt"]
+
+
+# --- ModelArtifact ------------------------------------------------------------------------------
+
+
+def test_artifact_needs_files():
+    with pytest.raises(ValidationError, match="files"):
+        _artifact({})
+
+
+def test_artifact_basenames_must_be_unique():
+    with pytest.raises(ValidationError) as caught:
+        _artifact({"pkg/det/inference.pdmodel": "a" * 64, "pkg/rec/inference.pdmodel": "b" * 64})
+    assert "'inference.pdmodel'" in str(caught.value)
+    assert "not unique" in str(caught.value)
+    # The same basenames in two artifacts are fine: each is served under its own folder.
+    _artifact({"pkg/det/inference.pdmodel": "a" * 64}, name="det")
+    _artifact({"pkg/rec/inference.pdmodel": "b" * 64}, name="rec")
+
+
+def test_served_files_map_basenames_to_member_paths():
+    assert _artifact(ALL_MATCHING).served_files() == {
+        Path(path).name: (path, digest) for path, digest in ALL_MATCHING.items()}
 
 
 # --- ModelSource --------------------------------------------------------------------------------
@@ -216,14 +281,33 @@ def test_pypi_sources_of_the_real_pipelines(real_pipelines):
     assert models.pypi_sources(real_pipelines) == sorted(set(models.pypi_sources(real_pipelines)))
 
 
+def _pypi_artifacts(prefix: str, pins) -> list[ModelArtifact]:
+    return [ModelArtifact(name=f"{prefix}{i}", source=ModelSource(pypi=pin, file="f.whl"), files={"f": "a" * 64})
+            for i, pin in enumerate(pins)]
+
+
 def test_pypi_sources_are_unique_and_sorted():
     def pipeline(*pins):
-        return pipelines.Pipeline(description="x", models=[
-            ModelArtifact(name=f"m{i}", source=ModelSource(pypi=pin, file="f.whl"), files={})
-            for i, pin in enumerate(pins)])
+        return pipelines.Pipeline(description="x", models=_pypi_artifacts("m", pins))
     found = models.pypi_sources({"A": pipeline("zeta==1", "alpha==2"), "B": pipeline("alpha==2")})
     assert found == ["alpha==2", "zeta==1"]
     assert models.pypi_sources({}) == []
+
+
+def test_pypi_sources_include_the_fixtures():
+    pipeline = pipelines.Pipeline(description="x", models=_pypi_artifacts("m", ["alpha==2"]),
+                                  fixtures=_pypi_artifacts("f", ["golden==1", "alpha==2"]))
+    assert models.pypi_sources({"A": pipeline}) == ["alpha==2", "golden==1"]
+    only_fixtures = pipelines.Pipeline(description="x", fixtures=_pypi_artifacts("f", ["golden==1"]))
+    assert models.pypi_sources({"A": only_fixtures}) == ["golden==1"]
+    assert models.declaration_sha256({"A": pipeline}) != models.declaration_sha256(
+        {"A": pipeline.model_copy(update={"fixtures": []})})
+
+
+def test_model_and_fixture_names_are_unique_together():
+    with pytest.raises(ValidationError, match="used twice: m0"):
+        pipelines.Pipeline(description="x", models=_pypi_artifacts("m", ["alpha==2"]),
+                           fixtures=_pypi_artifacts("m", ["golden==1"]))
 
 
 def test_real_ocr_pipeline_loads_with_hashed_model_files(real_pipelines):
@@ -240,8 +324,12 @@ def test_real_ocr_pipeline_loads_with_hashed_model_files(real_pipelines):
 
 def test_real_model_sources_are_locked(real_pipelines):
     lock = parse(models.MODEL_SOURCES_LOCK.read_text(encoding="utf-8"), models.MODEL_SOURCES_LOCK)
-    locked = {f"{r.name}=={r.version}" for r in lock.requirements}
-    assert set(models.pypi_sources(real_pipelines)) <= locked
+    # hashin writes normalised names (face-recognition) where pipeline.toml may say face_recognition.
+    locked = {(canonical_name(r.name), r.version) for r in lock.requirements}
+    declared = {(canonical_name(name), version)
+                for name, _, version in (pin.partition("==") for pin in models.pypi_sources(real_pipelines))}
+    assert declared
+    assert declared <= locked, sorted(declared - locked)
     assert lock.input_sha256 == models.declaration_sha256(real_pipelines)
 
 
@@ -313,3 +401,36 @@ def test_bad_model_hash_and_source_are_named(tmp_path):
     message = str(caught.value)
     assert "models.0.source" in message and "exactly one of" in message
     assert "models.0.files.m/inference.pdmodel" in message
+
+
+def test_fixtures_and_settings_load_from_pipeline_toml(tmp_path):
+    text = GOOD_TOML + """
+[[fixtures]]
+name = "golden"
+source = { pypi = "face_recognition==1.3.0", file = "face_recognition-1.3.0.tar.gz" }
+[fixtures.files]
+"face_recognition-1.3.0/tests/test_images/obama.jpg" = "%s"
+
+[settings]
+topk = 5
+mode = "fast"
+""" % ("c" * 64)
+    loaded = pipelines.load_pipelines(_write_pipeline(tmp_path, "Good", text))["Good"]
+    assert [f.name for f in loaded.fixtures] == ["golden"]
+    assert loaded.fixtures[0].served_files() == {
+        "obama.jpg": ("face_recognition-1.3.0/tests/test_images/obama.jpg", "c" * 64)}
+    assert loaded.settings == {"topk": 5, "mode": "fast"}
+    assert [m.name for m in loaded.models] == ["m"]  # fixtures are not models
+    assert models.pypi_sources({"Good": loaded}) == ["face_recognition==1.3.0"]
+    bare = pipelines.load_pipelines(_write_pipeline(tmp_path / "bare", "Bare", 'description = "x"\n'))["Bare"]
+    assert bare.fixtures == [] and bare.settings == {}
+
+
+def test_repeated_basename_in_pipeline_toml_is_named(tmp_path):
+    text = GOOD_TOML + '"other/inference.pdmodel" = "%s"\n' % ("c" * 64)
+    directory = _write_pipeline(tmp_path, "Bad", text)
+    with pytest.raises(HpsforgeError) as caught:
+        pipelines.load_pipelines(directory)
+    message = str(caught.value)
+    assert str(directory / "Bad" / "pipeline.toml") in message
+    assert "'inference.pdmodel'" in message and "not unique" in message
