@@ -86,4 +86,9 @@ def test_verify_gpu_names_every_missing_blob_and_where_to_put_it(tmp_path):
 def test_verify_cpu_checks_every_model_file():
     result = noxw("-s", "verify", "--", "cpu")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "0 vendor blob(s) and 7 model file(s) verified" in result.stdout
+    from hpsforge.pipelines import load_pipelines
+
+    declared = sum(len(artifact.files) for pipeline in load_pipelines().values()
+                   for artifact in [*pipeline.models, *pipeline.fixtures])
+    assert declared >= 40  # every pipeline's model files and golden fixtures
+    assert f"0 vendor blob(s) and {declared} model file(s) verified" in result.stdout
