@@ -58,6 +58,7 @@ def stage_server(name: str, pipeline: Pipeline, destination: Path, store: Conten
     """Write the pipeline's server/ folder; the model names it serves."""
     source = PIPELINES_DIR / name / "server"
     names = model_repo.stage(source / "model_repo", destination / "model_repo")
+    (destination / "MODELS").write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
     _copy_tree(SERVER_RUNTIME, destination / "lib" / SERVER_RUNTIME.name)
     if (source / "lib").is_dir():
         _copy_tree(source / "lib", destination / "lib")

@@ -35,7 +35,10 @@ def pytest_command(pipelines: list[str], report: Path, *, url: str | None = None
 def table(results: list[dict]) -> str:
     """pipeline x check: outcome, seconds, golden latency."""
     rows = [("pipeline", "check", "result", "time", "latency of the golden requests (median / max ms)")]
+    skipped = [result for result in results if result["outcome"] == "skipped"]
     for result in results:
+        if result in skipped:
+            continue
         latencies = list(result.get("latency_ms", {}).values())
         latency = f"{statistics.median(latencies):.0f} / {max(latencies):.0f}" if latencies else ""
         if result.get("ready_s") is not None:
@@ -45,6 +48,8 @@ def table(results: list[dict]) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    for result in skipped:
+        lines.append(f"skipped {result['pipeline']} / {result['check']}: {result['message']}")
     failed = [result for result in results if result["outcome"] == "failed"]
     for result in failed:
         lines.append(f"FAILED {result['pipeline']} / {result['check']}: {result['message']}")

@@ -2,7 +2,8 @@
 # Serve this pipeline bundle with Triton: its model repository, its libraries, its model files.
 #   HPS_DEVICE=auto|cpu|gpu   which model configs to load (auto: gpu when an NVIDIA device exists)
 #   HPS_ADMIN_KEY=<secret>    enable loading/unloading models through the repository API, with
-#                             this key required in the `hps-admin-key` header (off when unset)
+#                             this key in the HTTP header `hps-admin-key` (gRPC metadata:
+#                             `triton-grpc-protocol-hps-admin-key`); off when unset
 #   HPS_STATE_DIR             where pipelines keep state (the face index); default ~/hps-state
 # Extra arguments go to tritonserver unchanged.
 set -eu
@@ -17,13 +18,17 @@ case "$device" in
     *) echo "server.sh: HPS_DEVICE must be auto, cpu or gpu (got '$device')" >&2; exit 2 ;;
 esac
 
-# Model management over the API only with a key: anyone who can load models can run code.
-management=""
-if [ -n "${HPS_ADMIN_KEY:-}" ]; then
-    management="--model-control-mode=explicit --load-model=*
-        --http-restricted-api=model-repository:hps-admin-key=$HPS_ADMIN_KEY
-        --grpc-restricted-protocol=model-repository:hps-admin-key=$HPS_ADMIN_KEY"
-fi
+# Every model the bundle declares (MODELS, written by hpsforge) is loaded by name: a missing or
+# broken one stops the server instead of leaving it "ready" without it. The repository API
+# (load/unload: whoever can load models can run code) needs HPS_ADMIN_KEY; without one it is
+# locked with a random key nobody knows.
+key=${HPS_ADMIN_KEY:-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}
+management="--model-control-mode=explicit
+    --http-restricted-api=model-repository:hps-admin-key=$key
+    --grpc-restricted-protocol=model-repository:hps-admin-key=$key"
+while read -r model; do
+    [ -n "$model" ] && management="$management --load-model=$model"
+done < "$root/MODELS"
 
 export HPS_SERVER_ROOT="$root"
 export PYTHONPATH="$root/lib${PYTHONPATH:+:$PYTHONPATH}"

@@ -76,10 +76,13 @@ class Endpoint:
     ready_seconds: float | None = None  # start to ready, when the suite started it
 
     def logs(self) -> str:
+        """The container's log: its error lines first (what failed), then its tail."""
         if self.container is None:
             return "(server not started by the suite)"
-        out, err = self.container.get_wrapped_container().logs(stdout=True, stderr=True), b""
-        return (out + err).decode(errors="replace")[-4000:]
+        text = self.container.get_wrapped_container().logs(stdout=True, stderr=True).decode(errors="replace")
+        errors = [line for line in text.splitlines()
+                  if line.startswith("E") or "failed to load" in line or "rror:" in line]
+        return "\n".join(errors[-10:]) + "\n--- last lines ---\n" + text[-3000:]
 
 
 def _with_port_offset(address: str, offset: int) -> str:
@@ -193,6 +196,8 @@ def pytest_runtest_makereport(item, call):
         if report.outcome == "failed":
             message = str(getattr(report.longrepr, "reprcrash", None) and report.longrepr.reprcrash.message
                           or report.longrepr)[:500]
+        elif report.outcome == "skipped" and isinstance(report.longrepr, tuple):
+            message = report.longrepr[2].removeprefix("Skipped: ")
         item.config._hps_results.append({
             "pipeline": pipeline, "check": check, "outcome": report.outcome,
             "seconds": round(report.duration, 2), "message": message,
