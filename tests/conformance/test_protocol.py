@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -10,6 +11,15 @@ import goldens
 import wire
 
 pytestmark = pytest.mark.engine
+
+
+def _settled(read, expected: float, timeout_s: float = 10.0) -> float:
+    """`read()` once it equals `expected` (Triton updates statistics and metrics just after it
+    answers), or its last value when the time is up."""
+    deadline = time.monotonic() + timeout_s
+    while (value := read()) != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return value
 
 
 def _models(pipeline: str) -> list[str]:
@@ -59,7 +69,7 @@ def test_statistics_count_inferences(pipeline, server, fixtures_dir):
     request = goldens.resolve(target.valid_case.request, goldens.PROJECT_ROOT / "pipelines" / pipeline / "goldens",
                               fixtures_dir, {})
     assert wire.infer(server.http, target.conformance.model, request)[1]["errorCode"] == 0
-    assert count() == before + 1
+    assert _settled(count, before + 1) == before + 1
 
 
 def test_metrics_count_successes_and_failures(pipeline, server, fixtures_dir):
@@ -74,6 +84,8 @@ def test_metrics_count_successes_and_failures(pipeline, server, fixtures_dir):
     for _ in range(sent):
         assert wire.infer(server.http, model, request)[1]["errorCode"] == 0
     assert wire.infer(server.http, model, "not json")[1]["errorCode"] == 422
-    assert wire.metric(server.metrics, "nv_inference_request_success", model=model) == success + sent + 1
-    assert wire.metric(server.metrics, "hps_requests_total", model=model, error_code="0") == answered_ok + sent
-    assert wire.metric(server.metrics, "hps_requests_total", model=model, error_code="422") == answered_422 + 1
+    def sample(name: str, expected: float, **labels: str) -> float:
+        return _settled(lambda: wire.metric(server.metrics, name, model=model, **labels), expected)
+    assert sample("nv_inference_request_success", success + sent + 1) == success + sent + 1
+    assert sample("hps_requests_total", answered_ok + sent, error_code="0") == answered_ok + sent
+    assert sample("hps_requests_total", answered_422 + 1, error_code="422") == answered_422 + 1
