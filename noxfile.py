@@ -95,7 +95,7 @@ def repro(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmark: print cold, warm and code-only rebuild times of a target's images (-- cpu)."""
+    """Benchmark: rebuild times of a target's images (-- cpu), or (-- cpu --serving) each pipeline image's size, start-to-ready and latency."""
     _call(session, sessions.run_bench)
 
 

@@ -14,7 +14,9 @@ from hpsforge.errors import HpsforgeError
 from hpsforge.pipelines import image_slug
 
 CONTAINER_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
-STATE_IN_CONTAINER = "/home/triton/hps-state"
+# The state volume is the serving user's home: a fresh named volume takes the image's owner of
+# that path (uid 1000), where a volume at a path the image lacks would be root's and unwritable.
+STATE_IN_CONTAINER = "/home/triton"
 READY_TIMEOUT_S = 300
 
 

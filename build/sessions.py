@@ -186,10 +186,20 @@ def run_repro(argv: list[str]) -> None:
 
 
 def run_bench(argv: list[str]) -> None:
-    """Print rebuild figures for a target: cold, warm no-change, code-only change."""
-    options = _target_parser("bench").parse_args(argv)
+    """Print rebuild figures for a target (cold, warm, code-only), or with --serving each pipeline
+    image's size, start-to-ready time and request latency."""
+    parser = _target_parser("bench")
+    parser.add_argument("--serving", action="store_true", help="serving figures of the pipeline images instead")
+    options = parser.parse_args(argv)
     config = load_config()
+    config.target(options.target)
     engine.ensure(config.engine)
+    if options.serving:
+        rows = bench.serving(options.target)
+        print("\nserving benchmark")
+        for name, figure in rows:
+            print(f"  {name:22} {figure}")
+        return
     figures = bench.rebuild(config, load_pipelines(), options.target)
     print("\nrebuild benchmark")
     for label, seconds in figures:

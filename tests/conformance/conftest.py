@@ -22,7 +22,7 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_ROOT / "sdk" / "client" / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the suite's helper modules (goldens)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the suite's helper module (wire)
 
 from hpsforge import models, pipeline_images  # noqa: E402
 from hpsforge.pipelines import load_pipelines  # noqa: E402

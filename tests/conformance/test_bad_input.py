@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-import goldens
+from hpsforge import goldens
 import wire
 
 pytestmark = pytest.mark.engine

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-import goldens
+from hpsforge import goldens
 import wire
 
 pytestmark = pytest.mark.engine

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-import goldens  # tests/conformance/goldens.py, on sys.path through this folder's conftest
+from hpsforge import goldens
 
 PROJECT_ROOT = goldens.PROJECT_ROOT
 

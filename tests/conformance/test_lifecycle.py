@@ -13,7 +13,7 @@ import time
 import pytest
 
 import conftest
-import goldens
+from hpsforge import goldens
 import wire
 
 pytestmark = pytest.mark.engine

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-import goldens
+from hpsforge import goldens
 import wire
 
 pytestmark = pytest.mark.engine

@@ -1,7 +1,6 @@
 """assemble: byte-identical bundles, and a bundle's server.sh serving real requests on the runtime."""
 
 import json
-import sys
 import tarfile
 import time
 import urllib.request
@@ -9,11 +8,8 @@ import urllib.request
 import pytest
 from python_on_whales import docker
 
-from hpsforge import assemble
+from hpsforge import assemble, goldens
 from hpsforge.pipelines import load_pipelines
-
-sys.path.insert(0, str(assemble.PROJECT_ROOT / "tests" / "conformance"))
-import goldens  # noqa: E402
 
 pytestmark = pytest.mark.engine
 

@@ -33,8 +33,23 @@ def test_serve_starts_the_recorded_image_and_prints_addresses(config, runtime_cp
         assert f"http://127.0.0.1:{ports['metrics']}/metrics" in printed
         with urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=5) as response:
             assert b"nv_inference_request_success" in response.read()
+        # The state volume (the face index lives there) is writable by the serving user.
+        state = docker.container.execute(name, ["sh", "-c", 'mkdir -p "$HOME/hps-state" && touch "$HOME/hps-state/probe" && id -u'])
+        assert state.strip() == "1000"
         with pytest.raises(HpsforgeError, match="exists already"):
             serve.start(PIPELINE, "cpu", "127.0.0.1", ports)
     finally:
         docker.container.remove(name, force=True, volumes=True)
         docker.volume.remove(f"{name}-state") if docker.volume.exists(f"{name}-state") else None
+
+
+def test_serving_benchmark_prints_figures_for_every_pipeline(config, runtime_cpu, capsys):
+    """The figures are printed, never asserted; what must hold is one row per pipeline image."""
+    from hpsforge import bench
+
+    pipelines = load_pipelines()
+    for name, pipeline in pipelines.items():
+        pipeline_images.build(config, name, pipeline, "cpu", runtime_cpu)
+    rows = bench.serving("cpu")
+    assert [name for name, _ in rows] == list(pipelines)
+    assert all("ready in" in figure and "ms median" in figure for _, figure in rows)

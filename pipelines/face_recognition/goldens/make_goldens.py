@@ -5,7 +5,7 @@ what it measures.
     .venv/bin/python pipelines/face_recognition/goldens/make_goldens.py measure --url HOST:PORT
         [--fixtures DIR]                                # from the project root, in the host environment
 
-`measure` runs every case of cases.toml in order (tests/conformance/goldens.py resolves the
+`measure` runs every case of cases.toml in order (build/goldens.py resolves the
 requests and checks the answers, as the conformance suite does) and prints, for each path a case
 checks, the value the server gave, in full precision, with "ok" or "DIFF" against cases.toml;
 that is how the expected values are re-measured. It exits 1 if a case does not pass. DIR holds
@@ -51,7 +51,7 @@ def fixtures(given: Path | None) -> Path:
 
 def measure(http: str, fixtures_dir: Path) -> int:
     sys.path.insert(0, str(HERE.parents[2] / "tests" / "conformance"))
-    import goldens
+    from hpsforge import goldens
     import wire
 
     cases, saved, failed = goldens.load(HERE.parent), {}, 0

@@ -16,11 +16,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import tomli
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field
 
 MISSING = object()
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 class GoldenCase(BaseModel):
@@ -63,7 +63,7 @@ class GoldenFile(BaseModel):
 
 def load_file(pipeline_dir: Path) -> GoldenFile:
     path = pipeline_dir / "goldens" / "cases.toml"
-    golden = GoldenFile.model_validate(tomli.loads(path.read_text(encoding="utf-8")))
+    golden = GoldenFile.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
     if golden.conformance.valid_case not in {case.name for case in golden.cases}:
         raise ValueError(f"{path}: [conformance] valid_case {golden.conformance.valid_case!r} is not a case")
     return golden
