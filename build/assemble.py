@@ -28,7 +28,8 @@ SDK_DIR = PROJECT_ROOT / "sdk"
 SERVER_RUNTIME = SDK_DIR / "server" / "hps_server"
 SERVER_SCRIPT = SDK_DIR / "server" / "server.sh"
 CLIENT_PROJECT = SDK_DIR / "client"
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
+# Caches and editor leftovers never enter a bundle (they would change an image's inputs hash).
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "*~", "*.orig", "*.rej", "*.swp")
 
 BUNDLE_README = """# {name} SDK (hpsforge)
 
@@ -116,9 +117,12 @@ def assemble(name: str, pipeline: Pipeline, epoch: int, *, server: bool = True, 
         (staging / "README.md").write_text(BUNDLE_README.format(
             name=name, description=pipeline.description, models=", ".join(served) or "(server not included)",
             wheel=wheel_name), encoding="utf-8")
-        write_archive(staging, output_dir / f"{final.name}.tar.gz", epoch)
+        archive = Path(tmp) / f"{final.name}.tar.gz"
+        write_archive(staging, archive, epoch)
+        # Both are complete before either replaces the previous bundle.
         previous = Path(tmp) / "previous"
         if final.exists():
             os.replace(final, previous)
         os.replace(staging, final)
+        os.replace(archive, output_dir / archive.name)
     return final

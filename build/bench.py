@@ -80,7 +80,10 @@ def _post_json(url: str, body: bytes) -> bytes:
 
 def _serving_figures(name: str, record: buildkit.ImageRecord) -> tuple:
     """(start to ready s, median ms, p90 ms) of one pipeline image answering its valid golden case."""
-    golden = goldens.load_file(PROJECT_ROOT / "pipelines" / name)
+    try:
+        golden = goldens.load_file(PROJECT_ROOT / "pipelines" / name)
+    except goldens.GoldenError as error:
+        raise HpsforgeError(str(error)) from None
     fixtures = None
     if declared := load_pipelines()[name].fixtures:
         fixtures = cache_root() / "fixtures" / name

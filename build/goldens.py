@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MISSING = object()
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -61,11 +61,23 @@ class GoldenFile(BaseModel):
         return next(case for case in self.cases if case.name == self.conformance.valid_case)
 
 
+class GoldenError(ValueError):
+    """A golden file that cannot be used, with the file (and case) named."""
+
+
 def load_file(pipeline_dir: Path) -> GoldenFile:
     path = pipeline_dir / "goldens" / "cases.toml"
-    golden = GoldenFile.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    try:
+        golden = GoldenFile.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    except OSError as error:
+        raise GoldenError(f"{path}: cannot be read ({error.strerror or error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise GoldenError(f"{path}: not valid TOML: {error}") from None
+    except ValidationError as error:
+        details = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
+        raise GoldenError(f"{path}: {details}") from None
     if golden.conformance.valid_case not in {case.name for case in golden.cases}:
-        raise ValueError(f"{path}: [conformance] valid_case {golden.conformance.valid_case!r} is not a case")
+        raise GoldenError(f"{path}: [conformance] valid_case {golden.conformance.valid_case!r} is not a case")
     return golden
 
 
@@ -137,6 +149,8 @@ def resolve(value: Any, goldens_dir: Path, fixtures_dir: Path | None, saved: dic
             raise ValueError(f"{value}: the pipeline's fixtures are not available")
         return base64.b64encode((fixtures_dir / value[8:]).read_bytes()).decode("ascii")
     if variable := re.fullmatch(r"\$\{(\w+)\}", value):
+        if variable.group(1) not in saved:
+            raise GoldenError(f"{value}: no earlier case saved {variable.group(1)!r} (see `save`)")
         return saved[variable.group(1)]
     return value
 

@@ -17,7 +17,7 @@ from hpsforge.errors import HpsforgeError
 DEVICES = {"cpu": "KIND_CPU", "gpu": "KIND_GPU"}
 ENSEMBLE = re.compile(r'^\s*platform\s*:\s*"ensemble"', re.MULTILINE)
 TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|#[^\n]*|[\[\]{}]|\bname\s*:\s*"([^"]*)"')
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "*~", "*.orig", "*.rej", "*.swp")
 
 
 def _top_level_name(text: str) -> str | None:

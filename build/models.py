@@ -93,7 +93,7 @@ def open_members(archive: Path) -> Iterator:
         with zipfile.ZipFile(archive) as bundle:
             names = set(bundle.namelist())
             yield lambda member: bundle.open(member) if member in names else None
-    else:
+    elif tarfile.is_tarfile(archive):
         with tarfile.open(archive) as bundle:
             def member_stream(member: str) -> IO[bytes] | None:
                 try:
@@ -102,6 +102,9 @@ def open_members(archive: Path) -> Iterator:
                     return None
                 return bundle.extractfile(info) if info.isfile() else None
             yield member_stream
+    else:
+        raise HpsforgeError(f"{archive.name}: a model source must be an archive (wheel, zip or tar), "
+                            "whose members the model's files are taken from")
 
 
 def _hash_stream(stream: IO[bytes], sink: IO[bytes] | None = None) -> str:

@@ -24,9 +24,10 @@ def container_name(name: str, target: str) -> str:
     return f"hps-{image_slug(name)}-{target}"
 
 
-def _ready(port: int) -> bool:
+def _ready(host: str, port: int) -> bool:
+    address = "127.0.0.1" if host in ("0.0.0.0", "") else host
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2) as response:
+        with urllib.request.urlopen(f"http://{address}:{port}/v2/health/ready", timeout=2) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -51,7 +52,7 @@ def start(name: str, target: str, host: str, ports: dict[str, int], timeout_s: f
     except DockerException as error:
         raise HpsforgeError(f"cannot start {record.reference}: {(error.stderr or '').strip()[-400:]}") from None
     started = time.monotonic()
-    while not _ready(ports["http"]):
+    while not _ready(host, ports["http"]):
         running = docker.container.inspect(container).state.running
         if not running or time.monotonic() - started > timeout_s:
             logs = docker.container.logs(container, tail=40)

@@ -76,13 +76,20 @@ class Endpoint:
     ready_seconds: float | None = None  # start to ready, when the suite started it
 
     def logs(self) -> str:
-        """The container's log: its error lines first (what failed), then its tail."""
         if self.container is None:
             return "(server not started by the suite)"
-        text = self.container.get_wrapped_container().logs(stdout=True, stderr=True).decode(errors="replace")
-        errors = [line for line in text.splitlines()
-                  if line.startswith("E") or "failed to load" in line or "rror:" in line]
-        return "\n".join(errors[-10:]) + "\n--- last lines ---\n" + text[-3000:]
+        return container_log(self.container)
+
+
+def container_log(container) -> str:
+    """A container's log: its error lines first (what failed), then its tail."""
+    wrapped = container.get_wrapped_container()
+    if wrapped is None:
+        return "(no container was created)"
+    text = wrapped.logs(stdout=True, stderr=True).decode(errors="replace")
+    errors = [line for line in text.splitlines()
+              if line.startswith("E") or "failed to load" in line or "rror:" in line]
+    return "\n".join(errors[-10:]) + "\n--- last lines ---\n" + text[-3000:]
 
 
 def _with_port_offset(address: str, offset: int) -> str:
@@ -104,12 +111,21 @@ def start_container(image: str, pipeline: str, timeout_s: float = READY_TIMEOUT_
 
     container = (DockerContainer(image).with_exposed_ports(8000, 8001, 8002).with_env("HPS_ADMIN_KEY", ADMIN_KEY)
                  .with_kwargs(shm_size=SHM_SIZE, **kwargs))
-    container.start()
+    try:
+        container.start()
+    except Exception as error:  # e.g. it exited at once: say why, with its log
+        log = container_log(container)
+        container.stop()
+        pytest.fail(f"{pipeline}: the container did not start ({error}); its log:\n{log}")
     host = container.get_container_host_ip()
     endpoint = Endpoint(pipeline, f"{host}:{container.get_exposed_port(8000)}",
                         f"{host}:{container.get_exposed_port(8001)}",
                         f"{host}:{container.get_exposed_port(8002)}", container, ADMIN_KEY)
-    endpoint.ready_seconds = wait_ready(endpoint, timeout_s)
+    try:
+        endpoint.ready_seconds = wait_ready(endpoint, timeout_s)
+    except BaseException:  # never ready: its log is in the failure; the container goes
+        container.stop()
+        raise
     return endpoint
 
 

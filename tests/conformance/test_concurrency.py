@@ -57,3 +57,27 @@ def test_concurrent_mixed_requests_each_get_their_own_answer(pipeline, server, f
                     for index in range(CONCURRENT)]
             failures += [problem for problem in pool.map(send, jobs) if problem]
     assert not failures, f"{len(failures)} of {CONCURRENT * ROUNDS} answers wrong:\n" + "\n".join(failures[:10])
+
+
+def test_several_documents_in_one_request_each_get_their_own_answer(pipeline, server, fixtures_dir):
+    """One Triton request of shape [3, 1] (valid, invalid, valid): each output slot answers the
+    document in the same slot, for plain models and ensembles alike."""
+    pipeline_dir = goldens.PROJECT_ROOT / "pipelines" / pipeline
+    golden = goldens.load_file(pipeline_dir)
+    target, valid_case = golden.conformance, golden.valid_case
+    valid = goldens.resolve(valid_case.request, pipeline_dir / "goldens", fixtures_dir, {})
+    log_ids = [f"several-{slot}-{pipeline}" for slot in range(3)]
+    documents = [{**valid, "logId": log_ids[0]},
+                 {**{k: v for k, v in valid.items() if k != target.required_field}, "logId": log_ids[1]},
+                 {**valid, "logId": log_ids[2]}]
+    body = wire.infer_body([json.dumps(document) for document in documents], shape=[3, 1])
+    status, raw = wire.call(server.http, "POST", f"/v2/models/{target.model}/infer", body)
+    assert status == 200, f"a [3, 1] request answered HTTP {status}: {raw[:500]!r}"
+    (output,) = json.loads(raw)["outputs"]
+    assert output["name"] == "output" and output["shape"] == [3, 1], f"output tensor {output['name']} {output['shape']}"
+    envelopes = [json.loads(text) for text in output["data"]]
+    assert [envelope.get("logId") for envelope in envelopes] == log_ids, "slots answered out of order"
+    problems = {0: goldens.problems(valid_case, envelopes[0]), 2: goldens.problems(valid_case, envelopes[2])}
+    assert not any(problems.values()), f"valid documents: {problems}"
+    assert envelopes[1].get("errorCode") == 422 and target.required_field in envelopes[1].get("errorMsg", ""), \
+        f"the invalid document (no {target.required_field!r}): {envelopes[1]}"

@@ -56,7 +56,7 @@ def derive(tmp_path):
     yield build
     for tag in tags:
         if docker.image.exists(tag):
-            docker.image.remove(tag)
+            docker.image.remove(tag, force=True)
 
 
 def _server_file(image: str, path: str, scratch: Path) -> bytes:

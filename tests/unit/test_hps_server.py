@@ -11,6 +11,7 @@ import json
 import socket
 import sys
 import threading
+import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -349,6 +350,102 @@ def test_answer_logs_the_batch(echo, capsys):
     logged = capsys.readouterr().err
     assert "echo: 2 request(s)" in logged and "logId a, b" in logged
 
+
+
+# --- JsonModel.execute (with a stand-in for Triton's triton_python_backend_utils) ---------------
+
+
+def _fake_pb_utils() -> types.ModuleType:
+    """The parts of triton_python_backend_utils that execute and the metrics use."""
+    pb_utils = types.ModuleType("triton_python_backend_utils")
+
+    class Tensor:
+        def __init__(self, name: str, array: np.ndarray):
+            self.name, self.array = name, array
+
+        def as_numpy(self) -> np.ndarray:
+            return self.array
+
+    class InferenceRequest:
+        def __init__(self, *tensors: Tensor):
+            self.tensors = {tensor.name: tensor for tensor in tensors}
+
+    class InferenceResponse:
+        def __init__(self, output_tensors: list[Tensor], error=None):
+            self.output_tensors, self.error = output_tensors, error
+
+    class MetricFamily:
+        COUNTER = "counter"
+        counts: dict[tuple[str, str], int] = {}
+
+        def __init__(self, name: str, description: str, kind: str):
+            self.name = name
+
+        def Metric(self, labels: dict):  # noqa: N802 (Triton's name)
+            family, key = MetricFamily, (labels["model"], labels["error_code"])
+
+            class Counter:
+                def increment(self, value: int) -> None:
+                    family.counts[key] = family.counts.get(key, 0) + value
+            return Counter()
+
+    def get_input_tensor_by_name(request: InferenceRequest, name: str) -> Tensor | None:
+        return request.tensors.get(name)
+
+    pb_utils.Tensor, pb_utils.InferenceRequest, pb_utils.InferenceResponse = Tensor, InferenceRequest, InferenceResponse
+    pb_utils.MetricFamily, pb_utils.get_input_tensor_by_name = MetricFamily, get_input_tensor_by_name
+    return pb_utils
+
+
+@pytest.fixture
+def pb_utils(monkeypatch):
+    from hps_server import metrics
+
+    fake = _fake_pb_utils()
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", fake)
+    monkeypatch.setattr(metrics, "_family", None)  # counters registered with the fake stay with it
+    monkeypatch.setattr(metrics, "_counters", {})
+    return fake
+
+
+def _documents(*documents: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    """A BYTES tensor as Triton hands it to the python backend: an object array of bytes."""
+    array = np.empty(len(documents), dtype=np.object_)
+    array[:] = list(documents)
+    return array.reshape(shape)
+
+
+def test_execute_answers_each_document_of_multi_document_requests_in_its_own_slot(echo, pb_utils):
+    first = _documents(b'{"logId":"a","value":1}', b'{"logId":"b"}', b'{"logId":"c","value":3}', shape=(3, 1))
+    second = _documents(b'{"logId":"d","value":4}', shape=(1, 1))
+    requests = [pb_utils.InferenceRequest(pb_utils.Tensor("input", first)),
+                pb_utils.InferenceRequest(pb_utils.Tensor("input", second))]
+
+    responses = echo.execute(requests)
+
+    assert len(responses) == 2
+    outputs = []
+    for response, sent in zip(responses, (first, second)):
+        (tensor,) = response.output_tensors
+        assert tensor.name == "output"
+        assert tensor.as_numpy().shape == sent.shape and tensor.as_numpy().dtype == np.object_
+        outputs.append([_json(raw) for raw in tensor.as_numpy().reshape(-1)])
+    (a, b, c), (d,) = outputs
+    assert a == {"logId": "a", "errorCode": 0, "errorMsg": "Success", "result": {"echo": 1, "text": "值"}}
+    assert b["logId"] == "b" and b["errorCode"] == 422 and "value: Field required" in b["errorMsg"]
+    assert c["logId"] == "c" and c["result"]["echo"] == 3
+    assert d["logId"] == "d" and d["result"]["echo"] == 4
+    assert echo.batches == [[1, 3, 4]]  # the valid documents of both requests went to the pipeline together
+    assert pb_utils.MetricFamily.counts == {("echo", "0"): 3, ("echo", "422"): 1}
+
+
+def test_execute_request_of_only_invalid_documents(echo, pb_utils):
+    documents = _documents(b"not json", b"{}", shape=(2, 1))
+    (response,) = echo.execute([pb_utils.InferenceRequest(pb_utils.Tensor("input", documents))])
+    answers = [_json(raw) for raw in response.output_tensors[0].as_numpy().reshape(-1)]
+    assert response.output_tensors[0].as_numpy().shape == (2, 1)
+    assert [answer["errorCode"] for answer in answers] == [422, 422]
+    assert echo.batches == []
 
 # --- ServerContext ---------------------------------------------------------------------------
 

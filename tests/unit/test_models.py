@@ -434,3 +434,11 @@ def test_repeated_basename_in_pipeline_toml_is_named(tmp_path):
     message = str(caught.value)
     assert str(directory / "Bad" / "pipeline.toml") in message
     assert "'inference.pdmodel'" in message and "not unique" in message
+
+
+def test_a_source_that_is_not_an_archive_is_named(tmp_path):
+    raw = tmp_path / "inference.pdiparams"
+    raw.write_bytes(b"\x00" * 64)
+    with pytest.raises(HpsforgeError, match="inference.pdiparams: a model source must be an archive"):
+        with models.open_members(raw):
+            pass

@@ -51,9 +51,14 @@ class ServerContext:
         config_path = root / PIPELINE_CONFIG
         settings = {}
         if config_path.exists():
-            with open(config_path, "rb") as stream:
-                settings = tomllib.load(stream).get("settings", {})
+            try:
+                with open(config_path, "rb") as stream:
+                    settings = tomllib.load(stream).get("settings", {})
+            except tomllib.TOMLDecodeError as error:
+                raise ValueError(f"{config_path}: not valid TOML: {error}") from None
         threads = os.environ.get("HPS_CPU_THREADS")
+        if threads is not None and not (threads.isdigit() and int(threads) > 0):
+            raise ValueError(f"HPS_CPU_THREADS must be a positive integer, not {threads!r}")
         return cls(
             root=root,
             model_name=args["model_name"],

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
+import time
 import urllib.error
 import urllib.request
 
@@ -19,6 +21,9 @@ from hps_server.errors import RequestError
 URL_TIMEOUT_S = 10
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
 MAX_PIXELS = 64 * 1024 * 1024
+# OpenCV refuses larger images before allocating them (a 1 MB PNG can declare 32768x32768 pixels,
+# 3 GB decoded); read when cv2 first decodes, so set it before that (server.sh also exports it).
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -31,11 +36,18 @@ def _fetch(url: str, context: ServerContext, field: str) -> bytes:
         raise RequestError(f"{field}: URL inputs are not allowed from this origin "
                            "(send the file as base64, or add the origin to HPS_URL_ALLOWLIST)")
     opener = urllib.request.build_opener(_NoRedirect)
+    deadline = time.monotonic() + URL_TIMEOUT_S  # for the whole body, not per read
+    chunks, size = [], 0
     try:
         with opener.open(url, timeout=URL_TIMEOUT_S) as response:
-            data = response.read(MAX_IMAGE_BYTES + 1)
+            while size <= MAX_IMAGE_BYTES and (chunk := response.read(64 * 1024)):
+                chunks.append(chunk)
+                size += len(chunk)
+                if time.monotonic() > deadline:
+                    raise RequestError(f"{field}: {url} did not arrive within {URL_TIMEOUT_S} s")
     except (urllib.error.URLError, OSError, ValueError) as error:
         raise RequestError(f"{field}: cannot fetch {url}: {error}") from None
+    data = b"".join(chunks)
     if len(data) > MAX_IMAGE_BYTES:
         raise RequestError(f"{field}: {url} is larger than {MAX_IMAGE_BYTES} bytes")
     return data
@@ -63,7 +75,8 @@ def decode_image(value: str, context: ServerContext, field: str = "image") -> np
     data = decode_bytes(value, context, field)
     array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if array is None or array.size == 0:
-        raise RequestError(f"{field}: not a decodable image (PNG, JPEG, BMP, TIFF or WebP expected)")
+        raise RequestError(f"{field}: not a decodable image (PNG, JPEG, BMP, TIFF or WebP expected, "
+                           f"at most {MAX_PIXELS} pixels)")
     if array.shape[0] * array.shape[1] > MAX_PIXELS:
         raise RequestError(f"{field}: {array.shape[1]}x{array.shape[0]} pixels is over the limit of {MAX_PIXELS}")
     return array

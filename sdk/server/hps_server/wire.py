@@ -27,6 +27,15 @@ class WireError(Exception):
         self.log_id, self.code, self.message = log_id, code, message
 
 
+class _NotJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str):
+    # Python's json reads NaN and Infinity, which JSON does not have (and NaN defeats every threshold).
+    raise _NotJson(f"{name} is not a JSON value")
+
+
 def new_log_id() -> str:
     return uuid.uuid4().hex
 
@@ -48,7 +57,9 @@ def parse_json(raw: bytes) -> tuple[str, dict]:
     except UnicodeDecodeError as error:
         raise WireError(new_log_id(), 422, f"request is not valid UTF-8 (byte {error.start})") from None
     try:
-        body = json.loads(text)
+        body = json.loads(text, parse_constant=_refuse_constant)
+    except _NotJson as error:
+        raise WireError(new_log_id(), 422, f"request is not valid JSON: {error}") from None
     except RecursionError:
         raise WireError(new_log_id(), 422, "request JSON is nested too deeply") from None
     except ValueError as error:

@@ -47,8 +47,8 @@ class RemoveImagesFromIndexRequest(_Strict):
 class InferRequest(_Strict):
     image: str
     indexKey: str | None = None
-    detThreshold: float | None = None
-    recThreshold: float | None = None
+    detThreshold: float | None = Field(None, ge=-5, le=5)  # HOG SVM score; dlib's cut-off is 0
+    recThreshold: float | None = Field(None, ge=-1, le=1)  # 1 - euclidean distance
     hammingRadius: float | None = None  # accepted for PaddleX clients; the gallery is not binary
     topk: int | None = Field(None, ge=1, le=100)
     visualize: bool | None = None

@@ -1,4 +1,4 @@
-"""A Paddle Inference classifier run on a whole batch of images at once."""
+"""A Paddle Inference classifier: images prepared one by one, then scored in one run."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class Classifier:
         self.output_name = predictor.get_output_names()[0]
         # A warm-up run, which also tells how many classes the model has.
         height, width = settings.input_size
-        classes = self.scores([np.zeros((height, width, 3), np.uint8)]).shape[1]
+        classes = self.run([np.zeros((3, height, width), np.float32)]).shape[1]
         labels = settings.labels
         if settings.labels_file:
             labels = (model_dir / settings.labels_file).read_text("utf-8").splitlines()
@@ -29,13 +29,18 @@ class Classifier:
                              f"has {classes} classes")
         self.labels = labels
 
-    def scores(self, images: list[np.ndarray]) -> np.ndarray:
-        """[N, classes] scores of N BGR images, in one predictor run."""
-        batch = np.stack([preprocess(image, self.settings) for image in images])
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """The model input (CHW float32) of one BGR image; preprocess.UnsupportedImage if the
+        settings' preprocessing cannot take it."""
+        return preprocess(image, self.settings)
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """[N, classes] scores of N prepared inputs, in one predictor run."""
+        batch = np.stack(inputs)
         self.input.reshape(list(batch.shape))
         self.input.copy_from_cpu(batch)
         self.predictor.run()
-        out = self.predictor.get_output_handle(self.output_name).copy_to_cpu().reshape(len(images), -1)
+        out = self.predictor.get_output_handle(self.output_name).copy_to_cpu().reshape(len(inputs), -1)
         if self.settings.softmax:
             out = np.exp(out - out.max(axis=1, keepdims=True))
             out /= out.sum(axis=1, keepdims=True)

@@ -10,6 +10,16 @@ import numpy as np
 from image_classification_pipeline.settings import Settings
 
 
+# resize_crop: the longest the long side may get once the short side is scaled to resize_short
+# (16:1 at the default 256). A longer one would only be cropped away, after an allocation that
+# grows with the aspect ratio (a 1x60000 image would resize to 256x15360000 pixels).
+MAX_RESIZED_SIDE = 4096
+
+
+class UnsupportedImage(ValueError):
+    """An image this preprocessing cannot take; the message says why, in the client's terms."""
+
+
 def _normalise(image: np.ndarray, settings: Settings) -> np.ndarray:
     if settings.channels == "rgb":
         image = image[:, :, ::-1]
@@ -36,6 +46,13 @@ def resize_crop(image: np.ndarray, settings: Settings) -> np.ndarray:
     height, width = settings.input_size
     h, w = image.shape[:2]
     ratio = settings.resize_short / min(h, w)
+    long_side = round(max(h, w) * ratio)
+    if long_side > MAX_RESIZED_SIDE:
+        raise UnsupportedImage(
+            f"{w}x{h} pixels is too elongated for this model: scaling its short side to "
+            f"{settings.resize_short} pixels would make the long side {long_side}, over the limit of "
+            f"{MAX_RESIZED_SIDE} (an aspect ratio of at most "
+            f"{MAX_RESIZED_SIDE / settings.resize_short:g}:1 is accepted)")
     h, w = max(height, round(h * ratio)), max(width, round(w * ratio))
     resized = cv2.resize(image, (w, h))
     top, left = (h - height) // 2, (w - width) // 2
@@ -43,4 +60,5 @@ def resize_crop(image: np.ndarray, settings: Settings) -> np.ndarray:
 
 
 def preprocess(image: np.ndarray, settings: Settings) -> np.ndarray:
+    """The model input of one image; UnsupportedImage when the settings' preprocessing cannot take it."""
     return pad(image, settings) if settings.preprocess == "pad" else resize_crop(image, settings)

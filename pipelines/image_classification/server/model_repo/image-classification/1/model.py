@@ -11,12 +11,7 @@ class TritonPythonModel(JsonModel):
     def setup(self, context: ServerContext) -> None:
         self.pipeline = Pipeline(context)
 
-    def infer(self, request: Request) -> dict:
-        result = self.pipeline.infer_batch([request])[0]
-        if isinstance(result, Exception):
-            raise result
-        return result
-
     def infer_batch(self, requests: list[Request]) -> list:
-        # Valid requests of a dynamic batch share one predictor run.
+        # Each request is decoded and prepared on its own (its error stays its own); the prepared
+        # ones share one predictor run.
         return self.pipeline.infer_batch(requests)
