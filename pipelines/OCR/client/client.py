@@ -3,18 +3,17 @@
 import argparse
 import sys
 
-from hps_client import Client, HpsClientError
+from hps_client import HpsClientError
+from hps_client.cli import add_connection_options, connect
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("image", help="path of the image to read")
-    parser.add_argument("--url", default="localhost:8000", help="server address (gRPC: port 8001)")
-    parser.add_argument("--protocol", choices=("http", "grpc"), default="http")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    add_connection_options(parser, timeout=60.0)
     args = parser.parse_args()
     try:
-        with Client(args.url, protocol=args.protocol, timeout=args.timeout) as client:
+        with connect(args) as client:
             result = client.ocr(args.image)
     except HpsClientError as error:
         print(f"error: {error}", file=sys.stderr)

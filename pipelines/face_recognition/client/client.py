@@ -10,7 +10,8 @@ import argparse
 import json
 import sys
 
-from hps_client import Client, HpsClientError
+from hps_client import HpsClientError
+from hps_client.cli import add_connection_options, connect
 
 
 def _pairs(items):
@@ -25,9 +26,7 @@ def _pairs(items):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default="localhost:8000", help="server address (gRPC: port 8001)")
-    parser.add_argument("--protocol", choices=("http", "grpc"), default="http")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    add_connection_options(parser, timeout=60.0)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("build").add_argument("pairs", nargs="+")
     add = commands.add_parser("add")
@@ -41,7 +40,7 @@ def main() -> int:
     recognize.add_argument("image")
     args = parser.parse_args()
     try:
-        with Client(args.url, protocol=args.protocol, timeout=args.timeout) as client:
+        with connect(args) as client:
             if args.command == "build":
                 result = client.build_index(_pairs(args.pairs))
             elif args.command == "add":

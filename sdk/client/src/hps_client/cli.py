@@ -26,12 +26,22 @@ def _pair(text: str) -> Tuple[str, str]:
     return image, label
 
 
+def add_connection_options(parser: argparse.ArgumentParser, timeout: float = 30.0) -> None:
+    """--url, --protocol, --timeout, --retries: what `connect` needs (shared by the pipelines' clients)."""
+    parser.add_argument("--url", default="localhost:8000", help="host:port (default %(default)s; gRPC: 8001)")
+    parser.add_argument("--protocol", choices=("http", "grpc"), default="http")
+    parser.add_argument("--timeout", type=float, default=timeout, help="seconds per attempt")
+    parser.add_argument("--retries", type=int, default=3, help="retries when unavailable")
+
+
+def connect(args: argparse.Namespace) -> Client:
+    """A client for the connection options `add_connection_options` parsed."""
+    return Client(args.url, args.protocol, timeout=args.timeout, retries=args.retries)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hps-client", description="Call an hpsforge Triton server.")
-    p.add_argument("--url", default="localhost:8000", help="host:port (default %(default)s)")
-    p.add_argument("--protocol", choices=("http", "grpc"), default="http")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt")
-    p.add_argument("--retries", type=int, default=3, help="retries when unavailable")
+    add_connection_options(p)
     p.add_argument("--log-id", help="request id sent as logId (default: a new uuid4)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -79,7 +89,7 @@ def _call(client: Client, args: argparse.Namespace) -> BaseModel:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        with Client(args.url, args.protocol, timeout=args.timeout, retries=args.retries) as client:
+        with connect(args) as client:
             result = _call(client, args)
     except ServerError as exc:
         print(f"hps-client: error {exc.error_code}: {exc.message} (logId {exc.log_id})", file=sys.stderr)
