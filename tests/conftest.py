@@ -41,3 +41,32 @@ def runtime_cpu(config, shared_images):
     from hpsforge.pipelines import load_pipelines
 
     return runtime.build(config, load_pipelines(), "cpu", shared_images["base"], shared_images["rc"])
+
+
+SERVED_PIPELINE = "image_classification"  # the smallest pipeline image
+
+
+@pytest.fixture
+def serve_slot(config, runtime_cpu):
+    """(container name, free host ports) for `serve.start(SERVED_PIPELINE, "cpu", ...)`: the image is
+    built, no earlier container is in the way, and the container and its state volume go afterwards."""
+    import socket
+
+    from python_on_whales import docker
+
+    from hpsforge import pipeline_images, serve
+    from hpsforge.pipelines import load_pipelines
+
+    def free_port() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
+
+    pipeline_images.build(config, SERVED_PIPELINE, load_pipelines()[SERVED_PIPELINE], "cpu", runtime_cpu)
+    name = serve.container_name(SERVED_PIPELINE, "cpu")
+    if docker.container.exists(name):
+        docker.container.remove(name, force=True)
+    yield name, {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
+    docker.container.remove(name, force=True, volumes=True)
+    if docker.volume.exists(f"{name}-state"):
+        docker.volume.remove(f"{name}-state")

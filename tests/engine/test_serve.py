@@ -1,6 +1,5 @@
 """`nox -s serve`: one command starts a pipeline image and prints where it answers."""
 
-import socket
 import urllib.request
 
 import pytest
@@ -12,35 +11,22 @@ from hpsforge.pipelines import load_pipelines
 
 pytestmark = pytest.mark.engine
 
-PIPELINE = "image_classification"
+PIPELINE = "image_classification"  # the pipeline the serve_slot fixture builds (tests/conftest.py)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_serve_starts_the_recorded_image_and_prints_addresses(config, runtime_cpu, capsys):
-    pipeline_images.build(config, PIPELINE, load_pipelines()[PIPELINE], "cpu", runtime_cpu)
-    ports = {"http": _free_port(), "grpc": _free_port(), "metrics": _free_port()}
-    name = serve.container_name(PIPELINE, "cpu")
-    docker.container.remove(name, force=True) if docker.container.exists(name) else None
-    try:
+def test_serve_starts_the_recorded_image_and_prints_addresses(serve_slot, capsys):
+    name, ports = serve_slot
+    serve.start(PIPELINE, "cpu", "127.0.0.1", ports)
+    printed = capsys.readouterr().out
+    assert f"http://127.0.0.1:{ports['http']}" in printed and f"127.0.0.1:{ports['grpc']}" in printed
+    assert f"http://127.0.0.1:{ports['metrics']}/metrics" in printed
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=5) as response:
+        assert b"nv_inference_request_success" in response.read()
+    # The state volume (the face index lives there) is writable by the serving user.
+    state = docker.container.execute(name, ["sh", "-c", 'mkdir -p "$HOME/hps-state" && touch "$HOME/hps-state/probe" && id -u'])
+    assert state.strip() == "1000"
+    with pytest.raises(HpsforgeError, match="exists already"):
         serve.start(PIPELINE, "cpu", "127.0.0.1", ports)
-        printed = capsys.readouterr().out
-        assert f"http://127.0.0.1:{ports['http']}" in printed and f"127.0.0.1:{ports['grpc']}" in printed
-        assert f"http://127.0.0.1:{ports['metrics']}/metrics" in printed
-        with urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=5) as response:
-            assert b"nv_inference_request_success" in response.read()
-        # The state volume (the face index lives there) is writable by the serving user.
-        state = docker.container.execute(name, ["sh", "-c", 'mkdir -p "$HOME/hps-state" && touch "$HOME/hps-state/probe" && id -u'])
-        assert state.strip() == "1000"
-        with pytest.raises(HpsforgeError, match="exists already"):
-            serve.start(PIPELINE, "cpu", "127.0.0.1", ports)
-    finally:
-        docker.container.remove(name, force=True, volumes=True)
-        docker.volume.remove(f"{name}-state") if docker.volume.exists(f"{name}-state") else None
 
 
 def test_serving_benchmark_prints_figures_for_every_pipeline(config, runtime_cpu, capsys):
