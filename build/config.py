@@ -14,6 +14,7 @@ import tomli
 from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from hpsforge.debversion import Constraint
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import canonical_json, sha256_bytes
 
@@ -58,11 +59,24 @@ class Model(BaseModel):
         return sha256_bytes(canonical_json(self.model_dump(mode="json", include=self.RESOLUTION_FIELDS)).encode())
 
 
+def _check_constraint(text: str) -> str:
+    Constraint.parse(text)
+    return text
+
+
+# `>= 26.1.5, << 26.2~`: a Debian rebuild (+b1) or a newer revision of the series still matches.
+VersionConstraint = Annotated[str, AfterValidator(_check_constraint)]
+
+
 class HostPackage(Model):
-    """A Debian package installed on the build host (the engine and its tools)."""
+    """A Debian package installed on the build host (the engine and its tools).
+
+    `version` is a constraint in apt's relation syntax; freeze pins the newest version of
+    `suite` that satisfies it.
+    """
 
     name: DebianName
-    version: DebianVersion
+    version: VersionConstraint
     suite: str
 
 

@@ -15,7 +15,8 @@ from typing import Annotated
 
 from pydantic import StringConstraints, ValidationError
 
-from hpsforge.config import LOCK_DIR, DebianName, DebianVersion, EngineConfig, Model, Sha256Hex
+from hpsforge.config import LOCK_DIR, DebianName, DebianVersion, EngineConfig, HostPackage, Model, Sha256Hex
+from hpsforge.debversion import Constraint, sorted_versions
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import atomic_write_text, canonical_json, sha256_bytes
 from hpsforge.store import ContentStore, download_bytes
@@ -155,30 +156,33 @@ def signed_packages_index(mirror: str, suite: str, keyring: Path, arch: str) -> 
 
 
 def freeze_engine(config: EngineConfig) -> DebianLock:
-    """Resolve the pinned host packages to exact files via the mirror's signed indices."""
+    """Pin each host package to the newest version its constraint allows, via the mirror's signed indices."""
     arch = host_architecture()
     packages = []
     for suite in sorted({p.suite for p in config.packages}):
         print(f"hpsforge: reading the signed {suite} index from {config.mirror}", flush=True)
         index = signed_packages_index(config.mirror, suite, config.keyring, arch)
-        by_name: dict[str, list[dict[str, str]]] = {}
-        for stanza in index:
-            by_name.setdefault(stanza["Package"], []).append(stanza)
         for wanted in (p for p in config.packages if p.suite == suite):
-            offers = by_name.get(wanted.name, [])
-            match = [s for s in offers if s["Version"] == wanted.version]
-            if not match:
-                available = ", ".join(sorted(s["Version"] for s in offers)) or "none"
-                raise HpsforgeError(
-                    f"hpsforge.toml: engine package {wanted.name} {wanted.version} is not in "
-                    f"{suite} (available: {available})",
-                    hint="set engine.packages to a version the mirror has, then re-run the freeze",
-                )
-            packages.append(_locked(match[0], config.mirror))
+            packages.append(pin_host_package(wanted, index, arch, config.mirror))
     return DebianLock(
         input_sha256=config.declaration_sha256(),
         packages=sorted(packages, key=lambda p: p.name),
     )
+
+
+def pin_host_package(wanted: HostPackage, index: list[dict[str, str]], arch: str, uri: str) -> DebPackage:
+    """The newest file of `index` whose version `wanted.version` allows, or an error listing the offer."""
+    offers = {s["Version"]: s for s in index
+              if s.get("Package") == wanted.name and s.get("Architecture") in (arch, "all")}
+    chosen = Constraint.parse(wanted.version).newest(list(offers))
+    if chosen is None:
+        available = ", ".join(sorted_versions(list(offers))) or "none"
+        raise HpsforgeError(
+            f"hpsforge.toml: no version of engine package {wanted.name} in {wanted.suite} satisfies "
+            f"{wanted.version!r} (the mirror has: {available})",
+            hint="widen engine.packages' version constraint to a series the mirror has, then re-run the freeze",
+        )
+    return _locked(offers[chosen], uri)
 
 
 def _locked(stanza: dict[str, str], uri: str) -> DebPackage:

@@ -35,10 +35,12 @@ def test_good_status_passes(config, server, buildx):
     check_requirements(EngineStatus(server, buildx, True), config)
 
 
-def test_project_minimums_accept_the_pinned_engine():
-    # The engine hpsforge.toml installs must satisfy hpsforge.toml's own minimums.
+def test_project_minimums_accept_the_locked_engine():
+    # The engine lock/engine.lock.json installs must satisfy hpsforge.toml's own minimums.
+    from hpsforge.debian import ENGINE_LOCK, DebianLock
+
     engine = load_config(PROJECT_CONFIG).engine
-    versions = {p.name: p.version for p in engine.packages}
+    versions = {p.name: p.version for p in DebianLock.read(ENGINE_LOCK).packages}
     check_requirements(EngineStatus(versions["docker.io"], versions["docker-buildx"], True), engine)
 
 
