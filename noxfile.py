@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 import nox
+from nox.logger import logger
 
 try:
     from hpsforge import sessions
@@ -21,10 +22,14 @@ nox.options.error_on_missing_interpreters = True
 
 
 def _call(session: nox.Session, function) -> None:
+    """Run a session's function; a failure prints its message and exits with its documented
+    code (build/errors.py), so CI can tell a stale lock from tampering from a moved digest."""
     try:
         function(session.posargs)
     except HpsforgeError as error:
-        session.error(str(error))
+        logger.error(str(error))
+        logger.error(f"Session {session.name} failed (exit {error.exit_code}).")
+        raise SystemExit(error.exit_code) from None
 
 
 @nox.session
@@ -97,6 +102,12 @@ def repro(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmark: rebuild times of a target's images (-- cpu), or (-- cpu --serving) each pipeline image's size, start-to-ready and latency."""
     _call(session, sessions.run_bench)
+
+
+@nox.session
+def archive(session: nox.Session) -> None:
+    """Input archive: `export DIR` every locked input (--include-blobs, --push REF); `import DIR` (--pull REF)."""
+    _call(session, sessions.run_archive)
 
 
 @nox.session(name="host-lock")

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field, PrivateAttr, field_validator
 
 from hpsforge.config import PROJECT_ROOT, Model, Sha256Hex, TargetName, read_toml, validate_toml
-from hpsforge.errors import HpsforgeError
+from hpsforge.errors import HashMismatchError, HpsforgeError, InputUnavailableError
 from hpsforge.files import sha256_file
 
 MANIFEST = PROJECT_ROOT / "vendor_blobs" / "manifest.toml"
@@ -86,7 +86,7 @@ def verify_blob(blob: VendorBlob, directory: Path) -> Path:
     """The path of `blob` in `directory`, once its size and sha256 match the manifest."""
     path = directory / blob.file
     if not path.is_file():
-        raise HpsforgeError(
+        raise InputUnavailableError(
             f"vendor blob {blob.name} is missing: {path}\n"
             f"    download it from {blob.url}\n"
             f"    license: {blob.license}",
@@ -95,7 +95,7 @@ def verify_blob(blob: VendorBlob, directory: Path) -> Path:
     actual_size = path.stat().st_size
     # Comparing sizes first catches a truncated download without hashing gigabytes.
     if blob.size is not None and actual_size != blob.size:
-        raise HpsforgeError(
+        raise HashMismatchError(
             f"vendor blob {blob.name}: {path} has the wrong size\n"
             f"    expected {blob.size} bytes\n    actual   {actual_size} bytes",
             hint=f"a partial download? download it again from {blob.url}",
@@ -108,7 +108,7 @@ def verify_blob(blob: VendorBlob, directory: Path) -> Path:
     if big:
         print(f"hpsforge: {blob.file} hashed in {time.monotonic() - started:.1f} s", flush=True)
     if actual_sha256 != blob.sha256:
-        raise HpsforgeError(
+        raise HashMismatchError(
             f"vendor blob {blob.name}: {path} does not match the manifest\n"
             f"    expected sha256 {blob.sha256}\n    actual   sha256 {actual_sha256}",
             hint=f"a corrupt or different file; download it again from {blob.url}",
@@ -122,14 +122,17 @@ def verify_blobs(
     """Verify every named blob; report all problems at once so each missing file shows up."""
     manifest = load_manifest() if manifest is None else manifest
     directory = blobs_dir() if directory is None else directory
-    paths, problems = [], []
+    paths, problems, kinds = [], [], set()
     for name in names:
         try:
             paths.append(verify_blob(manifest.get(name), directory))
         except HpsforgeError as error:
             problems.append(error.message + (f"\n    -> {error.hint}" if error.hint else ""))
+            kinds.add(type(error))
     if problems:
-        raise HpsforgeError(
+        # A file that is there but wrong outranks one that is missing: its exit code says so.
+        failure = HashMismatchError if HashMismatchError in kinds else InputUnavailableError
+        raise failure(
             f"{len(problems)} of {len(names)} vendor blobs failed verification:\n"
             + "\n".join(f"  - {problem}" for problem in problems),
             hint=f"blobs belong in {directory} (set HPSFORGE_BLOBS_DIR to use another directory)",

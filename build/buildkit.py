@@ -25,7 +25,9 @@ from hpsforge.errors import HpsforgeError
 from hpsforge.files import atomic_write_text, canonical_json, sha256_bytes, sha256_file
 from hpsforge.store import cache_root, scratch_dir
 
-IMAGES_LOCK = LOCK_DIR / "images.lock.json"
+# Where builds record their digests; HPSFORGE_IMAGES_RECORD sends them elsewhere (the test
+# suite does, so no test writes the committed lock/images.lock.json).
+IMAGES_LOCK = Path(os.environ.get("HPSFORGE_IMAGES_RECORD") or LOCK_DIR / "images.lock.json")
 CA_BUNDLE_SECRET = "ca-bundle"
 
 

@@ -15,14 +15,17 @@ from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from hpsforge.debversion import Constraint
-from hpsforge.errors import HpsforgeError
+from hpsforge.errors import HpsforgeError, UsageError
 from hpsforge.files import canonical_json, sha256_bytes
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # HPSFORGE_CONFIG points elsewhere for experiments and tests; the default is the project's own.
 CONFIG_FILE = Path(os.environ.get("HPSFORGE_CONFIG", PROJECT_ROOT / "hpsforge.toml"))
-LOCK_DIR = PROJECT_ROOT / "lock"
+# HPSFORGE_LOCK_DIR: another folder of locks (a test freezing against a local mirror, say); the
+# default is the project's own lock/.
+LOCK_DIR = Path(os.environ.get("HPSFORGE_LOCK_DIR") or PROJECT_ROOT / "lock")
 DOCKERFILES = PROJECT_ROOT / "dockerfiles"
+IMAGE_PYTHON = "3.11"  # Debian bookworm's python3, the interpreter of every image
 
 DebianName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9+.-]+$")]
 DebianVersion = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.+~:-]+$")]
@@ -80,21 +83,8 @@ class HostPackage(Model):
     suite: str
 
 
-class EngineConfig(Model):
-    """How a bare Debian host gets a Docker engine with BuildKit."""
-
-    RESOLUTION_FIELDS: ClassVar[set[str]] = {"mirror", "packages"}
-
-    mirror: str
-    keyring: Path
-    minimum_server_version: str
-    minimum_buildx_version: str
-    daemon_log: Path
-    packages: list[HostPackage] = Field(min_length=1)
-
-
 class AptSource(Model):
-    """One apt source the base package set is resolved from."""
+    """One apt source packages are resolved from."""
 
     uri: str
     suite: str
@@ -104,15 +94,46 @@ class AptSource(Model):
         return f"deb {self.uri} {self.suite} {' '.join(self.components)}"
 
 
+SNAPSHOT = "https://snapshot.debian.org"
+
+
+class EngineConfig(Model):
+    """How a bare Debian host gets a Docker engine with BuildKit, and the host tools tests use.
+
+    The lock holds the whole closure: the declared packages (from `mirror`'s suites) and every
+    dependency, resolved from the build hosts' own release (`host_suite`, `host_sources`), so a
+    host without network can install the engine from an input archive.
+    """
+
+    RESOLUTION_FIELDS: ClassVar[set[str]] = {"mirror", "packages", "tools", "host_suite", "host_sources",
+                                             "snapshot"}
+
+    mirror: str
+    keyring: Path
+    minimum_server_version: str
+    minimum_buildx_version: str
+    daemon_log: Path
+    packages: list[HostPackage] = Field(min_length=1)
+    # Installed only where the tests need them (a registry to push to, for one).
+    tools: list[HostPackage] = []
+    host_suite: str
+    host_sources: list[AptSource] = Field(min_length=1)
+    # snapshot.debian.org keeps every file it ever served, by sha1: the fallback when the mirror drops one.
+    snapshot: str = SNAPSHOT
+
+
 class BaseConfig(Model):
     """The Debian package set of the base image and the epoch all its timestamps take."""
 
-    RESOLUTION_FIELDS: ClassVar[set[str]] = {"suite", "architecture", "packages", "sources"}
+    RESOLUTION_FIELDS: ClassVar[set[str]] = {"suite", "architecture", "packages", "sources", "snapshot"}
 
     suite: str
     architecture: str
     packages: list[DebianName] = Field(min_length=1)
     sources: list[AptSource] = Field(min_length=1)
+    # The keyring apt checks the sources' signed indices against (default: apt's own trusted keys).
+    keyring: Path | None = None
+    snapshot: str = SNAPSHOT
     source_date_epoch: int = Field(ge=0)
     image: ImageName
 
@@ -153,7 +174,7 @@ class ProjectConfig(Model):
 
     def target(self, name: str) -> TargetConfig:
         if name not in self.targets:
-            raise HpsforgeError(
+            raise UsageError(
                 f"unknown target {name!r}; hpsforge.toml declares: {', '.join(sorted(self.targets))}"
             )
         return self.targets[name]
@@ -179,7 +200,7 @@ def validate_toml(model: type[M], raw: dict, path: Path) -> M:
         problems = [
             f"  {_field_path(item['loc'])}: {_reason(item)}" for item in error.errors()
         ]
-        raise HpsforgeError(
+        raise UsageError(
             f"{path}: invalid configuration\n" + "\n".join(problems),
             hint=f"fix the fields named above; the schema is {model.__name__} in build/",
         ) from None
@@ -189,9 +210,9 @@ def read_toml(path: Path) -> dict:
     try:
         return tomli.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise HpsforgeError(f"{path}: file not found") from None
+        raise UsageError(f"{path}: file not found") from None
     except tomli.TOMLDecodeError as error:
-        raise HpsforgeError(f"{path}: not valid TOML: {error}") from None
+        raise UsageError(f"{path}: not valid TOML: {error}") from None
 
 
 def _reason(item: dict) -> str:

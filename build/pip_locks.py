@@ -16,11 +16,10 @@ from python_on_whales import docker
 from python_on_whales.exceptions import DockerException
 
 from hpsforge import buildkit, requirements_lock
-from hpsforge.config import LOCK_DIR, PROJECT_ROOT, ProjectConfig
+from hpsforge.config import IMAGE_PYTHON, LOCK_DIR, PROJECT_ROOT, ProjectConfig
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import canonical_json, sha256_bytes
 from hpsforge.pipelines import Pipeline
-from hpsforge.rc import IMAGE_PYTHON
 from hpsforge.store import cache_root, scratch_dir
 
 REQUIREMENTS_DIR = LOCK_DIR / "requirements"

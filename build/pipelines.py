@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from hpsforge.config import PROJECT_ROOT, Model, PinnedRequirement, PipRequirement, Sha256Hex, read_toml, validate_toml
-from hpsforge.errors import HpsforgeError
+from hpsforge.errors import HpsforgeError, UsageError
 
 PIPELINES_DIR = PROJECT_ROOT / "pipelines"
 
@@ -103,5 +103,5 @@ def image_slug(name: str) -> str:
 def select(pipelines: dict[str, Pipeline], names: list[str]) -> dict[str, Pipeline]:
     unknown = [name for name in names if name not in pipelines]
     if unknown:
-        raise HpsforgeError(f"unknown pipeline(s) {', '.join(unknown)}; known: {', '.join(pipelines)}")
+        raise UsageError(f"unknown pipeline(s) {', '.join(unknown)}; known: {', '.join(pipelines)}")
     return {name: pipelines[name] for name in names}

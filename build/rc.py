@@ -2,8 +2,8 @@
 
 freeze: hashin pins each declared tool with the sha256 of every published file into
         lock/rc-requirements.txt (hashin resolves nothing: the declaration is the full closure).
-build:  the image installs that file with --require-hashes, the host CA reaching pip only as a
-        BuildKit secret mount.
+build:  the image installs exactly those wheels (fetched into the store, downloaded by the base
+        image's own pip when absent) with --require-hashes, --no-index and no network.
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hpsforge import buildkit, requirements_lock
-from hpsforge.config import DOCKERFILES, LOCK_DIR, ProjectConfig, RcConfig
+from hpsforge import buildkit, requirements_lock, wheelhouse
+from hpsforge.config import DOCKERFILES, IMAGE_PYTHON, LOCK_DIR, ProjectConfig, RcConfig
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import canonical_json, sha256_bytes, sha256_file
 from hpsforge.store import scratch_dir
 
 RC_LOCK = LOCK_DIR / "rc-requirements.txt"
 RC_DOCKERFILE = DOCKERFILES / "rc.Dockerfile"
-IMAGE_PYTHON = "3.11"  # Debian bookworm's python3, the interpreter of every image
 ROLE = "rc"
 
 
@@ -42,12 +41,15 @@ def require_fresh(config: RcConfig, lock_text: str | None = None) -> None:
 
 def build(config: ProjectConfig, base: buildkit.ImageRecord, *, lock_text: str | None = None,
           no_cache: bool = False, record: bool = True) -> buildkit.ImageRecord:
-    """Build the rc image from `lock_text` (default: lock/rc-requirements.txt) on `base`."""
+    """Build the rc image from `lock_text` (default: lock/rc-requirements.txt) on `base`, offline:
+    its wheels are fetched first (downloaded in the base image only when the store lacks them)."""
     lock_text = lock_text if lock_text is not None else RC_LOCK.read_text() if RC_LOCK.exists() else None
     require_fresh(config.rc, lock_text)
     scratch = scratch_dir()
     with tempfile.TemporaryDirectory(prefix="rc-context-", dir=scratch) as context:
-        (Path(context) / RC_LOCK.name).write_text(lock_text)
+        lock_file = Path(context) / RC_LOCK.name
+        lock_file.write_text(lock_text)
+        wheels = wheelhouse.fetch(ROLE, base, lock_path=lock_file, pip=wheelhouse.BASE_PIP)
         input_sha256 = sha256_bytes(canonical_json({
             "base": base.digest, "lock": sha256_bytes(lock_text.encode()), "dockerfile": sha256_file(RC_DOCKERFILE),
         }).encode())
@@ -60,7 +62,7 @@ def build(config: ProjectConfig, base: buildkit.ImageRecord, *, lock_text: str |
                 source_date_epoch=config.base.source_date_epoch,
                 input_sha256=input_sha256,
                 parents=(("base", base),),
-                use_ca_bundle=True,
+                folders=(("wheelhouse", wheels),),
             ),
             no_cache=no_cache,
             record=record,

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpsforge.errors import HpsforgeError
+from hpsforge.errors import HpsforgeError, StaleLockError
 
 INPUT_HEADER = "# input-sha256: "
 _PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)")
@@ -54,7 +54,7 @@ def read(path: Path) -> RequirementsLock:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise HpsforgeError(f"{path}: lock file missing", hint="create it with `nox -s freeze`") from None
+        raise StaleLockError(f"{path}: lock file missing", hint="create it with `nox -s freeze`") from None
     return parse(text, path)
 
 
@@ -71,7 +71,7 @@ def parse(text: str, path: Path) -> RequirementsLock:
             continue
         pin = _PIN.match(stripped)
         if pin is None:
-            raise HpsforgeError(
+            raise StaleLockError(
                 f"{path}:{number}: not a pinned requirement: {stripped[:80]!r}",
                 hint="restore the lock from git or rewrite it with `nox -s freeze`",
             )
@@ -102,10 +102,13 @@ def _logical_lines(text: str):
         yield start, buffer
 
 
-def problems(lock: RequirementsLock, declared_sha256: str, refresh: str) -> list[str]:
-    """Why `lock` cannot be trusted: stale against its declaration, or a requirement unhashed."""
+def problems(lock: RequirementsLock, declared_sha256: str | None, refresh: str) -> list[str]:
+    """Why `lock` cannot be trusted: stale against its declaration, or a requirement unhashed.
+    (declared_sha256 None: a lock whose freshness is guarded elsewhere, e.g. the host lock by ./noxw.)"""
     found = []
-    if lock.input_sha256 is None:
+    if declared_sha256 is None:
+        pass
+    elif lock.input_sha256 is None:
         found.append(f"{lock.path}: no input-sha256 header; refresh with `{refresh}`")
     elif lock.input_sha256 != declared_sha256:
         found.append(f"{lock.path} is stale: its declaration changed since it was locked; "

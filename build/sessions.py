@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
-from hpsforge import (assemble, audit, base, bench, blobs, buildkit, conformance, debian, engine, graph, host_env, lockcheck, models,
-                      pip_locks, pipeline_images, rc, repro, runtime, sbom, serve, wheelhouse)
+from hpsforge import (archive, assemble, audit, base, bench, blobs, buildkit, conformance, engine, graph, host_env, lockcheck, locks,
+                      models, pip_locks, pipeline_images, rc, repro, runtime, sbom, serve, wheelhouse)
 from python_on_whales import docker
 
 from hpsforge.config import load_config
-from hpsforge.errors import HpsforgeError
+from hpsforge.errors import HpsforgeError, UsageError
 from hpsforge.files import atomic_write_text
 from hpsforge.pipelines import load_pipelines, select
+from hpsforge.store import scratch_dir
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument as an HpsforgeError instead of exiting."""
+    """argparse that reports a bad argument as a UsageError instead of exiting."""
 
     def error(self, message: str):
-        raise HpsforgeError(f"{self.prog}: {message}", hint=self.format_usage().strip())
+        raise UsageError(f"{self.prog}: {message}", hint=self.format_usage().strip())
 
 
 def _parser(session: str) -> _Parser:
@@ -49,39 +52,30 @@ def run_engine(argv: list[str]) -> engine.EngineStatus:
 
 
 def run_freeze(argv: list[str]) -> None:
-    """Re-resolve the locks; write them only once every one of them resolved."""
+    """Re-resolve the locks (all, or the named ones); write them only once every one of them resolved."""
     parser = _parser("freeze")
-    parser.add_argument("targets", nargs="*", help="re-lock only these targets' pip requirements (or `client`)")
+    parser.add_argument("locks", nargs="*", help="re-lock only these: engine, base, rc, model-sources, "
+                                                 "a target (cpu, gpu) or client")
     parser.add_argument("-p", "--index-url", help="the package index pip-compile resolves from")
     parser.add_argument("--extra-index-url", action="append", default=[], help="an extra index (repeatable)")
     parser.add_argument("--upgrade", action="store_true", help="re-resolve to the newest allowed versions")
     options = parser.parse_args(argv)
-    config, pipelines = load_config(), load_pipelines()
-    targets = options.targets or [*sorted(config.targets), pip_locks.CLIENT]
-    for target in targets:
-        if target != pip_locks.CLIENT:
-            config.target(target)  # an unknown device fails before anything runs
+    project = locks.Project.load()
+    chosen = locks.select(project, options.locks)  # an unknown name fails before anything runs
     index = pip_locks.IndexOptions(options.index_url, tuple(options.extra_index_url), options.upgrade)
-    engine.ensure(config.engine)  # also installs mmdebstrap, which resolves the base
+    engine.ensure(project.config.engine)  # also installs mmdebstrap, which resolves the Debian locks
     started = time.monotonic()
-    pending: dict = {}
-    base_lock = rc_text = None
-    if not options.targets:
-        pending[debian.ENGINE_LOCK] = debian.freeze_engine(config.engine).canonical_text()
-        base_lock = base.freeze(config.base)
-        pending[debian.BASE_LOCK] = base_lock.canonical_text()
-        rc_text = pending[rc.RC_LOCK] = rc.freeze(config.rc)
-        if model_text := models.freeze(pipelines, rc.IMAGE_PYTHON):
-            pending[models.MODEL_SOURCES_LOCK] = model_text
-    # pip locks resolve inside an rc image made from the (possibly new) locks above.
-    rc_image = graph.build_shared_images(config, record=False, base_lock=base_lock, rc_lock_text=rc_text)[rc.ROLE]
-    for target in targets:
-        pending[pip_locks.lock_path(target)] = (
-            pip_locks.compile_client_lock(rc_image, index) if target == pip_locks.CLIENT
-            else pip_locks.compile_lock(config, pipelines, target, rc_image, index))
-    for path, text in pending.items():
-        print(f"hpsforge: {path.relative_to(path.parents[1])}: "
-              f"{'updated' if atomic_write_text(path, text) else 'unchanged'}", flush=True)
+    context = locks.FreezeContext(project, index)
+    # Locks resolved in the rc image come last: the rc image is built from the others first.
+    for kind in sorted(chosen, key=lambda kind: kind.in_rc):
+        text = kind.freeze(context)
+        if text is not None:
+            context.pending[kind.name] = text
+    for kind in chosen:
+        if kind.name in context.pending:
+            changed = atomic_write_text(kind.path, context.pending[kind.name])
+            print(f"hpsforge: {kind.path.relative_to(kind.path.parents[1])}: "
+                  f"{'updated' if changed else 'unchanged'}", flush=True)
     print(f"hpsforge: freeze done in {time.monotonic() - started:.1f} s", flush=True)
 
 
@@ -142,7 +136,7 @@ def run_images(argv: list[str]) -> None:
     for target in options.targets:
         config.target(target)
     if (options.repository or options.tag) and len(options.targets) != 1:
-        raise HpsforgeError("--repository and --tag name one image: give exactly one target")
+        raise UsageError("--repository and --tag name one image: give exactly one target")
     engine.ensure(config.engine)
     started = time.monotonic()
     built = graph.build_shared_images(config, no_cache=options.no_cache)
@@ -165,6 +159,39 @@ def run_images(argv: list[str]) -> None:
     if options.push:
         for target in options.targets:
             runtime.push(built[runtime.role(target)])
+
+
+def run_archive(argv: list[str]) -> None:
+    """export DIR: every locked input into an input archive; import DIR: prove and seed the store."""
+    parser = _parser("archive")
+    parser.add_argument("action", choices=["export", "import"])
+    parser.add_argument("folder", nargs="?", type=Path, help="the archive folder")
+    parser.add_argument("--include-blobs", action="store_true",
+                        help="export the vendor blobs too (their licences forbid redistribution)")
+    parser.add_argument("--push", metavar="REF", help="after export, push the archive to an OCI registry")
+    parser.add_argument("--pull", metavar="REF", help="before import, pull the archive from an OCI registry")
+    options = parser.parse_args(argv)
+    if options.action == "export":
+        if options.folder is None or options.pull:
+            raise UsageError("export writes a folder: `nox -s archive -- export DIR [--include-blobs] [--push REF]`")
+        archive.export(locks.Project.load(), options.folder, include_blobs=options.include_blobs)
+        if options.push:
+            from hpsforge import oci_archive
+
+            oci_archive.push(options.folder, options.push)
+        return
+    if options.push or options.include_blobs:
+        raise UsageError("import reads a folder: `nox -s archive -- import DIR` or `-- import --pull REF [DIR]`")
+    if options.pull:
+        from hpsforge import oci_archive
+
+        folder = options.folder or Path(tempfile.mkdtemp(prefix="pulled-", dir=scratch_dir())) / "archive"
+        oci_archive.pull(options.pull, folder)
+        archive.import_(folder)
+        return
+    if options.folder is None:
+        raise UsageError("name the archive folder: `nox -s archive -- import DIR`")
+    archive.import_(options.folder)
 
 
 def run_host_lock(argv: list[str]) -> None:
@@ -216,10 +243,10 @@ def run_assemble(argv: list[str]) -> None:
     options = parser.parse_args(argv)
     pipelines = load_pipelines()
     if options.all == bool(options.names):
-        raise HpsforgeError("name the pipelines to assemble, or give --all (not both)",
+        raise UsageError("name the pipelines to assemble, or give --all (not both)",
                             hint=f"known pipelines: {', '.join(pipelines)}")
     if options.no_server and options.no_client:
-        raise HpsforgeError("--no-server and --no-client together leave nothing to assemble")
+        raise UsageError("--no-server and --no-client together leave nothing to assemble")
     chosen = pipelines if options.all else select(pipelines, options.names)
     config = load_config()
     lockcheck.check(config, pipelines)
@@ -261,7 +288,7 @@ def run_conformance(argv: list[str]) -> None:
     known = load_pipelines()
     select(known, options.pipelines)
     if options.url and len(options.pipelines) != 1:
-        raise HpsforgeError("--url checks one running server: name its pipeline, e.g. `nox -s conformance -- OCR --url host:8000`")
+        raise UsageError("--url checks one running server: name its pipeline, e.g. `nox -s conformance -- OCR --url host:8000`")
     config = load_config()
     config.target(options.target)
     if not options.url:

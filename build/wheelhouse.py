@@ -1,10 +1,12 @@
-"""The wheelhouse: every wheel a target's lock names, downloaded for the images' own platform.
+"""The wheelhouse: every wheel a lock names, downloaded for the images' own platform.
 
-Wheels are downloaded by pip inside the rc image (so the files chosen are those the images'
-Python can install), checked against the lock twice (pip's --require-hashes, then again here),
-stored by sha256, and linked under their file names in a per-target folder that image builds
-install from with --no-index. A manifest records which lock the folder was made from, so a
-second fetch of an unchanged lock downloads nothing.
+Wheels are downloaded by pip inside an image of the graph (the rc image for targets, the base
+for the rc image's own tools), so the files chosen are those the images' Python installs; they
+are checked against the lock twice (pip's --require-hashes, then again here), stored by sha256,
+and linked under their file names in a per-lock folder that image builds install from with
+--no-index and no network. The wheelset (lock sha256 -> exact files) is kept, so an unchanged
+lock never asks an index again: with the store warm (or seeded from an input archive) a fetch
+works offline.
 """
 
 from __future__ import annotations
@@ -13,15 +15,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-
-
-from hpsforge import buildkit, pip_locks, requirements_lock
 from typing import Annotated
 
 from pydantic import StringConstraints, ValidationError
 
+from hpsforge import buildkit, pip_locks, requirements_lock
+
 from hpsforge.config import Model, Sha256Hex
-from hpsforge.errors import HpsforgeError
+from hpsforge.errors import HashMismatchError, HpsforgeError
 from hpsforge.files import atomic_write_text, canonical_json, sha256_file
 from hpsforge.store import ContentStore, cache_root, scratch_dir
 
@@ -33,15 +34,37 @@ class WheelFile(Model):
 
 
 class WheelhouseManifest(Model):
-    """What a target's wheelhouse holds and which lock it was made from."""
+    """What a target's wheelhouse holds and which lock (by the sha256 of its file) it satisfies."""
 
     target: str
     lock_sha256: str
     wheels: list[WheelFile]
 
 
+# pip of the images' own Python where no pip-tools exist yet (the base image: Debian's bundled pip wheel).
+BASE_PIP = ("sh", "-c", 'wheel=$(echo /usr/share/python-wheels/pip-*.whl); exec python3 "$wheel/pip" "$@"', "pip")
+RC_PIP = ("pip",)
+
+
 def wheelhouse_dir(target: str) -> Path:
     return cache_root() / "wheelhouse" / target
+
+
+def wheelset_path(lock_sha256: str) -> Path:
+    """Which exact files satisfy a lock on the images' platform, kept beside the store (an
+    imported archive writes these too), so an unchanged lock is never resolved against an index again."""
+    return cache_root() / "wheelsets" / f"{lock_sha256}.json"
+
+
+def read_wheelset(lock_sha256: str) -> WheelhouseManifest | None:
+    try:
+        return WheelhouseManifest.model_validate_json(wheelset_path(lock_sha256).read_text())
+    except (FileNotFoundError, ValidationError):
+        return None  # absent or damaged: the next fetch downloads again
+
+
+def write_wheelset(manifest: WheelhouseManifest) -> None:
+    atomic_write_text(wheelset_path(manifest.lock_sha256), canonical_json(manifest.model_dump(mode="json")))
 
 
 def read_manifest(target: str) -> WheelhouseManifest | None:
@@ -57,40 +80,49 @@ def wheel_project(filename: str) -> str:
     return requirements_lock.canonical_name(filename.split("-", 1)[0])
 
 
-def fetch(target: str, rc_image: buildkit.ImageRecord, lock_path: Path | None = None,
-          store: ContentStore | None = None) -> Path:
-    """Make the target's wheelhouse match its lock; return the folder of verified wheels."""
+def fetch(target: str, image: buildkit.ImageRecord, lock_path: Path | None = None,
+          store: ContentStore | None = None, pip: tuple[str, ...] = RC_PIP) -> Path:
+    """Make the target's wheelhouse match its lock; return the folder of verified wheels.
+
+    With the lock's wheelset known and every file in the store, nothing is downloaded (works
+    offline); otherwise `pip download` runs in `image` (the images' own Python and platform).
+    """
     lock_path = lock_path or pip_locks.lock_path(target)
     lock = requirements_lock.read(lock_path)
     store = store or ContentStore()
     lock_sha256 = sha256_file(lock_path)
-    manifest = read_manifest(target)
-    if manifest is not None and manifest.lock_sha256 == lock_sha256:
-        for wheel in manifest.wheels:
+    known = read_wheelset(lock_sha256)
+    if known is not None and all(store.path(wheel.sha256).exists() for wheel in known.wheels):
+        for wheel in known.wheels:
             store.verified(wheel.sha256, wheel.filename)  # a file changed since is refused
-        total = sum(w.size for w in manifest.wheels) / 1e6
-        print(f"hpsforge: {target} wheelhouse up to date: {len(manifest.wheels)} wheels, {total:.1f} MB, "
+        current = read_manifest(target)
+        if current is None or current.lock_sha256 != lock_sha256:
+            _publish(target, known.model_copy(update={"target": target}), store)
+        total = sum(w.size for w in known.wheels) / 1e6
+        print(f"hpsforge: {target} wheelhouse up to date: {len(known.wheels)} wheels, {total:.1f} MB, "
               "nothing downloaded", flush=True)
         return wheelhouse_dir(target)
     scratch = scratch_dir()
     with tempfile.TemporaryDirectory(prefix=f"fetch-{target}-", dir=scratch) as tmp:
         work = Path(tmp)
         shutil.copyfile(lock_path, work / "requirements.txt")
-        print(f"hpsforge: downloading the {len(lock.requirements)} wheels of {lock_path.name} in the rc image",
+        print(f"hpsforge: downloading the {len(lock.requirements)} wheels of {lock_path.name} in {image.reference}",
               flush=True)
-        pip_locks.run_in_rc(rc_image, [
-            "pip", "download", "--no-deps", "--only-binary", ":all:", "--require-hashes",
+        pip_locks.run_in_rc(image, [
+            *pip, "download", "--no-deps", "--only-binary", ":all:", "--require-hashes",
             "--progress-bar", "off", "--dest", "downloads", "--requirement", "requirements.txt",
         ], work, failure_hint=f"a wheel does not match {lock_path}: if the lock was edited by hand, "
                  "restore it from git or re-lock with `nox -s freeze`")
-        wheels = _store_downloads(lock, work / "downloads", store)
-    _publish(target, WheelhouseManifest(target=target, lock_sha256=lock_sha256, wheels=wheels), store)
+        wheels = store_downloads(lock, work / "downloads", store)
+    manifest = WheelhouseManifest(target=target, lock_sha256=lock_sha256, wheels=wheels)
+    write_wheelset(manifest)
+    _publish(target, manifest, store)
     total = sum(w.size for w in wheels) / 1e6
     print(f"hpsforge: {target} wheelhouse: {len(wheels)} wheels, {total:.1f} MB", flush=True)
     return wheelhouse_dir(target)
 
 
-def _store_downloads(lock: requirements_lock.RequirementsLock, downloads: Path,
+def store_downloads(lock: requirements_lock.RequirementsLock, downloads: Path,
                      store: ContentStore) -> list[WheelFile]:
     """Check every downloaded file against the lock, then move it into the store."""
     locked = lock.by_name()
@@ -100,7 +132,7 @@ def _store_downloads(lock: requirements_lock.RequirementsLock, downloads: Path,
         requirement = locked.get(project)
         digest = sha256_file(path)
         if requirement is None or digest not in requirement.hashes:
-            raise HpsforgeError(
+            raise HashMismatchError(
                 f"{path.name}: sha256 {digest} is not among the hashes {lock.path} holds for {project}",
                 hint="re-lock with `nox -s freeze`",
             )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SESSIONS = ("engine", "freeze", "lock-check", "verify", "fetch", "sbom", "images", "assemble", "serve", "conformance", "repro", "bench",
-            "host-lock", "unit", "tests")
+            "archive", "host-lock", "unit", "tests")
 
 
 def noxw(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -28,7 +28,7 @@ def test_malformed_config_is_one_clear_message(tmp_path):
     bad = tmp_path / "hpsforge.toml"
     bad.write_text((PROJECT_ROOT / "hpsforge.toml").read_text().replace("[rc]", "[rc]\ncolour = 'blue'"))
     result = noxw("-s", "images", env={"HPSFORGE_CONFIG": str(bad)})
-    assert result.returncode != 0
+    assert result.returncode == 2  # a usage error: fix the file
     output = result.stdout + result.stderr
     assert f"{bad}: invalid configuration" in output
     assert "rc.colour: unknown field" in output
@@ -37,7 +37,7 @@ def test_malformed_config_is_one_clear_message(tmp_path):
 
 def test_unknown_session_argument_is_refused():
     result = noxw("-s", "images", "--", "--frobnicate")
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "unrecognized arguments: --frobnicate" in result.stdout + result.stderr
 
 
@@ -51,8 +51,11 @@ def _config_with(tmp_path, old: str, new: str) -> Path:
 
 def test_unknown_device_is_refused_before_anything_runs():
     result = noxw("-s", "freeze", "--", "tpu")
-    assert result.returncode != 0
-    assert "unknown target 'tpu'" in result.stdout + result.stderr
+    assert result.returncode == 2
+    assert "unknown lock(s) tpu; freeze knows: engine, base, rc, model-sources, cpu, gpu, client" in result.stderr
+    result = noxw("-s", "verify", "--", "tpu")
+    assert result.returncode == 2
+    assert "unknown target 'tpu'" in result.stderr
 
 
 def test_malformed_requirement_names_the_field(tmp_path):
@@ -69,7 +72,7 @@ def test_lock_check_names_a_stale_lock_and_its_refresh_command(tmp_path):
     edited = _config_with(tmp_path, '"paddlepaddle==3.3.1"', '"paddlepaddle==3.3.0"')
     result = noxw("-s", "lock-check", env={"HPSFORGE_CONFIG": str(edited)})
     output = result.stdout + result.stderr
-    assert result.returncode != 0
+    assert result.returncode == 3  # a stale lock: re-lock
     assert "lock/requirements/cpu.txt is stale" in output
     assert "nox -s freeze -- cpu" in output
 
@@ -77,7 +80,7 @@ def test_lock_check_names_a_stale_lock_and_its_refresh_command(tmp_path):
 def test_verify_gpu_names_every_missing_blob_and_where_to_put_it(tmp_path):
     result = noxw("-s", "verify", "--", "gpu", env={"HPSFORGE_BLOBS_DIR": str(tmp_path)})
     output = result.stdout + result.stderr
-    assert result.returncode != 0
+    assert result.returncode == 4  # an input that cannot be had
     for file in ("cudnn-linux-x86_64-8.9.7.29_cuda11-archive.tar.xz",
                  "TensorRT-8.6.1.6.Linux.x86_64-gnu.cuda-11.8.tar.gz"):
         assert f"save it as {tmp_path / file}" in output

@@ -35,7 +35,7 @@ def test_parse_deb822_stanzas_and_continuations():
             "Package": "libfoo1",
             "Version": "1:2.3-4",  # only the first colon separates key and value
             "Architecture": "amd64",
-            "Description": "the foo library\nIt does foo.\n.\nAnd more foo.",
+            "Description": "the foo library\n It does foo.\n .\n And more foo.",
             "SHA256": "aaaa",
         },
         {
@@ -55,7 +55,7 @@ def test_parse_deb822_release_table_and_blank_padding():
     stanzas = parse_deb822(text)
     assert len(stanzas) == 2
     lines = stanzas[0]["SHA256"].splitlines()
-    assert [line for line in lines if line] == [
+    assert [line.strip() for line in lines if line.strip()] == [
         "0123 10 main/binary-amd64/Packages.xz",
         "abcd 20 main/binary-amd64/Release",
     ]
@@ -77,6 +77,7 @@ def _package(name: str, version: str = "1.0-1", data: bytes | None = None, uri: 
         filename=f"pool/main/{name[0]}/{name}/{name}_{version}_amd64.deb",
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
+        snapshot=f"https://snapshot.example/file/{hashlib.sha1(data).hexdigest()}",
     )
 
 
@@ -171,3 +172,27 @@ def test_fetch_through_store(tmp_path, monkeypatch):
     assert len(paths) == 1
     assert paths[0].read_bytes() == b"alpha deb bytes"
     assert paths[0].name == package.sha256
+
+
+def test_fetch_falls_back_to_the_snapshot_then_names_every_place(tmp_path, monkeypatch):
+    """The mirror dropped the file: the snapshot serves the same bytes; when it cannot either,
+    the error names the file, the three places tried and the two ways out."""
+    monkeypatch.setenv("HPSFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HPSFORGE_ARCHIVE", raising=False)
+    data = b"beta deb bytes"
+    snapshot = tmp_path / "snapshot" / "beta.deb"
+    snapshot.parent.mkdir()
+    snapshot.write_bytes(data)
+    package = _package("beta", data=data, uri=(tmp_path / "mirror").as_uri()).model_copy(
+        update={"snapshot": snapshot.as_uri()})
+    assert DebianLock(input_sha256="1" * 64, packages=[package]).fetch(ContentStore())[0].read_bytes() == data
+    gone = _package("gamma", data=b"gamma", uri=(tmp_path / "mirror").as_uri()).model_copy(
+        update={"snapshot": (tmp_path / "snapshot" / "gamma.deb").as_uri()})
+    with pytest.raises(HpsforgeError) as refused:
+        DebianLock(input_sha256="1" * 64, packages=[gone]).fetch(ContentStore())
+    message = str(refused.value)
+    assert gone.deb_name in message and gone.sha256 in message
+    assert f"mirror    {gone.url}" in message and f"snapshot  {gone.snapshot}" in message
+    assert "archive   none given (HPSFORGE_ARCHIVE is unset)" in message
+    assert "nox -s archive -- import DIR" in message and "nox -s freeze" in message
+    assert refused.value.exit_code == 4

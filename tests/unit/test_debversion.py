@@ -62,18 +62,16 @@ INDEX = [_stanza("docker-cli", "26.1.5+dfsg1-9+deb13u1+b1"), _stanza("docker-cli
 
 def test_freeze_pins_the_newest_version_of_the_series_for_this_architecture():
     wanted = HostPackage(name="docker-cli", version=SERIES, suite="trixie")
-    pinned = pin_host_package(wanted, INDEX, "amd64", "http://mirror/debian")
-    assert pinned.version == "26.1.5+dfsg1-9+deb13u1+b1"
-    assert pinned.url == "http://mirror/debian/pool/main/d/docker.io/docker-cli_26.1.5+dfsg1-9+deb13u1+b1_amd64.deb"
+    assert pin_host_package(wanted, INDEX, "amd64") == "26.1.5+dfsg1-9+deb13u1+b1"
 
 
 def test_a_constraint_nothing_matches_lists_what_the_mirror_has():
     wanted = HostPackage(name="docker-cli", version=">= 28.0, << 28.1~", suite="trixie")
     with pytest.raises(HpsforgeError) as refused:
-        pin_host_package(wanted, INDEX, "amd64", "http://mirror/debian")
+        pin_host_package(wanted, INDEX, "amd64")
     message = str(refused.value)
     assert "docker-cli" in message and "trixie" in message and "'>= 28.0, << 28.1~'" in message
     assert "the mirror has: 26.1.5+dfsg1-9+deb13u1, 26.1.5+dfsg1-9+deb13u1+b1, 27.0.1+dfsg1-1" in message
     absent = HostPackage(name="docker-compose", version=SERIES, suite="trixie")
     with pytest.raises(HpsforgeError, match="the mirror has: none"):
-        pin_host_package(absent, INDEX, "amd64", "http://mirror/debian")
+        pin_host_package(absent, INDEX, "amd64")

