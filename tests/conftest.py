@@ -1,6 +1,7 @@
 """Shared fixtures. Engine-backed tests live in tests/engine and carry the `engine` marker."""
 
 import os
+import sys
 from pathlib import Path
 
 # testcontainers' reaper image cannot be pulled here (no registry); containers are stopped by
@@ -13,6 +14,12 @@ from hpsforge import engine, graph
 from hpsforge.config import load_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Test-support modules import as tests.support.* (appended: the project's own build/ must not
+# shadow PyPA's `build`).
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.append(str(PROJECT_ROOT))
+
+from tests.support.fixtures import signing_key  # noqa: E402,F401  (a fixture: imported to register it)
 
 
 @pytest.fixture(scope="session")
