@@ -20,6 +20,7 @@ from hpsforge.store import ContentStore
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/support
 from support.archives import folder_contents, make_archive  # noqa: E402
 from support.registry import LocalRegistry, RegistryUnavailable, local_registry  # noqa: E402
+from support.token_auth import token_server  # noqa: E402
 
 pytestmark = pytest.mark.engine
 
@@ -227,3 +228,30 @@ def test_credentials_come_from_docker_config_only(start_registry, archive, tmp_p
     with pytest.raises(InputUnavailableError, match="HTTP 401"):
         oci_archive.pull(reference, tmp_path / "refused")
     assert not (tmp_path / "refused").exists()
+
+
+def test_bearer_tokens_from_the_realm_with_docker_credentials(start_registry, archive, tmp_path, monkeypatch):
+    """The Docker Hub / GHCR flow: the token a HEAD earns (pull) is not enough to push, so the push
+    asks the realm again for the POST's scope; anonymous users may pull but not push."""
+    folder, _ = archive
+    with token_server(tmp_path / "tokens", {"archive-user": "archive-secret"}) as tokens:
+        registry = start_registry(auth=tokens.registry_auth())
+        reference = registry.reference("hpsforge/inputs", "tokens")
+        config_dir = tmp_path / "docker-config"
+        config_dir.mkdir()
+        monkeypatch.setenv("DOCKER_CONFIG", str(config_dir))
+
+        with pytest.raises(InputUnavailableError, match=r"refused to start the upload of .*\(HTTP 401: UNAUTHORIZED"):
+            oci_archive.push(folder, reference)  # anonymous: pull tokens only
+        assert {user for user, _ in tokens.issued} == {""}
+
+        secret = base64.b64encode(b"archive-user:archive-secret").decode()
+        (config_dir / "config.json").write_text(json.dumps({"auths": {registry.host: {"auth": secret}}}))
+        tokens.issued.clear()
+        digest = oci_archive.push(folder, reference)
+        scopes = [scope for user, scope in tokens.issued if user == "archive-user"]
+        assert "repository:hpsforge/inputs:pull" in scopes and "repository:hpsforge/inputs:pull,push" in scopes
+
+        (config_dir / "config.json").unlink()  # anonymous pulls are allowed here
+        assert oci_archive.pull(reference, tmp_path / "pulled") == digest
+        assert folder_contents(tmp_path / "pulled") == folder_contents(folder)

@@ -78,7 +78,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _start(root: Path, htpasswd: str | None) -> LocalRegistry:
+def _start(root: Path, htpasswd: str | None, auth: dict | None) -> LocalRegistry:
     binary = shutil.which("docker-registry")
     if binary is None:
         raise RegistryUnavailable(f"docker-registry is not on PATH; {INSTALL_HINT}")
@@ -94,6 +94,8 @@ def _start(root: Path, htpasswd: str | None) -> LocalRegistry:
     if htpasswd is not None:
         (root / "htpasswd").write_text(htpasswd)
         config["auth"] = {"htpasswd": {"realm": "hpsforge-tests", "path": str(root / "htpasswd")}}
+    elif auth is not None:
+        config["auth"] = auth
     # YAML is a superset of JSON: no YAML writer needed.
     (root / "config.yml").write_text(json.dumps(config, indent=2))
     # REGISTRY_* variables would override the configuration file.
@@ -114,11 +116,12 @@ def _start(root: Path, htpasswd: str | None) -> LocalRegistry:
 
 
 @contextlib.contextmanager
-def local_registry(root: Path, *, htpasswd: str | None = None) -> Iterator[LocalRegistry]:
-    """A running registry under `root`; with `htpasswd` (bcrypt lines), one that wants HTTP basic auth."""
+def local_registry(root: Path, *, htpasswd: str | None = None, auth: dict | None = None) -> Iterator[LocalRegistry]:
+    """A running registry under `root`; with `htpasswd` (bcrypt lines), one that wants HTTP basic
+    auth; with `auth`, that configuration section (e.g. TokenServer.registry_auth())."""
     for attempt in range(3):  # the free port may be taken between probing and binding it
         try:
-            registry = _start(root / f"registry-{attempt}", htpasswd)
+            registry = _start(root / f"registry-{attempt}", htpasswd, auth)
             break
         except RegistryUnavailable as error:
             if "not on PATH" in str(error) or "address already in use" not in str(error) or attempt == 2:
