@@ -284,3 +284,12 @@ def test_a_malformed_stored_secret_is_named(docker_config):
     with pytest.raises(HpsforgeError, match="malformed `auth` for reg.example:5000") as raised:
         docker_credentials("reg.example:5000")
     assert "docker login reg.example:5000" in raised.value.hint
+
+
+def test_the_test_registry_names_docker_registry_when_it_is_not_installed(tmp_path, monkeypatch):
+    from support.registry import RegistryUnavailable, local_registry
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(RegistryUnavailable, match="docker-registry is not on PATH.*apt-get install .*docker-registry"):
+        with local_registry(tmp_path):
+            pass
