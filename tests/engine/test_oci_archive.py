@@ -81,6 +81,9 @@ def test_push_then_pull_gives_the_same_folder_and_a_second_push_sends_nothing(re
     assert oci_archive.pull(reference, tmp_path / "pulled") == digest
     assert folder_contents(tmp_path / "pulled") == folder_contents(folder)
     assert "3 files downloaded (4.2 MB)" in capsys.readouterr().out
+    by_digest = f"{registry.host}/hpsforge/inputs@{digest}"
+    assert oci_archive.pull(by_digest, tmp_path / "by-digest") == digest
+    assert folder_contents(tmp_path / "by-digest") == folder_contents(folder)
 
     started = time.monotonic()
     assert oci_archive.push(folder, reference) == digest  # same folder, same manifest
