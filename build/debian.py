@@ -47,6 +47,9 @@ class DebPackage(Model):
     sha256: Sha256Hex
     # snapshot.debian.org/file/<sha1>: the same bytes, long after the mirror removed them.
     snapshot: str
+    # The archive's priority (its override, not the .deb's own field): which packages a minimal
+    # system holds depends on it, so a mirror rebuilt from the lock resolves the same closure.
+    priority: str
 
     @property
     def url(self) -> str:
@@ -269,7 +272,7 @@ def _locked(source: AptSource, stanza: dict[str, str], debs: Path, snapshot: str
     return DebPackage(
         name=stanza["Package"], version=stanza["Version"], architecture=stanza["Architecture"],
         uri=source.uri, filename=stanza["Filename"], size=int(stanza["Size"]), sha256=stanza["SHA256"],
-        snapshot=f"{snapshot}/file/{sha1.hexdigest()}",
+        snapshot=f"{snapshot}/file/{sha1.hexdigest()}", priority=stanza.get("Priority", "optional"),
     )
 
 

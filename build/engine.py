@@ -153,6 +153,7 @@ def install_host_packages(config: EngineConfig, names: list[str] | None = None) 
             "-o", "APT::Get::List-Cleanup=false",
         ]
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        _refuse_service_starts(staging)
         for step, arguments in (("update", ["-qq"]), ("install", ["-y", "-qq", "--no-install-recommends", *names])):
             result = subprocess.run(["apt-get", *only_the_closure, step, *arguments], env=env,
                                     capture_output=True, text=True)
@@ -161,7 +162,26 @@ def install_host_packages(config: EngineConfig, names: list[str] | None = None) 
                                     hint=f"the locked closure in {ENGINE_LOCK} may lack a dependency of this host; "
                                          "re-lock with `nox -s freeze -- engine`")
     finally:
+        _allow_service_starts(staging)
         shutil.rmtree(staging, ignore_errors=True)
+
+
+POLICY_RC = Path("/usr/sbin/policy-rc.d")
+
+
+def _refuse_service_starts(staging: Path) -> None:
+    """Packages' maintainer scripts must not start daemons (a registry on :5000, say): hpsforge
+    starts what it needs itself. Debian's policy-rc.d hook says no while we install."""
+    if POLICY_RC.exists():
+        return  # the host has its own policy; leave it
+    POLICY_RC.write_text("#!/bin/sh\n# hpsforge: no service starts while it installs packages\nexit 101\n")
+    POLICY_RC.chmod(0o755)
+    (staging / "policy-rc.d.ours").touch()
+
+
+def _allow_service_starts(staging: Path) -> None:
+    if (staging / "policy-rc.d.ours").exists():
+        POLICY_RC.unlink(missing_ok=True)
 
 
 def install_tool(config: EngineConfig, name: str) -> None:

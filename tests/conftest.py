@@ -1,25 +1,60 @@
-"""Shared fixtures. Engine-backed tests live in tests/engine and carry the `engine` marker."""
+"""Shared fixtures, and the markers that follow the folders:
+
+    tests/unit         neither engine nor network (a unit test that reaches the network fails)
+    tests/engine       the real Docker engine and BuildKit (`engine`)
+    tests/conformance  pipeline images served by the engine (`engine`)
+    tests/network      the live Debian mirror or PyPI (`network` and `engine`): they fail naming the
+                       re-lock command when upstream moved
+"""
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# No test writes a tracked file: builds record their digests in a session copy of the record,
+# never in lock/images.lock.json (set before hpsforge is imported: it reads this at import).
+_RECORD = Path(tempfile.mkdtemp(prefix="hpsforge-test-record-")) / "images.lock.json"
+shutil.copyfile(PROJECT_ROOT / "lock" / "images.lock.json", _RECORD)
+os.environ["HPSFORGE_IMAGES_RECORD"] = str(_RECORD)
+os.environ["HPSFORGE_COMMITTED_RECORD"] = str(PROJECT_ROOT / "lock" / "images.lock.json")
 # testcontainers' reaper image cannot be pulled here (no registry); containers are stopped by
 # the fixtures themselves.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-import pytest
+import pytest  # noqa: E402
 
-from hpsforge import engine, graph
-from hpsforge.config import load_config
+from hpsforge import engine, graph  # noqa: E402
+from hpsforge.config import load_config  # noqa: E402
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Test-support modules import as tests.support.* (appended: the project's own build/ must not
 # shadow PyPA's `build`).
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.append(str(PROJECT_ROOT))
 
 from tests.support.fixtures import signing_key  # noqa: E402,F401  (a fixture: imported to register it)
+
+FOLDER_MARKERS = {"unit": (), "engine": ("engine",), "conformance": ("engine",), "network": ("network", "engine")}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = Path(item.fspath).relative_to(PROJECT_ROOT / "tests").parts
+        folder = parts[0] if len(parts) > 1 else None
+        if folder == "unit":
+            marked = {mark.name for mark in item.iter_markers()} & {"engine", "network"}
+            if marked:
+                raise pytest.UsageError(f"{item.nodeid}: tests/unit needs neither engine nor network, "
+                                        f"but it is marked {', '.join(sorted(marked))}: move it")
+        for name in FOLDER_MARKERS.get(folder, ()):
+            item.add_marker(name)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_RECORD.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +68,12 @@ def config():
 def engine_status(config):
     """The engine, brought up by the same code path as `nox -s engine`."""
     return engine.ensure(config.engine)
+
+
+@pytest.fixture(scope="session")
+def registry_tool(config):
+    """Debian's docker-registry, installed from the engine's locked closure (engine.tools) when absent."""
+    engine.install_tool(config.engine, "docker-registry")
 
 
 @pytest.fixture(scope="session")

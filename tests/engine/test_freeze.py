@@ -1,51 +1,66 @@
+"""freeze of the Debian locks against a local, signed stand-in of the mirror: hermetic, so these
+tests prove hpsforge, not the live mirror's state of the day (tests/network covers the live one)."""
+
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from hpsforge import debian, models, pip_locks, rc
+from hpsforge import debian
+from hpsforge.debian import DebianLock
+from tests.support.local_mirror import local_mirror
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.engine
 
-LOCKS = (debian.ENGINE_LOCK, debian.BASE_LOCK, rc.RC_LOCK, models.MODEL_SOURCES_LOCK,
-         pip_locks.lock_path("cpu"), pip_locks.lock_path("gpu"))
-
-
-def _freeze(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([str(PROJECT_ROOT / "noxw"), "-s", "freeze", *(["--", *args] if args else [])],
-                          check=check, cwd=PROJECT_ROOT, capture_output=not check, text=True,
-                          env={**os.environ, **(env or {})})
+def _freeze(*locks: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([str(PROJECT_ROOT / "noxw"), "-s", "freeze", "--", *locks], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, env={**os.environ, **env})
 
 
-def test_freeze_twice_leaves_every_lock_byte_identical(engine_status):
-    _freeze()
-    first = {path: path.read_bytes() for path in LOCKS}
-    _freeze()
-    for path in LOCKS:
-        assert path.read_bytes() == first[path], f"{path.name} changed on a second freeze"
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory, signing_key, engine_status):
+    with local_mirror(tmp_path_factory.mktemp("local-mirror"), signing_key) as served:
+        yield served
 
 
-def test_every_locked_deb_is_complete_and_hashed():
-    lock = debian.DebianLock.read(debian.BASE_LOCK)
-    names = {p.name for p in lock.packages}
-    for declared in ("python3", "tini", "ca-certificates", "libgomp1", "libc6", "dpkg"):
-        assert declared in names
-    assert all(len(p.sha256) == 64 and p.size > 0 for p in lock.packages)
+@pytest.fixture
+def lock_dir(tmp_path):
+    """A copy of lock/ for the freeze to write: no test writes a tracked file."""
+    copy = tmp_path / "lock"
+    shutil.copytree(PROJECT_ROOT / "lock", copy)
+    return copy
 
 
-def test_an_unsatisfiable_pin_fails_the_freeze_and_replaces_no_lock(engine_status, tmp_path):
-    conflicting = (PROJECT_ROOT / "hpsforge.toml").read_text().replace(
-        'requirements = ["paddlepaddle==3.3.1"]', 'requirements = ["paddlepaddle==3.3.1", "numpy>=2"]')
-    assert "numpy>=2" in conflicting
+def test_engine_and_base_freeze_twice_to_the_committed_locks(mirror, lock_dir):
+    env = {"HPSFORGE_CONFIG": str(mirror.config), "HPSFORGE_LOCK_DIR": str(lock_dir)}
+    first = _freeze("engine", "base", env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    frozen = {name: (lock_dir / name).read_bytes() for name in ("engine.lock.json", "debian.lock.json")}
+    second = _freeze("engine", "base", env=env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "lock/engine.lock.json: unchanged" in second.stdout and "lock/debian.lock.json: unchanged" in second.stdout
+    for name, data in frozen.items():
+        assert (lock_dir / name).read_bytes() == data, f"{name} changed on a second freeze"
+    # The same packages, files, sizes, hashes and snapshot URLs as the committed locks, resolved
+    # by the same code from the same universe of files: the closure is exactly the lock.
+    for name, committed in (("engine.lock.json", debian.ENGINE_LOCK), ("debian.lock.json", debian.BASE_LOCK)):
+        here = [mirror.upstream(p) for p in DebianLock.read(lock_dir / name).packages]
+        assert here == DebianLock.read(committed).packages, name
+    assert "/debian/dists/trixie/InRelease" in mirror.server.requests
+
+
+def test_a_constraint_the_mirror_cannot_meet_fails_listing_what_it_has(mirror, lock_dir, tmp_path):
+    text = mirror.config.read_text().replace('version = ">= 26.1.5, << 26.2~", suite = "trixie" }',
+                                             'version = ">= 27.0, << 27.1~", suite = "trixie" }', 1)
     config = tmp_path / "hpsforge.toml"
-    config.write_text(conflicting)
-    before = {path: path.read_bytes() for path in LOCKS}
-    result = _freeze("cpu", env={"HPSFORGE_CONFIG": str(config)}, check=False)
-    assert result.returncode != 0
+    config.write_text(text)
+    before = {path.name: path.read_bytes() for path in lock_dir.glob("*.json")}
+    result = _freeze("engine", env={"HPSFORGE_CONFIG": str(config), "HPSFORGE_LOCK_DIR": str(lock_dir)})
+    assert result.returncode == 1, result.stdout + result.stderr
     output = result.stdout + result.stderr
-    assert "`pip-compile` failed in the rc image" in output and "numpy>=2" in output
-    assert "cannot be resolved together" in output
-    assert {path: path.read_bytes() for path in LOCKS} == before
+    assert "no version of engine package docker-cli in trixie satisfies '>= 27.0, << 27.1~'" in output
+    assert "(the mirror has: 26.1.5+dfsg1-9+deb13u1+b1)" in output
+    assert {path.name: path.read_bytes() for path in lock_dir.glob("*.json")} == before  # nothing written

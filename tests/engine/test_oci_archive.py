@@ -17,10 +17,9 @@ from hpsforge.errors import HashMismatchError, InputUnavailableError, UsageError
 from hpsforge.oci_archive import FILE_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, TITLE
 from hpsforge.store import ContentStore
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/support
-from support.archives import folder_contents, make_archive  # noqa: E402
-from support.registry import LocalRegistry, RegistryUnavailable, local_registry  # noqa: E402
-from support.token_auth import token_server  # noqa: E402
+from tests.support.archives import folder_contents, make_archive
+from tests.support.registry import LocalRegistry, RegistryUnavailable, local_registry
+from tests.support.token_auth import token_server
 
 pytestmark = pytest.mark.engine
 
@@ -30,7 +29,7 @@ HTPASSWD = "archive-user:$2b$04$V/h87yt93UJZdREz/hVs8.JB0afrwHp1pgN7l048EUXyxyyh
 
 
 @pytest.fixture
-def start_registry(tmp_path):
+def start_registry(tmp_path, registry_tool):
     """start_registry(**options) → a running LocalRegistry, stopped at teardown."""
     with_blocks = []
 

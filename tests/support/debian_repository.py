@@ -147,9 +147,13 @@ class DebianRepository:
         """A suite that is published even with no package in it (bookworm-updates, say)."""
         self._suites.setdefault((archive, suite), {})
 
-    def add(self, archive: str, suite: str, deb: Path, filename: str | None = None) -> None:
-        """Put `deb` at root/<archive>/<filename> (default: its pool path) and list it in `suite`."""
+    def add(self, archive: str, suite: str, deb: Path, filename: str | None = None,
+            overrides: Mapping[str, str] | None = None) -> None:
+        """Put `deb` at root/<archive>/<filename> (default: its pool path) and list it in `suite`;
+        `overrides` replace control fields the way the archive's overrides do (Priority, say)."""
         stanza = deb822.Packages(_run(["dpkg-deb", "--field", str(deb)]).decode())
+        for field, value in (overrides or {}).items():
+            stanza[field] = value
         filename = filename or pool_path(stanza)
         target = self.root / archive / filename
         if target.exists():
@@ -166,6 +170,23 @@ class DebianRepository:
         stanza["SHA256"] = sha256
         self.add_suite(archive, suite)
         self._suites[(archive, suite)][filename] = stanza
+
+    def add_older_version(self, archive: str, suite: str, deb: Path, overrides: Mapping[str, str] | None = None) -> None:
+        """List in `suite` an older version of `deb`'s package, whose file is never served.
+
+        Debian's stable suite keeps the release's version of a package that a security update
+        superseded, and mmdebstrap picks a minimal system's package names from the stable suite
+        alone (the newer version then wins). A mirror built from a lock has only the newer file:
+        this entry stands in for the older one, so the same names are picked."""
+        stanza = deb822.Packages(_run(["dpkg-deb", "--field", str(deb)]).decode())
+        for field, value in (overrides or {}).items():
+            stanza[field] = value
+        stanza["Version"] = f"{stanza['Version']}~older"
+        size, md5, sha256 = _digests(deb)
+        stanza["Filename"] = f"pool/never-served/{stanza['Package']}_{stanza['Version']}.deb"
+        stanza["Size"], stanza["MD5sum"], stanza["SHA256"] = str(size), md5, sha256
+        self.add_suite(archive, suite)
+        self._suites[(archive, suite)][stanza["Filename"]] = stanza
 
     def publish(self) -> None:
         """Write every suite's indices, Release, InRelease and Release.gpg (same inputs, same bytes)."""
@@ -232,7 +253,7 @@ def repository_from_packages(root: Path, key: SigningKey, packages: Iterable[Deb
         deb = store.path(package.sha256)
         if not deb.exists():
             raise FileNotFoundError(f"{package.name}: {deb} is not in the content store (fetch the lock first)")
-        repository.add(archive, suites[archive], deb, package.filename)
+        repository.add(archive, suites[archive], deb, package.filename, {"Priority": package.priority})
     repository.publish()
     return repository
 

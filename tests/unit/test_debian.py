@@ -78,6 +78,7 @@ def _package(name: str, version: str = "1.0-1", data: bytes | None = None, uri: 
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         snapshot=f"https://snapshot.example/file/{hashlib.sha1(data).hexdigest()}",
+        priority="optional",
     )
 
 

@@ -193,7 +193,7 @@ def test_stand_in_logs_drops_files_and_goes_down(tmp_path):
     with pytest.raises(urllib.error.HTTPError) as gone:
         urllib.request.urlopen(f"{stand_in.url}/dists/removed")
     assert gone.value.code == 404
-    with pytest.raises(HpsforgeError, match="is gone from the mirror"):
+    with pytest.raises(HpsforgeError, match=r"is gone \(HTTP 404\)"):
         signed_packages_index(stand_in.url, "removed", tmp_path / "unused.gpg", "amd64")
     assert stand_in.requests == ["/dists/a b+c~1", "/dists/removed", "/dists/removed/InRelease"]
     stand_in.stop()
@@ -214,7 +214,8 @@ def test_repository_from_locked_packages(tmp_path, signing_key, debs):
                                                text=True, check=True).stdout)
         return DebPackage(name=control["Package"], version=control["Version"],
                           architecture=control["Architecture"], uri=uri, filename=filename,
-                          size=len(data), sha256=digest)
+                          size=len(data), sha256=digest, snapshot="https://snapshot.debian.org/file/" + "0" * 40,
+                          priority="optional")
 
     packages = [
         locked(debs["libfoo1"], "http://deb.debian.org/debian", "pool/main/f/foo/libfoo1_1.2-1_amd64.deb"),

@@ -19,8 +19,7 @@ from hpsforge.errors import HashMismatchError, HpsforgeError, InputUnavailableEr
 from hpsforge.oci_archive import (FILE_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, TITLE, docker_credentials,
                                   parse_index, parse_reference)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/support
-from support.archives import make_archive  # noqa: E402
+from tests.support.archives import make_archive
 
 
 def _unused_port() -> int:
@@ -287,7 +286,7 @@ def test_a_malformed_stored_secret_is_named(docker_config):
 
 
 def test_the_test_registry_names_docker_registry_when_it_is_not_installed(tmp_path, monkeypatch):
-    from support.registry import RegistryUnavailable, local_registry
+    from tests.support.registry import RegistryUnavailable, local_registry
 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RegistryUnavailable, match="docker-registry is not on PATH.*apt-get install .*docker-registry"):
