@@ -60,6 +60,13 @@ class ArchiveIndex(Model):
                 raise ValueError(f"wheelset of {wheelset.target} names wheels it does not hold: {', '.join(absent)}")
         return self
 
+    def files(self) -> dict[str, int]:
+        """sha256 -> size of every file, in the order of the entries."""
+        return {entry.sha256: entry.size for entry in self.entries}
+
+    def name_of(self, sha256: str) -> str:
+        return next((entry.name for entry in self.entries if entry.sha256 == sha256), "?")
+
     def summary(self) -> str:
         total = sum(entry.size for entry in self.entries)
         kinds = {}

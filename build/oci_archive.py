@@ -43,6 +43,7 @@ import requests
 import requests.adapters
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hpsforge.archive import ArchiveIndex
 from hpsforge.buildkit import host_ca_bundle
 from hpsforge.config import Sha256Hex
 from hpsforge.errors import HashMismatchError, HpsforgeError, InputUnavailableError, UsageError
@@ -71,39 +72,7 @@ PROGRESS_EVERY_S = 5
 USAGE = "HOST[:PORT]/REPOSITORY:TAG, e.g. 127.0.0.1:5000/hpsforge/inputs:2026-12-01"
 
 
-# --- the archive index: only what moving the folder needs is checked here --------------------
-
-class ArchiveEntry(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    name: str = Field(min_length=1)
-    kind: str
-    size: int = Field(ge=0)
-    sha256: Sha256Hex
-    locks: list[str] = []
-
-
-class ArchiveIndex(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    format: Literal["hpsforge-archive/1"]
-    entries: list[ArchiveEntry]
-
-    @model_validator(mode="after")
-    def _one_size_per_file(self) -> ArchiveIndex:
-        sizes: dict[str, int] = {}
-        for entry in self.entries:
-            if sizes.setdefault(entry.sha256, entry.size) != entry.size:
-                raise ValueError(f"files/{entry.sha256} is listed with two sizes ({sizes[entry.sha256]} and {entry.size})")
-        return self
-
-    def files(self) -> dict[str, int]:
-        """sha256 → size of every file, in the order of the entries (several entries may share one)."""
-        return {entry.sha256: entry.size for entry in self.entries}
-
-    def name_of(self, sha256: str) -> str:
-        return next((entry.name for entry in self.entries if entry.sha256 == sha256), "?")
-
+# --- the archive index (hpsforge.archive's model) ----------------------------------------------
 
 def parse_index(data: bytes, where: str) -> ArchiveIndex:
     try:

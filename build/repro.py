@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hpsforge import base, buildkit, graph, imagediff, rc, runtime
 from hpsforge.config import PROJECT_ROOT, ProjectConfig
-from hpsforge.errors import HpsforgeError
+from hpsforge.errors import DigestMismatchError, HpsforgeError
 from hpsforge.files import atomic_write_text
 from hpsforge.pipelines import Pipeline
 
@@ -59,5 +59,5 @@ def run(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str) -> R
         problems.append(f"lock/images.lock.json records {recorded.digest} for these inputs, "
                         f"the build gave {first.digest}")
     if problems:
-        raise HpsforgeError(f"{role} is not reproducible:\n  - " + "\n  - ".join(problems))
+        raise DigestMismatchError(f"{role} is not reproducible:\n  - " + "\n  - ".join(problems))
     return result

@@ -170,7 +170,7 @@ def run_archive(argv: list[str]) -> None:
                         help="export the vendor blobs too (their licences forbid redistribution)")
     parser.add_argument("--push", metavar="REF", help="after export, push the archive to an OCI registry")
     parser.add_argument("--pull", metavar="REF", help="before import, pull the archive from an OCI registry")
-    options = parser.parse_args(argv)
+    options = parser.parse_intermixed_args(argv)
     if options.action == "export":
         if options.folder is None or options.pull:
             raise UsageError("export writes a folder: `nox -s archive -- export DIR [--include-blobs] [--push REF]`")

@@ -118,3 +118,17 @@ def serve_slot(config, runtime_cpu):
     docker.container.remove(name, force=True, volumes=True)
     if docker.volume.exists(f"{name}-state"):
         docker.volume.remove(f"{name}-state")
+
+
+@pytest.fixture(scope="session")
+def cpu_images(config, runtime_cpu):
+    """Every cpu image (base, rc, runtime, one per pipeline), built or found up to date as
+    `nox -s images -- cpu` does; role -> record."""
+    from hpsforge import buildkit, pipeline_images
+    from hpsforge.pipelines import load_pipelines
+
+    built = dict(graph.build_shared_images(config))
+    built["runtime-cpu"] = runtime_cpu
+    for name, pipeline in load_pipelines().items():
+        built[pipeline_images.role(name, "cpu")] = pipeline_images.build(config, name, pipeline, "cpu", runtime_cpu)
+    return built

@@ -66,8 +66,10 @@ def test_an_unsatisfiable_pin_fails_the_freeze_and_replaces_no_lock(engine_statu
     assert "numpy>=2" in conflicting
     config = tmp_path / "hpsforge.toml"
     config.write_text(conflicting)
-    before = {path: path.read_bytes() for path in (PROJECT_ROOT / "lock").rglob("*") if path.is_file()}
-    result = _noxw("-s", "freeze", "--", "cpu", env={"HPSFORGE_CONFIG": str(config)})
+    locks = tmp_path / "lock"
+    shutil.copytree(PROJECT_ROOT / "lock", locks)
+    before = {path: path.read_bytes() for path in locks.rglob("*") if path.is_file()}
+    result = _noxw("-s", "freeze", "--", "cpu", env={"HPSFORGE_CONFIG": str(config), "HPSFORGE_LOCK_DIR": str(locks)})
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "`pip-compile` failed in the rc image" in output and "numpy>=2" in output

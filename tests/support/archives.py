@@ -17,7 +17,7 @@ def make_archive(folder: Path, files: dict[str, bytes], kind: str = "deb") -> di
         entries.append({"name": name, "kind": kind, "size": len(data), "sha256": sha,
                         "locks": ["lock/debian.lock.json"]})
         shas[name] = sha
-    index = {"format": "hpsforge-archive/1", "entries": entries, "created_from": "tests"}
+    index = {"format": "hpsforge-archive/1", "entries": entries}
     (folder / "index.json").write_text(json.dumps(index, indent=2) + "\n")
     return shas
 

@@ -1,0 +1,116 @@
+"""No network at all: `unshare -n` gives the command a network namespace of its own with nothing
+in it (the Docker socket is a file, so the engine still answers). Nothing may ask an index about
+what a lock already pins: a warm store builds every cpu image with the recorded digests, and an
+input archive imported into an empty store rebuilds them from nothing, the same."""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from hpsforge.buildkit import ImagesLock
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = Path(os.environ["HPSFORGE_COMMITTED_RECORD"])
+
+
+def _offline(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["unshare", "-n", str(PROJECT_ROOT / "noxw"), *args], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, env={**os.environ, **env})
+
+
+def _noxw(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(PROJECT_ROOT / "noxw"), *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+
+
+def _containers_created(since: float) -> list[str]:
+    """Images of the containers the engine created since `since`: a container reaches the
+    network from the daemon's namespace, so an honest offline build starts none."""
+    events = subprocess.run(["docker", "events", "--since", f"{since:.0f}", "--until", f"{time.time():.0f}",
+                             "--filter", "type=container", "--filter", "event=create",
+                             "--format", "{{.Actor.Attributes.image}}"], capture_output=True, text=True, check=True)
+    return events.stdout.split()
+
+
+def _digests(record: Path) -> dict[str, str]:
+    return {role: image.digest for role, image in ImagesLock.read(record).images.items()}
+
+
+def test_the_namespace_really_has_no_network():
+    address = socket.gethostbyname("deb.debian.org")  # resolved here: the namespace has no DNS either
+    probe = subprocess.run(["unshare", "-n", "python3", "-c",
+                            f"import socket; socket.create_connection(({address!r}, 80), timeout=5)"],
+                           capture_output=True, text=True)
+    assert probe.returncode != 0 and "Network is unreachable" in probe.stderr
+
+
+def test_a_warm_images_run_needs_no_network(cpu_images, tmp_path):
+    record = tmp_path / "images.lock.json"
+    shutil.copyfile(COMMITTED, record)
+    started = time.time()
+    result = _offline("-s", "images", "--", "cpu", env={"HPSFORGE_IMAGES_RECORD": str(record)})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "nothing downloaded" in result.stdout
+    assert _containers_created(started) == []
+    assert _digests(record) == _digests(COMMITTED)
+
+
+@pytest.fixture(scope="module")
+def travelled_archive(cpu_images, registry_tool, tmp_path_factory):
+    """An input archive exported here, pushed to a real registry and pulled back as a build farm
+    would: (the pulled folder, the timings)."""
+    from tests.support.registry import local_registry
+
+    root = tmp_path_factory.mktemp("travelled-archive")
+    archive, pulled = root / "archive", root / "pulled"
+    timings = {}
+    with local_registry(root / "registry") as registry:
+        reference = registry.reference("hpsforge/inputs", "test")
+        started = time.monotonic()
+        exported = _noxw("-s", "archive", "--", "export", str(archive), "--push", reference)
+        assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
+        timings["export + push"] = time.monotonic() - started
+        print(next(line for line in exported.stdout.splitlines() if "wrote the input archive" in line))
+        started = time.monotonic()
+        fetched = _noxw("-s", "archive", "--", "import", "--pull", reference, str(pulled),
+                        env={"HPSFORGE_CACHE": str(root / "scratch-store")})
+        assert fetched.returncode == 0, fetched.stdout[-3000:] + fetched.stderr[-3000:]
+        timings["pull + import"] = time.monotonic() - started
+    assert sorted(p.name for p in (pulled / "files").iterdir()) == sorted(p.name for p in (archive / "files").iterdir())
+    return pulled, timings
+
+
+def test_an_archive_rebuilds_every_image_from_nothing_with_no_network(travelled_archive, tmp_path):
+    """The whole proof: import the pulled archive into an empty store and rebuild every cpu image
+    with no BuildKit cache and no network: the recorded digests."""
+    pulled, timings = travelled_archive
+    cold = {"HPSFORGE_CACHE": str(tmp_path / "store"), "HPSFORGE_IMAGES_RECORD": str(tmp_path / "images.lock.json")}
+    imported = _offline("-s", "archive", "--", "import", str(pulled), env=cold)
+    assert imported.returncode == 0, imported.stdout[-3000:] + imported.stderr[-3000:]
+    started = time.time()
+    rebuilt = _offline("-s", "images", "--", "cpu", "--no-cache", env=cold)
+    assert rebuilt.returncode == 0, rebuilt.stdout[-5000:] + rebuilt.stderr[-3000:]
+    timings["cold offline rebuild of every cpu image"] = time.time() - started
+    print("; ".join(f"{label}: {seconds:.0f} s" for label, seconds in timings.items()))
+    assert _containers_created(started) == []
+    assert _digests(tmp_path / "images.lock.json") == _digests(COMMITTED)
+
+
+def test_noxw_sets_up_the_host_environment_from_the_archive_with_no_network(travelled_archive, tmp_path):
+    """A bare host with no network: ./noxw installs its locked environment from the archive."""
+    pulled, _ = travelled_archive
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for part in ("noxw", "noxfile.py", "pyproject.toml", "build", "lock"):
+        source = PROJECT_ROOT / part
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, checkout / part)
+    listed = subprocess.run(["unshare", "-n", str(checkout / "noxw"), "-l"], cwd=checkout, capture_output=True,
+                            text=True, env={**os.environ, "HPSFORGE_ARCHIVE": str(pulled)})
+    assert listed.returncode == 0, listed.stdout[-3000:] + listed.stderr[-3000:]
+    assert f"noxw: installing from the input archive {pulled}" in listed.stderr
+    assert "images -> " in listed.stdout
