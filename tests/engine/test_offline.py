@@ -60,6 +60,14 @@ def test_a_warm_images_run_needs_no_network(cpu_images, tmp_path):
     assert _digests(record) == _digests(COMMITTED)
 
 
+@pytest.mark.parametrize("session", [["lock-check"], ["verify", "--", "cpu"], ["fetch", "--", "cpu"],
+                                     ["sbom", "--", "cpu"], ["assemble", "--", "image_classification"]],
+                         ids=lambda session: session[0])
+def test_every_checking_session_works_with_no_network(cpu_images, session):
+    result = _offline("-s", *session, env={})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def travelled_archive(cpu_images, registry_tool, tmp_path_factory):
     """An input archive exported here, pushed to a real registry and pulled back as a build farm

@@ -216,3 +216,37 @@ def test_check_raises_with_the_count(project, fresh):
     assert f"{len(config.targets)} lock problem(s)" in message
     for target in config.targets:
         assert str(fresh / "requirements" / f"{target}.txt") in message
+
+
+def test_every_lock_kind_of_the_registry_is_checked(project, fresh, monkeypatch):
+    """Each entry of hpsforge.locks: a missing lock is one problem naming its file and command."""
+    from hpsforge import host_env, locks
+
+    config, pipelines = project
+    host_copy = fresh / "host-requirements.txt"
+    host_copy.write_bytes(host_env.HOST_LOCK.read_bytes())
+    monkeypatch.setattr(host_env, "HOST_LOCK", host_copy)
+    kinds = locks.kinds(locks.Project(config, pipelines))
+    assert [kind.name for kind in kinds] == ["engine", "base", "rc", "model-sources", *sorted(config.targets),
+                                             "client", "host"]
+    for kind in kinds:
+        assert kind.path.is_relative_to(fresh), kind.name  # the fixture's copies, not lock/
+        saved = kind.path.read_bytes()
+        kind.path.unlink()
+        found = lockcheck.problems(config, pipelines)
+        kind.path.write_bytes(saved)
+        assert len(found) == 1, (kind.name, found)
+        assert str(kind.path) in found[0] and "missing" in found[0]
+        assert kind.refresh.split(" -- ")[0] in found[0] or "nox -s freeze" in found[0], found[0]
+
+
+def test_freeze_selects_locks_by_name():
+    from hpsforge import locks
+    from hpsforge.errors import UsageError
+
+    project = locks.Project(load_config(), load_pipelines())
+    assert [kind.name for kind in locks.select(project, [])] == ["engine", "base", "rc", "model-sources", "cpu",
+                                                                 "gpu", "client"]
+    assert [kind.name for kind in locks.select(project, ["gpu", "engine"])] == ["engine", "gpu"]
+    with pytest.raises(UsageError, match="unknown lock\\(s\\) tpu, host; freeze knows: engine, base"):
+        locks.select(project, ["tpu", "host"])
