@@ -40,7 +40,7 @@ def test_tampered_deb_is_refused_before_mmdebstrap(config, engine_status, tmp_pa
     with open(tampered, "ab") as stream:
         stream.write(b"\0")
     ran = []
-    monkeypatch.setattr(base, "_mmdebstrap", lambda *args, **kwargs: ran.append(args))
+    monkeypatch.setattr(base, "run_mmdebstrap", lambda *args, **kwargs: ran.append(args))
     with pytest.raises(HpsforgeError) as refused:
         base.build(config, no_cache=True, record=False)
     message = str(refused.value)

@@ -58,7 +58,6 @@ def archive(tmp_path) -> tuple[Path, dict[str, str]]:
         "foo_1.0_amd64.deb": b"a small deb\n" * 500,
         "paddle-1.0-cp311-none-any.whl": os.urandom(BIG),
         "model.tar.gz": os.urandom(200_000),
-        "same-bytes-again.deb": b"a small deb\n" * 500,  # two entries, one file
     })
     return folder, shas
 

@@ -29,12 +29,13 @@ def _noxw(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def _containers_created(since: float) -> list[str]:
-    """Images of the containers the engine created since `since`: a container reaches the
-    network from the daemon's namespace, so an honest offline build starts none."""
+    """Containers of the images hpsforge runs its tools in (base, rc) created since `since`: a
+    container reaches the network from the daemon's namespace, so an honest offline build starts
+    none. (Other images' containers are someone else's: the engine is shared.)"""
     events = subprocess.run(["docker", "events", "--since", f"{since:.0f}", "--until", f"{time.time():.0f}",
                              "--filter", "type=container", "--filter", "event=create",
                              "--format", "{{.Actor.Attributes.image}}"], capture_output=True, text=True, check=True)
-    return events.stdout.split()
+    return [image for image in events.stdout.split() if image.startswith(("hpsforge/base:", "hpsforge/rc:"))]
 
 
 def _digests(record: Path) -> dict[str, str]:
