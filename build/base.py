@@ -80,7 +80,7 @@ def build_rootfs(config: BaseConfig, lock: DebianLock, store: ContentStore, outp
 
 
 def build(config: ProjectConfig, *, lock: DebianLock | None = None, no_cache: bool = False,
-          record: bool = True) -> buildkit.ImageRecord:
+          tag_suffix: str = "") -> buildkit.ImageRecord:
     """Verify the lock (default: lock/debian.lock.json), build or reuse the rootfs, build the image."""
     base = config.base
     lock = lock or DebianLock.read(BASE_LOCK)
@@ -113,10 +113,9 @@ def build(config: ProjectConfig, *, lock: DebianLock | None = None, no_cache: bo
                 role=ROLE,
                 dockerfile=BASE_DOCKERFILE,
                 context=Path(context),
-                reference=f"{base.image}:{input_sha256[:12]}",
+                reference=f"{base.image}:{input_sha256[:12]}{tag_suffix}",
                 source_date_epoch=base.source_date_epoch,
                 input_sha256=input_sha256,
             ),
             no_cache=no_cache,
-            record=record,
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from python_on_whales import docker
 
-from hpsforge import audit, base, buildkit, goldens, graph, models, pipeline_images, rc, runtime
+from hpsforge import audit, buildkit, goldens, graph, models, pipeline_images, runtime
 from hpsforge.config import PROJECT_ROOT, ProjectConfig
 from hpsforge.errors import HpsforgeError
 from hpsforge.files import canonical_json, sha256_bytes, sha256_file
@@ -43,14 +43,16 @@ def server_image(runtime_image: buildkit.ImageRecord, context: Path, epoch: int,
         role="bench-server", dockerfile=context / "Dockerfile", context=context,
         reference=f"hpsforge/bench-server:{digest[:12]}", source_date_epoch=epoch, input_sha256=digest,
         parents=(("runtime", runtime_image),), copy_only=True,
-    ), no_cache=no_cache, record=False)
+    ), no_cache=no_cache)
 
 
 def rebuild(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str) -> list[tuple[str, float]]:
     """Cold build, warm no-change rebuild, and a rebuild after a server-code-only change."""
+    nodes = graph.BuildGraph.of(config, pipelines, [target], with_pipelines=False)
+    runtime_node = nodes.nodes[runtime.role(target)]
     shared = graph.build_shared_images(config)
-    def build_runtime(**options):
-        return runtime.build(config, pipelines, target, shared[base.ROLE], shared[rc.ROLE], record=False, **options)
+    def build_runtime(no_cache: bool = False):
+        return runtime_node.build(shared, graph.BuildOptions(no_cache=no_cache))
     figures = [_timed(f"{target} runtime, cold (no BuildKit cache)", lambda: build_runtime(no_cache=True))]
     figures.append(_timed(f"{target} runtime, warm, nothing changed", build_runtime))
     runtime_image = figures[-1][2]

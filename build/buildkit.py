@@ -59,6 +59,9 @@ class ImagesLock(Model):
     def with_record(self, role: str, record: ImageRecord) -> "ImagesLock":
         return ImagesLock(images={**self.images, role: record})
 
+    def with_records(self, records: dict[str, "ImageRecord"]) -> "ImagesLock":
+        return ImagesLock(images={**self.images, **records})
+
     def write(self, path: Path = IMAGES_LOCK) -> bool:
         return atomic_write_text(path, canonical_json(self.model_dump(mode="json")))
 
@@ -119,16 +122,15 @@ def _already_built(spec: ImageBuild) -> ImageRecord | None:
     return previous if spec.copy_only or (layout_dir(previous.digest) / "index.json").exists() else None
 
 
-def build(spec: ImageBuild, *, no_cache: bool = False, record: bool = True) -> ImageRecord:
-    """Build `spec` reproducibly, load it into the engine, record its digest; all or nothing.
+def build(spec: ImageBuild, *, no_cache: bool = False) -> ImageRecord:
+    """Build `spec` reproducibly, load it into the engine, and return its record; all or nothing
+    (the caller records the digests of a whole run at its end: BuildGraph, the sessions).
 
     The same inputs (input_sha256 covers the Dockerfile, the context and the parents' digests)
     give the same image, so an image already built from them is reused unless `no_cache`.
     """
     if not no_cache and (previous := _already_built(spec)):
         print(f"hpsforge: {spec.reference} is up to date ({previous.digest})", flush=True)
-        if record:
-            ImagesLock.read().with_record(spec.role, previous).write()
         return previous
     secrets = []
     if spec.use_ca_bundle and (bundle := host_ca_bundle()):
@@ -179,8 +181,6 @@ def build(spec: ImageBuild, *, no_cache: bool = False, record: bool = True) -> I
             _unpack_layout(archive, layout_dir(digest))
     result = ImageRecord(reference=spec.reference, digest=digest, input_sha256=spec.input_sha256)
     atomic_write_text(_built_marker(spec), result.model_dump_json() + "\n")
-    if record:
-        ImagesLock.read().with_record(spec.role, result).write()
     print(f"hpsforge: {spec.reference} = {digest}", flush=True)
     return result
 

@@ -8,6 +8,7 @@
 | 4 | InputUnavailableError | a locked input cannot be had (gone upstream, unreachable, not supplied) |
 | 5 | HashMismatchError | a file does not match its lock: tampering or corruption |
 | 6 | DigestMismatchError | a rebuilt image's digest differs from the recorded one |
+| 7 | NewInputsError | images whose inputs have no recorded digest yet (repro has nothing to compare) |
 """
 
 
@@ -42,5 +43,9 @@ class DigestMismatchError(HpsforgeError):
     exit_code = 6
 
 
+class NewInputsError(HpsforgeError):
+    exit_code = 7
+
+
 EXIT_CODES = {cls.exit_code: cls for cls in (HpsforgeError, UsageError, StaleLockError, InputUnavailableError,
-                                              HashMismatchError, DigestMismatchError)}
+                                              HashMismatchError, DigestMismatchError, NewInputsError)}

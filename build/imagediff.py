@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import subprocess
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,4 +93,51 @@ def diff_layouts(first: Path, second: Path, limit: int = 200) -> list[str]:
         if not changes:
             changes.append("  same files and metadata: the layer archives differ in order or compression")
         lines += changes[:limit] + ([f"  ... and {len(changes) - limit} more"] if len(changes) > limit else [])
+    return lines
+
+
+DIFFOSCOPE_FILES = 5
+DIFFOSCOPE_LINES = 60
+
+
+def _changed_files(first: Path, second: Path) -> list[tuple[Path, Path, str]]:
+    """(first layer, second layer, path) of every regular file whose content differs."""
+    changed = []
+    for layer_a, layer_b in zip(_manifest(first)["layers"], _manifest(second)["layers"]):
+        if layer_a["digest"] == layer_b["digest"]:
+            continue
+        blob_a, blob_b = _blob(first, layer_a["digest"]), _blob(second, layer_b["digest"])
+        files_a, files_b = layer_entries(blob_a), layer_entries(blob_b)
+        changed += [(blob_a, blob_b, path) for path in sorted(set(files_a) & set(files_b))
+                    if files_a[path].kind == files_b[path].kind == "file" and files_a[path].sha256 != files_b[path].sha256]
+    return changed
+
+
+def _extract(blob: Path, path: str, destination: Path) -> None:
+    with tarfile.open(blob, mode="r:*") as layer:
+        for info in layer:
+            if "/" + info.name.removeprefix("./").lstrip("/") == path:
+                with layer.extractfile(info) as source, open(destination, "wb") as sink:
+                    shutil.copyfileobj(source, sink)
+                return
+
+
+def diffoscope_text(first: Path, second: Path) -> list[str]:
+    """diffoscope's text for the first few files whose bytes differ (a Debian package; a note when absent)."""
+    changed = _changed_files(first, second)
+    if not changed:
+        return []
+    if shutil.which("diffoscope") is None:
+        return ["", "diffoscope is not installed (Debian's diffoscope-minimal): no file-level difference shown"]
+    lines = [""]
+    with tempfile.TemporaryDirectory(prefix="diffoscope-") as tmp:
+        for number, (blob_a, blob_b, path) in enumerate(changed[:DIFFOSCOPE_FILES]):
+            a, b = Path(tmp) / f"{number}.first", Path(tmp) / f"{number}.rebuilt"
+            _extract(blob_a, path, a)
+            _extract(blob_b, path, b)
+            result = subprocess.run(["diffoscope", "--text", "-", "--no-progress", "--no-default-limits",
+                                     "--max-diff-block-lines", str(DIFFOSCOPE_LINES), str(a), str(b)],
+                                    capture_output=True, text=True, timeout=300)
+            lines.append(f"diffoscope {path}:")
+            lines += [f"  {line}" for line in result.stdout.splitlines()[:DIFFOSCOPE_LINES]]
     return lines

@@ -51,7 +51,7 @@ class LockContext:
             base_text = self.pending.get("base")
             base_lock = debian.DebianLock.model_validate_json(base_text) if base_text else None
             self._shared = graph.build_shared_images(
-                self.project.config, record=False, base_lock=base_lock, rc_lock_text=self.pending.get("rc"))
+                self.project.config, base_lock=base_lock, rc_lock_text=self.pending.get("rc"))
         return self._shared
 
     def base_image(self) -> buildkit.ImageRecord:

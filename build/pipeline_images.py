@@ -33,8 +33,7 @@ def _tree_sha256(folder: Path) -> str:
 
 
 def build(config: ProjectConfig, name: str, pipeline: Pipeline, target: str,
-          runtime_image: buildkit.ImageRecord, *, no_cache: bool = False,
-          record: bool = True) -> buildkit.ImageRecord:
+          runtime_image: buildkit.ImageRecord, *, no_cache: bool = False, tag_suffix: str = "") -> buildkit.ImageRecord:
     """Stage the server bundle (model files verified on the way), then build the image on the runtime."""
     print(f"hpsforge: staging the {name} server for {target}", flush=True)
     with tempfile.TemporaryDirectory(prefix=f"pipeline-{image_slug(name)}-", dir=scratch_dir()) as tmp:
@@ -60,10 +59,10 @@ def build(config: ProjectConfig, name: str, pipeline: Pipeline, target: str,
             role=role(name, target),
             dockerfile=PIPELINE_DOCKERFILE,
             context=context,
-            reference=f"{repository(name, target)}:{input_sha256[:12]}",
+            reference=f"{repository(name, target)}:{input_sha256[:12]}{tag_suffix}",
             source_date_epoch=config.base.source_date_epoch,
             input_sha256=input_sha256,
             parents=(("runtime", runtime_image),),
             labels=tuple(sorted(labels.items())),
             copy_only=True,
-        ), no_cache=no_cache, record=record)
+        ), no_cache=no_cache)

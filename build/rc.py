@@ -40,7 +40,7 @@ def require_fresh(config: RcConfig, lock_text: str | None = None) -> None:
 
 
 def build(config: ProjectConfig, base: buildkit.ImageRecord, *, lock_text: str | None = None,
-          no_cache: bool = False, record: bool = True) -> buildkit.ImageRecord:
+          no_cache: bool = False, tag_suffix: str = "") -> buildkit.ImageRecord:
     """Build the rc image from `lock_text` (default: lock/rc-requirements.txt) on `base`, offline:
     its wheels are fetched first (downloaded in the base image only when the store lacks them)."""
     lock_text = lock_text if lock_text is not None else RC_LOCK.read_text() if RC_LOCK.exists() else None
@@ -58,12 +58,11 @@ def build(config: ProjectConfig, base: buildkit.ImageRecord, *, lock_text: str |
                 role=ROLE,
                 dockerfile=RC_DOCKERFILE,
                 context=Path(context),
-                reference=f"{config.rc.image}:{input_sha256[:12]}",
+                reference=f"{config.rc.image}:{input_sha256[:12]}{tag_suffix}",
                 source_date_epoch=config.base.source_date_epoch,
                 input_sha256=input_sha256,
                 parents=(("base", base),),
                 folders=(("wheelhouse", wheels),),
             ),
             no_cache=no_cache,
-            record=record,
         )

@@ -31,8 +31,7 @@ def role(target: str) -> str:
 
 def build(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str,
           base_image: buildkit.ImageRecord, rc_image: buildkit.ImageRecord, *,
-          tag: str | None = None, revision: str | None = None,
-          no_cache: bool = False, record: bool = True) -> buildkit.ImageRecord:
+          revision: str | None = None, no_cache: bool = False, tag_suffix: str = "") -> buildkit.ImageRecord:
     """Verify every input of the target's runtime, then build it; nothing is tagged on failure."""
     target_config = config.target(target)
     lockcheck.check(config, pipelines)
@@ -72,7 +71,7 @@ def build(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str,
                 role=role(target),
                 dockerfile=RUNTIME_DOCKERFILE,
                 context=context,
-                reference=f"{target_config.image}:{tag or input_sha256[:12]}",
+                reference=f"{target_config.image}:{input_sha256[:12]}{tag_suffix}",
                 source_date_epoch=config.base.source_date_epoch,
                 input_sha256=input_sha256,
                 parents=(("base", base_image),),
@@ -81,12 +80,11 @@ def build(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str,
                 labels=tuple(sorted(labels.items())),
             ),
             no_cache=no_cache,
-            record=record,
         )
 
 
 def name(target: str, image: buildkit.ImageRecord, repository: str | None, tag: str | None) -> buildkit.ImageRecord:
-    """Give a built runtime the user's repository and/or tag, and record that name (same digest)."""
+    """Give a built runtime the user's repository and/or tag; its record under that name (same digest)."""
     current_repository, _, current_tag = image.reference.rpartition(":")
     reference = f"{repository or current_repository}:{tag or current_tag}"
     try:
@@ -94,7 +92,6 @@ def name(target: str, image: buildkit.ImageRecord, repository: str | None, tag: 
     except DockerException as error:
         raise HpsforgeError(f"cannot tag {image.reference} as {reference}: {(error.stderr or '').strip()}") from None
     named = image.model_copy(update={"reference": reference})
-    buildkit.ImagesLock.read().with_record(role(target), named).write()
     print(f"hpsforge: tagged {reference}", flush=True)
     return named
 

@@ -12,7 +12,7 @@ from hpsforge import (archive, assemble, audit, base, bench, blobs, buildkit, co
 from python_on_whales import docker
 
 from hpsforge.config import load_config
-from hpsforge.errors import HpsforgeError, UsageError
+from hpsforge.errors import DigestMismatchError, HpsforgeError, UsageError
 from hpsforge.files import atomic_write_text
 from hpsforge.pipelines import load_pipelines, select
 from hpsforge.store import scratch_dir
@@ -108,8 +108,7 @@ def run_fetch(argv: list[str]) -> None:
     lockcheck.check(config, load_pipelines())
     engine.ensure(config.engine)
     started = time.monotonic()
-    rc_image = graph.build_shared_images(config)[rc.ROLE]
-    folder = wheelhouse.fetch(options.target, rc_image)
+    folder = wheelhouse.fetch(options.target, graph.build_shared_images(config)[rc.ROLE])
     print(f"hpsforge: wheelhouse {folder} ready in {time.monotonic() - started:.1f} s", flush=True)
 
 
@@ -123,7 +122,8 @@ def run_sbom(argv: list[str]) -> None:
 
 
 def run_images(argv: list[str]) -> None:
-    """Verify every input against the locks, then build the shared images and each target's runtime."""
+    """Verify every input against the locks, then build the graph of the named targets: base, rc,
+    each runtime and one image per pipeline; record every digest once, at the end."""
     parser = _parser("images")
     parser.add_argument("targets", nargs="*", help="device targets whose runtime to build (cpu, gpu)")
     parser.add_argument("--no-cache", action="store_true", help="rebuild from nothing: no cache, a fresh rootfs")
@@ -139,18 +139,14 @@ def run_images(argv: list[str]) -> None:
         raise UsageError("--repository and --tag name one image: give exactly one target")
     engine.ensure(config.engine)
     started = time.monotonic()
-    built = graph.build_shared_images(config, no_cache=options.no_cache)
-    for target in options.targets:
-        built[runtime.role(target)] = runtime.build(
-            config, pipelines, target, built[base.ROLE], built[rc.ROLE], revision=options.revision,
-            no_cache=options.no_cache)
-        if options.repository or options.tag:
-            built[runtime.role(target)] = runtime.name(
-                target, built[runtime.role(target)], options.repository, options.tag)
-        for name, pipeline in pipelines.items():
-            built[pipeline_images.role(name, target)] = pipeline_images.build(
-                config, name, pipeline, target, built[runtime.role(target)], no_cache=options.no_cache)
-    print(f"hpsforge: images built in {time.monotonic() - started:.1f} s", flush=True)
+    built = graph.BuildGraph.of(config, pipelines, options.targets).build(
+        graph.BuildOptions(no_cache=options.no_cache, revision=options.revision))
+    if options.repository or options.tag:
+        target = options.targets[0]
+        built[runtime.role(target)] = runtime.name(target, built[runtime.role(target)], options.repository, options.tag)
+    buildkit.ImagesLock.read().with_records(built).write()
+    print(f"hpsforge: images built in {time.monotonic() - started:.1f} s; digests recorded in "
+          f"{buildkit.IMAGES_LOCK}", flush=True)
     for role, record in built.items():
         compressed = docker.image.inspect(record.reference).size
         unpacked = audit.unpacked_size(buildkit.ensure_layout(record))
@@ -201,15 +197,43 @@ def run_host_lock(argv: list[str]) -> None:
 
 
 def run_repro(argv: list[str]) -> None:
-    """Rebuild a target from nothing and prove its digest matches the first build and the record."""
-    options = _target_parser("repro").parse_args(argv)
-    config = load_config()
+    """Rebuild every image of the targets' graph from nothing, compare each digest with the first
+    build and the record, write output/repro/ (report.json, junit.xml); or compare two reports."""
+    parser = _parser("repro")
+    parser.add_argument("targets", nargs="*", help="device targets (cpu, gpu)")
+    parser.add_argument("--all", action="store_true", help="every target hpsforge.toml declares")
+    parser.add_argument("--from-archive", type=Path, metavar="DIR",
+                        help="rebuild from this input archive, imported into an empty store")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("A.json", "B.json"),
+                        help="name every image whose digest differs between two machines' reports")
+    parser.add_argument("--report-dir", type=Path, default=repro.REPORT_DIR, help="where the reports go")
+    options = parser.parse_args(argv)
+    if options.compare:
+        if options.targets or options.all or options.from_archive:
+            raise UsageError("--compare takes two reports and nothing else")
+        lines = repro.compare(*options.compare)
+        print("\n".join(lines) or "hpsforge: every image with the same inputs has the same digest on both machines")
+        if any("DIFFERS" in line for line in lines):
+            raise DigestMismatchError(f"{sum('DIFFERS' in line for line in lines)} image(s) differ between "
+                                      f"{options.compare[0]} and {options.compare[1]}")
+        return
+    config, pipelines = load_config(), load_pipelines()
+    targets = sorted(config.targets) if options.all else options.targets
+    if not targets or (options.all and options.targets):
+        raise UsageError("name the targets to prove (e.g. `-- cpu`), or give --all",
+                         hint=f"targets: {', '.join(sorted(config.targets))}")
+    for target in targets:
+        config.target(target)
+    if options.from_archive:
+        archive.read_index(options.from_archive)  # not an archive: say so before building anything
     engine.ensure(config.engine)
-    result = repro.run(config, load_pipelines(), options.target)
-    recorded = "matches lock/images.lock.json" if result.recorded and result.recorded.digest == result.first.digest \
-        else "no record for these inputs in lock/images.lock.json"
-    print(f"hpsforge: {runtime.role(options.target)} is reproducible: {result.first.digest} "
-          f"(rebuilt from nothing in {result.seconds:.0f} s; {recorded})", flush=True)
+    started = time.monotonic()
+    report = repro.run(graph.BuildGraph.of(config, pipelines, targets), targets,
+                       from_archive=options.from_archive, report_dir=options.report_dir)
+    print(f"\nhpsforge: repro of {', '.join(targets)} in {time.monotonic() - started:.0f} s "
+          f"(report: {options.report_dir / 'report.json'}, {options.report_dir / 'junit.xml'})")
+    print(repro.summary(report), flush=True)
+    repro.fail_on(report, options.report_dir)
 
 
 def run_bench(argv: list[str]) -> None:

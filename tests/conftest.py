@@ -77,40 +77,44 @@ def registry_tool(config):
 
 
 @pytest.fixture(scope="session")
-def shared_images(config, engine_status):
-    """base and rc, built (or found warm in the BuildKit cache) as `nox -s images` does."""
-    return graph.build_shared_images(config, no_cache=False)
+def cpu_graph(config):
+    """The project's build graph for the cpu target, as `nox -s images -- cpu` walks it."""
+    from hpsforge.pipelines import load_pipelines
+
+    return graph.BuildGraph.of(config, load_pipelines(), ["cpu"])
 
 
 @pytest.fixture(scope="session")
-def runtime_cpu(config, shared_images):
-    """The cpu runtime image, built (or found up to date) as `nox -s images -- cpu` does."""
-    from hpsforge import runtime
-    from hpsforge.pipelines import load_pipelines
+def shared_images(config, engine_status):
+    """base and rc, built (or found warm in the BuildKit cache) as `nox -s images` does."""
+    return graph.build_shared_images(config)
 
-    return runtime.build(config, load_pipelines(), "cpu", shared_images["base"], shared_images["rc"])
+
+@pytest.fixture(scope="session")
+def runtime_cpu(cpu_graph, shared_images):
+    """The cpu runtime image, built (or found up to date) as `nox -s images -- cpu` does."""
+    return cpu_graph.nodes["runtime-cpu"].build(shared_images, graph.BuildOptions())
 
 
 SERVED_PIPELINE = "image_classification"  # the smallest pipeline image
 
 
 @pytest.fixture
-def serve_slot(config, runtime_cpu):
+def serve_slot(cpu_images):
     """(container name, free host ports) for `serve.start(SERVED_PIPELINE, "cpu", ...)`: the image is
-    built, no earlier container is in the way, and the container and its state volume go afterwards."""
+    built and recorded, no earlier container is in the way, and the container and its state volume
+    go afterwards."""
     import socket
 
     from python_on_whales import docker
 
-    from hpsforge import pipeline_images, serve
-    from hpsforge.pipelines import load_pipelines
+    from hpsforge import serve
 
     def free_port() -> int:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             return probe.getsockname()[1]
 
-    pipeline_images.build(config, SERVED_PIPELINE, load_pipelines()[SERVED_PIPELINE], "cpu", runtime_cpu)
     name = serve.container_name(SERVED_PIPELINE, "cpu")
     if docker.container.exists(name):
         docker.container.remove(name, force=True)
@@ -121,14 +125,11 @@ def serve_slot(config, runtime_cpu):
 
 
 @pytest.fixture(scope="session")
-def cpu_images(config, runtime_cpu):
+def cpu_images(cpu_graph, engine_status):
     """Every cpu image (base, rc, runtime, one per pipeline), built or found up to date as
-    `nox -s images -- cpu` does; role -> record."""
-    from hpsforge import buildkit, pipeline_images
-    from hpsforge.pipelines import load_pipelines
+    `nox -s images -- cpu` does, and recorded in the session's record; role -> record."""
+    from hpsforge import buildkit
 
-    built = dict(graph.build_shared_images(config))
-    built["runtime-cpu"] = runtime_cpu
-    for name, pipeline in load_pipelines().items():
-        built[pipeline_images.role(name, "cpu")] = pipeline_images.build(config, name, pipeline, "cpu", runtime_cpu)
+    built = cpu_graph.build()
+    buildkit.ImagesLock.read().with_records(built).write()
     return built

@@ -11,8 +11,8 @@ pytestmark = pytest.mark.engine
 
 
 def test_base_rebuilt_from_nothing_has_the_same_digest(config, engine_status):
-    first = base.build(config, no_cache=True, record=False)
-    second = base.build(config, no_cache=True, record=False)
+    first = base.build(config, no_cache=True)
+    second = base.build(config, no_cache=True)
     assert first.digest == second.digest
     assert first.reference == second.reference
 
@@ -42,7 +42,7 @@ def test_tampered_deb_is_refused_before_mmdebstrap(config, engine_status, tmp_pa
     ran = []
     monkeypatch.setattr(base, "run_mmdebstrap", lambda *args, **kwargs: ran.append(args))
     with pytest.raises(HpsforgeError) as refused:
-        base.build(config, no_cache=True, record=False)
+        base.build(config, no_cache=True)
     message = str(refused.value)
     assert victim.deb_name in message
     assert victim.sha256 in message

@@ -15,6 +15,6 @@ def test_rc_has_the_locked_tools(shared_images):
 
 
 def test_rc_rebuilt_from_nothing_has_the_same_digest(config, shared_images):
-    first = rc.build(config, shared_images["base"], no_cache=True, record=False)
-    second = rc.build(config, shared_images["base"], no_cache=True, record=False)
+    first = rc.build(config, shared_images["base"], no_cache=True)
+    second = rc.build(config, shared_images["base"], no_cache=True)
     assert first.digest == second.digest

@@ -48,7 +48,6 @@ def test_the_scan_finds_a_bundle_that_was_copied_in(shared_images, tmp_path):
             input_sha256="test",
             parents=(("base", shared_images["base"]),),
         ),
-        record=False,
     )
     try:
         leaks = audit.scan_image(leaky.reference, secrets)
