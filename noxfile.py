@@ -87,6 +87,12 @@ def serve(session: nox.Session) -> None:
 
 
 @nox.session
+def deploy(session: nox.Session) -> None:
+    """Write Kubernetes/KServe manifests of a pipeline image to output/deploy/<Name>/ (-- OCR --kubernetes [--kserve] [--image REF@sha256:...])."""
+    _call(session, sessions.run_deploy)
+
+
+@nox.session
 def conformance(session: nox.Session) -> None:
     """Start each pipeline image and check real inference, protocol, bad input, lifecycle (-- OCR ...; --url HOST:PORT)."""
     _call(session, sessions.run_conformance)

@@ -4,7 +4,7 @@ test fixtures and the settings its server reads."""
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -62,6 +62,43 @@ class ModelArtifact(Model):
         return {PurePosixPath(path).name: (path, sha256) for path, sha256 in sorted(self.files.items())}
 
 
+class StateVolume(Model):
+    """A PersistentVolumeClaim the pipeline keeps its state on (HPS_STATE_DIR: the face index)."""
+
+    size: str = Field("1Gi", pattern=r"^[1-9][0-9]*(Mi|Gi|Ti)$")
+    access_mode: Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"] = "ReadWriteOnce"
+    storage_class: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")  # None: the cluster's default
+
+
+class DeployParameters(Model):
+    """How `nox -s deploy` sizes a pipeline on Kubernetes: `[deploy]` in pipeline.toml, else these
+    defaults. CPU = instances x cpu_threads cores; memory = instances x memory_mib + /dev/shm."""
+
+    min_replicas: int = Field(2, ge=1)  # two, so a PodDisruptionBudget lets a node drain while serving
+    max_replicas: int = Field(4, ge=1)
+    instances: int = Field(1, ge=1)  # HPS_INSTANCES: model instances per model
+    cpu_threads: int = Field(2, ge=1)  # HPS_CPU_THREADS: Paddle math threads per instance
+    # One instance set's working set: 223-654 MiB measured at the peak of 96 golden requests, 32 at
+    # a time (cpu, 2 threads), for the four shipped pipelines; 1024 leaves room for larger inputs.
+    memory_mib: int = Field(1024, ge=128)
+    shm_mib: int | None = Field(None, ge=64)  # None: sized from the model repository (build/deploy.py)
+    target_cpu_utilization: int = Field(70, ge=10, le=100)  # of the CPU request, for the autoscaler
+    start_seconds: float | None = Field(None, gt=0)  # measured start-to-ready; None: build/deploy.py's figure
+    state: StateVolume | None = None
+
+    @model_validator(mode="after")
+    def _replicas(self) -> "DeployParameters":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})")
+        if self.state and self.state.access_mode != "ReadWriteMany" and self.max_replicas != 1:
+            # One node mounts such a volume, and the index is one writer's files: more pods would
+            # hang in Pending or serve another copy of the index.
+            raise ValueError(f"a {self.state.access_mode} state volume serves one pod: set max_replicas = 1 "
+                             "and min_replicas = 1, or state.access_mode = \"ReadWriteMany\" on a filesystem "
+                             "with working flock and rename (NFSv4, CephFS)")
+        return self
+
+
 class Pipeline(Model):
     """A pipeline's declaration: what it needs in the image besides the runtime."""
 
@@ -72,6 +109,8 @@ class Pipeline(Model):
     fixtures: list[ModelArtifact] = []
     # Read by the pipeline's own server code (validated there by its pydantic model at load).
     settings: dict[str, Any] = {}
+    # Kubernetes sizing for `nox -s deploy` (never read by the server).
+    deploy: DeployParameters = DeployParameters()
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Pipeline":

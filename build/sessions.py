@@ -324,3 +324,32 @@ def run_conformance(argv: list[str]) -> None:
     print(f"\nhpsforge: conformance ran {len(results)} check(s) in {time.monotonic() - started:.0f} s", flush=True)
     if code != 0:
         raise HpsforgeError("conformance failed: see the FAILED lines above")
+
+
+
+def run_deploy(argv: list[str]) -> None:
+    """Write Kubernetes (--kubernetes) and KServe (--kserve) manifests of pipeline images to output/deploy/<Name>/."""
+    from hpsforge import deploy
+
+    parser = _parser("deploy")
+    parser.add_argument("names", nargs="*", help="pipelines to deploy (folder names under pipelines/)")
+    parser.add_argument("--all", action="store_true", help="every pipeline")
+    parser.add_argument("--kubernetes", action="store_true", help="Deployment, Service, PodDisruptionBudget, autoscaler")
+    parser.add_argument("--kserve", action="store_true", help="KServe ServingRuntime + InferenceService")
+    parser.add_argument("--image", help="REPOSITORY@sha256:... to run (default: the digest in lock/images.lock.json)")
+    parser.add_argument("--target", default="cpu", help="whose image (default cpu)")
+    options = parser.parse_args(argv)
+    pipelines = load_pipelines()
+    if options.all == bool(options.names):
+        raise UsageError("name the pipelines to deploy, or give --all (not both)",
+                         hint=f"known pipelines: {', '.join(pipelines)}")
+    chosen = pipelines if options.all else select(pipelines, options.names)
+    kinds = tuple(kind for kind in deploy.KINDS if getattr(options, kind))
+    if not kinds:
+        raise UsageError("say what to write: --kubernetes, --kserve or both")
+    if options.image and len(chosen) != 1:
+        raise UsageError("--image names one pipeline's image: name exactly one pipeline")
+    load_config().target(options.target)
+    image = deploy.check_image(options.image) if options.image else None
+    for name, pipeline in chosen.items():
+        deploy.deploy(name, pipeline, options.target, kinds, image)
