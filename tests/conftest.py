@@ -77,6 +77,12 @@ def registry_tool(config):
 
 
 @pytest.fixture(scope="session")
+def diffoscope_tool(config):
+    """Debian's diffoscope-minimal (repro's file-level differences), from the locked closure."""
+    engine.install_tool(config.engine, "diffoscope-minimal")
+
+
+@pytest.fixture(scope="session")
 def cpu_graph(config):
     """The project's build graph for the cpu target, as `nox -s images -- cpu` walks it."""
     from hpsforge.pipelines import load_pipelines

@@ -64,7 +64,7 @@ def _clock_graph(tmp_path, shared_images) -> BuildGraph:
                        node("clock", "RUN date +%s%N > /srv/built-at")])
 
 
-def test_a_non_reproducible_image_is_named_with_its_layer_and_file(tmp_path, shared_images):
+def test_a_non_reproducible_image_is_named_with_its_layer_and_file(tmp_path, shared_images, diffoscope_tool):
     graph = _clock_graph(tmp_path, shared_images)
     first = graph.build()
     buildkit.ImagesLock.read().with_records(first).write()  # recorded, as `nox -s images` does
@@ -77,6 +77,8 @@ def test_a_non_reproducible_image_is_named_with_its_layer_and_file(tmp_path, sha
         difference = Path(clock.difference_report).read_text()
         assert "layer 3:" in difference and "changed /srv/built-at" in difference
         assert "/srv/same.txt" not in difference and "/srv/steady.txt" not in difference
+        assert "diffoscope /srv/built-at:" in difference  # and its text of the two files
+        assert difference.split("diffoscope /srv/built-at:", 1)[1].count("\n  ") >= 2
         saved = repro.read_report(tmp_path / "repro" / "report.json")
         assert saved.images == report.images and saved.machine.engine
         suite = ElementTree.parse(tmp_path / "repro" / "junit.xml").getroot()
