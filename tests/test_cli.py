@@ -6,7 +6,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SESSIONS = ("engine", "freeze", "lock-check", "verify", "fetch", "sbom", "images", "assemble", "serve", "conformance", "repro", "bench",
-            "archive", "host-lock", "unit", "tests")
+            "archive", "deploy", "host-lock", "unit", "tests")
 
 
 def noxw(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
