@@ -71,6 +71,25 @@ def rebuild(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str) 
     return [(label, seconds) for label, seconds, _ in figures]
 
 
+def registry_cache(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str,
+                   reference: str) -> list[tuple[str, float]]:
+    """The target's images rebuilt with an empty local BuildKit cache: from nothing, then reading a
+    registry cache written first (what a second build machine sees)."""
+    nodes = graph.BuildGraph.of(config, pipelines, [target])
+    def rebuild(backend: buildkit.Backend):
+        return nodes.build(graph.BuildOptions(backend=backend))
+    def empty_local_cache():
+        docker.buildx.prune(all=True)
+    rebuild(buildkit.Backend(cache_to=reference, reuse=False))  # writes the registry cache
+    empty_local_cache()
+    figures = [_timed(f"{target} images, empty BuildKit cache, no registry cache",
+                      lambda: rebuild(buildkit.Backend(reuse=False)))]
+    empty_local_cache()
+    figures.append(_timed(f"{target} images, empty BuildKit cache, reading {reference}",
+                          lambda: rebuild(buildkit.Backend(cache_from=reference, reuse=False))))
+    return [(label, seconds) for label, seconds, _ in figures]
+
+
 SERVING_REQUESTS = 20
 
 

@@ -8,6 +8,8 @@ unless the whole build succeeded.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import shutil
@@ -32,11 +34,12 @@ CA_BUNDLE_SECRET = "ca-bundle"
 
 
 class ImageRecord(Model):
-    """What one build produced, and from which inputs."""
+    """What one build produced, and from which inputs (and, once pushed, where it is by digest)."""
 
     reference: str
     digest: str
     input_sha256: str
+    pushed: str | None = None
 
 
 class ImagesLock(Model):
@@ -63,7 +66,7 @@ class ImagesLock(Model):
         return ImagesLock(images={**self.images, **records})
 
     def write(self, path: Path = IMAGES_LOCK) -> bool:
-        return atomic_write_text(path, canonical_json(self.model_dump(mode="json")))
+        return atomic_write_text(path, canonical_json(self.model_dump(mode="json", exclude_none=True)))
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,32 @@ def _already_built(spec: ImageBuild) -> ImageRecord | None:
     return previous if spec.copy_only or (layout_dir(previous.digest) / "index.json").exists() else None
 
 
+@dataclass(frozen=True)
+class Backend:
+    """How BuildKit runs the builds of one walk of the graph: which builder, which registry cache."""
+
+    builder: str | None = None  # a `docker buildx` builder (remote, kubernetes); default: the engine's
+    cache_from: str | None = None  # a registry cache to read (BuildKit's type=registry)
+    cache_to: str | None = None  # ... and to write (mode=max: every layer, not only the final ones)
+    reuse: bool = True  # False: build even when an image of the same inputs is in the engine
+
+    def cache_reference(self, base: str | None, role: str) -> str | None:
+        return f"{base}:{role}" if base else None  # one cache manifest per image of the graph
+
+
+BACKEND: contextvars.ContextVar[Backend] = contextvars.ContextVar("backend", default=Backend())
+
+
+@contextlib.contextmanager
+def using(backend: Backend):
+    """Builds inside the block run on `backend` (graph walks set it; the build functions need not carry it)."""
+    token = BACKEND.set(backend)
+    try:
+        yield
+    finally:
+        BACKEND.reset(token)
+
+
 def build(spec: ImageBuild, *, no_cache: bool = False) -> ImageRecord:
     """Build `spec` reproducibly, load it into the engine, and return its record; all or nothing
     (the caller records the digests of a whole run at its end: BuildGraph, the sessions).
@@ -129,7 +158,8 @@ def build(spec: ImageBuild, *, no_cache: bool = False) -> ImageRecord:
     The same inputs (input_sha256 covers the Dockerfile, the context and the parents' digests)
     give the same image, so an image already built from them is reused unless `no_cache`.
     """
-    if not no_cache and (previous := _already_built(spec)):
+    backend = BACKEND.get()
+    if not no_cache and backend.reuse and (previous := _already_built(spec)):
         print(f"hpsforge: {spec.reference} is up to date ({previous.digest})", flush=True)
         return previous
     secrets = []
@@ -140,9 +170,13 @@ def build(spec: ImageBuild, *, no_cache: bool = False) -> ImageRecord:
     print(f"hpsforge: building {spec.reference} ({spec.role})", flush=True)
     if spec.copy_only:
         _set_mtimes(spec.context, spec.source_date_epoch)
+    # A builder of another driver cannot write into this engine's image store: OCI archives it is.
+    straight_into_engine = spec.copy_only and backend.builder is None
+    cache_from = backend.cache_reference(backend.cache_from, spec.role)
+    cache_to = backend.cache_reference(backend.cache_to, spec.role)
     with tempfile.TemporaryDirectory(prefix=f"{spec.role}-", dir=scratch) as tmp:
         archive = Path(tmp) / "image.oci.tar"
-        output = {"type": "image", "name": spec.reference} if spec.copy_only else {
+        output = {"type": "image", "name": spec.reference} if straight_into_engine else {
             "type": "oci", "dest": str(archive), "name": spec.reference, "rewrite-timestamp": "true",
         }
         try:
@@ -159,6 +193,9 @@ def build(spec: ImageBuild, *, no_cache: bool = False) -> ImageRecord:
                 labels=dict(spec.labels),
                 provenance=False,
                 cache=not no_cache,
+                cache_from=f"type=registry,ref={cache_from}" if cache_from and not no_cache else None,
+                cache_to=f"type=registry,ref={cache_to},mode=max" if cache_to else None,
+                builder=backend.builder,
                 secrets=secrets,
                 progress="plain",
                 stream_logs=True,
@@ -170,7 +207,7 @@ def build(spec: ImageBuild, *, no_cache: bool = False) -> ImageRecord:
                 "nothing was tagged or recorded",
                 hint="the BuildKit log above shows the failing step",
             ) from None
-        if spec.copy_only:
+        if straight_into_engine:
             digest = docker.image.inspect(spec.reference).id  # the containerd store's manifest digest
         else:
             digest = oci_manifest_digest(archive)

@@ -106,12 +106,15 @@ def check_image(reference: str) -> str:
 
 
 def recorded_image(name: str, target: str, images: buildkit.ImagesLock | None = None) -> str:
-    """The pipeline image recorded in lock/images.lock.json, as `<repository>@sha256:...`."""
+    """The pipeline image recorded in lock/images.lock.json, as `<repository>@sha256:...`: where it
+    was pushed (`images --push`) if it was, else its local name."""
     role = pipeline_images.role(name, target)
     record = (images or buildkit.ImagesLock.read()).images.get(role)
     if record is None:
         raise HpsforgeError(f"no {role} image is recorded in {buildkit.IMAGES_LOCK}",
                             hint=f"build it with `nox -s images -- {target}`, or pass --image REPOSITORY@sha256:...")
+    if record.pushed:
+        return record.pushed
     repository = record.reference.split("@", 1)[0]
     if ":" in repository.rsplit("/", 1)[-1]:
         repository = repository.rsplit(":", 1)[0]  # the tag goes: the digest names the image

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from hpsforge import base, debian, pipeline_images, rc, runtime
-from hpsforge.buildkit import ImageRecord
+from hpsforge.buildkit import Backend, ImageRecord, using
 from hpsforge.config import ProjectConfig
 from hpsforge.errors import HpsforgeError
 from hpsforge.pipelines import Pipeline
@@ -27,6 +27,7 @@ class BuildOptions:
     no_cache: bool = False  # a fresh rootfs and no BuildKit cache: a rebuild from nothing
     revision: str | None = None  # the runtimes' source-revision label (makes digests commit-specific)
     tag_suffix: str = ""  # rebuilds get tags of their own, so the first build stays in the engine
+    backend: Backend = Backend()  # the builder and registry cache BuildKit uses
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,12 @@ class BuildGraph:
               on_built: Callable[[Node, ImageRecord, float], None] | None = None) -> dict[str, ImageRecord]:
         """Build (or find up to date) every node in order; role -> record."""
         built: dict[str, ImageRecord] = {}
-        for node in self.nodes.values():
-            started = time.monotonic()
-            built[node.role] = node.build({parent: built[parent] for parent in node.parents}, options)
-            if on_built is not None:
-                on_built(node, built[node.role], time.monotonic() - started)
+        with using(options.backend):
+            for node in self.nodes.values():
+                started = time.monotonic()
+                built[node.role] = node.build({parent: built[parent] for parent in node.parents}, options)
+                if on_built is not None:
+                    on_built(node, built[node.role], time.monotonic() - started)
         return built
 
 

@@ -74,6 +74,15 @@ USAGE = "HOST[:PORT]/REPOSITORY:TAG, e.g. 127.0.0.1:5000/hpsforge/inputs:2026-12
 
 # --- the archive index (hpsforge.archive's model) ----------------------------------------------
 
+def manifest_digest(reference: str) -> str:
+    """The digest of the manifest `reference` names, as its registry serves it (the bytes are
+    hashed here: the registry's own header is not trusted). Credentials: Docker's config."""
+    ref = parse_reference(reference, push=False)
+    registry = _Registry(ref)
+    registry.connect()
+    return registry.get_manifest()[1]
+
+
 def parse_index(data: bytes, where: str) -> ArchiveIndex:
     try:
         return ArchiveIndex.model_validate_json(data)

@@ -94,16 +94,3 @@ def name(target: str, image: buildkit.ImageRecord, repository: str | None, tag: 
     named = image.model_copy(update={"reference": reference})
     print(f"hpsforge: tagged {reference}", flush=True)
     return named
-
-
-def push(image: buildkit.ImageRecord) -> None:
-    """Push a built image; a failure leaves the local build and its record in place."""
-    print(f"hpsforge: pushing {image.reference}", flush=True)
-    try:
-        docker.image.push(image.reference, quiet=False)
-    except DockerException as error:
-        raise HpsforgeError(
-            f"push of {image.reference} failed: {(error.stderr or '').strip()[-500:]}",
-            hint=f"the image is built and recorded locally ({image.digest}); "
-                 "check the registry address and credentials (`docker login`), then push again",
-        ) from None

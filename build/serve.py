@@ -33,11 +33,15 @@ def _ready(host: str, port: int) -> bool:
         return False
 
 
-def start(name: str, target: str, host: str, ports: dict[str, int], timeout_s: float = READY_TIMEOUT_S) -> str:
-    """Run the recorded image of `name` for `target`, wait until ready; its container name."""
+def start(name: str, target: str, host: str, ports: dict[str, int], timeout_s: float = READY_TIMEOUT_S,
+          image: str | None = None) -> str:
+    """Run `image` (default: the recorded image of `name` for `target`), wait until ready; its
+    container name."""
     role = pipeline_images.role(name, target)
     record = buildkit.ImagesLock.read().images.get(role)
-    if record is None:
+    if image is not None:
+        record = buildkit.ImageRecord(reference=image, digest=image.rpartition("@")[2], input_sha256="")
+    elif record is None:
         raise HpsforgeError(f"no {role} image is recorded in lock/images.lock.json",
                             hint=f"build it with `nox -s images -- {target}`")
     container = container_name(name, target)

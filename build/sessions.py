@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from hpsforge import (archive, assemble, audit, base, bench, blobs, buildkit, conformance, engine, graph, host_env, lockcheck, locks,
-                      models, pip_locks, pipeline_images, rc, repro, runtime, sbom, serve, wheelhouse)
+                      models, pip_locks, pipeline_images, rc, registry, repro, runtime, sbom, serve, wheelhouse)
 from python_on_whales import docker
 
 from hpsforge.config import load_config
@@ -130,17 +130,28 @@ def run_images(argv: list[str]) -> None:
     parser.add_argument("--repository", help="also name the runtime REPOSITORY (e.g. registry:5000/hps/runtime-cpu)")
     parser.add_argument("--tag", help="also tag the runtime TAG (its default tag is the start of its input hash)")
     parser.add_argument("--revision", help="source revision label (makes the digest commit-specific)")
-    parser.add_argument("--push", action="store_true", help="push the runtime after the local build")
+    parser.add_argument("--push", metavar="REGISTRY/PREFIX",
+                        help="push every runtime and pipeline image there; record each by digest")
+    parser.add_argument("--cache-from", metavar="REF", help="read BuildKit's registry cache REF:<role>")
+    parser.add_argument("--cache-to", metavar="REF", help="write BuildKit's registry cache REF:<role> (mode=max)")
+    parser.add_argument("--builder", help="a `docker buildx` builder to build on (default: the engine's own)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="build even images already in the engine (with the caches; unlike --no-cache)")
     options = parser.parse_args(argv)
     config, pipelines = load_config(), load_pipelines()
     for target in options.targets:
         config.target(target)
     if (options.repository or options.tag) and len(options.targets) != 1:
         raise UsageError("--repository and --tag name one image: give exactly one target")
+    if options.push and not options.targets:
+        raise UsageError("--push pushes the targets' runtime and pipeline images: name the targets")
+    prefix = registry.check_prefix(options.push) if options.push else None
     engine.ensure(config.engine)
     started = time.monotonic()
+    backend = buildkit.Backend(builder=options.builder, cache_from=options.cache_from, cache_to=options.cache_to,
+                               reuse=not options.rebuild)
     built = graph.BuildGraph.of(config, pipelines, options.targets).build(
-        graph.BuildOptions(no_cache=options.no_cache, revision=options.revision))
+        graph.BuildOptions(no_cache=options.no_cache, revision=options.revision, backend=backend))
     if options.repository or options.tag:
         target = options.targets[0]
         built[runtime.role(target)] = runtime.name(target, built[runtime.role(target)], options.repository, options.tag)
@@ -152,9 +163,11 @@ def run_images(argv: list[str]) -> None:
         unpacked = audit.unpacked_size(buildkit.ensure_layout(record))
         print(f"  {role:30} {record.reference:46} {record.digest}  "
               f"{unpacked / 1e9:.2f} GB unpacked, {compressed / 1e9:.2f} GB compressed", flush=True)
-    if options.push:
-        for target in options.targets:
-            runtime.push(built[runtime.role(target)])
+    if prefix:
+        for role, record in built.items():
+            if role not in (base.ROLE, rc.ROLE):  # the tools' images stay home
+                built[role] = registry.push(record, prefix)
+                buildkit.ImagesLock.read().with_record(role, built[role]).write()  # each proven push, at once
 
 
 def run_archive(argv: list[str]) -> None:
@@ -241,6 +254,8 @@ def run_bench(argv: list[str]) -> None:
     image's size, start-to-ready time and request latency."""
     parser = _target_parser("bench")
     parser.add_argument("--serving", action="store_true", help="serving figures of the pipeline images instead")
+    parser.add_argument("--registry-cache", metavar="REF",
+                        help="also time a rebuild with an empty local BuildKit cache reading REF (a registry cache)")
     options = parser.parse_args(argv)
     config = load_config()
     config.target(options.target)
@@ -252,6 +267,8 @@ def run_bench(argv: list[str]) -> None:
             print(f"  {name:22} {figure}")
         return
     figures = bench.rebuild(config, load_pipelines(), options.target)
+    if options.registry_cache:
+        figures += bench.registry_cache(config, load_pipelines(), options.target, options.registry_cache)
     print("\nrebuild benchmark")
     for label, seconds in figures:
         print(f"  {label:50} {seconds:7.1f} s")
@@ -291,13 +308,16 @@ def run_serve(argv: list[str]) -> None:
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument("--image", metavar="NAME@sha256:DIGEST",
+                        help="pull and run exactly this image (e.g. the `pushed` reference of the record)")
     options = parser.parse_args(argv)
     select(load_pipelines(), [options.name])
     config = load_config()
     config.target(options.target)
     engine.ensure(config.engine)
+    image = registry.pull(options.image) if options.image else None
     serve.start(options.name, options.target, options.host,
-                {"http": options.http_port, "grpc": options.grpc_port, "metrics": options.metrics_port})
+                {"http": options.http_port, "grpc": options.grpc_port, "metrics": options.metrics_port}, image=image)
 
 
 def run_conformance(argv: list[str]) -> None:

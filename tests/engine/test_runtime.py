@@ -107,22 +107,24 @@ def test_runtime_is_at_most_1_5_gb(runtime_cpu):
     assert size <= SIZE_LIMIT
 
 
-def test_push_to_an_unreachable_registry_fails_clearly_and_keeps_the_build(runtime_cpu):
+def test_push_to_an_unreachable_registry_fails_clearly_and_keeps_the_build(cpu_images, tmp_path):
+    import shutil
     import subprocess
 
-    from hpsforge.buildkit import IMAGES_LOCK
+    from hpsforge.buildkit import IMAGES_LOCK, ImagesLock
 
     root = Path(__file__).resolve().parents[2]
-    recorded = IMAGES_LOCK.read_bytes()  # the test's extra name must not stay in the project's record
-    try:
-        result = subprocess.run([str(root / "noxw"), "-s", "images", "--", "cpu", "--repository",
-                                 "127.0.0.1:9/hpsforge/runtime-cpu", "--tag", "push-test", "--push"],
-                                capture_output=True, text=True, cwd=root)
-    finally:
-        IMAGES_LOCK.write_bytes(recorded)
+    record = tmp_path / "images.lock.json"
+    shutil.copyfile(IMAGES_LOCK, record)
+    result = subprocess.run([str(root / "noxw"), "-s", "images", "--", "cpu", "--push", "127.0.0.1:9/hps"],
+                            capture_output=True, text=True, cwd=root,
+                            env={**__import__("os").environ, "HPSFORGE_IMAGES_RECORD": str(record)})
     output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "push of 127.0.0.1:9/hpsforge/runtime-cpu:push-test failed" in output
-    assert f"the image is built and recorded locally ({runtime_cpu.digest})" in output
-    assert docker.image.inspect("127.0.0.1:9/hpsforge/runtime-cpu:push-test").id == runtime_cpu.digest
-    docker.image.remove("127.0.0.1:9/hpsforge/runtime-cpu:push-test")
+    runtime = cpu_images["runtime-cpu"]
+    tag = runtime.reference.rpartition(":")[2]
+    assert result.returncode == 4, output
+    assert f"push of {runtime.reference} to 127.0.0.1:9/hps/runtime-cpu:{tag} failed" in output
+    assert f"the image is built and recorded locally ({runtime.digest})" in output
+    assert ImagesLock.read(record).images["runtime-cpu"].digest == runtime.digest  # recorded before the push
+    assert ImagesLock.read(record).images["runtime-cpu"].pushed is None
+    docker.image.remove(f"127.0.0.1:9/hps/runtime-cpu:{tag}", force=True)
