@@ -20,10 +20,12 @@ def _freeze(*locks: str, env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env={**os.environ, **env})
 
 
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory, signing_key, engine_status):
-    with local_mirror(tmp_path_factory.mktemp("local-mirror"), signing_key) as served:
-        yield served
+@pytest.fixture(scope="module", params=["engine", "base"])
+def mirror(request, tmp_path_factory, signing_key, engine_status):
+    """(lock name, its committed file, a local mirror of exactly that lock's files)."""
+    lock_path = {"engine": debian.ENGINE_LOCK, "base": debian.BASE_LOCK}[request.param]
+    with local_mirror(tmp_path_factory.mktemp(f"local-mirror-{request.param}"), signing_key, lock_path) as served:
+        yield request.param, lock_path, served
 
 
 @pytest.fixture
@@ -34,26 +36,28 @@ def lock_dir(tmp_path):
     return copy
 
 
-def test_engine_and_base_freeze_twice_to_the_committed_locks(mirror, lock_dir):
-    env = {"HPSFORGE_CONFIG": str(mirror.config), "HPSFORGE_LOCK_DIR": str(lock_dir)}
-    first = _freeze("engine", "base", env=env)
+def test_a_freeze_twice_gives_the_committed_lock(mirror, lock_dir):
+    name, committed, served = mirror
+    env = {"HPSFORGE_CONFIG": str(served.config), "HPSFORGE_LOCK_DIR": str(lock_dir)}
+    first = _freeze(name, env=env)
     assert first.returncode == 0, first.stdout + first.stderr
-    frozen = {name: (lock_dir / name).read_bytes() for name in ("engine.lock.json", "debian.lock.json")}
-    second = _freeze("engine", "base", env=env)
+    frozen = (lock_dir / committed.name).read_bytes()
+    second = _freeze(name, env=env)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "lock/engine.lock.json: unchanged" in second.stdout and "lock/debian.lock.json: unchanged" in second.stdout
-    for name, data in frozen.items():
-        assert (lock_dir / name).read_bytes() == data, f"{name} changed on a second freeze"
-    # The same packages, files, sizes, hashes and snapshot URLs as the committed locks, resolved
-    # by the same code from the same universe of files: the closure is exactly the lock.
-    for name, committed in (("engine.lock.json", debian.ENGINE_LOCK), ("debian.lock.json", debian.BASE_LOCK)):
-        here = [mirror.upstream(p) for p in DebianLock.read(lock_dir / name).packages]
-        assert here == DebianLock.read(committed).packages, name
-    assert "/debian/dists/trixie/InRelease" in mirror.server.requests
+    assert f"lock/{committed.name}: unchanged" in second.stdout
+    assert (lock_dir / committed.name).read_bytes() == frozen, f"{committed.name} changed on a second freeze"
+    # The same packages, files, sizes, hashes and snapshot URLs as the committed lock, resolved by
+    # the same code from the same universe of files: the closure is exactly the lock.
+    here = [served.upstream(p) for p in DebianLock.read(lock_dir / committed.name).packages]
+    assert here == DebianLock.read(committed).packages
+    if name == "engine":
+        assert "/debian/dists/trixie/InRelease" in served.server.requests
 
 
+@pytest.mark.parametrize("mirror", ["engine"], indirect=True)  # engine packages are declared by constraint
 def test_a_constraint_the_mirror_cannot_meet_fails_listing_what_it_has(mirror, lock_dir, tmp_path):
-    text = mirror.config.read_text().replace('version = ">= 26.1.5, << 26.2~", suite = "trixie" }',
+    _, _, served = mirror
+    text = served.config.read_text().replace('version = ">= 26.1.5, << 26.2~", suite = "trixie" }',
                                              'version = ">= 27.0, << 27.1~", suite = "trixie" }', 1)
     config = tmp_path / "hpsforge.toml"
     config.write_text(text)

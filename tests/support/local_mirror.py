@@ -1,5 +1,9 @@
-"""A local stand-in for deb.debian.org holding exactly the .debs of the committed engine and base
-locks, signed with a key the test made, and a copy of hpsforge.toml that points at it."""
+"""A local stand-in for deb.debian.org holding exactly the .debs of a committed lock, signed with a
+key the test made, and a copy of hpsforge.toml that points at it.
+
+One lock per mirror: each lock was resolved from the mirror as it was on its freeze's day, so a
+mirror of exactly its files resolves to it again; two locks frozen on different days may hold two
+versions of one package, and a mirror of both would offer the newer to either."""
 
 from __future__ import annotations
 
@@ -28,19 +32,15 @@ class LocalMirror:
         return package.model_copy(update={"uri": package.uri.replace(self.url, UPSTREAM)})
 
 
-def locked_packages() -> list[debian.DebPackage]:
-    """Every .deb of lock/engine.lock.json and lock/debian.lock.json, once, fetched into the store."""
-    store, seen = ContentStore(), {}
-    for path in (debian.ENGINE_LOCK, debian.BASE_LOCK):
-        lock = debian.DebianLock.read(path)
-        lock.fetch(store)
-        for package in lock.packages:
-            seen.setdefault(package.sha256, package)
-    return list(seen.values())
+def locked_packages(lock_path: Path) -> list[debian.DebPackage]:
+    """Every .deb of the lock, fetched into the store."""
+    lock = debian.DebianLock.read(lock_path)
+    lock.fetch(ContentStore())
+    return lock.packages
 
 
 @contextlib.contextmanager
-def local_mirror(root: Path, key: SigningKey) -> Iterator[LocalMirror]:
+def local_mirror(root: Path, key: SigningKey, lock_path: Path) -> Iterator[LocalMirror]:
     config = load_config()
     # The engine's own packages come from their declared suite (trixie); the rest by archive.
     from_suite = {p.name: p.suite for p in [*config.engine.packages, *config.engine.tools]
@@ -49,7 +49,7 @@ def local_mirror(root: Path, key: SigningKey) -> Iterator[LocalMirror]:
     repository = DebianRepository(root / "mirror", key)
     repository.add_suite("debian", "bookworm-updates")
     store = ContentStore()
-    for package in locked_packages():
+    for package in locked_packages(lock_path):
         suite = from_suite.get(package.name) or by_archive[archive_of(package.uri)]
         repository.add(archive_of(package.uri), suite, store.path(package.sha256), package.filename,
                        {"Priority": package.priority})
