@@ -274,21 +274,30 @@ def run_bench(argv: list[str]) -> None:
         print(f"  {label:50} {seconds:7.1f} s")
 
 
+def _pipeline_names(parser: _Parser, verb: str) -> None:
+    parser.add_argument("names", nargs="*", help=f"pipelines to {verb} (folder names under pipelines/)")
+    parser.add_argument("--all", action="store_true", help="every pipeline")
+
+
+def _chosen_pipelines(options: argparse.Namespace, verb: str) -> tuple[dict, dict]:
+    """(every pipeline, the ones named or --all); naming none, or both, is a usage error."""
+    pipelines = load_pipelines()
+    if options.all == bool(options.names):
+        raise UsageError(f"name the pipelines to {verb}, or give --all (not both)",
+                         hint=f"known pipelines: {', '.join(pipelines)}")
+    return pipelines, pipelines if options.all else select(pipelines, options.names)
+
+
 def run_assemble(argv: list[str]) -> None:
     """Write each named pipeline's SDK bundle (server + client) to output/<Name>_sdk[.tar.gz]."""
     parser = _parser("assemble")
-    parser.add_argument("names", nargs="*", help="pipelines to assemble (folder names under pipelines/)")
-    parser.add_argument("--all", action="store_true", help="every pipeline")
+    _pipeline_names(parser, "assemble")
     parser.add_argument("--no-server", action="store_true", help="leave out server/")
     parser.add_argument("--no-client", action="store_true", help="leave out client/")
     options = parser.parse_args(argv)
-    pipelines = load_pipelines()
-    if options.all == bool(options.names):
-        raise UsageError("name the pipelines to assemble, or give --all (not both)",
-                            hint=f"known pipelines: {', '.join(pipelines)}")
+    pipelines, chosen = _chosen_pipelines(options, "assemble")
     if options.no_server and options.no_client:
         raise UsageError("--no-server and --no-client together leave nothing to assemble")
-    chosen = pipelines if options.all else select(pipelines, options.names)
     config = load_config()
     lockcheck.check(config, pipelines)
     for name, pipeline in chosen.items():
@@ -352,18 +361,13 @@ def run_deploy(argv: list[str]) -> None:
     from hpsforge import deploy
 
     parser = _parser("deploy")
-    parser.add_argument("names", nargs="*", help="pipelines to deploy (folder names under pipelines/)")
-    parser.add_argument("--all", action="store_true", help="every pipeline")
+    _pipeline_names(parser, "deploy")
     parser.add_argument("--kubernetes", action="store_true", help="Deployment, Service, PodDisruptionBudget, autoscaler")
     parser.add_argument("--kserve", action="store_true", help="KServe ServingRuntime + InferenceService")
     parser.add_argument("--image", help="REPOSITORY@sha256:... to run (default: the digest in lock/images.lock.json)")
     parser.add_argument("--target", default="cpu", help="whose image (default cpu)")
     options = parser.parse_args(argv)
-    pipelines = load_pipelines()
-    if options.all == bool(options.names):
-        raise UsageError("name the pipelines to deploy, or give --all (not both)",
-                         hint=f"known pipelines: {', '.join(pipelines)}")
-    chosen = pipelines if options.all else select(pipelines, options.names)
+    _, chosen = _chosen_pipelines(options, "deploy")
     kinds = tuple(kind for kind in deploy.KINDS if getattr(options, kind))
     if not kinds:
         raise UsageError("say what to write: --kubernetes, --kserve or both")
