@@ -18,14 +18,13 @@ from hpsforge.oci_archive import FILE_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MED
 from hpsforge.store import ContentStore
 
 from tests.support.archives import folder_contents, make_archive
+from tests.support.registry import TEST_HTPASSWD as HTPASSWD
 from tests.support.registry import LocalRegistry, RegistryUnavailable, local_registry
 from tests.support.token_auth import token_server
 
 pytestmark = pytest.mark.engine
 
 BIG = 4_000_000
-# htpasswd line for archive-user / archive-secret (bcrypt, cost 4 so that each request stays fast).
-HTPASSWD = "archive-user:$2b$04$V/h87yt93UJZdREz/hVs8.JB0afrwHp1pgN7l048EUXyxyyhqBFhW\n"
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from python_on_whales import docker
 from hpsforge import registry
 from hpsforge.buildkit import ImagesLock
 from hpsforge.errors import DigestMismatchError, InputUnavailableError
-from tests.support.registry import local_registry
+from tests.support.registry import TEST_HTPASSWD, local_registry
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = Path(os.environ["HPSFORGE_COMMITTED_RECORD"])
@@ -122,3 +122,13 @@ def test_a_rebuild_with_an_empty_buildkit_cache_reads_the_registry_cache_to_the_
     assert "importing cache manifest from" in read.stdout
     assert {role: image.digest for role, image in ImagesLock.read(record).images.items()} == \
         {role: image.digest for role, image in ImagesLock.read(COMMITTED).images.items()}
+
+
+def test_a_registry_that_refuses_the_push_is_named_and_the_build_kept(cpu_images, registry_tool, tmp_path):
+    image = cpu_images["pipeline-image-classification-cpu"]
+    with local_registry(tmp_path / "locked", htpasswd=TEST_HTPASSWD) as locked:
+        with pytest.raises(InputUnavailableError) as refused:
+            registry.push(image, f"{locked.host}/hps")
+    message = str(refused.value)
+    assert f"push of {image.reference} to {locked.host}/hps/image-classification-cpu" in message
+    assert "docker login" in message and docker.image.inspect(image.reference).id == image.digest

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Iterator
 
 START_TIMEOUT_S = 15
+# htpasswd line for archive-user / archive-secret (bcrypt, cost 4 so that each request stays fast).
+TEST_HTPASSWD = "archive-user:$2b$04$V/h87yt93UJZdREz/hVs8.JB0afrwHp1pgN7l048EUXyxyyhqBFhW\n"
 INSTALL_HINT = ("the tests need Debian's `docker-registry` package (distribution 2.8, /usr/bin/docker-registry): "
                 "apt-get install --no-install-recommends docker-registry")
 
