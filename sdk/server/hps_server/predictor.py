@@ -4,8 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hps_server import log
+from hps_server import log, trace
 from hps_server.context import ServerContext
+
+
+class TimedPredictor:
+    """A Paddle Inference predictor whose runs the tracer counts as the inference stage."""
+
+    __slots__ = ("predictor",)
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+
+    def run(self, *args):
+        with trace.stage("inference"):
+            return self.predictor.run(*args)
+
+    def __getattr__(self, name):
+        return getattr(self.predictor, name)
 
 
 def paddle_predictor(model_file: Path | None, params_file: Path | None, context: ServerContext, *,
@@ -36,4 +52,4 @@ def paddle_predictor(model_file: Path | None, params_file: Path | None, context:
     config.switch_ir_optim(ir_optim)
     config.enable_memory_optim()
     config.disable_glog_info()
-    return inference.create_predictor(config)
+    return TimedPredictor(inference.create_predictor(config))
