@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -56,9 +57,17 @@ class ServerContext:
                     settings = tomllib.load(stream).get("settings", {})
             except tomllib.TOMLDecodeError as error:
                 raise ValueError(f"{config_path}: not valid TOML: {error}") from None
-        threads = os.environ.get("HPS_CPU_THREADS")
+        # Paddle threads: what server.sh planned for this model (hps_server.launch writes it as the
+        # hps_cpu_threads parameter of its config), else HPS_CPU_THREADS, else all cores up to 4.
+        threads, source = os.environ.get("HPS_CPU_THREADS"), "HPS_CPU_THREADS"
+        try:
+            parameters = json.loads(args.get("model_config") or "{}").get("parameters") or {}
+        except ValueError:
+            parameters = {}
+        if planned := (parameters.get("hps_cpu_threads") or {}).get("string_value"):
+            threads, source = planned, "the hps_cpu_threads parameter"
         if threads is not None and not (threads.isdigit() and int(threads) > 0):
-            raise ValueError(f"HPS_CPU_THREADS must be a positive integer, not {threads!r}")
+            raise ValueError(f"{source} must be a positive integer, not {threads!r}")
         return cls(
             root=root,
             model_name=args["model_name"],
