@@ -151,3 +151,22 @@ def test_plans_per_model():
     assert launch.plan_model("m", config, 4, 3, None).threads == 1
     assert launch.plan_model("m", config.replace("KIND_CPU", "KIND_GPU"), 4, None, None).instances == 1
     assert launch.plan_model("e", 'platform: "ensemble"\n', 4, None, None).kind is None
+
+
+def test_the_count_hpsforge_writes_is_the_one_server_sh_rewrites(tmp_path):
+    """The contract between build/model_repo.py (per-device configs) and hps_server.launch."""
+    from hpsforge import model_repo
+
+    model = tmp_path / "m"
+    (model / "1").mkdir(parents=True)
+    (model / "1" / "model.py").write_text("")
+    (model / "config.pbtxt").write_text('name: "m"\nbackend: "python"\nmax_batch_size: 8\n')
+    for device, kind in (("cpu", "KIND_CPU"), ("gpu", "KIND_GPU")):
+        text = model_repo.device_config(model / "config.pbtxt", device)
+        plan = launch.plan_model("m", text, 4, None, None)
+        assert plan.kind == kind
+        served = launch.device_text(text, plan)
+        if device == "cpu":
+            assert "instance_group [{ count: 4, kind: KIND_CPU }]" in served and "count: 1" not in served
+        else:
+            assert served == text
