@@ -142,7 +142,19 @@ def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def measure(make_client, concurrency: int, seconds: float, warmup: float, min_requests: int) -> dict:
+def server_cpu_seconds(path: str | None) -> float | None:
+    """CPU seconds the server's cgroup has used: cgroup v1 cpuacct.usage (ns) or v2 cpu.stat."""
+    if not path:
+        return None
+    with open(path, encoding="ascii") as stream:
+        text = stream.read()
+    if text.startswith("usage_usec"):
+        return int(text.split()[1]) / 1e6
+    return int(text.split()[0]) / 1e9
+
+
+def measure(make_client, concurrency: int, seconds: float, warmup: float, min_requests: int,
+            server_cpu: str | None = None) -> dict:
     """Closed loop: figures of the requests that ended inside the window after the warm-up. A
     window with fewer than `min_requests` answers is stretched (up to 3x) for slow work."""
     clients = [make_client() for _ in range(concurrency)]
@@ -170,6 +182,8 @@ def measure(make_client, concurrency: int, seconds: float, warmup: float, min_re
     threads = [threading.Thread(target=loop, args=(index,), daemon=True) for index in range(concurrency)]
     for thread in threads:
         thread.start()
+    time.sleep(max(0.0, start - time.perf_counter()))
+    server_before = server_cpu_seconds(server_cpu)
     time.sleep(max(0.0, start + seconds - time.perf_counter()))
     while True:
         now = time.perf_counter()
@@ -180,6 +194,7 @@ def measure(make_client, concurrency: int, seconds: float, warmup: float, min_re
     stop = time.perf_counter()
     stopping.set()
     cpu = os.times()
+    server_after = server_cpu_seconds(server_cpu)
     for thread in threads:
         thread.join()
     inside = [(end - sent, ok) for record in done for sent, end, ok in record if start <= end <= stop]
@@ -196,6 +211,9 @@ def measure(make_client, concurrency: int, seconds: float, warmup: float, min_re
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "mean_ms": sum(latencies) / len(latencies) * 1000 if latencies else float("nan"),
         "client_cpu_s": round((cpu.user + cpu.system) - (cpu_before.user + cpu_before.system), 3),
+        # The server's CPU time per answer in the window: what a request costs, whatever else runs.
+        "server_cpu_ms": (server_after - server_before) * 1000 / len(inside)
+        if server_before is not None and inside else None,
     }
 
 
@@ -210,6 +228,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--min-requests", type=int, default=20)
+    parser.add_argument("--server-cpu", help="the server cgroup's CPU usage file (v1 cpuacct.usage or v2 cpu.stat)")
     args = parser.parse_args()
     with open(args.document, "rb") as stream:
         document = stream.read()
@@ -223,7 +242,7 @@ def main() -> int:
         print(json.dumps({"error": f"the first request to {args.model} was not answered with errorCode 0"}))
         return 1
     for level in (int(part) for part in args.concurrency.split(",")):
-        figures = measure(make, level, args.seconds, args.warmup, args.min_requests)
+        figures = measure(make, level, args.seconds, args.warmup, args.min_requests, args.server_cpu)
         print(json.dumps(figures), flush=True)
     return 0
 

@@ -237,13 +237,28 @@ def _statistics_delta(after: dict, before: dict) -> dict:
             "compute_ms": delta["compute_ns"] / delta["compute_count"] / 1e6 if delta["compute_count"] else None}
 
 
+def _cgroup_cpu_file(container: str) -> Path | None:
+    """The host file holding the container's CPU usage (cgroup v1 cpuacct, or v2), if found."""
+    identifier = docker.container.inspect(container).id
+    for candidate in (Path("/sys/fs/cgroup/cpuacct/docker") / identifier / "cpuacct.usage",
+                      Path("/sys/fs/cgroup/docker") / identifier / "cpu.stat",
+                      Path("/sys/fs/cgroup/system.slice") / f"docker-{identifier}.scope" / "cpu.stat"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def _loadgen(bench: str, server: str, protocol: str, port: int, model: str, document: Path,
              levels: tuple[int, ...], settings: Settings) -> list[dict]:
-    points = _tool(bench, ["/bench/loadgen.py", "--protocol", protocol, "--port", str(port), "--model", model,
-                           "--document", f"/work/{document.name}", "--concurrency", ",".join(map(str, levels)),
-                           "--seconds", str(settings.seconds), "--warmup", str(settings.warmup),
-                           "--min-requests", str(settings.min_requests)],
-                   [(str(document.parent), "/work", "ro")], network=f"container:{server}")
+    arguments = ["/bench/loadgen.py", "--protocol", protocol, "--port", str(port), "--model", model,
+                 "--document", f"/work/{document.name}", "--concurrency", ",".join(map(str, levels)),
+                 "--seconds", str(settings.seconds), "--warmup", str(settings.warmup),
+                 "--min-requests", str(settings.min_requests)]
+    volumes = [(str(document.parent), "/work", "ro")]
+    if cpu_file := _cgroup_cpu_file(server):
+        volumes.append((str(cpu_file), "/server-cpu", "ro"))
+        arguments += ["--server-cpu", "/server-cpu"]
+    points = _tool(bench, arguments, volumes, network=f"container:{server}")
     for point in points:
         if point["failed"] or point["errors"]:
             raise HpsforgeError(f"{model} over {protocol} at concurrency {point['concurrency']}: "
@@ -251,7 +266,8 @@ def _loadgen(bench: str, server: str, protocol: str, port: int, model: str, docu
         label = {"http": "HTTP", "grpc": "gRPC", "json": "Flask"}[protocol]
         print(f"hpsforge: bench:   {label:5} c={point['concurrency']:<3} {point['qps']:8.1f} req/s  "
               f"p50 {point['p50_ms']:7.1f}  p90 {point['p90_ms']:7.1f}  p99 {point['p99_ms']:7.1f} ms  "
-              f"(client {point['client_cpu_s']:.1f} s CPU)", flush=True)
+              f"server CPU {_fmt(point.get('server_cpu_ms'), '{:.2f}')} ms/req  (client {point['client_cpu_s']:.1f} s CPU)",
+              flush=True)
     return points
 
 
@@ -354,7 +370,8 @@ def _measure_in_process(bench: str, name: str, workloads: dict[str, str], fixtur
     for config in report["configs"]:
         for workload, figures in config["workloads"].items():
             print(f"hpsforge: bench:   in-process {config['processes']}x{config['threads']}x{config['batch']} "
-                  f"{workload:6} {figures['qps']:8.1f} req/s  p50 {figures['p50_ms']:7.1f} ms", flush=True)
+                  f"{workload:6} {figures['qps']:8.1f} req/s  p50 {figures['p50_ms']:7.1f} ms  "
+                  f"CPU {_fmt(figures.get('cpu_ms'), '{:.2f}')} ms/req", flush=True)
     return report["configs"]
 
 
@@ -367,7 +384,8 @@ def _summary(workload: str, entry: dict) -> dict:
         single = [config for config in batch1 if config["processes"] == 1]
         fastest = min(single or batch1, key=lambda config: config["workloads"][workload]["p50_ms"])
         summary["in_process_best"] = {"label": f"{best['processes']}x{best['threads']}",
-                                      "qps": best["workloads"][workload]["qps"]}
+                                      "qps": best["workloads"][workload]["qps"],
+                                      "cpu_ms": best["workloads"][workload].get("cpu_ms")}
         summary["in_process_p50"] = {"label": f"{fastest['processes']}x{fastest['threads']}",
                                      "p50_ms": fastest["workloads"][workload]["p50_ms"]}
     batched = [config for config in entry.get("in_process", []) if config["batch"] > 1]
@@ -388,7 +406,8 @@ def _summary(workload: str, entry: dict) -> dict:
         for protocol in ("http", "grpc"):
             target = _point_at(triton.get(protocol, []), TARGET_CONCURRENCY)
             one = _point_at(triton.get(protocol, []), 1)
-            figures = {"qps_c8": target["qps"] if target else None, "p50_c1_ms": one["p50_ms"] if one else None}
+            figures = {"qps_c8": target["qps"] if target else None, "p50_c1_ms": one["p50_ms"] if one else None,
+                       "cpu_ms_c8": target.get("server_cpu_ms") if target else None}
             if target and "in_process_best" in summary:
                 figures["vs_in_process"] = target["qps"] / summary["in_process_best"]["qps"]
             if target and "flask_best" in summary and summary["flask_best"]["qps"]:
@@ -452,9 +471,9 @@ def table(report: dict) -> str:
              f"{report['load']['after']} after)",
              "",
              f"{'pipeline / workload':34} {'in-process':>17} {'batched':>8} {'Flask c=8':>17} {'Triton c=8':>15} "
-             f"{'÷ in-proc':>10} {'÷ Flask':>10} {'c=1 p50 ms':>28}",
+             f"{'÷ in-proc':>10} {'÷ Flask':>10} {'c=1 p50 ms':>28} {'CPU ms/req':>14}",
              f"{'':34} {'best req/s':>17} {'8/call':>8} {'best req/s':>17} {'HTTP / gRPC':>15} "
-             f"{'HTTP/gRPC':>10} {'HTTP/gRPC':>10} {'in-proc  HTTP  gRPC  (+HTTP)':>28}"]
+             f"{'HTTP/gRPC':>10} {'HTTP/gRPC':>10} {'in-proc  HTTP  gRPC  (+HTTP)':>28} {'in-proc/HTTP':>14}"]
     for name, entry in report["pipelines"].items():
         for workload, summary in entry["summary"].items():
             for key, title in (("triton", ""), ("triton_before", " (before)")):
@@ -475,8 +494,11 @@ def table(report: dict) -> str:
                     f"{_fmt(http.get('vs_in_process'), '{:.2f}') + '/' + _fmt(grpc.get('vs_in_process'), '{:.2f}'):>10} "
                     f"{_fmt(http.get('vs_flask'), '{:.2f}') + '/' + _fmt(grpc.get('vs_flask'), '{:.2f}'):>10} "
                     f"{_fmt(p50.get('p50_ms')):>8} {_fmt(http.get('p50_c1_ms')):>5} {_fmt(grpc.get('p50_c1_ms')):>5} "
-                    f"{'(' + _fmt(overhead, '{:+.1f}') + ')':>8}")
-    lines += ["", "Targets at c=8: ≥ 0.90 × in-process best, ≥ 1.20 × Flask best; c=1: p50 ≤ in-process + 3 ms."]
+                    f"{'(' + _fmt(overhead, '{:+.1f}') + ')':>8} "
+                    f"{_fmt(inproc.get('cpu_ms')) + '/' + _fmt(http.get('cpu_ms_c8')):>14}")
+    lines += ["", "Targets at c=8: ≥ 0.90 × in-process best, ≥ 1.20 × Flask best; c=1: p50 ≤ in-process + 3 ms.",
+              "In-process PxT: P processes of T Paddle threads, one request per call; 8/call: eight per call. "
+              "CPU ms/req: CPU time spent per answer (every process of the server; Triton's container at c=8), less sensitive to other load than the rates."]
     for name, entry in report["pipelines"].items():
         for workload in entry["cases"]:
             triton = entry.get("triton", {}).get(workload, {})
