@@ -432,7 +432,8 @@ def measure_pipeline(config: ProjectConfig, name: str, pipeline: Pipeline, targe
         fixtures = cache_root() / "fixtures" / name
         models.extract(name, pipeline.fixtures, fixtures)
     pipeline_dir = PROJECT_ROOT / "pipelines" / name
-    entry: dict = {"images": {"triton": pipeline_image.reference, "bench": bench}, "cases": workloads}
+    entry: dict = {"images": {"triton": pipeline_image.reference, "bench": bench}, "cases": workloads,
+                   "load": {"before": _load()}}
     slug = image_slug(name)
     with tempfile.TemporaryDirectory(prefix=f"serving-{slug}-", dir=scratch_dir()) as tmp:
         work = Path(tmp)
@@ -448,6 +449,7 @@ def measure_pipeline(config: ProjectConfig, name: str, pipeline: Pipeline, targe
         if settings.flask:
             entry["flask"] = _measure_flask(bench, pipeline_dir, fixtures, workloads, work, settings, cpus, slug)
     entry["summary"] = {workload: _summary(workload, entry) for workload in workloads}
+    entry["load"]["after"] = _load()
     return entry
 
 
