@@ -64,26 +64,29 @@ def child(connection, threads: int, batch: int, options: dict) -> None:
         model, document = workloads[message["workload"]]
         documents = [document] * batch
         start, stop = message["start"], message["stop"]
-        latencies, failed, reset, cpu = [], 0, False, 0.0
+        # As a closed-loop client counts: the calls that end inside the window, whenever they began.
+        # CPU time: from the first call begun inside the window to the end of the last call.
+        latencies, failed, timed, cpu = [], 0, 0, None
         while True:
             sent = time.time()
-            if sent >= stop:
-                break
-            if not reset and sent >= start:
-                metrics.reset()  # stage times of the window only
-                reset = True
+            if cpu is None and sent >= start:
+                metrics.reset()  # stage times of the calls begun inside the window
                 times = os.times()
                 cpu = -(times.user + times.system)
             answers = models.call_batch(model, documents)
             ended = time.time()
-            if sent >= start and ended <= stop:
+            timed += cpu is not None
+            if start <= ended <= stop:
                 latencies.append(ended - sent)
                 failed += sum(1 for answer in answers if b'"errorCode":0' not in answer)
+            if ended > stop:
+                break
         times = os.times()
-        cpu += times.user + times.system
+        cpu = (cpu or 0.0) + times.user + times.system
         stages = {stage: {"sum": figures["sum"], "count": figures["count"]}
                   for (_, stage), figures in metrics.snapshot()["stages"].items()}
-        connection.send({"latencies": latencies, "failed": failed, "stages": stages, "cpu_s": cpu if reset else 0.0})
+        connection.send({"latencies": latencies, "failed": failed, "stages": stages, "cpu_s": cpu,
+                         "cpu_calls": timed})
     models.close()
 
 
@@ -112,23 +115,18 @@ def measure_config(processes: int, threads: int, batch: int, options: dict) -> d
                 raise SystemExit(json.dumps({"error": reply["error"]}))
         results = {}
         for workload in options["workloads"]:
-            seconds = options["seconds"]
-            # Slow work gets a longer window: at least min_requests calls in all.
-            start = time.time() + 0.2 + options["warmup"]
-            stop = start + seconds
-            for pipe in pipes:
-                pipe.send({"workload": workload, "start": start, "stop": stop})
-            replies = [pipe.recv() for pipe in pipes]
-            latencies = sorted(value for reply in replies for value in reply["latencies"])
-            calls = len(latencies)
-            if calls < options["min_requests"] and seconds < 3 * options["seconds"]:
-                start = time.time() + 0.2
-                stop = start + 2 * options["seconds"]
+            # Slow work (a second per call) gets one more, three times longer window when the
+            # first held fewer than min_requests calls; the last window is the one reported.
+            for seconds, warmup in ((options["seconds"], options["warmup"]), (3 * options["seconds"], 0.0)):
+                start = time.time() + 0.2 + warmup
+                stop = start + seconds
                 for pipe in pipes:
                     pipe.send({"workload": workload, "start": start, "stop": stop})
                 replies = [pipe.recv() for pipe in pipes]
                 latencies = sorted(value for reply in replies for value in reply["latencies"])
                 calls = len(latencies)
+                if calls >= options["min_requests"]:
+                    break
             window = stop - start
             stages: dict[str, dict] = {}
             for reply in replies:
@@ -146,7 +144,8 @@ def measure_config(processes: int, threads: int, batch: int, options: dict) -> d
                 "p90_ms": percentile(latencies, 0.9) * 1000,
                 "p99_ms": percentile(latencies, 0.99) * 1000,
                 # CPU time per request (Paddle's threads included), whatever else runs on the machine.
-                "cpu_ms": 1000 * sum(reply["cpu_s"] for reply in replies) / (calls * batch) if calls else None,
+                "cpu_ms": 1000 * sum(reply["cpu_s"] for reply in replies)
+                / (batch * sum(reply["cpu_calls"] for reply in replies)) if calls else None,
                 "stages_mean_ms": {stage: 1000 * figures["sum"] / figures["count"]
                                    for stage, figures in stages.items() if figures["count"]},
             }

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 import time
 import urllib.error
@@ -520,8 +521,20 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")  # so every container of the run is removed on the way out
+
+
 def run(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str, settings: Settings) -> dict:
     """Measure every named pipeline; write the JSON report and the plot; the report."""
+    previous = signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        return _run(config, pipelines, target, settings)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str, settings: Settings) -> dict:
     if target != pip_locks.BENCH_BASE_TARGET:
         raise HpsforgeError(f"the serving benchmark measures the {pip_locks.BENCH_BASE_TARGET} target "
                             f"(its bench images follow lock/requirements/{pip_locks.BENCH_BASE_TARGET}.txt), not {target}")
