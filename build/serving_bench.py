@@ -327,14 +327,16 @@ def _measure_flask(bench: str, pipeline_dir: Path, fixtures: Path | None, worklo
         measured.append({**config, "workloads": run(config, focus)})
     rest = tuple(level for level in settings.concurrency if level not in focus)
     if rest:
-        for workload in workloads:
-            best = max(measured, key=lambda entry: _qps_at(entry["workloads"][workload], TARGET_CONCURRENCY))
-            best.setdefault("best_for", []).append(workload)
+        # The best configuration of each workload (at the target concurrency) gets the other levels
+        # too, so the plot has its whole curve; one more start per configuration that is best.
         for entry in measured:
-            for workload in entry.get("best_for", []):
-                extra = run(entry, rest)[workload]
-                entry["workloads"][workload] = sorted(entry["workloads"][workload] + extra,
-                                                      key=lambda point: point["concurrency"])
+            best_for = [workload for workload in workloads if entry is max(
+                measured, key=lambda other: _qps_at(other["workloads"][workload], TARGET_CONCURRENCY))]
+            if best_for:
+                extra = run(entry, rest)
+                for workload in best_for:
+                    entry["workloads"][workload] = sorted(entry["workloads"][workload] + extra[workload],
+                                                          key=lambda point: point["concurrency"])
     return measured
 
 
