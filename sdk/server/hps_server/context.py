@@ -18,8 +18,11 @@ PIPELINE_CONFIG = "pipeline.toml"
 
 
 def _default_threads() -> int:
-    # Paddle's CPU math threads per model instance: all cores up to 4 unless told otherwise.
-    return max(1, min(4, os.cpu_count() or 1))
+    # Paddle's CPU math threads when neither server.sh's plan nor HPS_CPU_THREADS says: the CPUs
+    # this process may use (quota and affinity, not the host's count), up to 4.
+    from hps_server.launch import usable_cpus
+
+    return max(1, min(4, usable_cpus().usable))
 
 
 def _origins(text: str) -> frozenset[str]:
