@@ -10,7 +10,8 @@
 #   HPS_INSTANCES, HPS_CPU_THREADS
 #                             instances per CPU model and Paddle threads per instance; by default
 #                             one instance per CPU this container may use (cgroup quota and
-#                             affinity) and CPUs / instances threads (see lib/hps_server/launch.py)
+#                             affinity) and CPUs / instances threads, every CPU for a request that
+#                             runs alone (HPS_BURST=0: never; see lib/hps_server/launch.py)
 #   HPS_RUNTIME_DIR           where the model repository with those counts is written at start
 #                             (default ${TMPDIR:-/tmp}/hps-server; it links to this bundle)
 # Extra arguments go to tritonserver unchanged.
@@ -50,6 +51,9 @@ export OPENCV_IO_MAX_IMAGE_PIXELS="${OPENCV_IO_MAX_IMAGE_PIXELS:-67108864}"
 # written into a repository that links to this bundle's models (hps_server.launch).
 runtime_dir=${HPS_RUNTIME_DIR:-${TMPDIR:-/tmp}/hps-server}
 repository=$(python3 -m hps_server.launch "$root" "$device" "$runtime_dir") || exit 2
+# Paddle's OpenMP threads wait 5 ms for more work, not 200: a request that used every CPU
+# (alone) must not keep them spinning while the next ones run on one thread each.
+export KMP_BLOCKTIME="${KMP_BLOCKTIME:-5}"
 # --- end of instances and threads ---
 echo "server.sh: serving $root/model_repo on $device" >&2
 # Each python-backend model instance talks to Triton through its own shared-memory region:

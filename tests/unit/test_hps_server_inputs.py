@@ -201,3 +201,78 @@ def test_stage_histogram_buckets_are_cumulative():
         assert metrics.snapshot()["stages"][("m", "decode")]["count"] == 3  # a stage not given took 0 s
     finally:
         metrics.reset()
+
+
+# --- a request alone uses every CPU (hps_server.occupancy, predictor.AdaptivePredictor) --------
+
+
+def test_an_instance_bursts_only_while_no_other_instance_of_its_model_executes(tmp_path):
+    from hps_server import occupancy
+
+    busy = tmp_path / "busy"
+    busy.write_bytes(bytes(2))
+    first, second = occupancy.Occupancy(busy, 0), occupancy.Occupancy(busy, 1)
+    assert not occupancy.bursting()
+    with first as alone:
+        assert alone and occupancy.bursting() and busy.read_bytes() == b"\x01\x00"
+        with second as alone_too:  # the other process, as it would see the file
+            assert not alone_too
+    assert busy.read_bytes() == b"\x00\x00" and not occupancy.bursting()
+    with pytest.raises(ValueError, match="no slot 2 among 2 instances"):
+        occupancy.Occupancy(busy, 2)
+    assert occupancy.instance_slot("face-recognition-infer_0_1") == 1
+    first.close()
+    second.close()
+
+
+def test_the_adaptive_predictor_runs_and_hands_out_the_current_predictors_handles(tmp_path):
+    from hps_server import occupancy, predictor
+
+    class Fake:
+        def __init__(self, name):
+            self.name, self.runs, self.fed = name, 0, None
+
+        def get_input_handle(self, name):
+            fake = self
+
+            class Handle:
+                def copy_from_cpu(self, value):
+                    fake.fed = value
+            return Handle()
+
+        def run(self):
+            self.runs += 1
+
+    base, burst = Fake("base"), Fake("burst")
+    adaptive = predictor.AdaptivePredictor(base, burst)
+    handle = adaptive.get_input_handle("x")  # kept from setup, as a pipeline may
+    busy = tmp_path / "busy"
+    busy.write_bytes(bytes(2))
+    with occupancy.Occupancy(busy, 0):
+        handle.copy_from_cpu("alone")
+        adaptive.run()
+    handle.copy_from_cpu("queued")
+    adaptive.run()
+    assert (burst.fed, burst.runs) == ("alone", 1) and (base.fed, base.runs) == ("queued", 1)
+
+
+def test_the_burst_plan_comes_from_the_config(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.delenv("HPS_SERVER_ROOT", raising=False)
+    monkeypatch.delenv("HPS_CPU_THREADS", raising=False)
+    (tmp_path / "busy").write_bytes(bytes(2))
+    parameters = {"hps_cpu_threads": {"string_value": "1"}, "hps_burst_threads": {"string_value": "2"},
+                  "hps_busy_file": {"string_value": str(tmp_path / "busy")}}
+    args = {**_args(tmp_path), "model_instance_name": "m_0_1",
+            "model_config": json.dumps({"parameters": parameters})}
+    context = ServerContext.from_triton_args(args)
+    assert (context.threads, context.burst_threads, context.instance_name) == (1, 2, "m_0_1")
+    assert context.occupancy_allows_burst()
+    busy = context.occupancy()
+    with busy as alone:
+        assert alone and (tmp_path / "busy").read_bytes() == b"\x00\x01"
+    busy.close()
+    gpu = ServerContext(root=tmp_path, model_name="m", device="gpu", threads=1, burst_threads=2,
+                        busy_file=tmp_path / "busy", instance_name="m_0_0")
+    assert not gpu.occupancy_allows_burst()

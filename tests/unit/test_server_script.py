@@ -96,6 +96,12 @@ def test_the_served_repository_links_to_the_bundle_with_counts_from_the_cpus(bun
     # The pinned model keeps its one instance, with the CPUs as its threads.
     assert "instance_group [{ count: 1, kind: KIND_CPU }]" in _served(bundle, "ocr-extra")
     assert f'string_value: "{cpus}" }}' in _served(bundle, "ocr-extra")
+    busy = bundle / "run" / "busy" / "ocr"
+    if cpus > 1:  # a request alone may use every CPU: the instances say in this file when they are busy
+        assert f'key: "hps_burst_threads" value: {{ string_value: "{cpus}" }}' in _served(bundle, "ocr")
+        assert f'key: "hps_busy_file" value: {{ string_value: "{busy}" }}' in _served(bundle, "ocr")
+        assert busy.read_bytes() == bytes(cpus)
+    assert "hps_burst_threads" not in _served(bundle, "ocr-extra")  # one instance with every CPU already
     version = bundle / "run" / "model_repo" / "ocr" / "1"
     assert version.is_symlink() and version.resolve() == (bundle / "model_repo" / "ocr" / "1").resolve()
     assert f"{cpus} CPU(s)" in result.stderr and "ocr: " in result.stderr
@@ -104,7 +110,7 @@ def test_the_served_repository_links_to_the_bundle_with_counts_from_the_cpus(bun
 def test_instances_and_threads_can_be_given(bundle):
     assert _run(bundle, HPS_INSTANCES="3", HPS_CPU_THREADS="2").returncode == 0
     assert "count: 3, kind: KIND_CPU" in _served(bundle, "ocr")
-    assert 'string_value: "2" }' in _served(bundle, "ocr")
+    assert 'string_value: "2" }' in _served(bundle, "ocr") and "hps_burst_threads" not in _served(bundle, "ocr")
 
 
 @pytest.mark.parametrize("variable", ["HPS_INSTANCES", "HPS_CPU_THREADS"])
@@ -146,9 +152,12 @@ def test_affinity_limits_the_cpus(tmp_path, monkeypatch):
 
 def test_plans_per_model():
     config = 'name: "m"\ninstance_group [{ count: 1, kind: KIND_CPU }]\n'
-    assert launch.plan_model("m", config, 4, None, None) == launch.ModelPlan("m", "KIND_CPU", 4, 1)
-    assert launch.plan_model("m", config, 4, 2, None) == launch.ModelPlan("m", "KIND_CPU", 2, 2)
+    assert launch.plan_model("m", config, 4, None, None) == launch.ModelPlan("m", "KIND_CPU", 4, 1, burst=4)
+    assert launch.plan_model("m", config, 4, 2, None) == launch.ModelPlan("m", "KIND_CPU", 2, 2, burst=4)
     assert launch.plan_model("m", config, 4, 3, None).threads == 1
+    assert launch.plan_model("m", config, 4, None, 1).burst is None  # threads given: no burst
+    assert launch.plan_model("m", config, 4, None, None, burst=False).burst is None  # HPS_BURST=0
+    assert launch.plan_model("m", config, 1, None, None).burst is None  # one CPU: nothing to gain
     assert launch.plan_model("m", config.replace("KIND_CPU", "KIND_GPU"), 4, None, None).instances == 1
     assert launch.plan_model("e", 'platform: "ensemble"\n', 4, None, None).kind is None
 

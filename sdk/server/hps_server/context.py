@@ -46,6 +46,11 @@ class ServerContext:
     settings: dict = field(default_factory=dict)
     state_dir: Path = Path.home() / "hps-state"
     url_allowlist: frozenset[str] = frozenset()
+    # Threads a request may use when no other instance of the model is executing (hps_server.occupancy),
+    # and the file where the instances say they are; both written by server.sh's plan.
+    burst_threads: int | None = None
+    busy_file: Path | None = None
+    instance_name: str = ""
 
     @classmethod
     def from_triton_args(cls, args: dict) -> "ServerContext":
@@ -71,6 +76,10 @@ class ServerContext:
             threads, source = planned, "the hps_cpu_threads parameter"
         if threads is not None and not (threads.isdigit() and int(threads) > 0):
             raise ValueError(f"{source} must be a positive integer, not {threads!r}")
+        burst = (parameters.get("hps_burst_threads") or {}).get("string_value")
+        if burst is not None and not (burst.isdigit() and int(burst) > 0):
+            raise ValueError(f"the hps_burst_threads parameter must be a positive integer, not {burst!r}")
+        busy_file = (parameters.get("hps_busy_file") or {}).get("string_value")
         return cls(
             root=root,
             model_name=args["model_name"],
@@ -80,7 +89,21 @@ class ServerContext:
             settings=settings,
             state_dir=Path(os.environ.get("HPS_STATE_DIR") or Path.home() / "hps-state"),
             url_allowlist=_origins(os.environ.get("HPS_URL_ALLOWLIST", "")),
+            burst_threads=int(burst) if burst else None,
+            busy_file=Path(busy_file) if busy_file else None,
+            instance_name=str(args.get("model_instance_name") or ""),
         )
+
+    def occupancy_allows_burst(self) -> bool:
+        return bool(self.device == "cpu" and self.busy_file and self.burst_threads and self.burst_threads > self.threads)
+
+    def occupancy(self):
+        """The instances' occupancy (hps_server.occupancy) when this model may burst, else IDLE."""
+        from hps_server import occupancy
+
+        if not self.occupancy_allows_burst():
+            return occupancy.IDLE
+        return occupancy.Occupancy(self.busy_file, occupancy.instance_slot(self.instance_name))
 
     def model_dir(self, artifact: str) -> Path:
         """Where the verified files of a pipeline's model artifact are served from."""

@@ -11,6 +11,11 @@ so per-request work that is mostly sequential, like OCR's, still uses every CPU)
 
     HPS_INSTANCES=N      instances of every scaled model
     HPS_CPU_THREADS=N    Paddle threads per instance (default: CPUs / instances, at least 1)
+    HPS_BURST=0          never give a request more than its instance's threads (see below)
+
+A request that starts while no other instance of its model is executing may use every CPU: each
+instance then keeps a second predictor with that many threads (hps_server.occupancy), and the
+file in which the instances say they are busy is written here too.
 
 and a model's config.pbtxt may pin its own count (an endpoint that is rarely called and heavy to
 load, such as a face index's build, needs one): parameters { key: "hps_instances" value:
@@ -84,9 +89,11 @@ class ModelPlan:
     kind: str | None  # KIND_CPU, KIND_GPU; None: an ensemble (no instances of its own)
     instances: int
     threads: int | None
+    burst: int | None = None  # threads of a request that runs alone (hps_server.occupancy)
 
 
-def plan_model(name: str, config: str, cpus: int, instances: int | None, threads: int | None) -> ModelPlan:
+def plan_model(name: str, config: str, cpus: int, instances: int | None, threads: int | None,
+               burst: bool = True) -> ModelPlan:
     group = INSTANCE_GROUP.search(config)
     if group is None:
         return ModelPlan(name, None, 0, None)
@@ -96,17 +103,24 @@ def plan_model(name: str, config: str, cpus: int, instances: int | None, threads
     pinned = PINNED.search(config)
     count = _positive(f"{name}: parameter hps_instances", pinned.group(1)) if pinned else None
     count = count or instances or cpus
-    return ModelPlan(name, kind, count, threads or max(1, cpus // count))
+    planned = threads or max(1, cpus // count)
+    # Threads given (HPS_CPU_THREADS) are taken as they are; else a request alone may use every CPU.
+    return ModelPlan(name, kind, count, planned, cpus if burst and not threads and planned < cpus else None)
 
 
-def device_text(config: str, plan: ModelPlan) -> str:
-    """The device config with the plan's instance count and thread parameter."""
+def _parameter(key: str, value) -> str:
+    return f'parameters {{ key: "{key}" value: {{ string_value: "{value}" }} }}\n'
+
+
+def device_text(config: str, plan: ModelPlan, busy_file: Path | None = None) -> str:
+    """The device config with the plan's instance count and thread parameters."""
     if plan.kind != "KIND_CPU":
         return config
     text = INSTANCE_GROUP.sub(f"instance_group [{{ count: {plan.instances}, kind: {plan.kind} }}]", config, count=1)
     if THREADS_PARAMETER not in text:
-        text = text.rstrip() + (f'\nparameters {{ key: "{THREADS_PARAMETER}" '
-                                f'value: {{ string_value: "{plan.threads}" }} }}\n')
+        text = text.rstrip() + "\n" + _parameter(THREADS_PARAMETER, plan.threads)
+        if plan.burst and busy_file is not None:
+            text += _parameter("hps_burst_threads", plan.burst) + _parameter("hps_busy_file", busy_file)
     return text
 
 
@@ -115,6 +129,7 @@ def write_repository(root: Path, device: str, out: Path, environ=os.environ, cpu
     cpus = cpus or usable_cpus()
     instances = _positive("HPS_INSTANCES", environ.get("HPS_INSTANCES"))
     threads = _positive("HPS_CPU_THREADS", environ.get("HPS_CPU_THREADS"))
+    burst = environ.get("HPS_BURST", "1") != "0"
     source = root / "model_repo"
     repository = out / "model_repo"
     if out.exists():
@@ -124,20 +139,25 @@ def write_repository(root: Path, device: str, out: Path, environ=os.environ, cpu
     for model in sorted(path for path in source.iterdir() if (path / "config.pbtxt").is_file()):
         device_config = model / "configs" / f"{device}.pbtxt"
         config = (device_config if device_config.is_file() else model / "config.pbtxt").read_text(encoding="utf-8")
-        plan = plan_model(model.name, config, cpus.usable, instances, threads)
+        plan = plan_model(model.name, config, cpus.usable, instances, threads, burst)
         target = repository / model.name
         target.mkdir()
         for entry in model.iterdir():
             if entry.name not in ("config.pbtxt", "configs"):
                 (target / entry.name).symlink_to(entry.resolve())
-        (target / "config.pbtxt").write_text(device_text(config, plan), encoding="utf-8")
+        busy_file = None
+        if plan.burst:  # one byte per instance: set while it executes (hps_server.occupancy)
+            busy_file = out / "busy" / model.name
+            busy_file.parent.mkdir(exist_ok=True)
+            busy_file.write_bytes(bytes(plan.instances))
+        (target / "config.pbtxt").write_text(device_text(config, plan, busy_file), encoding="utf-8")
         plans.append(plan)
     return repository, plans, cpus
 
 
 def describe(plans: list[ModelPlan], cpus: Cpus) -> str:
-    parts = [f"{plan.name}: {plan.instances} instance(s) x {plan.threads} thread(s)" for plan in plans
-             if plan.kind == "KIND_CPU"]
+    parts = [f"{plan.name}: {plan.instances} instance(s) x {plan.threads} thread(s)"
+             + (f", {plan.burst} when it runs alone" if plan.burst else "") for plan in plans if plan.kind == "KIND_CPU"]
     return f"{cpus.describe()}; " + ("; ".join(parts) or "no CPU models")
 
 

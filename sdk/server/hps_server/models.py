@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pydantic
 
-from hps_server import log, metrics, trace, wire
+from hps_server import log, metrics, occupancy, trace, wire
 from hps_server.context import ServerContext
 from hps_server.errors import RequestError
 
@@ -29,18 +29,22 @@ class TensorModel:
     """A python-backend model whose context is built for it; `execute` is the subclass's own."""
 
     context: ServerContext
+    occupied = occupancy.IDLE  # which instances of the model are executing (hps_server.occupancy)
 
     def initialize(self, args: dict) -> None:
         self.context = ServerContext.from_triton_args(args)
         started = time.perf_counter()
+        self.occupied = self.context.occupancy()
         self.setup(self.context)
+        burst = f" ({self.context.burst_threads} when it runs alone)" if self.context.occupancy_allows_burst() else ""
         log.info(f"{self.context.model_name}: ready on {self.context.device} with "
-                 f"{self.context.threads} thread(s) in {time.perf_counter() - started:.1f} s")
+                 f"{self.context.threads} thread(s){burst} in {time.perf_counter() - started:.1f} s")
 
     def setup(self, context: ServerContext) -> None:
         """Load models once per instance (override)."""
 
     def finalize(self) -> None:
+        self.occupied.close()
         metrics.close()  # the last counts reach Triton before the process ends
         log.info(f"{self.context.model_name}: unloaded")
 
@@ -81,7 +85,8 @@ class JsonModel(TensorModel):
             if valid:
                 started = time.perf_counter()
                 try:
-                    results = self.infer_batch([request for _, _, request in valid])
+                    with self.occupied:  # alone: the pipeline's predictors may use every CPU
+                        results = self.infer_batch([request for _, _, request in valid])
                     if len(results) != len(valid):
                         raise RuntimeError(f"infer_batch returned {len(results)} results for {len(valid)} requests")
                 except Exception as error:
