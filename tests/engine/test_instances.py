@@ -40,11 +40,19 @@ def _plan(config: dict) -> tuple[int, str]:
     return group["count"], config["parameters"]["hps_cpu_threads"]["string_value"]
 
 
+def _burst(config: dict) -> str | None:
+    return config["parameters"].get("hps_burst_threads", {}).get("string_value")
+
+
 def test_one_instance_per_cpu_the_container_may_use(image):
     cpus = int(docker.system.info().n_cpu)
-    assert _plan(_served_config(image)) == (cpus, "1")
-    assert _plan(_served_config(image, cpus=1)) == (1, "1")  # docker run --cpus 1
+    served = _served_config(image)
+    assert _plan(served) == (cpus, "1")
+    assert _burst(served) == (str(cpus) if cpus > 1 else None)  # a request alone may use every CPU
+    one = _served_config(image, cpus=1)  # docker run --cpus 1
+    assert _plan(one) == (1, "1") and _burst(one) is None
 
 
 def test_instances_and_threads_can_be_given(image):
-    assert _plan(_served_config(image, envs={"HPS_INSTANCES": "3", "HPS_CPU_THREADS": "2"})) == (3, "2")
+    served = _served_config(image, envs={"HPS_INSTANCES": "3", "HPS_CPU_THREADS": "2"})
+    assert _plan(served) == (3, "2") and _burst(served) is None
