@@ -7,14 +7,21 @@ lists). String values in a request may reference files:
   "${VAR}"                    a value saved by an earlier case (`save`), e.g. an index key
 Checks: `exact` (==), `close` ([expected, tolerance]: numbers or nested lists of numbers),
 `at_least` (number >= bound), `length` (len ==), `error_code` (an error envelope expected).
+
+`run` is the one golden-case runner: the conformance suite, the pipelines' make_goldens.py, the
+lifecycle checks and the serving benchmark all send the cases through it, each with its own
+`send` (HTTP, gRPC, the client library, or the models in-process). This module needs only the
+standard library and pydantic, so it also runs inside the pipeline images.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -50,10 +57,23 @@ class ConformanceTarget(BaseModel):
     required_field: str  # a field whose absence is a 422
 
 
+class BenchWorkloads(BaseModel):
+    """The golden cases the serving benchmark sends again and again (`nox -s bench -- cpu --serving`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    golden: str  # the pipeline's everyday request
+    large: str  # a larger one: a page of text, a batch of sentences, a photo of many faces
+
+    def named(self) -> dict[str, str]:
+        return {"golden": self.golden, "large": self.large}
+
+
 class GoldenFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     conformance: ConformanceTarget
+    bench: BenchWorkloads | None = None
     cases: list[GoldenCase] = Field(min_length=1)
 
     @property
@@ -76,8 +96,12 @@ def load_file(pipeline_dir: Path) -> GoldenFile:
     except ValidationError as error:
         details = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
         raise GoldenError(f"{path}: {details}") from None
-    if golden.conformance.valid_case not in {case.name for case in golden.cases}:
+    names = {case.name for case in golden.cases}
+    if golden.conformance.valid_case not in names:
         raise GoldenError(f"{path}: [conformance] valid_case {golden.conformance.valid_case!r} is not a case")
+    for workload, case in (golden.bench.named() if golden.bench else {}).items():
+        if case not in names:
+            raise GoldenError(f"{path}: [bench] {workload} {case!r} is not a case")
     return golden
 
 
@@ -158,3 +182,42 @@ def resolve(value: Any, goldens_dir: Path, fixtures_dir: Path | None, saved: dic
 def remember(case: GoldenCase, envelope: dict, saved: dict[str, Any]) -> None:
     for variable, path in case.save.items():
         saved[variable] = lookup(envelope.get("result"), path)
+
+
+Send = Callable[[str, dict], dict]  # (model, request) -> envelope (or an error document)
+
+
+@dataclass
+class CaseOutcome:
+    """One case as sent and answered: what it asked, what came back, what did not match."""
+
+    case: GoldenCase
+    request: dict
+    envelope: dict
+    problems: list[str]
+    milliseconds: float
+
+
+@dataclass
+class Run:
+    outcomes: list[CaseOutcome] = field(default_factory=list)
+    saved: dict[str, Any] = field(default_factory=dict)  # the values cases saved (`save`)
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{outcome.case.name}: {problem}" for outcome in self.outcomes for problem in outcome.problems]
+
+
+def run(pipeline_dir: Path, send: Send, fixtures_dir: Path | None = None) -> Run:
+    """Every case of the pipeline in order (later ones may use what earlier ones saved), sent with
+    `send` and checked."""
+    result = Run()
+    for case in load(pipeline_dir):
+        request = resolve(case.request, pipeline_dir / "goldens", fixtures_dir, result.saved)
+        started = time.perf_counter()
+        envelope = send(case.model, request)
+        milliseconds = (time.perf_counter() - started) * 1000
+        found = problems(case, envelope)
+        result.outcomes.append(CaseOutcome(case, request, envelope, found, milliseconds))
+        remember(case, envelope, result.saved)
+    return result

@@ -3,7 +3,9 @@
 pipelines/<Name>/server/model_repo/<model>/config.pbtxt is written without instance_group; the
 bundle gets it three times: configs/cpu.pbtxt and configs/gpu.pbtxt (selected by tritonserver's
 --model-config-name) and config.pbtxt (= cpu, for a plain `tritonserver` run). Batching and
-everything else stay identical across devices because they come from the one source.
+everything else stay identical across devices because they come from the one source. The
+instance_group line written here (count 1) is the one server.sh's hps_server.launch rewrites at
+start with the instance count chosen from the container's CPUs.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def device_config(source: Path, device: str) -> str:
         raise HpsforgeError(f'{source}: only python-backend models and ensembles are supported (backend: "python")')
     if not list(source.parent.glob("*/model.py")):
         raise HpsforgeError(f"{source}: no <version>/model.py next to it")
-    return (text.rstrip() + f"\n\n# Written by hpsforge for the {device} device.\n"
+    return (text.rstrip() + f"\n\n# Written by hpsforge for the {device} device (server.sh sets the count at start).\n"
             f"instance_group [{{ count: 1, kind: {DEVICES[device]} }}]\n")
 
 

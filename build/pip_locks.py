@@ -25,6 +25,10 @@ from hpsforge.store import cache_root, scratch_dir
 REQUIREMENTS_DIR = LOCK_DIR / "requirements"
 CLIENT = "client"  # lock/requirements/client.txt: the client package's dependencies
 CLIENT_PROJECT = PROJECT_ROOT / "sdk" / "client"
+# lock/requirements/bench.txt: the serving benchmark's tools (bench images only, never a release)
+BENCH = "bench"
+BENCH_REQUIREMENTS = PROJECT_ROOT / "bench" / "requirements.in"
+BENCH_BASE_TARGET = "cpu"  # the bench images are pipeline images of this target plus the bench lock
 CA_IN_CONTAINER = "/run/secrets/ca-bundle"
 
 
@@ -125,6 +129,43 @@ def compile_client_lock(rc_image: buildkit.ImageRecord, options: IndexOptions) -
                     "the client's dependencies in sdk/client/pyproject.toml cannot be resolved together")
 
 
+def bench_requirements() -> list[str]:
+    """The requirement lines of bench/requirements.in, sorted."""
+    try:
+        lines = BENCH_REQUIREMENTS.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise HpsforgeError(f"{BENCH_REQUIREMENTS}: cannot be read ({error.strerror or error})") from None
+    wanted = [line.split("#", 1)[0].strip() for line in lines]
+    return sorted({line for line in wanted if line}, key=lambda requirement: (requirement.lower(), requirement))
+
+
+def bench_declaration_sha256() -> str:
+    return sha256_bytes(canonical_json(bench_requirements()).encode())
+
+
+def compile_bench_lock(rc_image: buildkit.ImageRecord, options: IndexOptions, base_lock_text: str | None = None) -> str:
+    """The text of a fresh lock/requirements/bench.txt. It is installed on top of a pipeline image
+    of the cpu target, so every package the two share is held at the cpu lock's version."""
+    text = base_lock_text if base_lock_text is not None else lock_path(BENCH_BASE_TARGET).read_text(encoding="utf-8")
+    base = requirements_lock.parse(text, lock_path(BENCH_BASE_TARGET))
+    constraints = "".join(f"{requirement.name}=={requirement.version}\n" for requirement in base.requirements)
+    title = (f"pip requirements of the serving benchmark's tools (bench/requirements.in), compiled with pip-tools "
+             f"in the rc image (CPython {IMAGE_PYTHON}) under the {BENCH_BASE_TARGET} lock's versions; "
+             "installed in the bench images only.")
+    return _compile(BENCH, bench_requirements(), bench_declaration_sha256(), title, rc_image, options,
+                    "the benchmark's tools in bench/requirements.in cannot be resolved together with the "
+                    f"{BENCH_BASE_TARGET} lock's versions", constraints=constraints)
+
+
+def shared_pin_differences(bench_lock: Path, base_lock: Path) -> list[str]:
+    """Packages both locks pin at different versions (the bench image would not run the pipeline
+    image's own packages)."""
+    base = requirements_lock.read(base_lock).by_name()
+    return [f"{name}: {requirement.version} in {bench_lock.name}, {base[name].version} in {base_lock.name}"
+            for name, requirement in requirements_lock.read(bench_lock).by_name().items()
+            if name in base and base[name].version != requirement.version]
+
+
 def compile_lock(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str,
                  rc_image: buildkit.ImageRecord, options: IndexOptions) -> str:
     """The text of a fresh lock/requirements/<target>.txt; nothing is written here."""
@@ -137,7 +178,8 @@ def compile_lock(config: ProjectConfig, pipelines: dict[str, Pipeline], target: 
 
 
 def _compile(target: str, wanted: list[str], declaration: str, title: str,
-             rc_image: buildkit.ImageRecord, options: IndexOptions, failure_hint: str) -> str:
+             rc_image: buildkit.ImageRecord, options: IndexOptions, failure_hint: str,
+             constraints: str | None = None) -> str:
     print(f"hpsforge: compiling the {target} lock ({len(wanted)} requirements) in {rc_image.reference}",
           flush=True)
     scratch = scratch_dir()
@@ -147,10 +189,14 @@ def _compile(target: str, wanted: list[str], declaration: str, title: str,
         output = work / f"{target}.txt"
         if lock_path(target).exists() and not options.upgrade:
             shutil.copyfile(lock_path(target), output)  # keep current pins where still allowed
+        constraint_arguments = []
+        if constraints is not None:
+            (work / "constraints.txt").write_text(constraints)
+            constraint_arguments = ["--constraint", "constraints.txt"]
         run_in_rc(rc_image, [
             "pip-compile", "--quiet", "--generate-hashes", "--allow-unsafe", "--strip-extras",
             "--no-emit-index-url", "--no-emit-trusted-host", "--no-header", "--resolver=backtracking",
-            *options.pip_arguments(), "--output-file", output.name, f"{target}.in",
+            *options.pip_arguments(), *constraint_arguments, "--output-file", output.name, f"{target}.in",
         ], work, failure_hint=failure_hint)
         compiled = output.read_text()
     return requirements_lock.header(title, declaration) + compiled

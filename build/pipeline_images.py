@@ -32,6 +32,16 @@ def _tree_sha256(folder: Path) -> str:
     ]).encode())
 
 
+def input_sha256(runtime_image: buildkit.ImageRecord, server: Path) -> str:
+    """What names a pipeline image: its runtime, its Dockerfile and its staged server bundle."""
+    inputs = {
+        "runtime": runtime_image.digest,
+        "dockerfile": sha256_file(PIPELINE_DOCKERFILE),
+        "server": _tree_sha256(server),
+    }
+    return sha256_bytes(canonical_json(inputs).encode())
+
+
 def build(config: ProjectConfig, name: str, pipeline: Pipeline, target: str,
           runtime_image: buildkit.ImageRecord, *, no_cache: bool = False, tag_suffix: str = "") -> buildkit.ImageRecord:
     """Stage the server bundle (model files verified on the way), then build the image on the runtime."""
@@ -42,26 +52,21 @@ def build(config: ProjectConfig, name: str, pipeline: Pipeline, target: str,
         # from the context, where a COPY creating /opt/hps/server would stamp /opt/hps with "now".
         server = context / SERVER_IN_IMAGE.relative_to("/")
         assemble.stage_server(name, pipeline, server)
-        inputs = {
-            "runtime": runtime_image.digest,
-            "dockerfile": sha256_file(PIPELINE_DOCKERFILE),
-            "server": _tree_sha256(server),
-        }
-        input_sha256 = sha256_bytes(canonical_json(inputs).encode())
+        inputs_sha256 = input_sha256(runtime_image, server)
         labels = {
             "org.opencontainers.image.title": f"hpsforge {name} pipeline ({target})",
             "org.opencontainers.image.description": pipeline.description,
             "io.hpsforge.pipeline": name,
             "io.hpsforge.target": target,
-            "io.hpsforge.inputs-sha256": input_sha256,
+            "io.hpsforge.inputs-sha256": inputs_sha256,
         }
         return buildkit.build(buildkit.ImageBuild(
             role=role(name, target),
             dockerfile=PIPELINE_DOCKERFILE,
             context=context,
-            reference=f"{repository(name, target)}:{input_sha256[:12]}{tag_suffix}",
+            reference=f"{repository(name, target)}:{inputs_sha256[:12]}{tag_suffix}",
             source_date_epoch=config.base.source_date_epoch,
-            input_sha256=input_sha256,
+            input_sha256=inputs_sha256,
             parents=(("runtime", runtime_image),),
             labels=tuple(sorted(labels.items())),
             copy_only=True,

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import time
-import urllib.error
-import urllib.request
-
 from python_on_whales import docker
 from python_on_whales.exceptions import DockerException
 
 from hpsforge import buildkit, pipeline_images
+from hpsforge.client_sdk import ready
 from hpsforge.errors import HpsforgeError
 from hpsforge.pipelines import image_slug
 
@@ -22,15 +19,6 @@ READY_TIMEOUT_S = 300
 
 def container_name(name: str, target: str) -> str:
     return f"hps-{image_slug(name)}-{target}"
-
-
-def _ready(host: str, port: int) -> bool:
-    address = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    try:
-        with urllib.request.urlopen(f"http://{address}:{port}/v2/health/ready", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def start(name: str, target: str, host: str, ports: dict[str, int], timeout_s: float = READY_TIMEOUT_S,
@@ -55,16 +43,16 @@ def start(name: str, target: str, host: str, ports: dict[str, int], timeout_s: f
                    volumes=[(f"{container}-state", STATE_IN_CONTAINER)])
     except DockerException as error:
         raise HpsforgeError(f"cannot start {record.reference}: {(error.stderr or '').strip()[-400:]}") from None
-    started = time.monotonic()
-    while not _ready(host, ports["http"]):
-        running = docker.container.inspect(container).state.running
-        if not running or time.monotonic() - started > timeout_s:
-            logs = docker.container.logs(container, tail=40)
-            docker.container.remove(container, force=True)
-            why = "exited" if not running else f"was not ready after {timeout_s:.0f} s"
-            raise HpsforgeError(f"{container} {why}; the end of its log:\n{logs}")
-        time.sleep(1)
-    print(f"hpsforge: {name} ({target}) ready in {time.monotonic() - started:.1f} s", flush=True)
+    address = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    try:
+        seconds = ready.wait_until(lambda: ready.http_ready(f"{address}:{ports['http']}"), timeout_s, interval=1.0,
+                                   alive=lambda: docker.container.inspect(container).state.running)
+    except ready.NotReadyError as error:
+        logs = docker.container.logs(container, tail=40)
+        docker.container.remove(container, force=True)
+        why = "exited" if error.reason == "exited" else f"was not ready after {timeout_s:.0f} s"
+        raise HpsforgeError(f"{container} {why}; the end of its log:\n{logs}") from None
+    print(f"hpsforge: {name} ({target}) ready in {seconds:.1f} s", flush=True)
     print(f"  HTTP     http://{host}:{ports['http']}   (e.g. /v2/models/<model>/infer)")
     print(f"  gRPC     {host}:{ports['grpc']}")
     print(f"  metrics  http://{host}:{ports['metrics']}/metrics")

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from hpsforge import (archive, assemble, audit, base, bench, blobs, buildkit, conformance, engine, graph, host_env, lockcheck, locks,
-                      models, pip_locks, pipeline_images, rc, registry, repro, runtime, sbom, serve, wheelhouse)
+                      models, pip_locks, pipeline_images, rc, registry, repro, runtime, sbom, serve, serving_bench, wheelhouse)
 from python_on_whales import docker
 
 from hpsforge.config import load_config
@@ -55,7 +55,7 @@ def run_freeze(argv: list[str]) -> None:
     """Re-resolve the locks (all, or the named ones); write them only once every one of them resolved."""
     parser = _parser("freeze")
     parser.add_argument("locks", nargs="*", help="re-lock only these: engine, base, rc, model-sources, "
-                                                 "a target (cpu, gpu) or client")
+                                                 "a target (cpu, gpu), client or bench")
     parser.add_argument("-p", "--index-url", help="the package index pip-compile resolves from")
     parser.add_argument("--extra-index-url", action="append", default=[], help="an extra index (repeatable)")
     parser.add_argument("--upgrade", action="store_true", help="re-resolve to the newest allowed versions")
@@ -249,29 +249,66 @@ def run_repro(argv: list[str]) -> None:
     repro.fail_on(report, options.report_dir)
 
 
-def run_bench(argv: list[str]) -> None:
-    """Print rebuild figures for a target (cold, warm, code-only), or with --serving each pipeline
-    image's size, start-to-ready time and request latency."""
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def run_bench(argv: list[str]) -> dict | None:
+    """Print rebuild figures for a target (cold, warm, code-only), or with --serving the serving
+    benchmark of the pipelines (all, or the named ones): Triton beside in-process and Flask."""
     parser = _target_parser("bench")
-    parser.add_argument("--serving", action="store_true", help="serving figures of the pipeline images instead")
+    parser.add_argument("pipelines", nargs="*", help="with --serving: the pipelines to measure (default: all)")
+    parser.add_argument("--serving", action="store_true", help="the serving benchmark instead of rebuild times")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per point (default 10)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per point (default 2)")
+    parser.add_argument("--concurrency", default="1,2,4,8,16", help="client counts (default 1,2,4,8,16)")
+    parser.add_argument("--min-requests", type=int, default=20, help="stretch a point until this many answers")
+    parser.add_argument("--protocols", default="http,grpc", help="Triton protocols (default http,grpc)")
+    parser.add_argument("--no-flask", action="store_true", help="leave out the Flask+gunicorn baseline")
+    parser.add_argument("--no-in-process", action="store_true", help="leave out the in-process baseline")
+    parser.add_argument("--quick", action="store_true", help="one in-process and one Flask configuration (smoke run)")
+    parser.add_argument("--before", action="append", default=[], type=_key_value, metavar="PIPELINE=IMAGE",
+                        help="also measure this Triton image of the pipeline, as 'before'")
+    parser.add_argument("--triton-env", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+                        help="environment of the Triton containers (e.g. HPS_INSTANCES=1)")
+    parser.add_argument("--output", type=Path, default=serving_bench.OUTPUT_DIR, help="where serving.json and serving.png go")
     parser.add_argument("--registry-cache", metavar="REF",
                         help="also time a rebuild with an empty local BuildKit cache reading REF (a registry cache)")
-    options = parser.parse_args(argv)
+    options = parser.parse_intermixed_args(argv)  # `cpu --serving OCR`: pipelines after the flag
     config = load_config()
     config.target(options.target)
     engine.ensure(config.engine)
     if options.serving:
-        rows = bench.serving(options.target)
-        print("\nserving benchmark")
-        for name, figure in rows:
-            print(f"  {name:22} {figure}")
-        return
+        try:
+            levels = tuple(int(level) for level in options.concurrency.split(","))
+        except ValueError:
+            raise UsageError(f"--concurrency {options.concurrency!r}: expected numbers like 1,2,4,8,16") from None
+        pipelines = select(load_pipelines(), options.pipelines) if options.pipelines else load_pipelines()
+        unknown = [name for name, _ in options.before if name not in pipelines]
+        if unknown:
+            raise UsageError(f"--before names pipelines not measured: {', '.join(unknown)}")
+        settings = serving_bench.Settings(
+            seconds=options.seconds, warmup=options.warmup, concurrency=levels, min_requests=options.min_requests,
+            flask=not options.no_flask, in_process=not options.no_in_process, quick=options.quick,
+            protocols=tuple(options.protocols.split(",")), before=dict(options.before),
+            triton_env=dict(options.triton_env), output=options.output)
+        report = serving_bench.run(config, pipelines, options.target, settings)
+        print("\n" + serving_bench.table(report))
+        print(f"\nhpsforge: wrote {options.output / serving_bench.REPORT} and {options.output / serving_bench.PLOT} "
+              f"in {report['seconds']:.0f} s", flush=True)
+        return report
+    if options.pipelines:
+        raise UsageError("pipelines are named only with --serving")
     figures = bench.rebuild(config, load_pipelines(), options.target)
     if options.registry_cache:
         figures += bench.registry_cache(config, load_pipelines(), options.target, options.registry_cache)
     print("\nrebuild benchmark")
     for label, seconds in figures:
         print(f"  {label:50} {seconds:7.1f} s")
+    return None
 
 
 def _pipeline_names(parser: _Parser, verb: str) -> None:

@@ -7,6 +7,13 @@
 #                             16+ characters of [A-Za-z0-9._~+/=-]. Unset: those APIs are locked
 #                             with a random key. Triton takes it on its command line (visible in ps).
 #   HPS_STATE_DIR             where pipelines keep state (the face index); default ~/hps-state
+#   HPS_INSTANCES, HPS_CPU_THREADS
+#                             instances per CPU model and Paddle threads per instance; by default
+#                             one instance per CPU this container may use (cgroup quota and
+#                             affinity) and CPUs / instances threads, every CPU for a request that
+#                             runs alone (HPS_BURST=0: never; see lib/hps_server/launch.py)
+#   HPS_RUNTIME_DIR           where the model repository with those counts is written at start
+#                             (default ${TMPDIR:-/tmp}/hps-server; it links to this bundle)
 # Extra arguments go to tritonserver unchanged.
 set -eu
 root=$(cd "$(dirname "$0")" && pwd)
@@ -39,12 +46,20 @@ export HPS_SERVER_ROOT="$root"
 export PYTHONPATH="$root/lib${PYTHONPATH:+:$PYTHONPATH}"
 # OpenCV refuses images over 64 Mpixels before decoding them (a small PNG can declare gigapixels).
 export OPENCV_IO_MAX_IMAGE_PIXELS="${OPENCV_IO_MAX_IMAGE_PIXELS:-67108864}"
+# --- instances and threads (hpsforge serving) ---
+# The instance count and Paddle threads of each model, from the CPUs this container may use,
+# written into a repository that links to this bundle's models (hps_server.launch).
+runtime_dir=${HPS_RUNTIME_DIR:-${TMPDIR:-/tmp}/hps-server}
+repository=$(python3 -m hps_server.launch "$root" "$device" "$runtime_dir") || exit 2
+# Paddle's OpenMP threads wait 5 ms for more work, not 200: a request that used every CPU
+# (alone) must not keep them spinning while the next ones run on one thread each.
+export KMP_BLOCKTIME="${KMP_BLOCKTIME:-5}"
+# --- end of instances and threads ---
 echo "server.sh: serving $root/model_repo on $device" >&2
 # Each python-backend model instance talks to Triton through its own shared-memory region:
 # start small and grow, so a dozen models fit Docker's default 64 MB /dev/shm.
 exec tritonserver \
-    --model-repository="$root/model_repo" \
-    --model-config-name="$device" \
+    --model-repository="$repository" \
     --model-control-mode=explicit \
     --http-restricted-api="$restricted" \
     --grpc-restricted-protocol="$restricted" \

@@ -12,9 +12,6 @@ Options (also passed by `nox -s conformance`):
 from __future__ import annotations
 
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_ROOT / "sdk" / "client" / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the suite's helper module (wire)
 
+from hps_client import ready  # noqa: E402
 from hpsforge import models, pipeline_images  # noqa: E402
 from hpsforge.pipelines import load_pipelines  # noqa: E402
 from hpsforge.store import cache_root  # noqa: E402
@@ -97,14 +95,6 @@ def _with_port_offset(address: str, offset: int) -> str:
     return f"{host}:{int(port) + offset}"
 
 
-def is_ready(http: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://{http}/v2/health/ready", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def start_container(image: str, pipeline: str, timeout_s: float = READY_TIMEOUT_S, **kwargs) -> Endpoint:
     """Start `image` and wait until Triton says ready; its log is in the error if it never is."""
     from testcontainers.core.container import DockerContainer
@@ -130,17 +120,20 @@ def start_container(image: str, pipeline: str, timeout_s: float = READY_TIMEOUT_
 
 
 def wait_ready(endpoint: Endpoint, timeout_s: float = READY_TIMEOUT_S) -> float:
-    started = time.monotonic()
-    while not is_ready(endpoint.http):
+    """Seconds until the endpoint is ready (hps_client.ready, the one readiness wait)."""
+    def alive() -> bool:
         wrapped = endpoint.container.get_wrapped_container() if endpoint.container else None
-        if wrapped is not None:
-            wrapped.reload()
-            if wrapped.status != "running":
-                pytest.fail(f"{endpoint.pipeline}: the container exited before it was ready; its log:\n{endpoint.logs()}")
-        if time.monotonic() - started > timeout_s:
-            pytest.fail(f"{endpoint.pipeline}: not ready after {timeout_s:.0f} s; its log:\n{endpoint.logs()}")
-        time.sleep(0.5)
-    return time.monotonic() - started
+        if wrapped is None:
+            return True
+        wrapped.reload()
+        return wrapped.status == "running"
+
+    try:
+        return ready.wait_until(lambda: ready.http_ready(endpoint.http), timeout_s, interval=0.5, alive=alive)
+    except ready.NotReadyError as error:
+        what = "the container exited before it was ready" if error.reason == "exited" else \
+            f"not ready after {timeout_s:.0f} s"
+        pytest.fail(f"{endpoint.pipeline}: {what}; its log:\n{endpoint.logs()}")
 
 
 @pytest.fixture(scope="session")

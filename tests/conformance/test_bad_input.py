@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -37,6 +39,40 @@ def _envelope_cases(target: goldens.ConformanceTarget, valid: dict) -> dict[str,
     return cases
 
 
+def _png(width: int, height: int, rows: bytes = b"\0" * 16) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def _jpeg_header(width: int, height: int) -> bytes:
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0"
+    return b"\xff\xd8" + app0 + b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, height, width, 3) + b"\x01\x11\0" * 3
+
+
+GREY_PNG = _png(64, 48, b"".join(b"\0" + b"\x80" * 64 * 3 for _ in range(48)))
+LIMIT = 64 * 1024 * 1024  # hps_server.images.MAX_PIXELS
+# name -> (image bytes, what the 422's errorMsg must say). Every decoder path: sizes judged from
+# the header (PNG, JPEG, GIF, BMP), OpenCV's own pixel cap (PNM: its header is OpenCV's to read),
+# OpenCV errors (OpenEXR, a codec it has but keeps off), damaged and empty images, other formats.
+BAD_IMAGES = {
+    "png_declaring_100000x100000": (_png(100000, 100000), f"declares 100000x100000 pixels, over the limit of {LIMIT}"),
+    "jpeg_declaring_65000x65000": (_jpeg_header(65000, 65000), f"declares 65000x65000 pixels, over the limit of {LIMIT}"),
+    "gif_declaring_60000x60000": (b"GIF89a" + struct.pack("<HH", 60000, 60000) + b"\0" * 20,
+                                  f"declares 60000x60000 pixels, over the limit of {LIMIT}"),
+    "bmp_declaring_30000x30000": (b"BM" + struct.pack("<IHHI", 0, 0, 0, 54) + struct.pack(
+        "<IiiHHIIiiII", 40, 30000, 30000, 1, 24, 0, 0, 0, 0, 0, 0), f"declares 30000x30000 pixels, over the limit of {LIMIT}"),
+    "pnm_declaring_100000x100000": (b"P6\n100000 100000\n255\n" + b"\0" * 64, f"more than the limit of {LIMIT} pixels"),
+    "openexr": (b"\x76\x2f\x31\x01" + b"\0" * 100, "not a decodable image"),
+    "truncated_png": (GREY_PNG[:len(GREY_PNG) // 2], "not a decodable image"),
+    "png_of_0x0_pixels": (_png(0, 0), "not a decodable image"),
+    "jpeg_header_without_data": (_jpeg_header(64, 64), "not a decodable image"),
+    "pdf": (b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n", "not a decodable image"),
+    "svg": (b"<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'/>", "not a decodable image"),
+}
+
+
 def _still_serving(server, pipeline: str, golden: goldens.GoldenFile, valid: dict) -> None:
     status, envelope = wire.infer(server.http, golden.conformance.model, valid)
     assert status == 200 and not goldens.problems(golden.valid_case, envelope), \
@@ -60,6 +96,22 @@ def test_bad_documents_get_a_422_envelope(pipeline, server, golden, valid):
         status, envelope = wire.infer(server.http, golden.conformance.model, document)
         if status != 200 or envelope.get("errorCode") != 422 or expected not in envelope.get("errorMsg", ""):
             failures.append(f"{name}: HTTP {status}, {str(envelope)[:200]} (expected a 422 saying {expected!r})")
+        _still_serving(server, pipeline, golden, valid)
+    assert not failures, "\n".join(failures)
+
+
+def test_images_that_cannot_be_decoded_get_a_422_saying_why(pipeline, server, golden, valid):
+    field = golden.conformance.image_field
+    if field is None:
+        pytest.skip(f"{pipeline}'s endpoint takes no image")
+    failures = []
+    for name, (data, expected) in BAD_IMAGES.items():
+        document = {**valid, field: base64.b64encode(data).decode()}
+        status, envelope = wire.infer(server.http, golden.conformance.model, document)
+        message = envelope.get("errorMsg", "")
+        if status != 200 or envelope.get("errorCode") != 422 or expected not in message or field not in message:
+            failures.append(f"{name}: HTTP {status}, {str(envelope)[:300]} (expected a 422 naming {field!r} "
+                            f"and saying {expected!r})")
         _still_serving(server, pipeline, golden, valid)
     assert not failures, "\n".join(failures)
 

@@ -4,7 +4,6 @@ through raw tritonclient, answers exactly what pipelines/<Name>/goldens/cases.to
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -47,29 +46,17 @@ def _raw_tritonclient(endpoint, protocol):
     return send, client.close
 
 
-def run_cases(pipeline: str, send, fixtures_dir) -> tuple[list[str], dict[str, float]]:
-    """Every case in order (later ones may use values saved by earlier ones): failures, latencies (ms)."""
-    pipeline_dir = PROJECT_ROOT / "pipelines" / pipeline
-    saved, failures, latencies = {}, [], {}
-    for case in goldens.load(pipeline_dir):
-        request = goldens.resolve(case.request, pipeline_dir / "goldens", fixtures_dir, saved)
-        started = time.perf_counter()
-        envelope = send(case.model, request)
-        latencies[case.name] = (time.perf_counter() - started) * 1000
-        failures += [f"{case.name}: {problem}" for problem in goldens.problems(case, envelope)]
-        goldens.remember(case, envelope, saved)
-    return failures, latencies
-
-
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 @pytest.mark.parametrize("client_kind", ["client-library", "raw-tritonclient"])
 def test_golden_cases(pipeline, server, fixtures_dir, protocol, client_kind, record_property):
     make = _client_library if client_kind == "client-library" else _raw_tritonclient
     send, close = make(server, protocol)
     try:
-        failures, latencies = run_cases(pipeline, send, fixtures_dir)
+        run = goldens.run(PROJECT_ROOT / "pipelines" / pipeline, send, fixtures_dir)
     finally:
         close()
+    failures = run.failures
+    latencies = {outcome.case.name: outcome.milliseconds for outcome in run.outcomes}
     record_property("latency_ms", {name: round(ms, 1) for name, ms in latencies.items()})
     print(f"{pipeline} {protocol} {client_kind} latency (ms): "
           + ", ".join(f"{name} {ms:.0f}" for name, ms in latencies.items()))

@@ -57,13 +57,8 @@ def _send(endpoint):
 
 def _run_golden_cases(pipeline: str, endpoint, fixtures_dir) -> tuple[list[str], dict]:
     """Every golden case in order over raw HTTP: (failures, the variables the cases saved)."""
-    pipeline_dir = goldens.PROJECT_ROOT / "pipelines" / pipeline
-    send, saved, failures = _send(endpoint), {}, []
-    for case in goldens.load(pipeline_dir):
-        envelope = send(case.model, goldens.resolve(case.request, pipeline_dir / "goldens", fixtures_dir, saved))
-        failures += [f"{case.name}: {problem}" for problem in goldens.problems(case, envelope)]
-        goldens.remember(case, envelope, saved)
-    return failures, saved
+    run = goldens.run(goldens.PROJECT_ROOT / "pipelines" / pipeline, _send(endpoint), fixtures_dir)
+    return run.failures, run.saved
 
 
 def test_ready_means_every_model_loaded(pipeline, own_server):

@@ -22,6 +22,19 @@ def _settled(read, expected: float, timeout_s: float = 10.0) -> float:
     return value
 
 
+def _steady(read, interval_s: float = 1.5, timeout_s: float = 15.0):
+    """`read()` once two reads `interval_s` apart agree: the runtime's own metrics (hps_*) reach
+    Triton once a second, so counts of earlier requests may still be on their way."""
+    deadline = time.monotonic() + timeout_s
+    value = read()
+    while time.monotonic() < deadline:
+        time.sleep(interval_s)
+        if (again := read()) == value:
+            break
+        value = again
+    return value
+
+
 def _models(pipeline: str) -> list[str]:
     return sorted(path.name for path in (goldens.PROJECT_ROOT / "pipelines" / pipeline / "server" / "model_repo").iterdir()
                   if (path / "config.pbtxt").exists())
@@ -77,9 +90,10 @@ def test_metrics_count_successes_and_failures(pipeline, server, fixtures_dir):
     model = target.conformance.model
     request = goldens.resolve(target.valid_case.request, goldens.PROJECT_ROOT / "pipelines" / pipeline / "goldens",
                               fixtures_dir, {})
-    success = wire.metric(server.metrics, "nv_inference_request_success", model=model)
-    answered_ok = wire.metric(server.metrics, "hps_requests_total", model=model, error_code="0")
-    answered_422 = wire.metric(server.metrics, "hps_requests_total", model=model, error_code="422")
+    success, answered_ok, answered_422 = _steady(lambda: (
+        wire.metric(server.metrics, "nv_inference_request_success", model=model),
+        wire.metric(server.metrics, "hps_requests_total", model=model, error_code="0"),
+        wire.metric(server.metrics, "hps_requests_total", model=model, error_code="422")))
     sent = 3
     for _ in range(sent):
         assert wire.infer(server.http, model, request)[1]["errorCode"] == 0
@@ -89,3 +103,27 @@ def test_metrics_count_successes_and_failures(pipeline, server, fixtures_dir):
     assert sample("nv_inference_request_success", success + sent + 1) == success + sent + 1
     assert sample("hps_requests_total", answered_ok + sent, error_code="0") == answered_ok + sent
     assert sample("hps_requests_total", answered_422 + 1, error_code="422") == answered_422 + 1
+
+
+def test_stage_timings_are_on_the_metrics_port(pipeline, server, fixtures_dir):
+    """The tracer: every stage of an answered request is counted in hps_stage_seconds (the model
+    processes send their counts once a second)."""
+    from hps_client import stages
+
+    target = _target(pipeline)
+    model = target.conformance.model
+    request = goldens.resolve(target.valid_case.request, goldens.PROJECT_ROOT / "pipelines" / pipeline / "goldens",
+                              fixtures_dir, {})
+
+    def counts() -> dict[str, float]:
+        histograms = stages.parse(stages.scrape(server.metrics))
+        return {stage: histograms[(model, stage)].count for stage in stages.STAGES if (model, stage) in histograms}
+
+    before = _steady(counts)
+    assert wire.infer(server.http, model, request)[1]["errorCode"] == 0
+    expected = {stage: before.get(stage, 0) + 1 for stage in stages.STAGES}
+    assert _settled(counts, expected) == expected
+    histograms = stages.parse(stages.scrape(server.metrics))
+    for stage in stages.STAGES:
+        histogram = histograms[(model, stage)]
+        assert histogram.buckets[float("inf")] == histogram.count and histogram.sum >= 0, (stage, histogram.buckets)

@@ -205,9 +205,9 @@ def test_shared_memory_is_sized_from_the_python_models(monkeypatch):
     batch = deploy.MAX_REQUEST_MIB * 8  # every shipped model batches up to 8 requests
     assert deploy.shm_mib("OCR", 1) == 1 * deploy.SHM_REGION_MIB + batch
     assert deploy.shm_mib("face_recognition", 1) == 4 * deploy.SHM_REGION_MIB + batch
-    # Three python steps; the ensemble that chains them has no process, hence no region.
-    assert deploy.shm_mib("lexical_analysis", 1) == 3 * deploy.SHM_REGION_MIB + batch
-    assert deploy.shm_mib("lexical_analysis", 2) == 6 * deploy.SHM_REGION_MIB + 2 * batch
+    # One python model for the whole request: one region per instance.
+    assert deploy.shm_mib("lexical_analysis", 1) == 1 * deploy.SHM_REGION_MIB + batch
+    assert deploy.shm_mib("lexical_analysis", 2) == 2 * deploy.SHM_REGION_MIB + 2 * batch
 
 
 def _pipeline_folder(tmp_path: Path, deploy_table: str) -> Path:

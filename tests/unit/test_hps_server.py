@@ -376,16 +376,17 @@ def _fake_pb_utils() -> types.ModuleType:
 
     class MetricFamily:
         COUNTER = "counter"
-        counts: dict[tuple[str, str], int] = {}
+        counts: dict[tuple, float] = {}  # (family, labels...) -> value
 
         def __init__(self, name: str, description: str, kind: str):
+            assert kind == MetricFamily.COUNTER
             self.name = name
 
         def Metric(self, labels: dict):  # noqa: N802 (Triton's name)
-            family, key = MetricFamily, (labels["model"], labels["error_code"])
+            family, key = MetricFamily, (self.name, *sorted(labels.items()))
 
             class Counter:
-                def increment(self, value: int) -> None:
+                def increment(self, value: float) -> None:
                     family.counts[key] = family.counts.get(key, 0) + value
             return Counter()
 
@@ -403,9 +404,13 @@ def pb_utils(monkeypatch):
 
     fake = _fake_pb_utils()
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", fake)
-    monkeypatch.setattr(metrics, "_family", None)  # counters registered with the fake stay with it
-    monkeypatch.setattr(metrics, "_counters", {})
-    return fake
+    # Counters registered with the fake stay with it; the totals start from zero.
+    monkeypatch.setattr(metrics, "_families", {})
+    monkeypatch.setattr(metrics, "_metrics", {})
+    metrics.reset()
+    yield fake
+    metrics.close()
+    metrics.reset()
 
 
 def _documents(*documents: bytes, shape: tuple[int, ...]) -> np.ndarray:
@@ -436,7 +441,19 @@ def test_execute_answers_each_document_of_multi_document_requests_in_its_own_slo
     assert c["logId"] == "c" and c["result"]["echo"] == 3
     assert d["logId"] == "d" and d["result"]["echo"] == 4
     assert echo.batches == [[1, 3, 4]]  # the valid documents of both requests went to the pipeline together
-    assert pb_utils.MetricFamily.counts == {("echo", "0"): 3, ("echo", "422"): 1}
+    from hps_server import metrics
+
+    metrics.flush()  # what the background thread sends once a second
+    counts = pb_utils.MetricFamily.counts
+    requests = {key: value for key, value in counts.items() if key[0] == "hps_requests_total"}
+    assert requests == {("hps_requests_total", ("error_code", "0"), ("model", "echo")): 3,
+                        ("hps_requests_total", ("error_code", "422"), ("model", "echo")): 1}
+    # Every document of the batch observed each stage once; the buckets are cumulative.
+    for stage in ("decode", "preprocess", "inference", "postprocess", "encode"):
+        labels = (("model", "echo"), ("stage", stage))
+        assert counts[("hps_stage_seconds_count", *labels)] == 4
+        assert counts[("hps_stage_seconds_bucket", ("le", "+Inf"), *labels)] == 4
+        assert counts[("hps_stage_seconds_sum", *labels)] >= 0
 
 
 def test_execute_request_of_only_invalid_documents(echo, pb_utils):

@@ -57,6 +57,13 @@ def fresh(project, monkeypatch, tmp_path):
     monkeypatch.setattr(pip_locks, "CLIENT_PROJECT", client_project)
     (tmp_path / "requirements" / f"{pip_locks.CLIENT}.txt").write_text(
         _refresh_header(client_lock, pip_locks.client_declaration_sha256()))
+    # The bench lock's declaration is bench/requirements.in: a copy stands in for it too.
+    bench_requirements = tmp_path / "bench-requirements.in"
+    bench_requirements.write_text(pip_locks.BENCH_REQUIREMENTS.read_text())
+    bench_lock = pip_locks.lock_path(pip_locks.BENCH).read_text()
+    monkeypatch.setattr(pip_locks, "BENCH_REQUIREMENTS", bench_requirements)
+    (tmp_path / "requirements" / f"{pip_locks.BENCH}.txt").write_text(
+        _refresh_header(bench_lock, pip_locks.bench_declaration_sha256()))
     monkeypatch.setattr(pip_locks, "lock_path", lambda target: tmp_path / "requirements" / f"{target}.txt")
     assert lockcheck.problems(config, pipelines) == []
     return tmp_path
@@ -97,6 +104,15 @@ def test_changed_client_dependency_makes_exactly_the_client_lock_stale(project, 
     assert str(fresh / "requirements" / "client.txt") in found[0]
     assert "stale" in found[0]
     assert "nox -s freeze -- client" in found[0]
+
+
+def test_changed_bench_requirement_makes_exactly_the_bench_lock_stale(project, fresh):
+    config, pipelines = project
+    declaration = fresh / "bench-requirements.in"
+    declaration.write_text(declaration.read_text() + "requests>=2\n")
+    found = lockcheck.problems(config, pipelines)
+    assert len(found) == 1, found
+    assert str(fresh / "requirements" / "bench.txt") in found[0] and "nox -s freeze -- bench" in found[0]
 
 
 def test_changed_pipeline_requirements_make_every_target_lock_stale(project, fresh):
@@ -228,7 +244,7 @@ def test_every_lock_kind_of_the_registry_is_checked(project, fresh, monkeypatch)
     monkeypatch.setattr(host_env, "HOST_LOCK", host_copy)
     kinds = locks.kinds(locks.Project(config, pipelines))
     assert [kind.name for kind in kinds] == ["engine", "base", "rc", "model-sources", *sorted(config.targets),
-                                             "client", "host"]
+                                             "client", "bench", "host"]
     for kind in kinds:
         assert kind.path.is_relative_to(fresh), kind.name  # the fixture's copies, not lock/
         saved = kind.path.read_bytes()
@@ -246,7 +262,7 @@ def test_freeze_selects_locks_by_name():
 
     project = locks.Project(load_config(), load_pipelines())
     assert [kind.name for kind in locks.select(project, [])] == ["engine", "base", "rc", "model-sources", "cpu",
-                                                                 "gpu", "client"]
+                                                                 "gpu", "client", "bench"]
     assert [kind.name for kind in locks.select(project, ["gpu", "engine"])] == ["engine", "gpu"]
     with pytest.raises(UsageError, match="unknown lock\\(s\\) tpu, host; freeze knows: engine, base"):
         locks.select(project, ["tpu", "host"])

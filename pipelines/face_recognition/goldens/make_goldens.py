@@ -5,8 +5,8 @@ what it measures.
     .venv/bin/python pipelines/face_recognition/goldens/make_goldens.py measure --url HOST:PORT
         [--fixtures DIR]                                # from the project root, in the host environment
 
-`measure` runs every case of cases.toml in order (build/goldens.py resolves the
-requests and checks the answers, as the conformance suite does) and prints, for each path a case
+`measure` runs every case of cases.toml in order (through build/goldens.py's runner, the one the
+conformance suite uses) and prints, for each path a case
 checks, the value the server gave, in full precision, with "ok" or "DIFF" against cases.toml;
 that is how the expected values are re-measured. It exits 1 if a case does not pass. DIR holds
 the locked fixtures (portraits/<name>.jpg); by default they are verified and extracted from the
@@ -19,7 +19,6 @@ import argparse
 import json
 import struct
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -54,18 +53,14 @@ def measure(http: str, fixtures_dir: Path) -> int:
     from hpsforge import goldens
     import wire
 
-    cases, saved, failed = goldens.load(HERE.parent), {}, 0
-    for case in cases:
-        request = goldens.resolve(case.request, HERE, fixtures_dir, saved)
-        started = time.perf_counter()
-        status, envelope = wire.infer(http, case.model, request)
-        milliseconds = (time.perf_counter() - started) * 1000
-        found = goldens.problems(case, envelope) if status == 200 else [f"HTTP {status}: {envelope}"]
-        failed += bool(found)
-        print(f"{'ok  ' if not found else 'FAIL'} {case.name} ({case.model}, {milliseconds:.0f} ms)")
-        if status != 200:
-            print(f"     {found[0]}")
-            continue
+    def send(model: str, request: dict) -> dict:
+        status, envelope = wire.infer(http, model, request)
+        return envelope if status == 200 else {"errorCode": None, "errorMsg": f"HTTP {status}: {envelope}"}
+
+    run = goldens.run(HERE.parent, send, fixtures_dir)
+    for outcome in run.outcomes:
+        case, envelope, found = outcome.case, outcome.envelope, outcome.problems
+        print(f"{'ok  ' if not found else 'FAIL'} {case.name} ({case.model}, {outcome.milliseconds:.0f} ms)")
         if case.error_code is not None or envelope.get("errorCode") != 0:
             print(f"     errorCode {envelope.get('errorCode')}: {envelope.get('errorMsg')}")
             continue
@@ -77,10 +72,10 @@ def measure(http: str, fixtures_dir: Path) -> int:
                 else json.dumps(value, ensure_ascii=False))
             mark = "DIFF" if any(problem.startswith(f"{path}:") for problem in found) else "ok  "
             print(f"     {mark} {path} = {shown}")
-        goldens.remember(case, envelope, saved)
         for variable in case.save:
-            print(f"     saved {variable} = {saved[variable]!r}")
-    print(f"{len(cases) - failed} passed, {failed} failed")
+            print(f"     saved {variable} = {run.saved.get(variable)!r}")
+    failed = sum(1 for outcome in run.outcomes if outcome.problems)
+    print(f"{len(run.outcomes) - failed} passed, {failed} failed")
     return 1 if failed else 0
 
 

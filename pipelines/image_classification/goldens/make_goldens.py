@@ -13,10 +13,11 @@ from PIL import Image, ImageDraw, ImageFont
 
 TEXT = "Serving Paddle models with Triton"
 IMAGES = {"textline_upright.png": False, "textline_rot180.png": True}  # name -> turned upside down
+LARGE = "textline_large.png"  # the serving benchmark's larger workload: the line at 4x the size
 
 
-def render() -> Image.Image:
-    font = ImageFont.load_default(size=28)  # Pillow's bundled font: no system fonts involved
+def render(size: int = 28) -> Image.Image:
+    font = ImageFont.load_default(size=size)  # Pillow's bundled font: no system fonts involved
     left, top, right, bottom = font.getbbox(TEXT)
     image = Image.new("RGB", (right - left + 16, bottom - top + 16), "white")
     ImageDraw.Draw(image).text((8 - left, 8 - top), TEXT, font=font, fill="black")
@@ -30,6 +31,8 @@ def main() -> None:
         # ROTATE_180 is a pixel transpose, so the turned image is exactly the upright one reversed.
         (upright.transpose(Image.Transpose.ROTATE_180) if flipped else upright).save(out / name)
         print(out / name)
+    render(4 * 28).save(out / LARGE)
+    print(out / LARGE)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -17,8 +18,11 @@ PIPELINE_CONFIG = "pipeline.toml"
 
 
 def _default_threads() -> int:
-    # Paddle's CPU math threads per model instance: all cores up to 4 unless told otherwise.
-    return max(1, min(4, os.cpu_count() or 1))
+    # Paddle's CPU math threads when neither server.sh's plan nor HPS_CPU_THREADS says: the CPUs
+    # this process may use (quota and affinity, not the host's count), up to 4.
+    from hps_server.launch import usable_cpus
+
+    return max(1, min(4, usable_cpus().usable))
 
 
 def _origins(text: str) -> frozenset[str]:
@@ -42,6 +46,11 @@ class ServerContext:
     settings: dict = field(default_factory=dict)
     state_dir: Path = Path.home() / "hps-state"
     url_allowlist: frozenset[str] = frozenset()
+    # Threads a request may use when no other instance of the model is executing (hps_server.occupancy),
+    # and the file where the instances say they are; both written by server.sh's plan.
+    burst_threads: int | None = None
+    busy_file: Path | None = None
+    instance_name: str = ""
 
     @classmethod
     def from_triton_args(cls, args: dict) -> "ServerContext":
@@ -56,9 +65,21 @@ class ServerContext:
                     settings = tomllib.load(stream).get("settings", {})
             except tomllib.TOMLDecodeError as error:
                 raise ValueError(f"{config_path}: not valid TOML: {error}") from None
-        threads = os.environ.get("HPS_CPU_THREADS")
+        # Paddle threads: what server.sh planned for this model (hps_server.launch writes it as the
+        # hps_cpu_threads parameter of its config), else HPS_CPU_THREADS, else all cores up to 4.
+        threads, source = os.environ.get("HPS_CPU_THREADS"), "HPS_CPU_THREADS"
+        try:
+            parameters = json.loads(args.get("model_config") or "{}").get("parameters") or {}
+        except ValueError:
+            parameters = {}
+        if planned := (parameters.get("hps_cpu_threads") or {}).get("string_value"):
+            threads, source = planned, "the hps_cpu_threads parameter"
         if threads is not None and not (threads.isdigit() and int(threads) > 0):
-            raise ValueError(f"HPS_CPU_THREADS must be a positive integer, not {threads!r}")
+            raise ValueError(f"{source} must be a positive integer, not {threads!r}")
+        burst = (parameters.get("hps_burst_threads") or {}).get("string_value")
+        if burst is not None and not (burst.isdigit() and int(burst) > 0):
+            raise ValueError(f"the hps_burst_threads parameter must be a positive integer, not {burst!r}")
+        busy_file = (parameters.get("hps_busy_file") or {}).get("string_value")
         return cls(
             root=root,
             model_name=args["model_name"],
@@ -68,7 +89,21 @@ class ServerContext:
             settings=settings,
             state_dir=Path(os.environ.get("HPS_STATE_DIR") or Path.home() / "hps-state"),
             url_allowlist=_origins(os.environ.get("HPS_URL_ALLOWLIST", "")),
+            burst_threads=int(burst) if burst else None,
+            busy_file=Path(busy_file) if busy_file else None,
+            instance_name=str(args.get("model_instance_name") or ""),
         )
+
+    def occupancy_allows_burst(self) -> bool:
+        return bool(self.device == "cpu" and self.busy_file and self.burst_threads and self.burst_threads > self.threads)
+
+    def occupancy(self):
+        """The instances' occupancy (hps_server.occupancy) when this model may burst, else IDLE."""
+        from hps_server import occupancy
+
+        if not self.occupancy_allows_burst():
+            return occupancy.IDLE
+        return occupancy.Occupancy(self.busy_file, occupancy.instance_slot(self.instance_name))
 
     def model_dir(self, artifact: str) -> Path:
         """Where the verified files of a pipeline's model artifact are served from."""

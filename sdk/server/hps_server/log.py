@@ -1,6 +1,12 @@
-"""Log lines through Triton's logger when running inside the python backend stub, else stderr."""
+"""Log lines. Errors go through Triton's logger when running inside the python backend stub (so
+they sit in Triton's log with its format); informational lines are written straight to stderr,
+which the stub shares with tritonserver: Triton's logger is a round trip to the server process
+(about 0.1 ms per line, measured), too dear for a line per request. Outside Triton, both go to stderr.
+"""
 
+import os
 import sys
+import time
 
 
 def _triton_logger():
@@ -13,11 +19,12 @@ def _triton_logger():
 
 
 def info(message: str) -> None:
-    logger = _triton_logger()
-    if logger is not None:
-        logger.log_info(message)
-    else:
-        print(message, file=sys.stderr, flush=True)
+    # Triton's own line format (I<mmdd> <time> <pid> <source>] <message>), one write per line so
+    # lines of several model processes never interleave.
+    now = time.time()
+    stamp = time.strftime("%m%d %H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}"
+    sys.stderr.write(f"I{stamp} {os.getpid()} hps_server] {message}\n")
+    sys.stderr.flush()
 
 
 def error(message: str) -> None:

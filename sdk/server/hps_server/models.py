@@ -7,6 +7,7 @@ own position (an invalid request never shifts or takes another request's result)
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from typing import Any
@@ -14,11 +15,13 @@ from typing import Any
 import numpy as np
 import pydantic
 
-from hps_server import log, metrics, wire
+from hps_server import log, metrics, occupancy, trace, wire
 from hps_server.context import ServerContext
 from hps_server.errors import RequestError
 
 INPUT, OUTPUT = "input", "output"
+# One log line per execution batch (model, requests, time, their logIds); HPS_LOG_REQUESTS=0 turns it off.
+REQUEST_LOG = os.environ.get("HPS_LOG_REQUESTS", "1") != "0"
 INTERNAL_ERROR = "internal server error; the server log has the details under this logId"
 
 
@@ -26,18 +29,23 @@ class TensorModel:
     """A python-backend model whose context is built for it; `execute` is the subclass's own."""
 
     context: ServerContext
+    occupied = occupancy.IDLE  # which instances of the model are executing (hps_server.occupancy)
 
     def initialize(self, args: dict) -> None:
         self.context = ServerContext.from_triton_args(args)
         started = time.perf_counter()
+        self.occupied = self.context.occupancy()
         self.setup(self.context)
+        burst = f" ({self.context.burst_threads} when it runs alone)" if self.context.occupancy_allows_burst() else ""
         log.info(f"{self.context.model_name}: ready on {self.context.device} with "
-                 f"{self.context.threads} thread(s) in {time.perf_counter() - started:.1f} s")
+                 f"{self.context.threads} thread(s){burst} in {time.perf_counter() - started:.1f} s")
 
     def setup(self, context: ServerContext) -> None:
         """Load models once per instance (override)."""
 
     def finalize(self) -> None:
+        self.occupied.close()
+        metrics.close()  # the last counts reach Triton before the process ends
         log.info(f"{self.context.model_name}: unloaded")
 
 
@@ -61,28 +69,38 @@ class JsonModel(TensorModel):
         return results
 
     def answer(self, documents: list[bytes]) -> list[bytes]:
-        """Responses for raw request documents, position by position (the testable core of execute)."""
+        """Responses for raw request documents, position by position (the testable core of
+        execute), each stage timed by the tracer (`trace`) and counted in `metrics`."""
+        clock = trace.start()
         answers: list[bytes | None] = [None] * len(documents)
         valid: list[tuple[int, str, Any]] = []
-        for position, raw in enumerate(documents):
-            try:
-                log_id, request = wire.decode(raw, self.Request)
-                valid.append((position, log_id, request))
-            except wire.WireError as error:
-                answers[position] = wire.failure(error.log_id, error.code, error.message)
-        if valid:
-            started = time.perf_counter()
-            try:
-                results = self.infer_batch([request for _, _, request in valid])
-                if len(results) != len(valid):
-                    raise RuntimeError(f"infer_batch returned {len(results)} results for {len(valid)} requests")
-            except Exception as error:
-                results = [error] * len(valid)
-            milliseconds = (time.perf_counter() - started) * 1000
-            for (position, log_id, _), result in zip(valid, results):
-                answers[position] = self._envelope(log_id, result)
-            log.info(f"{self.context.model_name}: {len(valid)} request(s) in {milliseconds:.1f} ms "
-                     f"(logId {', '.join(log_id for _, log_id, _ in valid)})")
+        try:
+            for position, raw in enumerate(documents):
+                try:
+                    with trace.stage("decode"):
+                        log_id, request = wire.decode(raw, self.Request)
+                    valid.append((position, log_id, request))
+                except wire.WireError as error:
+                    answers[position] = wire.failure(error.log_id, error.code, error.message)
+            if valid:
+                started = time.perf_counter()
+                try:
+                    with self.occupied:  # alone: the pipeline's predictors may use every CPU
+                        results = self.infer_batch([request for _, _, request in valid])
+                    if len(results) != len(valid):
+                        raise RuntimeError(f"infer_batch returned {len(results)} results for {len(valid)} requests")
+                except Exception as error:
+                    results = [error] * len(valid)
+                milliseconds = (time.perf_counter() - started) * 1000
+                with trace.stage("encode"):
+                    for (position, log_id, _), result in zip(valid, results):
+                        answers[position] = self._envelope(log_id, result)
+                if REQUEST_LOG:
+                    log.info(f"{self.context.model_name}: {len(valid)} request(s) in {milliseconds:.1f} ms "
+                             f"(logId {', '.join(log_id for _, log_id, _ in valid)})")
+            metrics.observe_stages(self.context.model_name, clock.stages(), len(documents))
+        finally:
+            trace.stop()
         metrics.count(self.context.model_name, answers)
         return answers
 

@@ -4,8 +4,65 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hps_server import log
+from hps_server import log, occupancy, trace
 from hps_server.context import ServerContext
+
+
+class TimedPredictor:
+    """A Paddle Inference predictor whose runs the tracer counts as the inference stage."""
+
+    __slots__ = ("predictor",)
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+
+    def run(self, *args):
+        with trace.stage("inference"):
+            return self.predictor.run(*args)
+
+    def __getattr__(self, name):
+        return getattr(self.predictor, name)
+
+
+class _Handle:
+    """An input or output handle of whichever predictor the current batch uses (so a pipeline may
+    keep handles from setup)."""
+
+    __slots__ = ("owner", "kind", "name")
+
+    def __init__(self, owner: "AdaptivePredictor", kind: str, name: str):
+        self.owner, self.kind, self.name = owner, kind, name
+
+    def __getattr__(self, attribute):
+        predictor = self.owner.current()
+        handle = predictor.get_input_handle(self.name) if self.kind == "input" else predictor.get_output_handle(self.name)
+        return getattr(handle, attribute)
+
+
+class AdaptivePredictor:
+    """Two predictors of one model: one with the instance's threads, one with every CPU, used when
+    the batch runs alone (hps_server.occupancy.bursting()); runs timed as inference."""
+
+    __slots__ = ("base", "burst")
+
+    def __init__(self, base, burst):
+        self.base, self.burst = base, burst
+
+    def current(self):
+        return self.burst if occupancy.bursting() else self.base
+
+    def run(self, *args):
+        with trace.stage("inference"):
+            return self.current().run(*args)
+
+    def get_input_handle(self, name: str) -> _Handle:
+        return _Handle(self, "input", name)
+
+    def get_output_handle(self, name: str) -> _Handle:
+        return _Handle(self, "output", name)
+
+    def __getattr__(self, name):
+        return getattr(self.current(), name)
 
 
 def paddle_predictor(model_file: Path | None, params_file: Path | None, context: ServerContext, *,
@@ -15,6 +72,14 @@ def paddle_predictor(model_file: Path | None, params_file: Path | None, context:
     ir_optim=False keeps the graph as exported: some fusion passes (e.g. Paddle 3.3's GRU fusion)
     give wrong results for some models.
     """
+    base = _create(model_file, params_file, context, context.threads, model_dir, onednn, ir_optim)
+    if context.occupancy_allows_burst():
+        burst = _create(model_file, params_file, context, context.burst_threads, model_dir, onednn, ir_optim)
+        return AdaptivePredictor(base, burst)
+    return TimedPredictor(base)
+
+
+def _create(model_file, params_file, context: ServerContext, threads: int, model_dir, onednn: bool, ir_optim: bool):
     import paddle
     from paddle import inference
 
@@ -30,7 +95,7 @@ def paddle_predictor(model_file: Path | None, params_file: Path | None, context:
         config.enable_use_gpu(256, context.device_id)
     else:
         config.disable_gpu()
-        config.set_cpu_math_library_num_threads(context.threads)
+        config.set_cpu_math_library_num_threads(threads)
         if onednn:
             config.enable_mkldnn()
     config.switch_ir_optim(ir_optim)

@@ -64,7 +64,30 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("face-recognize", help="detect and identify faces")
     c.add_argument("image")
     c.add_argument("--index-key")
+    c = sub.add_parser("stages", help="where requests spend their time, per model and stage (metrics port)")
+    c.add_argument("--metrics-url", default="localhost:8002", help="the server's metrics host:port (default %(default)s)")
+    c.add_argument("--watch", type=float, metavar="SECONDS", help="over the next SECONDS instead of since the start")
     return p
+
+
+def _stages(args: argparse.Namespace) -> int:
+    import time
+
+    from . import stages
+
+    try:
+        before = stages.parse(stages.scrape(args.metrics_url)) if args.watch else {}
+        if args.watch:
+            time.sleep(args.watch)
+        rows = stages.summary(stages.difference(stages.parse(stages.scrape(args.metrics_url)), before))
+    except OSError as exc:
+        print(f"hps-client: cannot read metrics from {args.metrics_url}: {exc}", file=sys.stderr)
+        return 2
+    if not rows:
+        print("hps-client: no timed requests (hps_stage_seconds) yet", file=sys.stderr)
+        return 1
+    print(stages.table(rows))
+    return 0
 
 
 def _call(client: Client, args: argparse.Namespace) -> BaseModel:
@@ -88,6 +111,8 @@ def _call(client: Client, args: argparse.Namespace) -> BaseModel:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "stages":
+        return _stages(args)
     try:
         with connect(args) as client:
             result = _call(client, args)

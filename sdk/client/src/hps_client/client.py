@@ -14,6 +14,7 @@ from tritonclient.utils import InferenceServerException
 
 from .encoding import ImageInput, to_base64
 from .errors import HpsClientError, ProtocolError, RequestTimeoutError, TritonError, UnavailableError
+from .ready import wait_until
 from .models import (
     ClassificationResult,
     Envelope,
@@ -139,18 +140,9 @@ class Client:
             return False
 
     def wait_ready(self, timeout: float = 60.0, model: Optional[str] = None, interval: float = 0.5) -> None:
-        """Poll readiness until ready; raise UnavailableError after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        attempts = 0
-        while True:
-            attempts += 1
-            if self.is_ready(model):
-                return
-            left = deadline - time.monotonic()
-            if left <= 0:
-                what = f"model {model!r} on {self.url}" if model else self.url
-                raise UnavailableError(f"{what} not ready after {timeout:g}s", attempts)
-            time.sleep(min(interval, left))
+        """Poll readiness until ready; raise UnavailableError (NotReadyError) after `timeout` seconds."""
+        what = f"model {model!r} on {self.url}" if model else self.url
+        wait_until(lambda: self.is_ready(model), timeout, interval, what=what)
 
     # --- inference ---------------------------------------------------------------------------
 

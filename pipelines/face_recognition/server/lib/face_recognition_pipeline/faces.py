@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import dlib
 import numpy as np
+from hps_server import trace
 
 SHAPE_FILE = "shape_predictor_5_face_landmarks.dat"
 RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -44,7 +45,8 @@ class FaceModel:
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        rects, scores, _ = self.detector.run(small, self.upsample, threshold)
+        with trace.stage("inference"):  # dlib's runs are this pipeline's model inference
+            rects, scores, _ = self.detector.run(small, self.upsample, threshold)
         faces = [
             Face((r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale), float(s))
             for r, s in zip(rects, scores)
@@ -56,9 +58,10 @@ class FaceModel:
         """(len(faces), 128) float32 descriptors; same person when euclidean distance < 0.6."""
         if not faces:
             return np.zeros((0, EMBEDDING_DIM), np.float32)
-        shapes = dlib.full_object_detections()
-        for face in faces:
-            rect = dlib.rectangle(*(round(v) for v in face.box))
-            shapes.append(self.landmarks(rgb, rect))
-        # num_jitters 0: no random jitter, so embeddings are deterministic.
-        return np.array(self.resnet.compute_face_descriptor(rgb, shapes, 0), dtype=np.float32)
+        with trace.stage("inference"):
+            shapes = dlib.full_object_detections()
+            for face in faces:
+                rect = dlib.rectangle(*(round(v) for v in face.box))
+                shapes.append(self.landmarks(rgb, rect))
+            # num_jitters 0: no random jitter, so embeddings are deterministic.
+            return np.array(self.resnet.compute_face_descriptor(rgb, shapes, 0), dtype=np.float32)

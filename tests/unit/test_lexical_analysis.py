@@ -1,4 +1,5 @@
-"""The lexical-analysis ensemble's three stages (Tokenizer -> Network -> Postprocess) on the host.
+"""The lexical-analysis endpoint on the host: its model.py's work (LexicalAnalyzer) behind the
+runtime's JsonModel, documents in, envelopes out, as Triton hands it a dynamic batch.
 
 A fake predictor stands in for Paddle (it tags each word id by a fixed table and checks the LoD it
 is fed) and a tiny synthetic lexicon stands in for LAC's dictionaries, so nothing here needs a build.
@@ -17,8 +18,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_ROOT / "sdk" / "server"))
 sys.path.insert(0, str(PROJECT_ROOT / "pipelines" / "lexical_analysis" / "server" / "lib"))
 
-from lexical_analysis import Network, Postprocess, Tokenizer  # noqa: E402
-from lexical_analysis.ensemble import INTERNAL_ERROR  # noqa: E402
+from hps_server import JsonModel, ServerContext  # noqa: E402
+from hps_server.models import INTERNAL_ERROR  # noqa: E402
+from lexical_analysis import LexicalAnalyzer, Request  # noqa: E402
 
 # word.dic: id -> word ("OOV" for characters the vocabulary lacks); q2b.dic: full-width -> half-width
 WORDS = {0: "OOV", 1: "百度", 2: "公司", 3: "是", 4: "一", 5: "家", 6: "春天", 7: "的", 8: "花", 9: "A"}
@@ -90,19 +92,25 @@ def _documents(*documents: dict | str) -> list[bytes]:
     return [(d if isinstance(d, str) else json.dumps(d, ensure_ascii=False)).encode("utf-8") for d in documents]
 
 
+class Endpoint(JsonModel):
+    """The served model (model_repo/lexical-analysis/1/model.py) with the fake predictor."""
+
+    Request = Request
+
+    def __init__(self, model_dir: Path, predictor: FakePredictor):
+        self.context = ServerContext(root=model_dir, model_name="lexical-analysis")
+        self.analyzer = LexicalAnalyzer(model_dir, predictor)
+
+    def infer_batch(self, requests):
+        return self.analyzer.analyze(requests)
+
+
 def _run(model_dir: Path, predictor: FakePredictor, *requests: list[bytes]) -> list[list[dict]]:
-    """Each request (a list of documents, one per ensemble row) through the three stages, the
-    network seeing the requests together as in one dynamic batch."""
-    tokenizer, network, postprocess = Tokenizer(model_dir), Network(predictor), Postprocess(model_dir)
-    tokenized = [tokenizer(documents) for documents in requests]
-    for (ids, lengths, metas), documents in zip(tokenized, requests):
-        assert ids.shape[0] == lengths.shape[0] == len(metas) == len(documents)  # one row per document
-    tags = network([(ids, lengths) for ids, lengths, _ in tokenized])
-    answers = []
-    for (ids, _, metas), request_tags in zip(tokenized, tags):
-        assert request_tags.shape == ids.shape
-        answers.append([json.loads(raw) for raw in postprocess(metas, request_tags)])
-    return answers
+    """Each request (a list of documents) answered by the endpoint, all requests in one dynamic
+    batch, as Triton's execute hands them over."""
+    endpoint = Endpoint(model_dir, predictor)
+    answers = iter(endpoint.answer([document for documents in requests for document in documents]))
+    return [[json.loads(next(answers)) for _ in documents] for documents in requests]
 
 
 def test_a_rejected_document_in_the_middle_keeps_every_answer_in_its_row(model_dir):
