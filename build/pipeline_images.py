@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from hpsforge import assemble, buildkit
+from hpsforge import assemble, buildkit, gpu
 from hpsforge.config import DOCKERFILES, ProjectConfig
 from hpsforge.files import canonical_json, sha256_bytes, sha256_file
 from hpsforge.pipelines import Pipeline, image_slug
@@ -49,6 +49,9 @@ def build(config: ProjectConfig, name: str, pipeline: Pipeline, target: str,
             "server": _tree_sha256(server),
         }
         input_sha256 = sha256_bytes(canonical_json(inputs).encode())
+        suffix, standin = "", gpu.is_standin_reference(runtime_image.reference)
+        if standin:  # on a stand-in runtime (tests): tagged and labelled so, never recorded
+            suffix, record = gpu.STANDIN_SUFFIX, False
         labels = {
             "org.opencontainers.image.title": f"hpsforge {name} pipeline ({target})",
             "org.opencontainers.image.description": pipeline.description,
@@ -56,11 +59,13 @@ def build(config: ProjectConfig, name: str, pipeline: Pipeline, target: str,
             "io.hpsforge.target": target,
             "io.hpsforge.inputs-sha256": input_sha256,
         }
+        if standin:
+            labels[gpu.STANDIN_LABEL] = "true: built on a runtime with stand-in cuDNN/TensorRT (tests only)"
         return buildkit.build(buildkit.ImageBuild(
             role=role(name, target),
             dockerfile=PIPELINE_DOCKERFILE,
             context=context,
-            reference=f"{repository(name, target)}:{input_sha256[:12]}",
+            reference=f"{repository(name, target)}:{input_sha256[:12]}{suffix}",
             source_date_epoch=config.base.source_date_epoch,
             input_sha256=input_sha256,
             parents=(("runtime", runtime_image),),
