@@ -53,6 +53,8 @@ def test_bad_keys_are_refused_with_the_rule(bundle, key):
 
 
 def test_device_choice(bundle):
+    (bundle / "bin" / "hps-gpu-check").write_text("#!/bin/sh\necho 1\n")  # a gpu runtime with one GPU
+    (bundle / "bin" / "hps-gpu-check").chmod(0o755)
     assert "--model-config-name=gpu" in _run(bundle, HPS_DEVICE="gpu").stdout.splitlines()
     result = _run(bundle, HPS_DEVICE="tpu")
     assert result.returncode == 2 and "HPS_DEVICE must be auto, cpu or gpu" in result.stderr
