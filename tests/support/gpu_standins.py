@@ -24,6 +24,7 @@ import io
 import lzma
 import os
 import re
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -197,6 +198,9 @@ def make(destination: Path, config: ProjectConfig, target: str = "gpu", *, omit:
     omit: declared library names left out of their archive (a broken tarball);
     unloadable: declared library names whose file needs a library nobody provides.
     """
+    if shutil.which("gcc") is None:
+        raise RuntimeError("the gpu stand-ins are shared objects compiled on the spot: install gcc "
+                           "(apt-get install gcc) to build and test the gpu images")
     real = blobs.load_manifest(blobs.MANIFEST)  # the project's manifest: names, files, versions
     cuda = config.target(target).cuda
     directory = destination / "files"
