@@ -159,3 +159,16 @@ def test_stand_in_images_are_never_named_or_pushed():
 
 def test_the_gpu_plan_is_deterministic(config):
     assert gpu.stack(config, "gpu").canonical_json() == gpu.stack(load_config(), "gpu").canonical_json()
+
+
+def test_the_sbom_records_the_cuda_stack(config):
+    from hpsforge import sbom
+    from hpsforge.pipelines import load_pipelines
+
+    document = sbom.document(config, load_pipelines(), "gpu")
+    properties = {p["name"]: p["value"] for p in document["metadata"]["component"]["properties"]}
+    assert properties == gpu.stack(config, "gpu").labels()
+    versions = {c["name"]: c["version"] for c in document["components"] if c["bom-ref"].startswith("blob:")}
+    assert versions == {"cudnn-linux-x86_64-8.9.7.29_cuda11-archive.tar.xz": "8.9.7.29",
+                        "TensorRT-8.6.1.6.Linux.x86_64-gnu.cuda-11.8.tar.gz": "8.6.1.6"}
+    assert "properties" not in sbom.document(config, load_pipelines(), "cpu")["metadata"]["component"]
