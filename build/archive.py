@@ -112,7 +112,7 @@ def collect(project: locks.Project, *, include_blobs: bool = False,
         manifest = blobs.load_manifest()
         names = sorted({name for target in project.config.targets.values() for name in target.blobs})
         for path, name in zip(blobs.verify_blobs(names, manifest=manifest), names, strict=True):
-            found.add(path.name, "blob", path, manifest.get(name).sha256, blobs.MANIFEST)
+            found.add(path.name, "blob", path, manifest.get(name).sha256, manifest.path)
     index = ArchiveIndex(format=FORMAT, entries=sorted(found.entries.values(), key=lambda e: (e.kind, e.name)),
                          wheelsets=sorted(context.wheelsets, key=lambda w: w.target))
     return index, found.paths

@@ -2,6 +2,8 @@
 
 The manifest (vendor_blobs/manifest.toml) pins each file's size and sha256; the files themselves
 are never committed, so every check says where to download a missing file and where to put it.
+$HPSFORGE_BLOB_MANIFEST names another manifest (read at call time): the test suite's, which
+declares generated stand-ins (`standin = true`) for the NVIDIA tarballs it cannot download.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ class VendorBlob(Model):
     license: str = Field(min_length=1)
     targets: list[TargetName] = []
     note: str = ""
+    # What it is, for labels and the SBOM: component "cudnn" or "tensorrt" and its version.
+    component: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]*$")
+    version: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)*$")
+    # A generated file standing in for the real one (tests only): images built from it are
+    # tagged and labelled as stand-ins and never recorded.
+    standin: bool = False
 
     @field_validator("file")
     @classmethod
@@ -59,6 +67,11 @@ class BlobManifest(Model):
                 raise ValueError(f"duplicate blob {field}: {', '.join(duplicates)}")
         return blobs
 
+    @property
+    def path(self) -> Path:
+        """The manifest file these declarations were read from."""
+        return self._path
+
     def get(self, name: str) -> VendorBlob:
         """The blob called `name`, or an error listing the names the manifest declares."""
         for blob in self.blobs:
@@ -75,8 +88,14 @@ def blobs_dir() -> Path:
     return PROJECT_ROOT / "vendor_blobs" / "files"
 
 
-def load_manifest(path: Path = MANIFEST) -> BlobManifest:
+def manifest_path() -> Path:
+    """$HPSFORGE_BLOB_MANIFEST (read now, not at import), else vendor_blobs/manifest.toml."""
+    return Path(os.environ.get("HPSFORGE_BLOB_MANIFEST") or MANIFEST)
+
+
+def load_manifest(path: Path | None = None) -> BlobManifest:
     """Read and validate the blob manifest, naming the file and each bad field."""
+    path = manifest_path() if path is None else path
     manifest = validate_toml(BlobManifest, read_toml(path), path)
     manifest._path = path
     return manifest

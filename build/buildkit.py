@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -91,6 +92,9 @@ class ImageBuild:
     # mtimes are set to SOURCE_DATE_EPOCH and it is exported straight into the engine, skipping
     # the whole-image timestamp rewrite, so a code change rebuilds in seconds, still bit for bit.
     copy_only: bool = False
+    # gzip level of the layers this build writes (None: BuildKit's default). The gpu runtime's
+    # 5 GB layer takes minutes to compress and re-timestamp at the default level on 2 cores.
+    compression_level: int | None = None
 
 
 def host_ca_bundle() -> Path | None:
@@ -109,6 +113,7 @@ def _built_marker(spec: ImageBuild) -> Path:
         "epoch": spec.source_date_epoch, "args": spec.build_args, "stage": spec.stage, "labels": spec.labels,
         "parents": [(name, parent.digest) for name, parent in spec.parents],
         "folders": [name for name, _ in spec.folders], "copy_only": spec.copy_only,
+        **({"compression_level": spec.compression_level} if spec.compression_level is not None else {}),
     })
     return cache_root() / "built" / f"{sha256_bytes(key.encode())}.json"
 
@@ -179,6 +184,9 @@ def build(spec: ImageBuild, *, no_cache: bool = False) -> ImageRecord:
         output = {"type": "image", "name": spec.reference} if straight_into_engine else {
             "type": "oci", "dest": str(archive), "name": spec.reference, "rewrite-timestamp": "true",
         }
+        if spec.compression_level is not None:
+            output.update({"compression": "gzip", "compression-level": str(spec.compression_level)})
+        log: list[str] = []
         try:
             for line in docker.buildx.build(
                 spec.context,
@@ -201,10 +209,11 @@ def build(spec: ImageBuild, *, no_cache: bool = False) -> ImageRecord:
                 stream_logs=True,
             ):
                 print(line, end="", flush=True)
+                log.append(line)
         except DockerException as error:
             raise HpsforgeError(
                 f"build of {spec.reference} failed (exit {error.return_code}); "
-                "nothing was tagged or recorded",
+                "nothing was tagged or recorded" + "".join(f"\n    {said}" for said in step_errors(log)),
                 hint="the BuildKit log above shows the failing step",
             ) from None
         if straight_into_engine:
@@ -220,6 +229,17 @@ def build(spec: ImageBuild, *, no_cache: bool = False) -> ImageRecord:
     atomic_write_text(_built_marker(spec), result.model_dump_json() + "\n")
     print(f"hpsforge: {spec.reference} = {digest}", flush=True)
     return result
+
+
+# A tool in a build step that names what is wrong prints `<tool>: error: <what>`; BuildKit's plain
+# log prefixes it with `#<step> <seconds> `. Those lines go into the build's error message.
+STEP_ERROR = re.compile(r"^#\d+ \d+\.\d+ ([\w.-]+: error: .*)$")
+
+
+def step_errors(log: list[str]) -> list[str]:
+    """The `<tool>: error:` lines of a build log, in order, each once."""
+    found = [match.group(1) for text in log for line in text.splitlines() if (match := STEP_ERROR.match(line))]
+    return list(dict.fromkeys(found))
 
 
 def oci_manifest_digest(archive: Path) -> str:

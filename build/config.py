@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar, TypeVar
 
 import tomli
 from packaging.requirements import InvalidRequirement, Requirement
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from hpsforge.debversion import Constraint
 from hpsforge.errors import HpsforgeError, UsageError
@@ -153,6 +153,39 @@ class PythonConfig(Model):
     common: list[PipRequirement] = Field(min_length=1)
 
 
+LibraryName = Annotated[str, StringConstraints(pattern=r"^lib[A-Za-z0-9_+-]+\.so(\.[0-9]+)*$")]
+
+
+class CudaLibrary(Model):
+    """One shared library a GPU runtime opens, by the name it is opened with, and its provider."""
+
+    name: LibraryName
+    # A wheel of the target's pip lock, a vendor blob of the target, or "driver" (the host's,
+    # mounted into the container by the NVIDIA container toolkit).
+    source: str = Field(min_length=1)
+    # Who opens it (shown by hps-gpu-check): Paddle, Triton, cuDNN (its sub-libraries), TensorRT.
+    user: str = Field(min_length=1)
+
+
+class CudaConfig(Model):
+    """The CUDA stack of a GPU target: recorded in the image's labels and SBOM, installed by the
+    runtime build (unversioned links, only these files from the archives), checked by hps-gpu-check."""
+
+    version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+$")]
+    libraries: list[CudaLibrary] = Field(min_length=1)
+    # Files the wheels install that nothing opens (site-packages-relative): left out of the image.
+    unused: list[Annotated[str, StringConstraints(pattern=r"^nvidia/[A-Za-z0-9_./-]+$")]] = []
+
+    @field_validator("libraries")
+    @classmethod
+    def _unique(cls, libraries: list[CudaLibrary]) -> list[CudaLibrary]:
+        names = [library.name for library in libraries]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"declared twice: {', '.join(duplicates)}")
+        return libraries
+
+
 class TargetConfig(Model):
     """One device target: its pip requirements, the vendor blobs it needs, its runtime image."""
 
@@ -161,6 +194,10 @@ class TargetConfig(Model):
     image: ImageName
     # The stage of dockerfiles/runtime.Dockerfile that builds this target's runtime.
     stage: str
+    # GPU targets: the CUDA stack the runtime carries (see CudaConfig).
+    cuda: CudaConfig | None = None
+    # gzip level of the runtime's layers (None: BuildKit's default, 6 in Go's compress/gzip).
+    compression_level: int | None = Field(default=None, ge=1, le=9)
 
 
 class ProjectConfig(Model):

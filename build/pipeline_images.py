@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from hpsforge import assemble, buildkit
+from hpsforge import assemble, buildkit, gpu
 from hpsforge.config import DOCKERFILES, ProjectConfig
 from hpsforge.files import canonical_json, sha256_bytes, sha256_file
 from hpsforge.pipelines import Pipeline, image_slug
@@ -53,6 +53,9 @@ def build(config: ProjectConfig, name: str, pipeline: Pipeline, target: str,
         server = context / SERVER_IN_IMAGE.relative_to("/")
         assemble.stage_server(name, pipeline, server)
         inputs_sha256 = input_sha256(runtime_image, server)
+        suffix, standin = "", gpu.is_standin_reference(runtime_image.reference)
+        if standin:  # on a stand-in runtime (tests): tagged and labelled so, never recorded
+            suffix = gpu.STANDIN_SUFFIX
         labels = {
             "org.opencontainers.image.title": f"hpsforge {name} pipeline ({target})",
             "org.opencontainers.image.description": pipeline.description,
@@ -60,11 +63,13 @@ def build(config: ProjectConfig, name: str, pipeline: Pipeline, target: str,
             "io.hpsforge.target": target,
             "io.hpsforge.inputs-sha256": inputs_sha256,
         }
+        if standin:
+            labels[gpu.STANDIN_LABEL] = "true: built on a runtime with stand-in cuDNN/TensorRT (tests only)"
         return buildkit.build(buildkit.ImageBuild(
             role=role(name, target),
             dockerfile=PIPELINE_DOCKERFILE,
             context=context,
-            reference=f"{repository(name, target)}:{inputs_sha256[:12]}{tag_suffix}",
+            reference=f"{repository(name, target)}:{inputs_sha256[:12]}{tag_suffix}{suffix}",
             source_date_epoch=config.base.source_date_epoch,
             input_sha256=inputs_sha256,
             parents=(("runtime", runtime_image),),

@@ -14,7 +14,7 @@ import time
 from python_on_whales import docker
 from python_on_whales.exceptions import DockerException
 
-from hpsforge import oci_archive
+from hpsforge import gpu, oci_archive
 from hpsforge.buildkit import ImageRecord
 from hpsforge.errors import DigestMismatchError, InputUnavailableError, UsageError
 
@@ -36,6 +36,10 @@ def pushed_name(record: ImageRecord, prefix: str) -> str:
 
 def push(record: ImageRecord, prefix: str) -> ImageRecord:
     """Push one built image under `prefix`; prove the registry holds exactly the recorded digest."""
+    if gpu.is_standin_reference(record.reference):
+        raise UsageError(f"{record.reference} carries stand-in cuDNN/TensorRT libraries (a test build): "
+                         "it is never pushed like a release",
+                         hint="put NVIDIA's tarballs in vendor_blobs/files and unset HPSFORGE_BLOB_MANIFEST")
     target = pushed_name(record, prefix)
     started = time.monotonic()
     try:

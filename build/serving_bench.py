@@ -99,7 +99,7 @@ def bench_image(config: ProjectConfig, name: str, pipeline: Pipeline, target: st
             reference=f"hpsforge/bench-{image_slug(name)}-{target}:{digest[:12]}",
             source_date_epoch=config.base.source_date_epoch, input_sha256=digest,
             parents=(("runtime", runtime_image),), folders=(("wheelhouse", wheels),), copy_only=True,
-        ), record=False)
+        ))
 
 
 # --- containers ------------------------------------------------------------------------------------

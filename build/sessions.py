@@ -7,7 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hpsforge import (archive, assemble, audit, base, bench, blobs, buildkit, conformance, engine, graph, host_env, lockcheck, locks,
+from hpsforge import (archive, assemble, audit, base, bench, blobs, buildkit, conformance, engine, gpu, graph, host_env, lockcheck, locks,
                       models, pip_locks, pipeline_images, rc, registry, repro, runtime, sbom, serve, serving_bench, wheelhouse)
 from python_on_whales import docker
 
@@ -155,9 +155,16 @@ def run_images(argv: list[str]) -> None:
     if options.repository or options.tag:
         target = options.targets[0]
         built[runtime.role(target)] = runtime.name(target, built[runtime.role(target)], options.repository, options.tag)
-    buildkit.ImagesLock.read().with_records(built).write()
+    standins = sorted(role for role, record in built.items() if gpu.is_standin_reference(record.reference))
+    if prefix and standins:
+        raise UsageError(f"{', '.join(standins)} carry stand-in cuDNN/TensorRT libraries (a test build): "
+                         "they are never pushed like a release",
+                         hint="put NVIDIA's tarballs in vendor_blobs/files and unset HPSFORGE_BLOB_MANIFEST")
+    buildkit.ImagesLock.read().with_records({role: record for role, record in built.items()
+                                             if role not in standins}).write()
     print(f"hpsforge: images built in {time.monotonic() - started:.1f} s; digests recorded in "
-          f"{buildkit.IMAGES_LOCK}", flush=True)
+          f"{buildkit.IMAGES_LOCK}" + (f" (not the stand-in builds: {', '.join(standins)})" if standins else ""),
+          flush=True)
     for role, record in built.items():
         compressed = docker.image.inspect(record.reference).size
         unpacked = audit.unpacked_size(buildkit.ensure_layout(record))

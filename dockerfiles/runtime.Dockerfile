@@ -52,13 +52,24 @@ CMD []
 FROM runtime-common AS runtime-cpu
 
 FROM runtime-common AS runtime-gpu
-# cuDNN and TensorRT from the verified vendor blobs (the `blobs` context holds only those files).
+# The CUDA stack of [targets.gpu.cuda] in hpsforge.toml; build/gpu.py writes the plan
+# (gpu/gpu-stack.json). The cu11 wheels are installed above with the rest of the lock;
+# install-gpu-libraries links the unversioned names Paddle dlopens to the wheels' files, takes
+# only the declared shared libraries out of the verified cuDNN and TensorRT tarballs (the `blobs`
+# context), and puts every library folder on the loader path with ld.so.conf.d + ldconfig.
 USER 0:0
-RUN --network=none --mount=type=bind,from=blobs,target=/blobs \
-    set -eu; \
-    for archive in /blobs/*; do \
-        case "$archive" in *cudnn*) into=/opt/nvidia/cudnn ;; *TensorRT*) into=/opt/nvidia/tensorrt ;; *) continue ;; esac; \
-        mkdir -p "$into"; tar -xf "$archive" -C "$into" --strip-components=1; \
-    done
-ENV LD_LIBRARY_PATH=/opt/nvidia/cudnn/lib:/opt/nvidia/tensorrt/lib:/opt/hps/lib/python3.11/site-packages/nvidia_pytriton.libs
+RUN --network=none \
+    --mount=type=bind,from=blobs,target=/blobs \
+    --mount=type=bind,source=gpu,target=/tmp/hps-gpu \
+    /opt/hps/bin/python /tmp/hps-gpu/install-gpu-libraries /tmp/hps-gpu/gpu-stack.json /blobs \
+        "$HPS_SITE_PACKAGES" /usr/local/share/hpsforge/gpu-stack.json
+COPY --chmod=0755 gpu/hps-gpu-check /usr/local/bin/hps-gpu-check
+# What the NVIDIA container toolkit mounts (libcuda, NVML), and the driver it requires: Triton's
+# bundled cudart 12.6 needs one that supports CUDA 12 (the toolkit refuses an older one clearly).
+ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    NVIDIA_REQUIRE_CUDA="cuda>=12.0"
 USER 1000:1000
+# Every library Paddle and Triton open must resolve, or the build fails here and nothing is
+# tagged; the error names the library and the wheel or archive it should have come from.
+RUN --network=none --mount=type=tmpfs,target=/tmp \
+    PYTHONDONTWRITEBYTECODE=1 HOME=/tmp hps-gpu-check

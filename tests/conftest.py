@@ -130,6 +130,44 @@ def serve_slot(cpu_images):
         docker.volume.remove(f"{name}-state")
 
 
+# The gpu target, built with STAND-INS for NVIDIA's cuDNN and TensorRT tarballs (which cannot be
+# downloaded here): tests/support/gpu_standins.py. Real cu11 wheels, real Paddle 2.6.2, real
+# Triton; the images are tagged -standin and never recorded.
+
+@pytest.fixture(scope="session")
+def gpu_standins(config, tmp_path_factory):
+    """Stand-in archives and their manifest; HPSFORGE_BLOB_MANIFEST in the environment wins (a
+    parent test run passes its own stand-ins down to the conformance suite it starts)."""
+    from tests.support import gpu_standins
+
+    if os.environ.get("HPSFORGE_BLOB_MANIFEST"):
+        return gpu_standins.Standins(Path(os.environ["HPSFORGE_BLOB_MANIFEST"]),
+                                     Path(os.environ["HPSFORGE_BLOBS_DIR"]))
+    return gpu_standins.make(tmp_path_factory.mktemp("gpu-standins"), config)
+
+
+@pytest.fixture(scope="session")
+def runtime_gpu(config, shared_images, gpu_standins):
+    """The gpu runtime on the stand-ins, built (or found up to date) as `nox -s images -- gpu` does."""
+    from hpsforge import runtime
+    from hpsforge.pipelines import load_pipelines
+
+    with gpu_standins.active():
+        return runtime.build(config, load_pipelines(), "gpu", shared_images["base"], shared_images["rc"])
+
+
+@pytest.fixture(scope="session")
+def gpu_images(config, runtime_gpu):
+    """Every gpu pipeline image on the stand-in runtime; role -> record (the runtime included)."""
+    from hpsforge import pipeline_images
+    from hpsforge.pipelines import load_pipelines
+
+    built = {"runtime-gpu": runtime_gpu}
+    for name, pipeline in load_pipelines().items():
+        built[pipeline_images.role(name, "gpu")] = pipeline_images.build(config, name, pipeline, "gpu", runtime_gpu)
+    return built
+
+
 @pytest.fixture(scope="session")
 def cpu_images(cpu_graph, engine_status):
     """Every cpu image (base, rc, runtime, one per pipeline), built or found up to date as

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Serve this pipeline bundle with Triton: its model repository, its libraries, its model files.
-#   HPS_DEVICE=auto|cpu|gpu   which model configs to load (auto: gpu when an NVIDIA device exists)
+#   HPS_DEVICE=auto|cpu|gpu   which model configs to load (auto: gpu when a GPU is usable, else cpu;
+#                             gpu without a usable GPU: exit 2 with the reason)
 #   HPS_ADMIN_KEY=<secret>    the key of Triton's restricted APIs (model repository: load/unload;
 #                             shared memory; logging; trace), sent as the HTTP header
 #                             `hps-admin-key` (gRPC metadata `triton-grpc-protocol-hps-admin-key`).
@@ -19,13 +20,32 @@ set -eu
 root=$(cd "$(dirname "$0")" && pwd)
 
 device=${HPS_DEVICE:-auto}
-if [ "$device" = auto ]; then
-    if [ -e /dev/nvidia0 ]; then device=gpu; else device=cpu; fi
-fi
 case "$device" in
-    cpu|gpu) ;;
+    auto|cpu|gpu) ;;
     *) echo "server.sh: HPS_DEVICE must be auto, cpu or gpu (got '$device')" >&2; exit 2 ;;
 esac
+# GPU runtimes ship hps-gpu-check; `--count` asks the driver how many GPUs are usable (0 without
+# one). gpu configs only with a GPU; HPS_DEVICE=gpu without one is an error, not a crash loop.
+if [ "$device" != cpu ]; then
+    if command -v hps-gpu-check >/dev/null 2>&1; then
+        gpus=$(hps-gpu-check --count 2>/dev/null) || gpus=0
+        case "$gpus" in ''|*[!0-9]*) gpus=0 ;; esac
+        why="no usable NVIDIA GPU is visible (run the container with --gpus on a host with the NVIDIA driver and container toolkit)"
+    elif [ "$device" = auto ]; then
+        gpus=-1  # a cpu runtime: auto is cpu, nothing to report
+    else
+        gpus=0 why="this runtime has no GPU support (no hps-gpu-check: use a gpu image)"
+    fi
+    if [ "$gpus" -gt 0 ]; then
+        device=gpu
+    elif [ "$device" = gpu ]; then
+        echo "server.sh: HPS_DEVICE=gpu, but $why; set HPS_DEVICE=auto to serve on the CPU instead" >&2
+        exit 2
+    else
+        [ "$gpus" -lt 0 ] || echo "server.sh: $why: falling back to the CPU model configs" >&2
+        device=cpu
+    fi
+fi
 
 # Whoever can load models or write Triton's log and trace files can run code: those APIs need the key.
 key=${HPS_ADMIN_KEY:-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}

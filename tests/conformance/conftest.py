@@ -6,7 +6,9 @@ Options (also passed by `nox -s conformance`):
   --hps-url HOST:PORT                    check this running server's HTTP endpoint instead
   --hps-grpc-url HOST:PORT               ... and its gRPC endpoint (default: HTTP port + 1)
   --hps-metrics-url HOST:PORT            ... and its metrics endpoint (default: HTTP port + 2)
-  --hps-target cpu                       whose images to start (default cpu)
+  --hps-target cpu                       whose images to start (default cpu; gpu: the gpu images
+                                         on stand-in cuDNN/TensorRT, see tests/support/gpu_standins.py,
+                                         served in CPU fallback)
 """
 
 from __future__ import annotations
@@ -142,9 +144,11 @@ def pipeline_image_records(request):
     target = request.config.getoption("--hps-target")
     config = request.getfixturevalue("config")
     pipelines = load_pipelines()
-    runtime_image = request.getfixturevalue("runtime_cpu") if target == "cpu" else None
-    if runtime_image is None:
+    # gpu: on the stand-in cuDNN/TensorRT (tests/conftest.py), served in CPU fallback here.
+    runtimes = {"cpu": "runtime_cpu", "gpu": "runtime_gpu"}
+    if target not in runtimes:
         pytest.skip(f"images of the {target} target are not built by the test suite")
+    runtime_image = request.getfixturevalue(runtimes[target])
     overridden = {item.split("=", 1)[0] for item in request.config.getoption("--hps-image")}
     return {name: pipeline_images.build(config, name, pipelines[name], target, runtime_image)
             for name in selected_pipelines(request.config) if name not in overridden}

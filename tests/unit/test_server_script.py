@@ -81,6 +81,8 @@ def _served(bundle, model: str) -> str:
 
 
 def test_device_choice(bundle):
+    (bundle / "bin" / "hps-gpu-check").write_text("#!/bin/sh\necho 1\n")  # a gpu runtime with one GPU
+    (bundle / "bin" / "hps-gpu-check").chmod(0o755)
     assert _run(bundle, HPS_DEVICE="gpu").returncode == 0
     assert "kind: KIND_GPU" in _served(bundle, "ocr") and "hps_cpu_threads" not in _served(bundle, "ocr")
     result = _run(bundle, HPS_DEVICE="tpu")

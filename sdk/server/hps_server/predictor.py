@@ -98,6 +98,10 @@ def _create(model_file, params_file, context: ServerContext, threads: int, model
         config.set_cpu_math_library_num_threads(threads)
         if onednn:
             config.enable_mkldnn()
+            # Paddle 2.6's oneDNN self-attention fusion executes AVX-512 code on any CPU (SIGILL on
+            # CPUs without it, e.g. with PP-OCRv4's recognizer: PaddleOCR#11597, fixed in Paddle 3
+            # by Paddle#64132); without AVX-512, Paddle 3 skips the pass anyway.
+            config.delete_pass("self_attention_fuse_pass")
     config.switch_ir_optim(ir_optim)
     config.enable_memory_optim()
     config.disable_glog_info()
