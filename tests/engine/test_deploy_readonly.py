@@ -151,7 +151,7 @@ def test_the_deployment_runs_read_only_and_answers_its_goldens(name, cpu_images,
 
 def test_without_its_tmp_volume_the_read_only_server_cannot_start(cpu_images, tmp_path):
     """The other side of the proof: the root really is read-only, and /tmp is the volume it needs
-    (the python backend makes a directory per model there)."""
+    (server.sh writes the served repository there; the python backend a directory per model)."""
     name = "image_classification"
     role = pipeline_images.role(name, "cpu")
     image = deploy.recorded_image(name, "cpu", buildkit.ImagesLock(images={role: cpu_images[role]}))
@@ -169,6 +169,7 @@ def test_without_its_tmp_volume_the_read_only_server_cannot_start(cpu_images, tm
             time.sleep(0.5)
         logs = docker.container.logs(container)
         assert not docker.container.inspect(container).state.running, f"it kept running without /tmp:\n{logs[-2000:]}"
-        assert "Failed to create temporary directory" in logs, logs[-2000:]
+        assert "cannot write the served model repository in /tmp/hps-server" in logs, logs[-2000:]
+        assert "Read-only file system" in logs, logs[-2000:]
     finally:
         docker.container.remove(container, force=True)

@@ -122,7 +122,7 @@ def test_noxw_sets_up_the_host_environment_from_the_archive_with_no_network(trav
     pulled, _ = travelled_archive
     checkout = tmp_path / "checkout"
     checkout.mkdir()
-    for part in ("noxw", "noxfile.py", "pyproject.toml", "build", "lock"):
+    for part in ("noxw", "noxfile.py", "pyproject.toml", "build", "lock", "sdk"):
         source = PROJECT_ROOT / part
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, checkout / part)
     listed = subprocess.run(["unshare", "-n", str(checkout / "noxw"), "-l"], cwd=checkout, capture_output=True,

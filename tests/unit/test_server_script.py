@@ -181,3 +181,12 @@ def test_the_count_hpsforge_writes_is_the_one_server_sh_rewrites(tmp_path):
             assert "instance_group [{ count: 4, kind: KIND_CPU }]" in served and "count: 1" not in served
         else:
             assert served == text
+
+
+def test_an_unwritable_runtime_dir_is_named_with_the_way_out(bundle):
+    blocker = bundle / "not-a-folder"
+    blocker.write_text("")
+    result = _run(bundle, HPS_RUNTIME_DIR=str(blocker / "run"))
+    assert result.returncode == 2 and result.stdout == ""  # tritonserver never started
+    assert f"cannot write the served model repository in {blocker / 'run'} (HPS_RUNTIME_DIR)" in result.stderr
+    assert "writable volume" in result.stderr

@@ -168,8 +168,13 @@ def main(argv: list[str]) -> int:
     root, device, out = Path(argv[0]), argv[1], Path(argv[2])
     try:
         repository, plans, cpus = write_repository(root, device, out)
-    except (ValueError, OSError) as error:
+    except ValueError as error:
         print(f"server.sh: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"server.sh: cannot write the served model repository in {out} (HPS_RUNTIME_DIR): "
+              f"{error.strerror}; give the container a writable volume there (with a read-only root "
+              "file system: /tmp, which the python backend needs too)", file=sys.stderr)
         return 2
     print(f"server.sh: {describe(plans, cpus)}", file=sys.stderr)
     print(repository)
