@@ -10,7 +10,7 @@ from pathlib import Path
 
 from python_on_whales import docker
 
-from hpsforge import base, buildkit, graph, rc, runtime
+from hpsforge import buildkit, graph, runtime
 from hpsforge.config import PROJECT_ROOT, ProjectConfig
 from hpsforge.files import canonical_json, sha256_bytes, sha256_file
 from hpsforge.pipelines import Pipeline

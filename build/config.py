@@ -15,7 +15,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from hpsforge.debversion import Constraint
-from hpsforge.errors import HpsforgeError, UsageError
+from hpsforge.errors import UsageError
 from hpsforge.files import canonical_json, sha256_bytes
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

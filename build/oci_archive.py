@@ -41,11 +41,10 @@ import oras.provider
 import oras.utils
 import requests
 import requests.adapters
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hpsforge.archive import ArchiveIndex
 from hpsforge.buildkit import host_ca_bundle
-from hpsforge.config import Sha256Hex
 from hpsforge.errors import HashMismatchError, HpsforgeError, InputUnavailableError, UsageError
 from hpsforge.files import CHUNK, sha256_bytes, sha256_file
 from hpsforge.store import ContentStore, link_or_copy

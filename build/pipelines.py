@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from hpsforge.config import PROJECT_ROOT, Model, PinnedRequirement, PipRequirement, Sha256Hex, read_toml, validate_toml
-from hpsforge.errors import HpsforgeError, UsageError
+from hpsforge.errors import UsageError
 
 PIPELINES_DIR = PROJECT_ROOT / "pipelines"
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from hpsforge import (archive, assemble, audit, base, bench, blobs, buildkit, conformance, engine, gpu, graph, host_env, lockcheck, locks,
-                      models, pip_locks, pipeline_images, rc, registry, repro, runtime, sbom, serve, serving_bench, wheelhouse)
+                      models, pip_locks, rc, registry, repro, runtime, sbom, serve, serving_bench, wheelhouse)
 from python_on_whales import docker
 
 from hpsforge.config import load_config

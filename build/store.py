@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from hpsforge.errors import HashMismatchError, HpsforgeError, InputUnavailableError
+from hpsforge.errors import HashMismatchError, InputUnavailableError
 from hpsforge.files import CHUNK, sha256_file
 
 DOWNLOAD_TIMEOUT_S = 60

@@ -4,7 +4,6 @@ HTTP servers stand in for the mirror and the snapshot service."""
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 
 import pytest

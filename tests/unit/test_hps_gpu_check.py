@@ -4,25 +4,17 @@ capability, loading libraries the way their users do, and what counts as a probl
 from __future__ import annotations
 
 import ctypes.util
-import importlib.machinery
-import importlib.util
 import struct
 from pathlib import Path
 
 import pytest
 
+from tests.support import scripts
+
 SCRIPT = Path(__file__).resolve().parents[2] / "dockerfiles" / "gpu" / "hps-gpu-check"
 
 
-def _load():
-    loader = importlib.machinery.SourceFileLoader("hps_gpu_check", str(SCRIPT))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-check = _load()
+check = scripts.load(SCRIPT, "hps_gpu_check")
 
 
 def _fatbin(entries: list[tuple[int, int]]) -> bytes:

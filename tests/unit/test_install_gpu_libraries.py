@@ -4,8 +4,6 @@ or a wheel lacks stops it, naming the library and the file it should have come f
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import io
 import json
 import tarfile
@@ -13,20 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import scripts
+
 SCRIPT = Path(__file__).resolve().parents[2] / "dockerfiles" / "gpu" / "install-gpu-libraries"
 TOP = "cudnn-linux-x86_64-8.9.7.29_cuda11-archive"
 FILE = f"{TOP}.tar.xz"
 
 
-def _load():
-    loader = importlib.machinery.SourceFileLoader("install_gpu_libraries", str(SCRIPT))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-install = _load()
+install = scripts.load(SCRIPT, "install_gpu_libraries")
 
 
 def _archive(directory: Path, *, drop: tuple[str, ...] = (), extra: dict[str, str] | None = None) -> Path:

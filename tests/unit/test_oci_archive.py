@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import sys
 import time
 from pathlib import Path
 
