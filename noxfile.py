@@ -100,7 +100,7 @@ def conformance(session: nox.Session) -> None:
 
 @nox.session
 def repro(session: nox.Session) -> None:
-    """Rebuild a target's runtime from nothing and prove the digest matches (-- cpu); explain any difference."""
+    """Rebuild every image of a target's graph from nothing, compare digests, write output/repro/ (-- cpu|--all; --compare A B)."""
     _call(session, sessions.run_repro)
 
 
@@ -112,7 +112,7 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def archive(session: nox.Session) -> None:
-    """Input archive: `export DIR` every locked input (--include-blobs, --push REF); `import DIR` (--pull REF)."""
+    """Input archive: `export DIR` every locked input (--target, --include-blobs, --push REF); `import DIR` (--pull REF)."""
     _call(session, sessions.run_archive)
 
 

@@ -96,21 +96,34 @@ class _Collector:
         self.paths[sha256] = path
 
 
-def collect(project: locks.Project, *, include_blobs: bool = False,
+def selected_targets(project: locks.Project, targets: list[str] | None) -> list[str]:
+    """The device targets an archive holds: the named ones (checked), or every declared one."""
+    declared = sorted(project.config.targets)
+    if not targets:
+        return declared
+    if unknown := [target for target in targets if target not in declared]:
+        raise UsageError(f"unknown target(s) {', '.join(unknown)}; hpsforge.toml declares: {', '.join(declared)}")
+    return sorted(set(targets))
+
+
+def collect(project: locks.Project, *, include_blobs: bool = False, targets: list[str] | None = None,
             store: ContentStore | None = None) -> tuple[ArchiveIndex, dict[str, Path]]:
     """Every locked input (fetched into the store when absent) and where its bytes are: each lock
-    kind of `locks.kinds` says what it pins."""
+    kind of `locks.kinds` says what it pins. `targets` narrows the device targets' own wheels (and
+    vendor blobs); what every target shares (engine, base, rc, model sources, host) is always in."""
     if problems := locks.problems(project):
         raise HpsforgeError("the locks must be fresh before they are archived:\n  - " + "\n  - ".join(problems))
+    kept = selected_targets(project, targets)
+    left_out = set(project.config.targets) - set(kept)
     context = locks.LockContext(project, store=store or ContentStore())
     found = _Collector()
     for kind in locks.kinds(project):
-        if kind.inputs is not None:
+        if kind.inputs is not None and kind.name not in left_out:
             for item in kind.inputs(context):
                 found.add(item.name, item.kind, item.path, item.sha256, kind.path)
     if include_blobs:
         manifest = blobs.load_manifest()
-        names = sorted({name for target in project.config.targets.values() for name in target.blobs})
+        names = sorted({name for target in kept for name in project.config.targets[target].blobs})
         for path, name in zip(blobs.verify_blobs(names, manifest=manifest), names, strict=True):
             found.add(path.name, "blob", path, manifest.get(name).sha256, manifest.path)
     index = ArchiveIndex(format=FORMAT, entries=sorted(found.entries.values(), key=lambda e: (e.kind, e.name)),
@@ -118,12 +131,13 @@ def collect(project: locks.Project, *, include_blobs: bool = False,
     return index, found.paths
 
 
-def export(project: locks.Project, destination: Path, *, include_blobs: bool = False) -> ArchiveIndex:
+def export(project: locks.Project, destination: Path, *, include_blobs: bool = False,
+           targets: list[str] | None = None) -> ArchiveIndex:
     """Write the archive folder; it appears only once complete (a temp sibling, then a rename)."""
     if destination.exists() and any(destination.iterdir()):
         raise UsageError(f"{destination} exists and is not empty", hint="give a new folder (or remove this one)")
     started = time.monotonic()
-    index, paths = collect(project, include_blobs=include_blobs)
+    index, paths = collect(project, include_blobs=include_blobs, targets=targets)
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
     try:
@@ -137,7 +151,8 @@ def export(project: locks.Project, destination: Path, *, include_blobs: bool = F
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     print(f"hpsforge: wrote the input archive {destination}: {index.summary()} "
-          f"in {time.monotonic() - started:.1f} s", flush=True)
+          f"(targets: {', '.join(selected_targets(project, targets))}) in {time.monotonic() - started:.1f} s",
+          flush=True)
     return index
 
 
@@ -183,8 +198,10 @@ def import_(folder: Path, store: ContentStore | None = None) -> ArchiveIndex:
                 store.verified(entry.sha256, entry.name)
                 continue
             copy = staging / entry.sha256
-            shutil.copyfile(folder / "files" / entry.sha256, copy)
-            actual = sha256_file(copy)  # the copy is what enters the store: hash the copy
+            # A hard link where the archive shares the store's filesystem (no second copy of
+            # gigabytes); what enters the store is hashed here, and again by the store at each use.
+            link_or_copy(folder / "files" / entry.sha256, copy)
+            actual = sha256_file(copy)
             if actual != entry.sha256:
                 raise HashMismatchError(
                     f"{entry.name}: {folder / 'files' / entry.sha256} does not match the archive's index\n"

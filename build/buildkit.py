@@ -1,9 +1,10 @@
 """Image builds through python-on-whales' buildx: reproducible OCI output, digests recorded.
 
-Every image is exported as an OCI archive with SOURCE_DATE_EPOCH and rewrite-timestamp (the
+Every image is exported as an OCI layout with SOURCE_DATE_EPOCH and rewrite-timestamp (the
 docker driver refuses rewrite-timestamp on the image exporter), then loaded into the engine,
-whose containerd store names it by the same manifest digest. Nothing is tagged or recorded
-unless the whole build succeeded.
+whose containerd store names it by the same manifest digest, and kept in the cache (blobs shared
+between layouts by hard links) as the build context of the images built on it. Nothing is tagged
+or recorded unless the whole build succeeded.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -180,9 +182,10 @@ def build(spec: ImageBuild, *, no_cache: bool = False) -> ImageRecord:
     cache_from = backend.cache_reference(backend.cache_from, spec.role)
     cache_to = backend.cache_reference(backend.cache_to, spec.role)
     with tempfile.TemporaryDirectory(prefix=f"{spec.role}-", dir=scratch) as tmp:
-        archive = Path(tmp) / "image.oci.tar"
+        # A layout folder, not a tar: the gigabytes of a gpu runtime are written once, then linked.
+        layout = Path(tmp) / "layout"
         output = {"type": "image", "name": spec.reference} if straight_into_engine else {
-            "type": "oci", "dest": str(archive), "name": spec.reference, "rewrite-timestamp": "true",
+            "type": "oci", "dest": str(layout), "tar": "false", "name": spec.reference, "rewrite-timestamp": "true",
         }
         if spec.compression_level is not None:
             output.update({"compression": "gzip", "compression-level": str(spec.compression_level)})
@@ -219,12 +222,9 @@ def build(spec: ImageBuild, *, no_cache: bool = False) -> ImageRecord:
         if straight_into_engine:
             digest = docker.image.inspect(spec.reference).id  # the containerd store's manifest digest
         else:
-            digest = oci_manifest_digest(archive)
-            try:
-                docker.image.load(archive, quiet=True)
-            except DockerException as error:
-                raise HpsforgeError(f"loading {spec.reference} into the engine failed: {error.stderr}") from None
-            _unpack_layout(archive, layout_dir(digest))
+            digest = layout_manifest_digest(layout)
+            _load_into_engine(layout, spec.reference, digest)
+            _keep_layout(layout, layout_dir(digest))
     result = ImageRecord(reference=spec.reference, digest=digest, input_sha256=spec.input_sha256)
     atomic_write_text(_built_marker(spec), result.model_dump_json() + "\n")
     print(f"hpsforge: {spec.reference} = {digest}", flush=True)
@@ -242,17 +242,41 @@ def step_errors(log: list[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def oci_manifest_digest(archive: Path) -> str:
-    """The digest of the single image manifest an OCI archive's index.json points at."""
-    with tarfile.open(archive) as oci:
-        try:
-            index = json.load(oci.extractfile("index.json"))
-        except KeyError:
-            raise HpsforgeError(f"{archive}: not an OCI archive (no index.json)") from None
+def layout_manifest_digest(layout: Path) -> str:
+    """The digest of the single image manifest an OCI layout's index.json points at."""
+    try:
+        index = json.loads((layout / "index.json").read_text())
+    except (OSError, ValueError):
+        raise HpsforgeError(f"{layout}: not an OCI layout (no readable index.json)") from None
     manifests = index.get("manifests", [])
     if len(manifests) != 1:
-        raise HpsforgeError(f"{archive}: expected one manifest in the OCI index, found {len(manifests)}")
+        raise HpsforgeError(f"{layout}: expected one manifest in the OCI index, found {len(manifests)}")
     return manifests[0]["digest"]
+
+
+def _layout_members(layout: Path) -> list[Path]:
+    """What an OCI layout is (BuildKit's `ingest` scratch folder is not part of it)."""
+    return [layout / "oci-layout", layout / "index.json", *sorted((layout / "blobs" / "sha256").iterdir())]
+
+
+def _load_into_engine(layout: Path, reference: str, digest: str) -> None:
+    """`docker load` the layout, streamed as a tar (no second copy on disk); the engine must then
+    name `reference` by exactly `digest`."""
+    load = subprocess.Popen(["docker", "image", "load", "--quiet"], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        with load.stdin, tarfile.open(fileobj=load.stdin, mode="w|") as stream:
+            for member in _layout_members(layout):
+                stream.add(member, arcname=str(member.relative_to(layout)))
+    except BrokenPipeError:
+        pass  # docker stopped reading: its stderr says why
+    stderr = load.stderr.read()
+    load.wait()
+    if load.returncode != 0:
+        raise HpsforgeError(f"loading {reference} into the engine failed: {stderr.decode(errors='replace').strip()}")
+    loaded = docker.image.inspect(reference).id
+    if loaded != digest:
+        raise HpsforgeError(f"the engine names {reference} {loaded} after loading the build's {digest}")
 
 
 def _set_mtimes(root: Path, epoch: int) -> None:
@@ -275,38 +299,88 @@ def oci_layout_context(parent: ImageRecord) -> str:
 def ensure_layout(parent: ImageRecord) -> Path:
     """The image's OCI layout in the cache, saved from the engine if it was not kept at build time."""
     layout = layout_dir(parent.digest)
-    if not (layout / "index.json").exists():
-        # Built before this cache existed (or the cache was cleared): the engine still has it.
-        with tempfile.TemporaryDirectory(dir=scratch_dir()) as tmp:
-            archive = Path(tmp) / "saved.tar"
-            try:
-                docker.image.save(parent.reference, output=archive)
-            except DockerException:
-                raise HpsforgeError(
-                    f"parent image {parent.reference} ({parent.digest}) is neither cached nor in the engine",
-                    hint="rebuild it with `nox -s images`",
-                ) from None
-            if oci_manifest_digest(archive) != parent.digest:
-                raise HpsforgeError(
-                    f"{parent.reference} in the engine is not the recorded {parent.digest}",
-                    hint="rebuild it with `nox -s images`",
-                )
-            _unpack_layout(archive, layout)
+    if (layout / "index.json").exists():
+        return layout
+    # Built before this cache existed (or the cache was cleared): the engine still has it.
+    layout.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch_dir()) as tmp:
+        saved = Path(tmp) / "saved"
+        save = subprocess.Popen(["docker", "image", "save", parent.reference], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            with tarfile.open(fileobj=save.stdout, mode="r|") as stream:  # streamed: no tar on disk
+                stream.extractall(saved, filter="data")
+        except tarfile.TarError:
+            pass  # an empty or broken stream: docker's exit status says why
+        save.wait()
+        if save.returncode != 0:
+            raise HpsforgeError(
+                f"parent image {parent.reference} ({parent.digest}) is neither cached nor in the engine",
+                hint="rebuild it with `nox -s images`",
+            )
+        if layout_manifest_digest(saved) != parent.digest:
+            raise HpsforgeError(
+                f"{parent.reference} in the engine is not the recorded {parent.digest}",
+                hint="rebuild it with `nox -s images`",
+            )
+        _keep_layout(saved, layout)
     return layout
 
 
-def _unpack_layout(archive: Path, layout: Path) -> None:
-    """Unpack into a private sibling, then rename: concurrent runs never see or break a half layout."""
+def shared_blobs_dir() -> Path:
+    """One copy of each blob for every cached layout: an image shares its parents' layers."""
+    return cache_root() / "oci" / "blobs" / "sha256"
+
+
+def _keep_layout(built: Path, layout: Path) -> None:
+    """Move a complete layout folder into the cache by one rename (concurrent runs never see or
+    break a half layout; the first to finish wins). Each blob becomes a hard link to the shared
+    copy, so a pipeline image's layout costs only its own layers, not the runtime's gigabytes
+    again; a layout stays a complete OCI layout for BuildKit, skopeo and the difference reports."""
     if (layout / "index.json").exists():
         return
     layout.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{layout.name}.", dir=layout.parent))
+    shutil.rmtree(built / "ingest", ignore_errors=True)
+    _share_blobs(built / "blobs" / "sha256")
     try:
-        with tarfile.open(archive) as oci:
-            oci.extractall(partial, filter="data")
-        os.replace(partial, layout)
+        os.replace(built, layout)
     except OSError:
         if not (layout / "index.json").exists():  # not just another run that finished first
             raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _share_blobs(blobs: Path) -> None:
+    """Replace each blob by a link to the shared copy (adding it there when new). A blob is named by
+    its digest, so two files of one name hold the same bytes; a shared copy of another size is
+    damaged and is replaced."""
+    if not blobs.is_dir():
+        return
+    shared = shared_blobs_dir()
+    shared.mkdir(parents=True, exist_ok=True)
+    for blob in blobs.iterdir():
+        kept = shared / blob.name
+        if kept.exists() and kept.stat().st_size == blob.stat().st_size:
+            if not kept.samefile(blob):
+                linked = blob.with_name(f".{blob.name}.link")
+                try:
+                    os.link(kept, linked)
+                except OSError:
+                    return  # another filesystem or no links: the layout keeps its own copies
+                os.replace(linked, blob)
+            continue
+        fresh = kept.with_name(f".{blob.name}.{os.getpid()}")
+        try:
+            os.link(blob, fresh)
+        except OSError:
+            return
+        os.replace(fresh, kept)
+
+
+def forget_layout(digest: str) -> None:
+    """Drop an image's cached layout, and every shared blob no other layout links to any more."""
+    shutil.rmtree(layout_dir(digest), ignore_errors=True)
+    shared = shared_blobs_dir()
+    if shared.is_dir():
+        for blob in shared.iterdir():
+            if blob.stat().st_nlink == 1:  # only the shared copy is left
+                blob.unlink(missing_ok=True)

@@ -120,6 +120,10 @@ class EngineConfig(Model):
     host_sources: list[AptSource] = Field(min_length=1)
     # snapshot.debian.org keeps every file it ever served, by sha1: the fallback when the mirror drops one.
     snapshot: str = SNAPSHOT
+    # The most BuildKit's cache keeps on an engine hpsforge sets up (its own default is a tenth of
+    # the disk's size, which on a shared CI disk can be more than is free); an engine of the
+    # user's own keeps its own setting.
+    build_cache_keep: str = Field("10GB", pattern=r"^[1-9][0-9]*(MB|GB)$")
 
 
 class BaseConfig(Model):

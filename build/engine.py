@@ -125,7 +125,7 @@ def _bootstrap(config: EngineConfig) -> None:
         )
     if shutil.which("dockerd") is None or shutil.which("mmdebstrap") is None:
         install_host_packages(config)
-    _write_daemon_config()
+    write_daemon_config(config)
     _start_daemon(config.daemon_log)
 
 
@@ -197,15 +197,19 @@ def install_tool(config: EngineConfig, name: str) -> None:
         install_host_packages(config, [name])
 
 
-def _write_daemon_config() -> None:
+def write_daemon_config(config: EngineConfig, path: Path = DAEMON_CONFIG) -> None:
+    """What hpsforge needs of an engine it starts: the containerd image store (digests are manifest
+    digests), and a bounded BuildKit cache unless the file already sets one. Other settings stay."""
     try:
-        current = json.loads(DAEMON_CONFIG.read_text()) if DAEMON_CONFIG.exists() else {}
+        current = json.loads(path.read_text()) if path.exists() else {}
     except json.JSONDecodeError as error:
-        raise HpsforgeError(f"{DAEMON_CONFIG} is not valid JSON ({error})", hint="fix or remove it") from None
-    features = current.setdefault("features", {})
-    if features.get("containerd-snapshotter") is not True:
-        features["containerd-snapshotter"] = True
-        atomic_write_text(DAEMON_CONFIG, json.dumps(current, indent=2) + "\n")
+        raise HpsforgeError(f"{path} is not valid JSON ({error})", hint="fix or remove it") from None
+    wanted = json.loads(json.dumps(current))
+    wanted.setdefault("features", {})["containerd-snapshotter"] = True
+    wanted.setdefault("builder", {}).setdefault("gc", {"enabled": True, "defaultKeepStorage": config.build_cache_keep})
+    if wanted != current:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(wanted, indent=2) + "\n")
 
 
 def _start_daemon(log_path: Path) -> None:

@@ -186,24 +186,32 @@ def run_archive(argv: list[str]) -> None:
                         help="export the vendor blobs too (their licences forbid redistribution)")
     parser.add_argument("--push", metavar="REF", help="after export, push the archive to an OCI registry")
     parser.add_argument("--pull", metavar="REF", help="before import, pull the archive from an OCI registry")
+    parser.add_argument("--target", action="append", metavar="TARGET",
+                        help="export only this device target's own wheels and blobs (repeatable; default: all)")
     options = parser.parse_intermixed_args(argv)
     if options.action == "export":
         if options.folder is None or options.pull:
-            raise UsageError("export writes a folder: `nox -s archive -- export DIR [--include-blobs] [--push REF]`")
-        archive.export(locks.Project.load(), options.folder, include_blobs=options.include_blobs)
+            raise UsageError("export writes a folder: "
+                             "`nox -s archive -- export DIR [--target cpu] [--include-blobs] [--push REF]`")
+        archive.export(locks.Project.load(), options.folder, include_blobs=options.include_blobs,
+                       targets=options.target)
         if options.push:
             from hpsforge import oci_archive
 
             oci_archive.push(options.folder, options.push)
         return
-    if options.push or options.include_blobs:
+    if options.push or options.include_blobs or options.target:
         raise UsageError("import reads a folder: `nox -s archive -- import DIR` or `-- import --pull REF [DIR]`")
     if options.pull:
         from hpsforge import oci_archive
 
-        folder = options.folder or Path(tempfile.mkdtemp(prefix="pulled-", dir=scratch_dir())) / "archive"
-        oci_archive.pull(options.pull, folder)
-        archive.import_(folder)
+        if options.folder is not None:
+            oci_archive.pull(options.pull, options.folder)
+            archive.import_(options.folder)
+            return
+        with tempfile.TemporaryDirectory(prefix="pulled-", dir=scratch_dir()) as pulled:  # the store keeps it
+            oci_archive.pull(options.pull, Path(pulled) / "archive")
+            archive.import_(Path(pulled) / "archive")
         return
     if options.folder is None:
         raise UsageError("name the archive folder: `nox -s archive -- import DIR`")

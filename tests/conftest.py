@@ -53,8 +53,29 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(name)
 
 
+def pytest_sessionstart(session):
+    from hpsforge.store import cache_root
+    from tests.support.disk import DiskWatch
+
+    session.config.stash[_DISK] = DiskWatch({
+        "the store": cache_root(), "the engine": Path("/var/lib/docker"), "temporary files": Path(tempfile.gettempdir()),
+    }).start()
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_RECORD.parent, ignore_errors=True)
+    if watch := session.config.stash.get(_DISK, None):
+        watch.stop()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if watch := config.stash.get(_DISK, None):
+        terminalreporter.section("disk")
+        for line in watch.lines():
+            terminalreporter.write_line(line)
+
+
+_DISK = pytest.StashKey()
 
 
 @pytest.fixture(scope="session")

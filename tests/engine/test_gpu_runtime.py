@@ -22,6 +22,21 @@ pytestmark = pytest.mark.engine
 SITE = "/opt/hps/lib/python3.11/site-packages"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _gpu_images_leave_with_this_module():
+    """The gpu images serve only this module (tests/conftest.py's runtime_gpu and gpu_images): at its
+    end they leave the engine, with their layouts and BuildKit's copies of their build contexts,
+    about 12 GB that the rest of a run on a shared CI disk needs more."""
+    yield
+    built = [image for image in docker.image.list() for tag in image.repo_tags
+             if tag.startswith("hpsforge/") and gpu.is_standin_reference(tag)]
+    for image in {image.id: image for image in built}.values():
+        docker.image.remove(image.repo_tags, force=True)
+        buildkit.forget_layout(image.id)
+    subprocess.run(["docker", "builder", "prune", "--force", "--filter", "type=source.local"],
+                   check=True, capture_output=True)
+
+
 def _run(image: str, *command: str, entrypoint: str = "hps-gpu-check", **kwargs) -> str:
     return docker.run(image, list(command), entrypoint=entrypoint, remove=True, networks=["none"], **kwargs)
 

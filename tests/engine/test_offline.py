@@ -3,6 +3,7 @@ in it (the Docker socket is a file, so the engine still answers). Nothing may as
 what a lock already pins: a warm store builds every cpu image with the recorded digests, and an
 input archive imported into an empty store rebuilds them from nothing, the same."""
 
+import json
 import os
 import shutil
 import socket
@@ -71,27 +72,36 @@ def test_every_checking_session_works_with_no_network(cpu_images, session):
 
 @pytest.fixture(scope="module")
 def travelled_archive(cpu_images, registry_tool, tmp_path_factory):
-    """An input archive exported here, pushed to a real registry and pulled back as a build farm
-    would: (the pulled folder, the timings)."""
+    """The cpu target's input archive exported here, pushed to a real registry and pulled back as a
+    build farm would: (the pulled folder, the timings). Each copy goes as soon as the next step has
+    it (the registry's, the export's, the scratch store's): a CI machine's disk is not ours to fill."""
     from tests.support.registry import local_registry
 
     root = tmp_path_factory.mktemp("travelled-archive")
-    archive, pulled = root / "archive", root / "pulled"
+    archive, pulled, scratch_store = root / "archive", root / "pulled", root / "scratch-store"
     timings = {}
     with local_registry(root / "registry") as registry:
         reference = registry.reference("hpsforge/inputs", "test")
         started = time.monotonic()
-        exported = _noxw("-s", "archive", "--", "export", str(archive), "--push", reference)
+        exported = _noxw("-s", "archive", "--", "export", str(archive), "--target", "cpu", "--push", reference)
         assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
         timings["export + push"] = time.monotonic() - started
         print(next(line for line in exported.stdout.splitlines() if "wrote the input archive" in line))
+        exported_files = sorted(p.name for p in (archive / "files").iterdir())
+        index = json.loads((archive / "index.json").read_text())
+        shutil.rmtree(archive)
         started = time.monotonic()
         fetched = _noxw("-s", "archive", "--", "import", "--pull", reference, str(pulled),
-                        env={"HPSFORGE_CACHE": str(root / "scratch-store")})
+                        env={"HPSFORGE_CACHE": str(scratch_store)})
         assert fetched.returncode == 0, fetched.stdout[-3000:] + fetched.stderr[-3000:]
         timings["pull + import"] = time.monotonic() - started
-    assert sorted(p.name for p in (pulled / "files").iterdir()) == sorted(p.name for p in (archive / "files").iterdir())
-    return pulled, timings
+    shutil.rmtree(root / "registry")
+    shutil.rmtree(scratch_store)
+    assert sorted(p.name for p in (pulled / "files").iterdir()) == exported_files
+    gpu = [entry["name"] for entry in index["entries"] if "lock/requirements/gpu.txt" in entry["locks"]]
+    assert gpu == [], f"--target cpu walked the gpu target's lock: {gpu[:5]}"
+    yield pulled, timings
+    shutil.rmtree(root)
 
 
 def test_the_whole_graph_rebuilds_from_an_archive_with_no_network_to_the_recorded_digests(travelled_archive):

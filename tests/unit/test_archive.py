@@ -121,3 +121,25 @@ def test_export_refuses_a_folder_that_is_not_empty(tmp_path):
     with pytest.raises(UsageError, match="exists and is not empty"):
         archive.export(None, tmp_path / "out")
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+
+
+def test_import_links_instead_of_copying_and_the_store_refuses_a_file_changed_afterwards(tmp_path, store):
+    shas = make_archive(tmp_path / "archive", FILES)
+    archive.import_(tmp_path / "archive", store)
+    kept = tmp_path / "archive" / "files" / shas["beta_2.0_all.deb"]
+    assert store.path(shas["beta_2.0_all.deb"]).samefile(kept)  # one filesystem: no second copy
+    kept.write_bytes(b"B" * len(FILES["beta_2.0_all.deb"]))  # the archive altered after the import
+    with pytest.raises(HashMismatchError) as refused:
+        store.verified(shas["beta_2.0_all.deb"], "beta_2.0_all.deb")
+    assert "does not match its lock" in str(refused.value)
+
+
+def test_an_unknown_target_is_named_with_the_declared_ones():
+    from hpsforge import locks
+
+    project = locks.Project.load()
+    assert archive.selected_targets(project, None) == sorted(project.config.targets)
+    assert archive.selected_targets(project, ["cpu", "cpu"]) == ["cpu"]
+    with pytest.raises(UsageError) as refused:
+        archive.selected_targets(project, ["cpu", "tpu"])
+    assert "unknown target(s) tpu" in str(refused.value) and "cpu, gpu" in str(refused.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,47 @@ def test_no_engine_on_a_host_we_may_not_change_gives_instructions(config, monkey
     message = str(refused.value)
     assert reason in message
     assert "install Docker Engine >= 26" in message and "containerd-snapshotter" in message
+
+
+def test_an_engine_hpsforge_starts_gets_the_containerd_store_and_a_bounded_build_cache(tmp_path):
+    from hpsforge.engine import write_daemon_config
+
+    path = tmp_path / "etc" / "docker" / "daemon.json"
+    write_daemon_config(load_config().engine, path)
+    assert json.loads(path.read_text()) == {
+        "features": {"containerd-snapshotter": True},
+        "builder": {"gc": {"enabled": True, "defaultKeepStorage": "10GB"}}}
+
+
+def test_the_daemon_config_keeps_the_users_own_settings(tmp_path):
+    from hpsforge.engine import write_daemon_config
+
+    path = tmp_path / "daemon.json"
+    own = {"data-root": "/srv/docker", "builder": {"gc": {"enabled": False}}, "features": {"other": True}}
+    path.write_text(json.dumps(own))
+    write_daemon_config(load_config().engine, path)
+    assert json.loads(path.read_text()) == {**own, "features": {"other": True, "containerd-snapshotter": True}}
+    before = path.stat().st_mtime_ns
+    write_daemon_config(load_config().engine, path)
+    assert path.stat().st_mtime_ns == before  # nothing to change: not rewritten
+
+
+def test_a_daemon_config_that_is_not_json_is_named(tmp_path):
+    from hpsforge.engine import write_daemon_config
+
+    path = tmp_path / "daemon.json"
+    path.write_text("{ nope")
+    with pytest.raises(HpsforgeError) as refused:
+        write_daemon_config(load_config().engine, path)
+    assert str(path) in str(refused.value) and "not valid JSON" in str(refused.value)
+
+
+def test_a_malformed_build_cache_size_is_refused():
+    from pydantic import ValidationError
+
+    from hpsforge.config import EngineConfig
+
+    fields = load_config().engine.model_dump()
+    with pytest.raises(ValidationError) as refused:
+        EngineConfig.model_validate({**fields, "build_cache_keep": "lots"})
+    assert "build_cache_keep" in str(refused.value)
