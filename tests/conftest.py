@@ -57,9 +57,11 @@ def pytest_sessionstart(session):
     from hpsforge.store import cache_root
     from tests.support.disk import DiskWatch
 
-    session.config.stash[_DISK] = DiskWatch({
+    watch = session.config.stash[_DISK] = DiskWatch({
         "the store": cache_root(), "the engine": Path("/var/lib/docker"), "temporary files": Path(tempfile.gettempdir()),
     }).start()
+    if (warning := watch.warning()) and (terminal := session.config.pluginmanager.get_plugin("terminalreporter")):
+        terminal.write_line(f"disk: {warning}", yellow=True, bold=True)
 
 
 def pytest_sessionfinish(session, exitstatus):

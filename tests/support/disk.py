@@ -14,6 +14,9 @@ from pathlib import Path
 
 SAMPLE_EVERY_S = 2.0
 GB = 1e9
+# What a whole run took on a fresh machine (free space fell by 30.4 GB, most of it while the gpu
+# runtime builds): said at the start, so a machine with less room is named before it fails.
+WHOLE_RUN_NEEDS_GB = 31
 
 
 def free_bytes(path: Path) -> int:
@@ -64,6 +67,15 @@ class DiskWatch:
         self._stop.set()
         self._thread.join(timeout=5)
         self.sample()
+
+    def warning(self) -> str | None:
+        """A line for the start of the run when a filesystem has less room than a whole run takes."""
+        short = [device for device, free in self.started.items() if free < WHOLE_RUN_NEEDS_GB * GB]
+        if not short:
+            return None
+        return "; ".join(f"{', '.join(self.names[device])}: only {self.started[device] / GB:.1f} GB free"
+                         for device in short) + \
+            f", and a whole run takes about {WHOLE_RUN_NEEDS_GB} GB: it may stop with 'No space left on device'"
 
     def lines(self) -> list[str]:
         return [f"{', '.join(self.names[device])}: {self.started[device] / GB:.1f} GB free at the start, "
