@@ -137,6 +137,7 @@ def export(project: locks.Project, destination: Path, *, include_blobs: bool = F
     if destination.exists() and any(destination.iterdir()):
         raise UsageError(f"{destination} exists and is not empty", hint="give a new folder (or remove this one)")
     started = time.monotonic()
+    targets = selected_targets(project, targets)
     index, paths = collect(project, include_blobs=include_blobs, targets=targets)
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
@@ -151,8 +152,7 @@ def export(project: locks.Project, destination: Path, *, include_blobs: bool = F
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     print(f"hpsforge: wrote the input archive {destination}: {index.summary()} "
-          f"(targets: {', '.join(selected_targets(project, targets))}) in {time.monotonic() - started:.1f} s",
-          flush=True)
+          f"(targets: {', '.join(targets)}) in {time.monotonic() - started:.1f} s", flush=True)
     return index
 
 

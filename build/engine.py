@@ -7,6 +7,7 @@ missing. With an engine already up the whole check is a few CLI calls.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -204,7 +205,7 @@ def write_daemon_config(config: EngineConfig, path: Path = DAEMON_CONFIG) -> Non
         current = json.loads(path.read_text()) if path.exists() else {}
     except json.JSONDecodeError as error:
         raise HpsforgeError(f"{path} is not valid JSON ({error})", hint="fix or remove it") from None
-    wanted = json.loads(json.dumps(current))
+    wanted = copy.deepcopy(current)
     wanted.setdefault("features", {})["containerd-snapshotter"] = True
     wanted.setdefault("builder", {}).setdefault("gc", {"enabled": True, "defaultKeepStorage": config.build_cache_keep})
     if wanted != current:

@@ -205,13 +205,10 @@ def run_archive(argv: list[str]) -> None:
     if options.pull:
         from hpsforge import oci_archive
 
-        if options.folder is not None:
-            oci_archive.pull(options.pull, options.folder)
-            archive.import_(options.folder)
-            return
-        with tempfile.TemporaryDirectory(prefix="pulled-", dir=scratch_dir()) as pulled:  # the store keeps it
-            oci_archive.pull(options.pull, Path(pulled) / "archive")
-            archive.import_(Path(pulled) / "archive")
+        with tempfile.TemporaryDirectory(prefix="pulled-", dir=scratch_dir()) as scratch:  # the store keeps it
+            folder = options.folder or Path(scratch) / "archive"
+            oci_archive.pull(options.pull, folder)
+            archive.import_(folder)
         return
     if options.folder is None:
         raise UsageError("name the archive folder: `nox -s archive -- import DIR`")

@@ -35,10 +35,10 @@ class DiskWatch:
     """The least free space seen on each filesystem the run writes to, sampled in a thread."""
 
     paths: dict[str, Path]
-    started: dict[int, int] = field(default_factory=dict)
-    least: dict[int, int] = field(default_factory=dict)
-    names: dict[int, list[str]] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
+    started: dict[int, int] = field(init=False)
+    least: dict[int, int] = field(init=False, default_factory=dict)
+    names: dict[int, list[str]] = field(init=False, default_factory=dict)
+    _stop: threading.Event = field(init=False, default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self._devices = {}
