@@ -11,8 +11,8 @@ import nox
 from nox.logger import logger
 
 try:
-    from hpsforge import sessions
-    from hpsforge.errors import HpsforgeError
+    from hpsforge import cli
+    from hpsforge.core.errors import HpsforgeError
 except ImportError as missing:  # plain `nox` outside the locked environment
     raise SystemExit(f"hpsforge is not importable ({missing}); run sessions with ./noxw instead of nox") from None
 
@@ -35,91 +35,91 @@ def _call(session: nox.Session, function) -> None:
 @nox.session
 def engine(session: nox.Session) -> None:
     """Make sure a Docker engine with BuildKit answers (installs and starts one on bare Debian)."""
-    _call(session, sessions.run_engine)
+    _call(session, cli.run_engine)
 
 
 @nox.session
 def freeze(session: nox.Session) -> None:
     """Re-lock everything (engine, base .debs, rc tools, model sources, pip per target); -- cpu: one target."""
-    _call(session, sessions.run_freeze)
+    _call(session, cli.run_freeze)
 
 
 @nox.session(name="lock-check")
 def lock_check(session: nox.Session) -> None:
     """Fail if any lock is stale against its declaration or any requirement lacks a hash."""
-    _call(session, sessions.run_lock_check)
+    _call(session, cli.run_lock_check)
 
 
 @nox.session
 def verify(session: nox.Session) -> None:
     """Check a target's vendor blobs and the pipelines' model files by sha256 (-- cpu|gpu)."""
-    _call(session, sessions.run_verify)
+    _call(session, cli.run_verify)
 
 
 @nox.session
 def fetch(session: nox.Session) -> None:
     """Download a target's locked wheels into the hash-checked wheelhouse (-- cpu|gpu)."""
-    _call(session, sessions.run_fetch)
+    _call(session, cli.run_fetch)
 
 
 @nox.session
 def sbom(session: nox.Session) -> None:
     """Write a CycloneDX SBOM of a target's image from the locks (-- cpu|gpu)."""
-    _call(session, sessions.run_sbom)
+    _call(session, cli.run_sbom)
 
 
 @nox.session
 def images(session: nox.Session) -> None:
     """Verify every input and build the base, rc, runtime and pipeline images (-- cpu gpu; --no-cache; --push)."""
-    _call(session, sessions.run_images)
+    _call(session, cli.run_images)
 
 
 @nox.session
 def assemble(session: nox.Session) -> None:
     """Package pipelines' server and client into output/<Name>_sdk[.tar.gz] (-- OCR ...|--all; --no-server, --no-client)."""
-    _call(session, sessions.run_assemble)
+    _call(session, cli.run_assemble)
 
 
 @nox.session
 def serve(session: nox.Session) -> None:
     """Start a pipeline's image and print its HTTP, gRPC and metrics addresses (-- OCR [--target cpu])."""
-    _call(session, sessions.run_serve)
+    _call(session, cli.run_serve)
 
 
 @nox.session
 def deploy(session: nox.Session) -> None:
     """Write Kubernetes/KServe manifests of a pipeline image to output/deploy/<Name>/ (-- OCR --kubernetes [--kserve] [--image REF@sha256:...])."""
-    _call(session, sessions.run_deploy)
+    _call(session, cli.run_deploy)
 
 
 @nox.session
 def conformance(session: nox.Session) -> None:
     """Start each pipeline image and check real inference, protocol, bad input, lifecycle (-- OCR ...; --url HOST:PORT)."""
-    _call(session, sessions.run_conformance)
+    _call(session, cli.run_conformance)
 
 
 @nox.session
 def repro(session: nox.Session) -> None:
     """Rebuild every image of a target's graph from nothing, compare digests, write output/repro/ (-- cpu|--all; --compare A B)."""
-    _call(session, sessions.run_repro)
+    _call(session, cli.run_repro)
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmark: rebuild times of a target's images (-- cpu), or (-- cpu --serving) each pipeline image's size, start-to-ready and latency."""
-    _call(session, sessions.run_bench)
+    _call(session, cli.run_bench)
 
 
 @nox.session
 def archive(session: nox.Session) -> None:
     """Input archive: `export DIR` every locked input (--target, --include-blobs, --push REF); `import DIR` (--pull REF)."""
-    _call(session, sessions.run_archive)
+    _call(session, cli.run_archive)
 
 
 @nox.session(name="host-lock")
 def host_lock(session: nox.Session) -> None:
     """Re-lock the host environment ./noxw installs (lock/host-requirements.txt)."""
-    _call(session, sessions.run_host_lock)
+    _call(session, cli.run_host_lock)
 
 
 @nox.session

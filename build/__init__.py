@@ -2,7 +2,7 @@
 
 import logging
 
-from hpsforge.errors import HpsforgeError
+from hpsforge.core.errors import HpsforgeError
 
 # python-on-whales logs every docker command at INFO; hpsforge prints its own progress.
 logging.getLogger("python_on_whales").setLevel(logging.WARNING)

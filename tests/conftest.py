@@ -16,7 +16,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # No test writes a tracked file: builds record their digests in a session copy of the record,
-# never in lock/images.lock.json (set before hpsforge is imported: it reads this at import).
+# never in lock/images.lock.json (hpsforge reads HPSFORGE_* at every call: core/settings.py).
 _RECORD = Path(tempfile.mkdtemp(prefix="hpsforge-test-record-")) / "images.lock.json"
 shutil.copyfile(PROJECT_ROOT / "lock" / "images.lock.json", _RECORD)
 os.environ["HPSFORGE_IMAGES_RECORD"] = str(_RECORD)
@@ -27,8 +27,10 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 import pytest  # noqa: E402
 
-from hpsforge import engine, graph  # noqa: E402
-from hpsforge.config import load_config  # noqa: E402
+from hpsforge.core.config import load_config  # noqa: E402
+from hpsforge.core.project import Project  # noqa: E402
+from hpsforge.images import engine, graph  # noqa: E402
+from hpsforge.locks import images_lock  # noqa: E402
 
 # Test-support modules import as tests.support.* (appended: the project's own build/ must not
 # shadow PyPA's `build`).
@@ -54,7 +56,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_sessionstart(session):
-    from hpsforge.store import cache_root
+    from hpsforge.inputs.store import cache_root
     from tests.support.disk import DiskWatch
 
     watch = session.config.stash[_DISK] = DiskWatch({
@@ -106,11 +108,14 @@ def diffoscope_tool(config):
 
 
 @pytest.fixture(scope="session")
-def cpu_graph(config):
-    """The project's build graph for the cpu target, as `nox -s images -- cpu` walks it."""
-    from hpsforge.pipelines import load_pipelines
+def project():
+    return Project.load()
 
-    return graph.BuildGraph.of(config, load_pipelines(), ["cpu"])
+
+@pytest.fixture(scope="session")
+def cpu_graph(project):
+    """The project's build graph for the cpu target, as `nox -s images -- cpu` walks it."""
+    return graph.BuildGraph.of(project, ["cpu"])
 
 
 @pytest.fixture(scope="session")
@@ -137,7 +142,7 @@ def serve_slot(cpu_images):
 
     from python_on_whales import docker
 
-    from hpsforge import serve
+    from hpsforge.ship import serve
 
     def free_port() -> int:
         with socket.socket() as probe:
@@ -172,18 +177,17 @@ def gpu_standins(config, tmp_path_factory):
 @pytest.fixture(scope="session")
 def runtime_gpu(config, shared_images, gpu_standins):
     """The gpu runtime on the stand-ins, built (or found up to date) as `nox -s images -- gpu` does."""
-    from hpsforge import runtime
-    from hpsforge.pipelines import load_pipelines
+    from hpsforge.images import runtime
 
     with gpu_standins.active():
-        return runtime.build(config, load_pipelines(), "gpu", shared_images["base"], shared_images["rc"])
+        return runtime.build(config, "gpu", shared_images["base"], shared_images["rc"])
 
 
 @pytest.fixture(scope="session")
 def gpu_images(config, runtime_gpu):
     """Every gpu pipeline image on the stand-in runtime; role -> record (the runtime included)."""
-    from hpsforge import pipeline_images
-    from hpsforge.pipelines import load_pipelines
+    from hpsforge.images import pipeline_images
+    from hpsforge.core.pipelines import load_pipelines
 
     built = {"runtime-gpu": runtime_gpu}
     for name, pipeline in load_pipelines().items():
@@ -195,8 +199,6 @@ def gpu_images(config, runtime_gpu):
 def cpu_images(cpu_graph, engine_status):
     """Every cpu image (base, rc, runtime, one per pipeline), built or found up to date as
     `nox -s images -- cpu` does, and recorded in the session's record; role -> record."""
-    from hpsforge import buildkit
-
     built = cpu_graph.build()
-    buildkit.ImagesLock.read().with_records(built).write()
+    images_lock.ImagesLock.read().with_records(built).write()
     return built

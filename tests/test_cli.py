@@ -89,7 +89,7 @@ def test_verify_gpu_names_every_missing_blob_and_where_to_put_it(tmp_path):
 def test_verify_cpu_checks_every_model_file():
     result = noxw("-s", "verify", "--", "cpu")
     assert result.returncode == 0, result.stdout + result.stderr
-    from hpsforge.pipelines import load_pipelines
+    from hpsforge.core.pipelines import load_pipelines
 
     declared = sum(len(artifact.files) for pipeline in load_pipelines().values()
                    for artifact in [*pipeline.models, *pipeline.fixtures])

@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import pytest
 
-from hpsforge import goldens
+from hpsforge.bundle import goldens
 import wire
 
 pytestmark = pytest.mark.engine

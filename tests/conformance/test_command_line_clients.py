@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from hpsforge import goldens
+from hpsforge.bundle import goldens
 
 pytestmark = pytest.mark.engine
 

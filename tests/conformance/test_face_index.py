@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from hpsforge import goldens
+from hpsforge.bundle import goldens
 import wire
 
 pytestmark = pytest.mark.engine

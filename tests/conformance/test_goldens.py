@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from hpsforge import goldens
+from hpsforge.bundle import goldens
 
 PROJECT_ROOT = goldens.PROJECT_ROOT
 

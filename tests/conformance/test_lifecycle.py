@@ -13,7 +13,7 @@ import time
 import pytest
 
 import conftest
-from hpsforge import goldens
+from hpsforge.bundle import goldens
 import wire
 
 pytestmark = pytest.mark.engine

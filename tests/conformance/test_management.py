@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from hpsforge import goldens
+from hpsforge.bundle import goldens
 import wire
 
 pytestmark = pytest.mark.engine

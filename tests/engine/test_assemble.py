@@ -8,8 +8,9 @@ import urllib.request
 import pytest
 from python_on_whales import docker
 
-from hpsforge import assemble, goldens
-from hpsforge.pipelines import load_pipelines
+from hpsforge.bundle import assemble, goldens
+from hpsforge.core.pipelines import load_pipelines
+from hpsforge.core.settings import settings
 
 pytestmark = pytest.mark.engine
 
@@ -67,7 +68,7 @@ def test_unpacked_bundle_serves_on_the_runtime_image(tmp_path, config, runtime_c
             except OSError:
                 assert time.monotonic() < deadline, docker.container.logs(container)[-3000:]
                 time.sleep(0.5)
-        pipeline_dir = assemble.PIPELINES_DIR / PIPELINE
+        pipeline_dir = settings().pipelines_dir / PIPELINE
         for case in goldens.load(pipeline_dir):
             request = goldens.resolve(case.request, pipeline_dir / "goldens", None, {})
             assert goldens.problems(case, _infer(port, case.model, request)) == [], case.name

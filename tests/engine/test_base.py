@@ -2,10 +2,11 @@ import shutil
 
 import pytest
 
-from hpsforge import base, debian
-from hpsforge.debian import DebianLock
-from hpsforge.errors import HpsforgeError
-from hpsforge.store import ContentStore
+from hpsforge.images import base
+from hpsforge.locks import debian
+from hpsforge.locks.debian import DebianLock
+from hpsforge.core.errors import HpsforgeError
+from hpsforge.inputs.store import ContentStore
 
 pytestmark = pytest.mark.engine
 
@@ -19,7 +20,7 @@ def test_base_rebuilt_from_nothing_has_the_same_digest(config, engine_status):
 
 def test_base_runs_the_locked_python(config, shared_images):
     reference = shared_images["base"].reference
-    lock = DebianLock.read(debian.BASE_LOCK)
+    lock = DebianLock.read(debian.base_lock_path())
     locked = {p.name: p.version for p in lock.packages}
     installed = base_dpkg_versions(reference)
     assert installed == locked
@@ -28,7 +29,7 @@ def test_base_runs_the_locked_python(config, shared_images):
 
 
 def test_tampered_deb_is_refused_before_mmdebstrap(config, engine_status, tmp_path, monkeypatch):
-    lock = DebianLock.read(debian.BASE_LOCK)
+    lock = DebianLock.read(debian.base_lock_path())
     victim = lock.packages[0]
     store = ContentStore()
     original = store.fetch(victim.url, victim.sha256, victim.size, victim.deb_name, "nox -s freeze")

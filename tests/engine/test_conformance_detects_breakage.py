@@ -11,8 +11,9 @@ import pytest
 from python_on_whales import docker
 from python_on_whales.exceptions import DockerException
 
-from hpsforge import conformance, pipeline_images
-from hpsforge.pipelines import load_pipelines
+from hpsforge.images import pipeline_images
+from hpsforge.prove import conformance
+from hpsforge.core.pipelines import load_pipelines
 
 pytestmark = pytest.mark.engine
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from hpsforge import conformance, serve
+from hpsforge.prove import conformance
+from hpsforge.ship import serve
 
 pytestmark = pytest.mark.engine
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from hpsforge.config import load_config
-from hpsforge.debian import BASE_LOCK, DebianLock
-from hpsforge.store import ContentStore
+from hpsforge.inputs import debs
+from hpsforge.core.config import load_config
+from hpsforge.locks.debian import DebianLock, base_lock_path
+from hpsforge.inputs.store import ContentStore
 from tests.support.debian_repository import HttpStandIn, SigningKey, archive_of, repository_from_packages
 
 pytestmark = pytest.mark.engine
@@ -24,8 +25,8 @@ EMPTY_SUITES = [("debian", "bookworm-updates")]
 
 @pytest.fixture(scope="module")
 def lock() -> DebianLock:
-    lock = DebianLock.read(BASE_LOCK)
-    lock.fetch(ContentStore())  # downloads only what the store lacks; re-hashes the rest
+    lock = DebianLock.read(base_lock_path())
+    debs.fetch(lock, ContentStore())  # downloads only what the store lacks; re-hashes the rest
     return lock
 
 

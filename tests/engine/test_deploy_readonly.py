@@ -18,9 +18,13 @@ import yaml
 from python_on_whales import docker
 from python_on_whales.exceptions import DockerException
 
-from hpsforge import buildkit, deploy, goldens, models, pipeline_images
-from hpsforge.pipelines import image_slug, load_pipelines
-from hpsforge.store import cache_root
+from hpsforge.locks import images_lock
+from hpsforge.bundle import goldens
+from hpsforge.images import buildkit, pipeline_images
+from hpsforge.inputs import model_files
+from hpsforge.ship import deploy
+from hpsforge.core.pipelines import image_slug, load_pipelines
+from hpsforge.inputs.store import cache_root
 from tests.conformance import wire
 
 pytestmark = pytest.mark.engine
@@ -96,7 +100,7 @@ def _exec(container: str, script: str) -> bool:
 @pytest.mark.parametrize("name", PIPELINES)
 def test_the_deployment_runs_read_only_and_answers_its_goldens(name, cpu_images, tmp_path):
     role = pipeline_images.role(name, "cpu")
-    image = deploy.recorded_image(name, "cpu", buildkit.ImagesLock(images={role: cpu_images[role]}))
+    image = deploy.recorded_image(name, "cpu", images_lock.ImagesLock(images={role: cpu_images[role]}))
     files = deploy.render(name, PIPELINES[name], "cpu", image, ("kubernetes",), "test")
     deployment = yaml.safe_load(files["kubernetes/deployment.yaml"])
     (spec,) = deployment["spec"]["template"]["spec"]["containers"]
@@ -126,7 +130,7 @@ def test_the_deployment_runs_read_only_and_answers_its_goldens(name, cpu_images,
         fixtures = None
         if PIPELINES[name].fixtures:
             fixtures = cache_root() / "fixtures" / name
-            models.extract(name, PIPELINES[name].fixtures, fixtures)
+            model_files.extract(name, PIPELINES[name].fixtures, fixtures)
         saved, failures = {}, []
         for case in goldens.load(pipeline_dir):
             status, envelope = wire.infer(http, case.model,
@@ -154,7 +158,7 @@ def test_without_its_tmp_volume_the_read_only_server_cannot_start(cpu_images, tm
     (server.sh writes the served repository there; the python backend a directory per model)."""
     name = "image_classification"
     role = pipeline_images.role(name, "cpu")
-    image = deploy.recorded_image(name, "cpu", buildkit.ImagesLock(images={role: cpu_images[role]}))
+    image = deploy.recorded_image(name, "cpu", images_lock.ImagesLock(images={role: cpu_images[role]}))
     deployment = yaml.safe_load(deploy.render(name, PIPELINES[name], "cpu", image, ("kubernetes",), "test")
                                 ["kubernetes/deployment.yaml"])
     (spec,) = deployment["spec"]["template"]["spec"]["containers"]

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from hpsforge import engine
+from hpsforge.images import engine
 
 pytestmark = pytest.mark.engine
 

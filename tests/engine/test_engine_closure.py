@@ -4,15 +4,18 @@ bookworm system made from nothing but the lock's own files, the engine, buildx a
 import shlex
 import subprocess
 
-from hpsforge import debian
-from hpsforge.debian import DebianLock, host_architecture, local_repository
-from hpsforge.store import ContentStore
+from hpsforge.inputs import debs
+from hpsforge.locks import debian
+from hpsforge.images.engine import host_architecture
+from hpsforge.inputs.debs import local_repository
+from hpsforge.locks.debian import DebianLock
+from hpsforge.inputs.store import ContentStore
 
 
 def test_the_engine_closure_installs_offline_into_a_clean_bookworm_rootfs(config, engine_status, tmp_path):
-    lock = DebianLock.read(debian.ENGINE_LOCK)
+    lock = DebianLock.read(debian.engine_lock_path())
     repo = tmp_path / "repo"
-    local_repository(config.engine.host_suite, host_architecture(), lock.packages, lock.fetch(ContentStore()), repo)
+    local_repository(config.engine.host_suite, host_architecture(), lock.packages, debs.fetch(lock, ContentStore()), repo)
     names = [package.name for package in config.engine.packages]
     report = tmp_path / "versions.txt"
     check = ("dockerd --version; docker --version; docker buildx version; containerd --version; "
@@ -32,7 +35,7 @@ def test_the_engine_closure_installs_offline_into_a_clean_bookworm_rootfs(config
 
 
 def test_a_closure_missing_a_dependency_fails_the_offline_install(config, engine_status, tmp_path):
-    lock = DebianLock.read(debian.ENGINE_LOCK)
+    lock = DebianLock.read(debian.engine_lock_path())
     kept = [package for package in lock.packages if package.name != "runc"]
     store = ContentStore()
     repo = tmp_path / "repo"

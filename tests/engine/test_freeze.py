@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hpsforge import debian
-from hpsforge.debian import DebianLock
+from hpsforge.locks import debian
+from hpsforge.locks.debian import DebianLock
 from tests.support.local_mirror import local_mirror
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +23,7 @@ def _freeze(*locks: str, env: dict) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module", params=["engine", "base"])
 def mirror(request, tmp_path_factory, signing_key, engine_status):
     """(lock name, its committed file, a local mirror of exactly that lock's files)."""
-    lock_path = {"engine": debian.ENGINE_LOCK, "base": debian.BASE_LOCK}[request.param]
+    lock_path = {"engine": debian.engine_lock_path(), "base": debian.base_lock_path()}[request.param]
     with local_mirror(tmp_path_factory.mktemp(f"local-mirror-{request.param}"), signing_key, lock_path) as served:
         yield request.param, lock_path, served
 

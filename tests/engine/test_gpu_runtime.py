@@ -13,9 +13,12 @@ import time
 import pytest
 from python_on_whales import docker
 
-from hpsforge import buildkit, conformance, gpu, pip_locks, requirements_lock, runtime
-from hpsforge.errors import HpsforgeError
-from hpsforge.pipelines import load_pipelines
+from hpsforge.locks import images_lock
+from hpsforge.images import buildkit, gpu, runtime
+from hpsforge.locks import pip_locks, requirements_lock
+from hpsforge.prove import conformance
+from hpsforge.core.errors import HpsforgeError
+from hpsforge.core.pipelines import load_pipelines
 
 pytestmark = pytest.mark.engine
 
@@ -73,7 +76,7 @@ def test_labels_tag_and_record_say_stand_in(runtime_gpu, gpu_images):
     assert labels["io.hpsforge.cudnn.version"] == "8.9.7.29"
     assert labels["io.hpsforge.tensorrt.version"] == "8.6.1.6"
     assert labels[gpu.STANDIN_LABEL].startswith("true") and "STAND-IN" in labels["org.opencontainers.image.title"]
-    recorded = buildkit.ImagesLock.read().images
+    recorded = images_lock.ImagesLock.read().images
     for role, image in gpu_images.items():
         assert image.reference.endswith(gpu.STANDIN_SUFFIX), image.reference
         assert docker.image.inspect(image.reference).config.labels[gpu.STANDIN_LABEL].startswith("true")

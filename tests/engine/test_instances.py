@@ -9,9 +9,9 @@ import urllib.request
 import pytest
 from python_on_whales import docker
 
-from hpsforge import pipeline_images
-from hpsforge.client_sdk import ready
-from hpsforge.pipelines import load_pipelines
+from hpsforge.images import pipeline_images
+from hpsforge.bundle.client_sdk import ready
+from hpsforge.core.pipelines import load_pipelines
 
 pytestmark = pytest.mark.engine
 

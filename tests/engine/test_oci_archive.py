@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from hpsforge import oci_archive
-from hpsforge.errors import HashMismatchError, InputUnavailableError, UsageError
-from hpsforge.oci_archive import FILE_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, TITLE
-from hpsforge.store import ContentStore
+from hpsforge.ship import oci_archive
+from hpsforge.core.errors import HashMismatchError, InputUnavailableError, UsageError
+from hpsforge.ship.oci_archive import FILE_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, TITLE
+from hpsforge.inputs.store import ContentStore
 
 from tests.support.archives import folder_contents, make_archive
 from tests.support.registry import TEST_HTPASSWD as HTPASSWD

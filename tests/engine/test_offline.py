@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hpsforge.buildkit import ImagesLock
+from hpsforge.locks.images_lock import ImagesLock
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = Path(os.environ["HPSFORGE_COMMITTED_RECORD"])
@@ -109,7 +109,7 @@ def test_the_whole_graph_rebuilds_from_an_archive_with_no_network_to_the_recorde
     rebuilds every cpu image from nothing (fresh rootfs, no BuildKit cache, an empty store seeded
     only from the pulled archive); each digest equals the first build's and lock/images.lock.json's.
     The reports stay in output/repro/ for CI to keep."""
-    from hpsforge import repro
+    from hpsforge.prove import repro
 
     pulled, timings = travelled_archive
     started = time.time()
@@ -120,7 +120,7 @@ def test_the_whole_graph_rebuilds_from_an_archive_with_no_network_to_the_recorde
     print("; ".join(f"{label}: {seconds:.0f} s" for label, seconds in timings.items()))
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     assert _containers_created(started) == []
-    report = repro.read_report(repro.REPORT_DIR / "report.json")
+    report = repro.read_report(repro.default_report_dir() / "report.json")
     assert report.from_archive and report.targets == ["cpu"]
     assert {image.role: image.verdict for image in report.images} == {
         role: "reproducible" for role in _digests(COMMITTED)}

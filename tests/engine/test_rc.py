@@ -1,7 +1,8 @@
 import pytest
 from python_on_whales import docker
 
-from hpsforge import rc
+from hpsforge.locks import pip_locks
+from hpsforge.images import rc
 
 pytestmark = pytest.mark.engine
 
@@ -9,7 +10,7 @@ pytestmark = pytest.mark.engine
 def test_rc_has_the_locked_tools(shared_images):
     listing = docker.run(shared_images["rc"].reference, ["pip", "freeze", "--all"], remove=True)
     installed = {line.strip().lower().replace("_", "-") for line in listing.splitlines()}
-    for pinned in rc.RC_LOCK.read_text().splitlines():
+    for pinned in pip_locks.rc_lock_path().read_text().splitlines():
         if "==" in pinned and not pinned.startswith("#"):
             assert pinned.split()[0].lower() in installed
 

@@ -6,14 +6,16 @@ from xml.etree import ElementTree
 import pytest
 from python_on_whales import docker
 
-from hpsforge import buildkit, repro
-from hpsforge.errors import DigestMismatchError
-from hpsforge.graph import BuildGraph, Node
+from hpsforge.locks import images_lock
+from hpsforge.images import buildkit
+from hpsforge.prove import repro
+from hpsforge.core.errors import DigestMismatchError
+from hpsforge.images.graph import BuildGraph, Node
 
 pytestmark = pytest.mark.engine
 
 
-def _marker_image(tmp_path, shared_images, name: str, marker: str) -> buildkit.ImageRecord:
+def _marker_image(tmp_path, shared_images, name: str, marker: str) -> images_lock.ImageRecord:
     context = tmp_path / name
     context.mkdir()
     (context / "same.txt").write_text("identical in both images\n")
@@ -67,7 +69,7 @@ def _clock_graph(tmp_path, shared_images) -> BuildGraph:
 def test_a_non_reproducible_image_is_named_with_its_layer_and_file(tmp_path, shared_images, diffoscope_tool):
     graph = _clock_graph(tmp_path, shared_images)
     first = graph.build()
-    buildkit.ImagesLock.read().with_records(first).write()  # recorded, as `nox -s images` does
+    images_lock.ImagesLock.read().with_records(first).write()  # recorded, as `nox -s images` does
     try:
         report = repro.run(graph, ["test"], report_dir=tmp_path / "repro")
         verdicts = {image.role: image.verdict for image in report.images}
@@ -98,22 +100,22 @@ def test_a_copy_only_server_image_is_reproducible_without_the_timestamp_rewrite(
     import shutil
     import time
 
-    from hpsforge import bench
+    from hpsforge.bench import rebuild
 
-    shutil.copytree(bench.SAMPLE_REPOSITORY, tmp_path / "model_repository")
-    (tmp_path / "Dockerfile").write_text(bench.SERVER_DOCKERFILE)
-    first = bench.server_image(runtime_cpu, tmp_path, config.base.source_date_epoch, no_cache=True)
+    shutil.copytree(rebuild.SAMPLE_REPOSITORY, tmp_path / "model_repository")
+    (tmp_path / "Dockerfile").write_text(rebuild.SERVER_DOCKERFILE)
+    first = rebuild.server_image(runtime_cpu, tmp_path, config.base.source_date_epoch, no_cache=True)
     time.sleep(1.1)  # a wall-clock timestamp leaking into a layer would now differ
     (tmp_path / "model_repository" / "add_sub" / "config.pbtxt").touch()
-    second = bench.server_image(runtime_cpu, tmp_path, config.base.source_date_epoch, no_cache=True)
+    second = rebuild.server_image(runtime_cpu, tmp_path, config.base.source_date_epoch, no_cache=True)
     assert first.digest == second.digest
 
 
 def test_pipeline_images_are_reproducible(runtime_cpu, config):
     import time
 
-    from hpsforge import pipeline_images
-    from hpsforge.pipelines import load_pipelines
+    from hpsforge.images import pipeline_images
+    from hpsforge.core.pipelines import load_pipelines
 
     pipeline = load_pipelines()["image_classification"]
     first = pipeline_images.build(config, "image_classification", pipeline, "cpu", runtime_cpu,

@@ -87,7 +87,7 @@ def test_runtime_runs_as_non_root_with_tini_and_a_healthcheck(runtime_cpu):
 
 
 def test_runtime_holds_exactly_the_locked_wheels(runtime_cpu):
-    from hpsforge import pip_locks, requirements_lock
+    from hpsforge.locks import pip_locks, requirements_lock
 
     locked = {requirements_lock.canonical_name(r.name): r.version
               for r in requirements_lock.read(pip_locks.lock_path("cpu")).requirements}
@@ -100,7 +100,7 @@ def test_runtime_holds_exactly_the_locked_wheels(runtime_cpu):
 
 
 def test_runtime_is_at_most_1_5_gb(runtime_cpu):
-    from hpsforge import audit, buildkit
+    from hpsforge.images import audit, buildkit
 
     size = audit.unpacked_size(buildkit.ensure_layout(runtime_cpu))
     print(f"cpu runtime: {size / 1e9:.3f} GB unpacked")
@@ -111,11 +111,11 @@ def test_push_to_an_unreachable_registry_fails_clearly_and_keeps_the_build(cpu_i
     import shutil
     import subprocess
 
-    from hpsforge.buildkit import IMAGES_LOCK, ImagesLock
+    from hpsforge.locks.images_lock import ImagesLock, images_lock_path
 
     root = Path(__file__).resolve().parents[2]
     record = tmp_path / "images.lock.json"
-    shutil.copyfile(IMAGES_LOCK, record)
+    shutil.copyfile(images_lock_path(), record)
     result = subprocess.run([str(root / "noxw"), "-s", "images", "--", "cpu", "--push", "127.0.0.1:9/hps"],
                             capture_output=True, text=True, cwd=root,
                             env={**__import__("os").environ, "HPSFORGE_IMAGES_RECORD": str(record)})

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from python_on_whales import docker
 
-from hpsforge import audit, buildkit
+from hpsforge.images import audit, buildkit
 
 pytestmark = pytest.mark.engine
 

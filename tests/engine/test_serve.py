@@ -5,8 +5,8 @@ import urllib.request
 import pytest
 from python_on_whales import docker
 
-from hpsforge import serve
-from hpsforge.errors import HpsforgeError
+from hpsforge.ship import serve
+from hpsforge.core.errors import HpsforgeError
 
 pytestmark = pytest.mark.engine
 

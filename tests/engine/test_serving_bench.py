@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hpsforge import sessions
+from hpsforge import cli
 
 pytestmark = pytest.mark.engine
 
@@ -14,7 +14,7 @@ PIPELINE = "image_classification"  # the quickest to load and to answer
 
 
 def test_the_serving_benchmark_runs_every_part_and_writes_its_report_and_plot(runtime_cpu, tmp_path, capsys):
-    report = sessions.run_bench(["cpu", "--serving", PIPELINE, "--quick", "--seconds", "0.3", "--warmup", "0.2",
+    report = cli.run_bench(["cpu", "--serving", PIPELINE, "--quick", "--seconds", "0.3", "--warmup", "0.2",
                                  "--concurrency", "1,2", "--min-requests", "1", "--output", str(tmp_path)])
     printed = capsys.readouterr().out
     written = json.loads((tmp_path / "serving.json").read_text())

@@ -4,9 +4,10 @@ import hashlib
 
 import pytest
 
-from hpsforge import pip_locks, requirements_lock, wheelhouse
-from hpsforge.errors import HpsforgeError
-from hpsforge.store import ContentStore
+from hpsforge.inputs import wheelhouse
+from hpsforge.locks import pip_locks, requirements_lock
+from hpsforge.core.errors import HpsforgeError
+from hpsforge.inputs.store import ContentStore
 
 pytestmark = pytest.mark.engine
 

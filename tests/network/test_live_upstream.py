@@ -10,7 +10,9 @@ import urllib.request
 from pathlib import Path
 
 
-from hpsforge import debian, models
+from hpsforge.locks import model_sources
+from hpsforge.inputs import model_files
+from hpsforge.locks import debian
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,13 +35,13 @@ def _served(url: str) -> str | None:
 
 def test_every_locked_deb_and_model_source_is_still_served_upstream(engine_status):
     gone = []
-    for path in (debian.ENGINE_LOCK, debian.BASE_LOCK):
+    for path in (debian.engine_lock_path(), debian.base_lock_path()):
         for package in debian.DebianLock.read(path).packages:
             if (why := _served(package.url)) is not None:
                 gone.append(f"{path.name}: {package.url}: {why}")
-    for entry in models.ModelSourcesLock.read().files:
+    for entry in model_sources.ModelSourcesLock.read().files:
         if (why := _served(entry.url)) is not None:
-            gone.append(f"{models.MODEL_SOURCES_LOCK.name}: {entry.url}: {why}")
+            gone.append(f"{model_sources.model_sources_lock_path().name}: {entry.url}: {why}")
     assert not gone, ("upstream moved: files the committed locks name are no longer served there:\n  "
                       + "\n  ".join(gone) + "\nre-lock with `./noxw -s freeze` (users with an input archive "
                       "or snapshot.debian.org access still build the recorded images)")

@@ -32,9 +32,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpsforge import blobs
-from hpsforge.config import ProjectConfig
-from hpsforge.files import sha256_file
+from hpsforge.inputs import blobs
+from hpsforge.core.config import ProjectConfig
+from hpsforge.core.files import sha256_file
+from hpsforge.core.settings import PROJECT_ROOT
 
 MTIME = 1701388800  # 2023-12-01, about when NVIDIA published these releases
 MADE_BY = "tests/support/gpu_standins.py"
@@ -201,7 +202,7 @@ def make(destination: Path, config: ProjectConfig, target: str = "gpu", *, omit:
     if shutil.which("gcc") is None:
         raise RuntimeError("the gpu stand-ins are shared objects compiled on the spot: install gcc "
                            "(apt-get install gcc) to build and test the gpu images")
-    real = blobs.load_manifest(blobs.MANIFEST)  # the project's manifest: names, files, versions
+    real = blobs.load_manifest(PROJECT_ROOT / "vendor_blobs" / "manifest.toml")  # the project's manifest
     cuda = config.target(target).cuda
     directory = destination / "files"
     directory.mkdir(parents=True, exist_ok=True)
@@ -253,7 +254,7 @@ def main(argv: list[str]) -> int:
     variables that point a build at them (eval its output, then `./noxw -s images -- gpu`)."""
     import argparse
 
-    from hpsforge.config import load_config
+    from hpsforge.core.config import load_config
 
     parser = argparse.ArgumentParser(prog="python -m tests.support.gpu_standins",
                                      description="generate STAND-IN cuDNN/TensorRT archives (tests only)")

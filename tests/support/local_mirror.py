@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpsforge import debian
-from hpsforge.config import PROJECT_ROOT, load_config
-from hpsforge.store import ContentStore
+from hpsforge.inputs import debs
+from hpsforge.locks import debian
+from hpsforge.core.config import load_config
+from hpsforge.core.settings import PROJECT_ROOT
+from hpsforge.inputs.store import ContentStore
 from tests.support.debian_repository import DebianRepository, HttpStandIn, SigningKey, archive_of
 
 UPSTREAM = "http://deb.debian.org"
@@ -35,7 +37,7 @@ class LocalMirror:
 def locked_packages(lock_path: Path) -> list[debian.DebPackage]:
     """Every .deb of the lock, fetched into the store."""
     lock = debian.DebianLock.read(lock_path)
-    lock.fetch(ContentStore())
+    debs.fetch(lock, ContentStore())
     return lock.packages
 
 

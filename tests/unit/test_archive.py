@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hpsforge import archive, wheelhouse
-from hpsforge.errors import HashMismatchError, InputUnavailableError, UsageError
-from hpsforge.store import ContentStore
+from hpsforge.core import project
+from hpsforge.inputs import archive, wheelhouse
+from hpsforge.core.errors import HashMismatchError, InputUnavailableError, UsageError
+from hpsforge.inputs.store import ContentStore
 from tests.support.archives import make_archive
 
 FILES = {"alpha_1.0_amd64.deb": b"alpha" * 1000, "beta_2.0_all.deb": b"beta" * 3000, "gamma_3_all.deb": b"g" * 10}
@@ -119,7 +120,7 @@ def test_export_refuses_a_folder_that_is_not_empty(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
     with pytest.raises(UsageError, match="exists and is not empty"):
-        archive.export(None, tmp_path / "out")
+        archive.export(None, tmp_path / "out", lambda name, lock: pytest.fail("asked for a wheelset"))
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
 
 
@@ -134,10 +135,7 @@ def test_import_links_instead_of_copying_and_the_store_refuses_a_file_changed_af
     assert "does not match its lock" in str(refused.value)
 
 
-def test_an_unknown_target_is_named_with_the_declared_ones():
-    from hpsforge import locks
-
-    project = locks.Project.load()
+def test_an_unknown_target_is_named_with_the_declared_ones(project):
     assert archive.selected_targets(project, None) == sorted(project.config.targets)
     assert archive.selected_targets(project, ["cpu", "cpu"]) == ["cpu"]
     with pytest.raises(UsageError) as refused:

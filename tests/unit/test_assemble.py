@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from hpsforge import assemble, pip_locks, sessions
-from hpsforge.errors import HpsforgeError
-from hpsforge.pipelines import Pipeline, load_pipelines
-from hpsforge.store import ContentStore
+from hpsforge import cli
+from hpsforge.bundle import assemble
+from hpsforge.locks import pip_locks
+from hpsforge.core.errors import HpsforgeError
+from hpsforge.core.pipelines import Pipeline, load_pipelines
+from hpsforge.inputs.store import ContentStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EPOCH = 1767225600
@@ -150,10 +152,15 @@ def test_archive_is_replaced_atomically(tmp_path):
 
 @pytest.fixture
 def pipelines_dir(tmp_path, monkeypatch) -> Path:
-    directory = tmp_path / "pipelines"
+    """A project (HPSFORGE_PROJECT) whose one pipeline, Demo, has a client; the project's own sdk/
+    and lock/. Its pipelines/ folder."""
+    project = tmp_path / "project"
+    directory = project / "pipelines"
     (directory / "Demo" / "client").mkdir(parents=True)
     (directory / "Demo" / "client" / "client.py").write_text("print('demo client')\n", encoding="utf-8")
-    monkeypatch.setattr(assemble, "PIPELINES_DIR", directory)
+    for shared in ("sdk", "lock"):
+        (project / shared).symlink_to(PROJECT_ROOT / shared)
+    monkeypatch.setenv("HPSFORGE_PROJECT", str(project))
     return directory
 
 
@@ -183,10 +190,10 @@ def test_stage_client_without_client_py(pipelines_dir, tmp_path):
 
 
 def test_stage_client_without_the_client_lock(pipelines_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(pip_locks, "REQUIREMENTS_DIR", tmp_path / "no-locks")
+    monkeypatch.setenv("HPSFORGE_LOCK_DIR", str(tmp_path / "no-locks"))
     with pytest.raises(HpsforgeError) as caught:
         assemble.stage_client("Demo", tmp_path / "bundle" / "client", EPOCH)
-    assert str(tmp_path / "no-locks" / "client.txt") in str(caught.value)
+    assert str(tmp_path / "no-locks" / "requirements" / "client.txt") in str(caught.value)
     assert "nox -s freeze -- client" in str(caught.value)
 
 
@@ -246,14 +253,13 @@ def no_work(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("run_assemble did work before rejecting its arguments")
 
-    monkeypatch.setattr(sessions, "load_config", forbidden)
-    monkeypatch.setattr(sessions.assemble, "assemble", forbidden)
-    monkeypatch.setattr(sessions.lockcheck, "check", forbidden)
+    monkeypatch.setattr(cli.assemble, "assemble", forbidden)
+    monkeypatch.setattr(cli.lock_kinds, "check", forbidden)
 
 
 def _assemble_error(argv: list[str]) -> HpsforgeError:
     with pytest.raises(HpsforgeError) as caught:
-        sessions.run_assemble(argv)
+        cli.run_assemble(argv)
     return caught.value
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from hpsforge import blobs
-from hpsforge.blobs import BlobManifest, blobs_dir, load_manifest, verify_blob, verify_blobs
-from hpsforge.config import PROJECT_ROOT
-from hpsforge.errors import HpsforgeError
-from hpsforge.files import CHUNK
+from hpsforge.inputs import blobs
+from hpsforge.inputs.blobs import BlobManifest, blobs_dir, load_manifest, verify_blob, verify_blobs
+from hpsforge.core.settings import PROJECT_ROOT
+from hpsforge.core.errors import HpsforgeError
+from hpsforge.core.files import CHUNK
 
 URL = "https://example.invalid/{file}"
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hpsforge.buildkit import ImageRecord, ImagesLock, layout_manifest_digest
-from hpsforge.errors import HpsforgeError
+from hpsforge.images.buildkit import layout_manifest_digest
+from hpsforge.locks.images_lock import ImageRecord, ImagesLock
+from hpsforge.core.errors import HpsforgeError
 
 BASE = ImageRecord(reference="hpsforge/base:abc", digest="sha256:" + "a" * 64, input_sha256="1" * 64)
 RC = ImageRecord(reference="hpsforge/rc:def", digest="sha256:" + "b" * 64, input_sha256="2" * 64)
@@ -108,7 +109,7 @@ def _built(tmp_path: Path, name: str, blobs: dict[str, bytes]) -> Path:
 def test_cached_layouts_share_their_common_blobs(tmp_path, monkeypatch):
     """A pipeline image's layout links the runtime's layers instead of copying them: one inode per
     blob across layouts, and each layout still holds every file of a complete OCI layout."""
-    from hpsforge import buildkit
+    from hpsforge.images import buildkit
 
     monkeypatch.setenv("HPSFORGE_CACHE", str(tmp_path / "cache"))
     runtime_layer, pipeline_layer = b"runtime layer" * 100, b"pipeline layer"
@@ -128,7 +129,7 @@ def test_cached_layouts_share_their_common_blobs(tmp_path, monkeypatch):
 
 
 def test_a_damaged_shared_blob_is_not_linked_into_a_new_layout(tmp_path, monkeypatch):
-    from hpsforge import buildkit
+    from hpsforge.images import buildkit
 
     monkeypatch.setenv("HPSFORGE_CACHE", str(tmp_path / "cache"))
     buildkit.shared_blobs_dir().mkdir(parents=True)
@@ -140,7 +141,7 @@ def test_a_damaged_shared_blob_is_not_linked_into_a_new_layout(tmp_path, monkeyp
 
 
 def test_forgetting_a_layout_keeps_the_blobs_another_layout_links(tmp_path, monkeypatch):
-    from hpsforge import buildkit
+    from hpsforge.images import buildkit
 
     monkeypatch.setenv("HPSFORGE_CACHE", str(tmp_path / "cache"))
     buildkit._keep_layout(_built(tmp_path, "a", {"1" * 64: b"shared"}), buildkit.layout_dir("sha256:" + "a" * 64))

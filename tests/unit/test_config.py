@@ -8,15 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from hpsforge.config import (
-    BaseConfig,
-    EngineConfig,
-    ProjectConfig,
-    RcConfig,
-    load_config,
-    version_tuple,
-)
-from hpsforge.errors import HpsforgeError
+from hpsforge.core.config import BaseConfig, EngineConfig, ProjectConfig, RcConfig, load_config, version_tuple
+from hpsforge.core.errors import HpsforgeError
 
 PROJECT_CONFIG = Path(__file__).resolve().parents[2] / "hpsforge.toml"
 

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from hpsforge.debian import DebianLock, DebPackage, parse_deb822
-from hpsforge.errors import HpsforgeError
-from hpsforge.store import ContentStore
+from hpsforge.inputs import debs
+from hpsforge.locks.debian import DebPackage, DebianLock, parse_deb822
+from hpsforge.core.errors import HpsforgeError
+from hpsforge.inputs.store import ContentStore
 
 PACKAGES = """\
 Package: libfoo1
@@ -169,7 +170,7 @@ def test_fetch_through_store(tmp_path, monkeypatch):
     deb.parent.mkdir(parents=True)
     deb.write_bytes(b"alpha deb bytes")
     monkeypatch.setenv("HPSFORGE_CACHE", str(tmp_path / "cache"))
-    paths = DebianLock(input_sha256="1" * 64, packages=[package]).fetch(ContentStore())
+    paths = debs.fetch(DebianLock(input_sha256="1" * 64, packages=[package]), ContentStore())
     assert len(paths) == 1
     assert paths[0].read_bytes() == b"alpha deb bytes"
     assert paths[0].name == package.sha256
@@ -186,11 +187,11 @@ def test_fetch_falls_back_to_the_snapshot_then_names_every_place(tmp_path, monke
     snapshot.write_bytes(data)
     package = _package("beta", data=data, uri=(tmp_path / "mirror").as_uri()).model_copy(
         update={"snapshot": snapshot.as_uri()})
-    assert DebianLock(input_sha256="1" * 64, packages=[package]).fetch(ContentStore())[0].read_bytes() == data
+    assert debs.fetch(DebianLock(input_sha256="1" * 64, packages=[package]), ContentStore())[0].read_bytes() == data
     gone = _package("gamma", data=b"gamma", uri=(tmp_path / "mirror").as_uri()).model_copy(
         update={"snapshot": (tmp_path / "snapshot" / "gamma.deb").as_uri()})
     with pytest.raises(HpsforgeError) as refused:
-        DebianLock(input_sha256="1" * 64, packages=[gone]).fetch(ContentStore())
+        debs.fetch(DebianLock(input_sha256="1" * 64, packages=[gone]), ContentStore())
     message = str(refused.value)
     assert gone.deb_name in message and gone.sha256 in message
     assert f"mirror    {gone.url}" in message and f"snapshot  {gone.snapshot}" in message

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from debian import deb822
 
-from hpsforge.debian import DebPackage, signed_packages_index
-from hpsforge.errors import HpsforgeError
-from hpsforge.store import ContentStore
+from hpsforge.freeze.apt import signed_packages_index
+from hpsforge.locks.debian import DebPackage
+from hpsforge.core.errors import HpsforgeError
+from hpsforge.inputs.store import ContentStore
 from tests.support.debian_repository import (
     DebianRepository,
     HttpStandIn,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from hpsforge.config import HostPackage
-from hpsforge.debian import pin_host_package
-from hpsforge.debversion import Constraint
-from hpsforge.errors import HpsforgeError
+from hpsforge.core.config import HostPackage
+from hpsforge.freeze.apt import pin_host_package
+from hpsforge.core.debversion import Constraint
+from hpsforge.core.errors import HpsforgeError
 
 SERIES = ">= 26.1.5, << 26.2~"
 
@@ -40,7 +40,8 @@ def test_malformed_constraints_are_refused(text):
 
 
 def test_a_malformed_constraint_names_the_field(tmp_path):
-    from hpsforge.config import load_config, PROJECT_ROOT
+    from hpsforge.core.config import load_config
+    from hpsforge.core.settings import PROJECT_ROOT
 
     text = (PROJECT_ROOT / "hpsforge.toml").read_text().replace('version = ">= 26.1.5, << 26.2~"', 'version = "~> 26.1"', 1)
     path = tmp_path / "hpsforge.toml"

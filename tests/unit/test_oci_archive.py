@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from hpsforge import oci_archive
-from hpsforge.errors import HashMismatchError, HpsforgeError, InputUnavailableError, UsageError
-from hpsforge.oci_archive import (FILE_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, TITLE, docker_credentials,
-                                  parse_index, parse_reference)
+from hpsforge.ship import oci_archive
+from hpsforge.core.errors import HashMismatchError, HpsforgeError, InputUnavailableError, UsageError
+from hpsforge.ship.oci_archive import FILE_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, TITLE, docker_credentials, parse_index, parse_reference
 
 from tests.support.archives import make_archive
 

@@ -1,4 +1,4 @@
-"""hpsforge.rc: the rc lock must exist, match its declaration and hash every requirement."""
+"""images/rc.py: the rc lock must exist, match its declaration and hash every requirement."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from hpsforge import rc, requirements_lock
-from hpsforge.config import RcConfig
-from hpsforge.errors import HpsforgeError
+from hpsforge.images import rc
+from hpsforge.locks import requirements_lock
+from hpsforge.core.config import RcConfig
+from hpsforge.core.errors import HpsforgeError
 
 CONFIG = RcConfig(image="hpsforge/rc", requirements=["pip==25.3", "wheel==0.48.0"])
 HASH = "--hash=sha256:" + "f" * 64
@@ -20,10 +21,9 @@ def _lock_text(digest: str, body: str = f"pip==25.3 \\\n    {HASH}\n") -> str:
 
 @pytest.fixture
 def rc_lock(tmp_path, monkeypatch) -> Path:
-    """Point rc at a temporary lock file."""
-    path = tmp_path / "rc-requirements.txt"
-    monkeypatch.setattr(rc, "RC_LOCK", path)
-    return path
+    """Point rc at a temporary lock folder (HPSFORGE_LOCK_DIR); its rc lock file."""
+    monkeypatch.setenv("HPSFORGE_LOCK_DIR", str(tmp_path))
+    return tmp_path / "rc-requirements.txt"
 
 
 def test_require_fresh_passes(rc_lock):

@@ -7,8 +7,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from hpsforge import repro
-from hpsforge.errors import UsageError
+from hpsforge.prove import repro
+from hpsforge.core.errors import UsageError
 
 DIGEST = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hpsforge import requirements_lock
-from hpsforge.errors import HpsforgeError
-from hpsforge.requirements_lock import LockedRequirement, canonical_name, header, parse, problems, read
+from hpsforge.locks import requirements_lock
+from hpsforge.core.errors import HpsforgeError
+from hpsforge.locks.requirements_lock import LockedRequirement, canonical_name, header, parse, problems, read
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCK_DIR = PROJECT_ROOT / "lock"

@@ -13,12 +13,14 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from jsonschema.validators import Draft7Validator
 
-from hpsforge import blobs, debian, pip_locks, requirements_lock, sbom
-from hpsforge.config import load_config
-from hpsforge.errors import HpsforgeError
-from hpsforge.files import canonical_json, sha256_file
-from hpsforge.pipelines import load_pipelines
-from hpsforge.requirements_lock import canonical_name
+from hpsforge.inputs import blobs
+from hpsforge.locks import debian, pip_locks, requirements_lock
+from hpsforge.prove import sbom
+from hpsforge.core.config import load_config
+from hpsforge.core.errors import HpsforgeError
+from hpsforge.core.files import canonical_json, sha256_file
+from hpsforge.core.pipelines import load_pipelines
+from hpsforge.locks.requirements_lock import canonical_name
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _IRI_FORBIDDEN = set(string.whitespace) | set('<>"{}|\\^`')
@@ -120,7 +122,7 @@ def test_urls_are_valid_iris(project):
 @pytest.mark.parametrize("target", ["cpu", "gpu"])
 def test_every_debian_package_is_listed(project, target):
     config, pipelines = project
-    lock = debian.DebianLock.read(debian.BASE_LOCK)
+    lock = debian.DebianLock.read(debian.base_lock_path())
     components = _components(sbom.document(config, pipelines, target), "deb:")
     assert len(components) == len(lock.packages) > 0
     listed = {(c["name"], c["version"]): _digests(c) for c in components}

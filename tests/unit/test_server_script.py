@@ -166,7 +166,7 @@ def test_plans_per_model():
 
 def test_the_count_hpsforge_writes_is_the_one_server_sh_rewrites(tmp_path):
     """The contract between build/model_repo.py (per-device configs) and hps_server.launch."""
-    from hpsforge import model_repo
+    from hpsforge.bundle import model_repo
 
     model = tmp_path / "m"
     (model / "1").mkdir(parents=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hpsforge.errors import HpsforgeError
-from hpsforge.sessions import _parse
+from hpsforge.core.errors import HpsforgeError
+from hpsforge.cli import _parse
 
 NO_CACHE = ("--no-cache", "rebuild everything")
 

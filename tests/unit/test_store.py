@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hpsforge import store
-from hpsforge.errors import HpsforgeError
-from hpsforge.store import ContentStore, cache_root
+from hpsforge.inputs import store
+from hpsforge.core.errors import HpsforgeError
+from hpsforge.inputs.store import ContentStore, cache_root
 
 RELOCK = "nox -s freeze"
 

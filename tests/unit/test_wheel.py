@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hpsforge import wheel
-from hpsforge.errors import HpsforgeError
+from hpsforge.bundle import client_wheel
+from hpsforge.core.errors import HpsforgeError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EPOCH = 1767225600  # 2026-01-01T00:00:00Z
@@ -60,7 +60,7 @@ def project(tmp_path) -> Path:
 
 def _build(project: Path, destination: Path, epoch: int = EPOCH) -> Path:
     destination.mkdir(parents=True, exist_ok=True)
-    return wheel.build(project, destination, epoch)
+    return client_wheel.build(project, destination, epoch)
 
 
 def test_wheel_name_and_contents(project, tmp_path):
@@ -212,7 +212,7 @@ def test_unreadable_pyproject(tmp_path, pyproject):
 
 
 def test_real_client_wheel(tmp_path):
-    path = wheel.build(PROJECT_ROOT / "sdk" / "client", tmp_path, EPOCH)
+    path = client_wheel.build(PROJECT_ROOT / "sdk" / "client", tmp_path, EPOCH)
     assert path == tmp_path / "hps_client-0.1.0-py3-none-any.whl"
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
@@ -225,7 +225,7 @@ def test_real_client_wheel(tmp_path):
     assert "Name: hps-client\n" in metadata and "Requires-Dist: pydantic>=2,<3\n" in metadata
     assert "hps-client = hps_client.cli:main" in entry_points
     (tmp_path / "again").mkdir()
-    assert wheel.build(PROJECT_ROOT / "sdk" / "client", tmp_path / "again", EPOCH).read_bytes() == path.read_bytes()
+    assert client_wheel.build(PROJECT_ROOT / "sdk" / "client", tmp_path / "again", EPOCH).read_bytes() == path.read_bytes()
 
 
 def test_pip_installs_the_wheel(project, tmp_path):

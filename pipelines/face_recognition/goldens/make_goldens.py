@@ -39,18 +39,18 @@ def no_face_png() -> bytes:
 def fixtures(given: Path | None) -> Path:
     if given is not None:
         return given
-    from hpsforge import models
-    from hpsforge.pipelines import load_pipelines
-    from hpsforge.store import cache_root
+    from hpsforge.inputs import model_files
+    from hpsforge.core.pipelines import load_pipelines
+    from hpsforge.inputs.store import cache_root
 
     folder = cache_root() / "fixtures" / PIPELINE
-    models.extract(PIPELINE, load_pipelines()[PIPELINE].fixtures, folder)
+    model_files.extract(PIPELINE, load_pipelines()[PIPELINE].fixtures, folder)
     return folder
 
 
 def measure(http: str, fixtures_dir: Path) -> int:
     sys.path.insert(0, str(HERE.parents[2] / "tests" / "conformance"))
-    from hpsforge import goldens
+    from hpsforge.bundle import goldens
     import wire
 
     def send(model: str, request: dict) -> dict:

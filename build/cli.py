@@ -1,0 +1,435 @@
+"""What each nox session does, one function per user command (noxfile.py only maps to these)."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from python_on_whales import docker
+
+from hpsforge.bench import rebuild, serving
+from hpsforge.bundle import assemble
+from hpsforge.core.errors import DigestMismatchError, HpsforgeError, UsageError
+from hpsforge.core.pipelines import Pipeline, select
+from hpsforge.core.project import Project
+from hpsforge.freeze import host_lock, pip_compile, resolve
+from hpsforge.images import audit, base, buildkit, engine, gpu, graph, rc, runtime
+from hpsforge.images.containers import ImageWheelsets, fetch_wheelhouse
+from hpsforge.inputs import archive, blobs, model_files
+from hpsforge.inputs.store import ContentStore, scratch_dir
+from hpsforge.locks import images_lock
+from hpsforge.locks import kinds as lock_kinds
+from hpsforge.prove import conformance, repro, sbom
+from hpsforge.ship import registry, serve
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as a UsageError instead of exiting."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message}", hint=self.format_usage().strip())
+
+
+def _parser(session: str) -> _Parser:
+    return _Parser(prog=f"nox -s {session} --", add_help=False)
+
+
+def _target_parser(session: str) -> _Parser:
+    parser = _parser(session)
+    parser.add_argument("target", help="the device target, e.g. cpu or gpu")
+    return parser
+
+
+def _parse(prog: str, argv: list[str], *flags: tuple[str, str]) -> argparse.Namespace:
+    parser = _parser(prog)
+    for flag, help_text in flags:
+        parser.add_argument(flag, action="store_true", help=help_text)
+    return parser.parse_args(argv)
+
+
+def run_engine(argv: list[str]) -> engine.EngineStatus:
+    """Make sure the Docker engine answers, installing and starting it on a bare Debian host."""
+    _parse("engine", argv)
+    started = time.monotonic()
+    status = engine.ensure(Project.load().config.engine)
+    print(f"hpsforge: engine ready in {time.monotonic() - started:.1f} s", flush=True)
+    return status
+
+
+def run_freeze(argv: list[str]) -> None:
+    """Re-resolve the locks (all, or the named ones); write them only once every one of them resolved."""
+    parser = _parser("freeze")
+    parser.add_argument("locks", nargs="*", help="re-lock only these: engine, base, rc, model-sources, "
+                                                 "a target (cpu, gpu), client or bench")
+    parser.add_argument("-p", "--index-url", help="the package index pip-compile resolves from")
+    parser.add_argument("--extra-index-url", action="append", default=[], help="an extra index (repeatable)")
+    parser.add_argument("--upgrade", action="store_true", help="re-resolve to the newest allowed versions")
+    options = parser.parse_args(argv)
+    project = Project.load()
+    lock_kinds.select(project, options.locks)  # an unknown name fails before the engine starts
+    index = pip_compile.IndexOptions(options.index_url, tuple(options.extra_index_url), options.upgrade)
+    engine.ensure(project.config.engine)  # also installs mmdebstrap, which resolves the Debian locks
+    resolve.freeze(project, options.locks, index, shared_images=lambda base_lock, rc_lock_text: (
+        graph.build_shared_images(project.config, base_lock=base_lock, rc_lock_text=rc_lock_text)))
+
+
+def run_lock_check(argv: list[str]) -> None:
+    """Fail, naming each stale or unhashed lock and its refresh command."""
+    _parse("lock-check", argv)
+    lock_kinds.check(Project.load())
+    print("hpsforge: every lock matches its declaration and every requirement is hashed", flush=True)
+
+
+def run_verify(argv: list[str]) -> None:
+    """Check a target's vendor blobs and every pipeline's model files before any build step."""
+    options = _target_parser("verify").parse_args(argv)
+    project = Project.load()
+    target = project.config.target(options.target)
+    lock_kinds.check(project)
+    started = time.monotonic()
+    checked = blobs.verify_blobs(target.blobs)
+    files = model_files.verify_pipelines(project.pipelines)
+    print(f"hpsforge: {options.target}: {len(checked)} vendor blob(s) and {files} model file(s) verified "
+          f"in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def run_fetch(argv: list[str]) -> None:
+    """Download every locked wheel of a target into the hash-checked wheelhouse."""
+    options = _target_parser("fetch").parse_args(argv)
+    project = Project.load()
+    project.config.target(options.target)
+    lock_kinds.check(project)
+    engine.ensure(project.config.engine)
+    started = time.monotonic()
+    folder = fetch_wheelhouse(options.target, graph.build_shared_images(project.config)[rc.ROLE])
+    print(f"hpsforge: wheelhouse {folder} ready in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def run_sbom(argv: list[str]) -> None:
+    """Write a CycloneDX SBOM of a target's image, derived from the locks."""
+    options = _target_parser("sbom").parse_args(argv)
+    project = Project.load()
+    lock_kinds.check(project)
+    path = sbom.write(project.config, project.pipelines, options.target)
+    print(f"hpsforge: wrote {path}", flush=True)
+
+
+def run_images(argv: list[str]) -> None:
+    """Verify every input against the locks, then build the graph of the named targets: base, rc,
+    each runtime and one image per pipeline; record every digest once, at the end."""
+    parser = _parser("images")
+    parser.add_argument("targets", nargs="*", help="device targets whose runtime to build (cpu, gpu)")
+    parser.add_argument("--no-cache", action="store_true", help="rebuild from nothing: no cache, a fresh rootfs")
+    parser.add_argument("--repository", help="also name the runtime REPOSITORY (e.g. registry:5000/hps/runtime-cpu)")
+    parser.add_argument("--tag", help="also tag the runtime TAG (its default tag is the start of its input hash)")
+    parser.add_argument("--revision", help="source revision label (makes the digest commit-specific)")
+    parser.add_argument("--push", metavar="REGISTRY/PREFIX",
+                        help="push every runtime and pipeline image there; record each by digest")
+    parser.add_argument("--cache-from", metavar="REF", help="read BuildKit's registry cache REF:<role>")
+    parser.add_argument("--cache-to", metavar="REF", help="write BuildKit's registry cache REF:<role> (mode=max)")
+    parser.add_argument("--builder", help="a `docker buildx` builder to build on (default: the engine's own)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="build even images already in the engine (with the caches; unlike --no-cache)")
+    options = parser.parse_args(argv)
+    project = Project.load()
+    config = project.config
+    for target in options.targets:
+        config.target(target)
+    if (options.repository or options.tag) and len(options.targets) != 1:
+        raise UsageError("--repository and --tag name one image: give exactly one target")
+    if options.push and not options.targets:
+        raise UsageError("--push pushes the targets' runtime and pipeline images: name the targets")
+    prefix = registry.check_prefix(options.push) if options.push else None
+    engine.ensure(config.engine)
+    started = time.monotonic()
+    backend = buildkit.Backend(builder=options.builder, cache_from=options.cache_from, cache_to=options.cache_to,
+                               reuse=not options.rebuild)
+    built = graph.BuildGraph.of(project, options.targets).build(
+        graph.BuildOptions(no_cache=options.no_cache, revision=options.revision, backend=backend))
+    if options.repository or options.tag:
+        target = options.targets[0]
+        built[runtime.role(target)] = runtime.name(target, built[runtime.role(target)], options.repository, options.tag)
+    standins = sorted(role for role, record in built.items() if gpu.is_standin_reference(record.reference))
+    if prefix and standins:
+        raise UsageError(f"{', '.join(standins)} carry stand-in cuDNN/TensorRT libraries (a test build): "
+                         "they are never pushed like a release",
+                         hint="put NVIDIA's tarballs in vendor_blobs/files and unset HPSFORGE_BLOB_MANIFEST")
+    images_lock.ImagesLock.read().with_records({role: record for role, record in built.items()
+                                             if role not in standins}).write()
+    print(f"hpsforge: images built in {time.monotonic() - started:.1f} s; digests recorded in "
+          f"{images_lock.images_lock_path()}" + (f" (not the stand-in builds: {', '.join(standins)})" if standins else ""),
+          flush=True)
+    for role, record in built.items():
+        compressed = docker.image.inspect(record.reference).size
+        unpacked = audit.unpacked_size(buildkit.ensure_layout(record))
+        print(f"  {role:30} {record.reference:46} {record.digest}  "
+              f"{unpacked / 1e9:.2f} GB unpacked, {compressed / 1e9:.2f} GB compressed", flush=True)
+    if prefix:
+        for role, record in built.items():
+            if role not in (base.ROLE, rc.ROLE):  # the tools' images stay home
+                built[role] = registry.push(record, prefix)
+                images_lock.ImagesLock.read().with_record(role, built[role]).write()  # each proven push, at once
+
+
+def run_archive(argv: list[str]) -> None:
+    """export DIR: every locked input into an input archive; import DIR: prove and seed the store."""
+    parser = _parser("archive")
+    parser.add_argument("action", choices=["export", "import"])
+    parser.add_argument("folder", nargs="?", type=Path, help="the archive folder")
+    parser.add_argument("--include-blobs", action="store_true",
+                        help="export the vendor blobs too (their licences forbid redistribution)")
+    parser.add_argument("--push", metavar="REF", help="after export, push the archive to an OCI registry")
+    parser.add_argument("--pull", metavar="REF", help="before import, pull the archive from an OCI registry")
+    parser.add_argument("--target", action="append", metavar="TARGET",
+                        help="export only this device target's own wheels and blobs (repeatable; default: all)")
+    options = parser.parse_intermixed_args(argv)
+    if options.action == "export":
+        if options.folder is None or options.pull:
+            raise UsageError("export writes a folder: "
+                             "`nox -s archive -- export DIR [--target cpu] [--include-blobs] [--push REF]`")
+        project, store = Project.load(), ContentStore()
+
+        def shared_images() -> dict[str, images_lock.ImageRecord]:  # only when the store lacks a wheelset
+            engine.ensure(project.config.engine)
+            return graph.build_shared_images(project.config)
+
+        archive.export(project, options.folder, ImageWheelsets(shared_images, store),
+                       include_blobs=options.include_blobs, targets=options.target)
+        if options.push:
+            from hpsforge.ship import oci_archive
+
+            oci_archive.push(options.folder, options.push)
+        return
+    if options.push or options.include_blobs or options.target:
+        raise UsageError("import reads a folder: `nox -s archive -- import DIR` or `-- import --pull REF [DIR]`")
+    if options.pull:
+        from hpsforge.ship import oci_archive
+
+        with tempfile.TemporaryDirectory(prefix="pulled-", dir=scratch_dir()) as scratch:  # the store keeps it
+            folder = options.folder or Path(scratch) / "archive"
+            oci_archive.pull(options.pull, folder)
+            archive.import_(folder)
+        return
+    if options.folder is None:
+        raise UsageError("name the archive folder: `nox -s archive -- import DIR`")
+    archive.import_(options.folder)
+
+
+def run_host_lock(argv: list[str]) -> None:
+    """Re-lock the host environment that ./noxw installs (pyproject.toml -> lock/host-requirements.txt)."""
+    options = _parse("host-lock", argv, ("--upgrade", "re-resolve to the newest versions allowed"))
+    host_lock.relock(upgrade=options.upgrade)
+
+
+def run_repro(argv: list[str]) -> None:
+    """Rebuild every image of the targets' graph from nothing, compare each digest with the first
+    build and the record, write output/repro/ (report.json, junit.xml); or compare two reports."""
+    parser = _parser("repro")
+    parser.add_argument("targets", nargs="*", help="device targets (cpu, gpu)")
+    parser.add_argument("--all", action="store_true", help="every target hpsforge.toml declares")
+    parser.add_argument("--from-archive", type=Path, metavar="DIR",
+                        help="rebuild from this input archive, imported into an empty store")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("A.json", "B.json"),
+                        help="name every image whose digest differs between two machines' reports")
+    parser.add_argument("--report-dir", type=Path, help="where the reports go (default output/repro)")
+    options = parser.parse_args(argv)
+    if options.compare:
+        if options.targets or options.all or options.from_archive:
+            raise UsageError("--compare takes two reports and nothing else")
+        lines = repro.compare(*options.compare)
+        print("\n".join(lines) or "hpsforge: every image with the same inputs has the same digest on both machines")
+        if any("DIFFERS" in line for line in lines):
+            raise DigestMismatchError(f"{sum('DIFFERS' in line for line in lines)} image(s) differ between "
+                                      f"{options.compare[0]} and {options.compare[1]}")
+        return
+    project = Project.load()
+    config = project.config
+    targets = sorted(config.targets) if options.all else options.targets
+    if not targets or (options.all and options.targets):
+        raise UsageError("name the targets to prove (e.g. `-- cpu`), or give --all",
+                         hint=f"targets: {', '.join(sorted(config.targets))}")
+    for target in targets:
+        config.target(target)
+    if options.from_archive:
+        archive.read_index(options.from_archive)  # not an archive: say so before building anything
+    engine.ensure(config.engine)
+    started = time.monotonic()
+    report_dir = options.report_dir or repro.default_report_dir()
+    report = repro.run(graph.BuildGraph.of(project, targets), targets,
+                       from_archive=options.from_archive, report_dir=report_dir)
+    print(f"\nhpsforge: repro of {', '.join(targets)} in {time.monotonic() - started:.0f} s "
+          f"(report: {report_dir / 'report.json'}, {report_dir / 'junit.xml'})")
+    print(repro.summary(report), flush=True)
+    repro.fail_on(report, report_dir)
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def run_bench(argv: list[str]) -> dict | None:
+    """Print rebuild figures for a target (cold, warm, code-only), or with --serving the serving
+    benchmark of the pipelines (all, or the named ones): Triton beside in-process and Flask."""
+    parser = _target_parser("bench")
+    parser.add_argument("pipelines", nargs="*", help="with --serving: the pipelines to measure (default: all)")
+    parser.add_argument("--serving", action="store_true", help="the serving benchmark instead of rebuild times")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per point (default 10)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per point (default 2)")
+    parser.add_argument("--concurrency", default="1,2,4,8,16", help="client counts (default 1,2,4,8,16)")
+    parser.add_argument("--min-requests", type=int, default=20, help="stretch a point until this many answers")
+    parser.add_argument("--protocols", default="http,grpc", help="Triton protocols (default http,grpc)")
+    parser.add_argument("--no-flask", action="store_true", help="leave out the Flask+gunicorn baseline")
+    parser.add_argument("--no-in-process", action="store_true", help="leave out the in-process baseline")
+    parser.add_argument("--quick", action="store_true", help="one in-process and one Flask configuration (smoke run)")
+    parser.add_argument("--before", action="append", default=[], type=_key_value, metavar="PIPELINE=IMAGE",
+                        help="also measure this Triton image of the pipeline, as 'before'")
+    parser.add_argument("--triton-env", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+                        help="environment of the Triton containers (e.g. HPS_INSTANCES=1)")
+    parser.add_argument("--output", type=Path, help="where serving.json and serving.png go (default output/bench)")
+    parser.add_argument("--registry-cache", metavar="REF",
+                        help="also time a rebuild with an empty local BuildKit cache reading REF (a registry cache)")
+    options = parser.parse_intermixed_args(argv)  # `cpu --serving OCR`: pipelines after the flag
+    project = Project.load()
+    config = project.config
+    config.target(options.target)
+    engine.ensure(config.engine)
+    if options.serving:
+        try:
+            levels = tuple(int(level) for level in options.concurrency.split(","))
+        except ValueError:
+            raise UsageError(f"--concurrency {options.concurrency!r}: expected numbers like 1,2,4,8,16") from None
+        pipelines = select(project.pipelines, options.pipelines) if options.pipelines else project.pipelines
+        unknown = [name for name, _ in options.before if name not in pipelines]
+        if unknown:
+            raise UsageError(f"--before names pipelines not measured: {', '.join(unknown)}")
+        output = options.output or serving.default_output_dir()
+        bench_options = serving.BenchOptions(
+            seconds=options.seconds, warmup=options.warmup, concurrency=levels, min_requests=options.min_requests,
+            flask=not options.no_flask, in_process=not options.no_in_process, quick=options.quick,
+            protocols=tuple(options.protocols.split(",")), before=dict(options.before),
+            triton_env=dict(options.triton_env), output=output)
+        report = serving.run(project, pipelines, options.target, bench_options)
+        print("\n" + serving.table(report))
+        print(f"\nhpsforge: wrote {output / serving.REPORT} and {output / serving.PLOT} "
+              f"in {report['seconds']:.0f} s", flush=True)
+        return report
+    if options.pipelines:
+        raise UsageError("pipelines are named only with --serving")
+    figures = rebuild.rebuild(project, options.target)
+    if options.registry_cache:
+        figures += rebuild.registry_cache(project, options.target, options.registry_cache)
+    print("\nrebuild benchmark")
+    for label, seconds in figures:
+        print(f"  {label:50} {seconds:7.1f} s")
+    return None
+
+
+def _pipeline_names(parser: _Parser, verb: str) -> None:
+    parser.add_argument("names", nargs="*", help=f"pipelines to {verb} (folder names under pipelines/)")
+    parser.add_argument("--all", action="store_true", help="every pipeline")
+
+
+def _chosen_pipelines(project: Project, options: argparse.Namespace, verb: str) -> dict[str, Pipeline]:
+    """The pipelines named, or every one with --all; naming none, or both, is a usage error."""
+    pipelines = project.pipelines
+    if options.all == bool(options.names):
+        raise UsageError(f"name the pipelines to {verb}, or give --all (not both)",
+                         hint=f"known pipelines: {', '.join(pipelines)}")
+    return pipelines if options.all else select(pipelines, options.names)
+
+
+def run_assemble(argv: list[str]) -> None:
+    """Write each named pipeline's SDK bundle (server + client) to output/<Name>_sdk[.tar.gz]."""
+    parser = _parser("assemble")
+    _pipeline_names(parser, "assemble")
+    parser.add_argument("--no-server", action="store_true", help="leave out server/")
+    parser.add_argument("--no-client", action="store_true", help="leave out client/")
+    options = parser.parse_args(argv)
+    project = Project.load()
+    chosen = _chosen_pipelines(project, options, "assemble")
+    if options.no_server and options.no_client:
+        raise UsageError("--no-server and --no-client together leave nothing to assemble")
+    lock_kinds.check(project)
+    for name, pipeline in chosen.items():
+        started = time.monotonic()
+        folder = assemble.assemble(name, pipeline, project.config.base.source_date_epoch,
+                                   server=not options.no_server, client=not options.no_client)
+        print(f"hpsforge: {name}: wrote {folder}/ and {folder.name}.tar.gz in {time.monotonic() - started:.1f} s",
+              flush=True)
+
+
+def run_serve(argv: list[str]) -> None:
+    """Start a pipeline's image (built by `nox -s images`) and print its addresses."""
+    parser = _parser("serve")
+    parser.add_argument("name", help="the pipeline (folder name under pipelines/)")
+    parser.add_argument("--target", default="cpu", help="whose image to run (default cpu)")
+    parser.add_argument("--host", default="127.0.0.1", help="host address to publish on (default 127.0.0.1)")
+    parser.add_argument("--http-port", type=int, default=8000)
+    parser.add_argument("--grpc-port", type=int, default=8001)
+    parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument("--image", metavar="NAME@sha256:DIGEST",
+                        help="pull and run exactly this image (e.g. the `pushed` reference of the record)")
+    options = parser.parse_args(argv)
+    project = Project.load()
+    select(project.pipelines, [options.name])
+    project.config.target(options.target)
+    engine.ensure(project.config.engine)
+    image = registry.pull(options.image) if options.image else None
+    serve.start(options.name, options.target, options.host,
+                {"http": options.http_port, "grpc": options.grpc_port, "metrics": options.metrics_port}, image=image)
+
+
+def run_conformance(argv: list[str]) -> None:
+    """Run the conformance suite on the pipeline images (or a running endpoint) and print the table."""
+    parser = _parser("conformance")
+    parser.add_argument("pipelines", nargs="*", help="pipelines to check (default: all)")
+    parser.add_argument("--url", help="HTTP HOST:PORT of a running server (then name one pipeline)")
+    parser.add_argument("--grpc-url", help="its gRPC HOST:PORT (default: the HTTP port + 1)")
+    parser.add_argument("--metrics-url", help="its metrics HOST:PORT (default: the HTTP port + 2)")
+    parser.add_argument("--target", default="cpu", help="whose images to start (default cpu)")
+    options = parser.parse_args(argv)
+    project = Project.load()
+    select(project.pipelines, options.pipelines)
+    if options.url and len(options.pipelines) != 1:
+        raise UsageError("--url checks one running server: name its pipeline, e.g. `nox -s conformance -- OCR --url host:8000`")
+    config = project.config
+    config.target(options.target)
+    if not options.url:
+        engine.ensure(config.engine)
+    started = time.monotonic()
+    code, results = conformance.run(options.pipelines, url=options.url, grpc_url=options.grpc_url,
+                                    metrics_url=options.metrics_url, target=options.target)
+    print("\n" + conformance.table(results))
+    print(f"\nhpsforge: conformance ran {len(results)} check(s) in {time.monotonic() - started:.0f} s", flush=True)
+    if code != 0:
+        raise HpsforgeError("conformance failed: see the FAILED lines above")
+
+
+def run_deploy(argv: list[str]) -> None:
+    """Write Kubernetes (--kubernetes) and KServe (--kserve) manifests of pipeline images to output/deploy/<Name>/."""
+    from hpsforge.ship import deploy
+
+    parser = _parser("deploy")
+    _pipeline_names(parser, "deploy")
+    parser.add_argument("--kubernetes", action="store_true", help="Deployment, Service, PodDisruptionBudget, autoscaler")
+    parser.add_argument("--kserve", action="store_true", help="KServe ServingRuntime + InferenceService")
+    parser.add_argument("--image", help="REPOSITORY@sha256:... to run (default: the digest in lock/images.lock.json)")
+    parser.add_argument("--target", default="cpu", help="whose image (default cpu)")
+    parser.add_argument("--output", type=Path, help="where <Name>/ folders go (default output/deploy)")
+    options = parser.parse_args(argv)
+    project = Project.load()
+    chosen = _chosen_pipelines(project, options, "deploy")
+    kinds = tuple(kind for kind in deploy.KINDS if getattr(options, kind))
+    if not kinds:
+        raise UsageError("say what to write: --kubernetes, --kserve or both")
+    if options.image and len(chosen) != 1:
+        raise UsageError("--image names one pipeline's image: name exactly one pipeline")
+    project.config.target(options.target)
+    image = deploy.check_image(options.image) if options.image else None
+    for name, pipeline in chosen.items():
+        deploy.deploy(name, pipeline, options.target, kinds, image, options.output)

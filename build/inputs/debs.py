@@ -1,0 +1,46 @@
+"""The .deb files a Debian lock names: fetched into the content store (mirror, then snapshot, then
+input archives), re-hashed on use, and served to apt and mmdebstrap as a flat local repository."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from hpsforge.core.files import sha256_bytes
+from hpsforge.inputs.store import ContentStore, link_or_copy
+from hpsforge.locks.debian import FREEZE_COMMAND, DebianLock, DebPackage
+
+
+def fetch(lock: DebianLock, store: ContentStore) -> list[Path]:
+    """Every locked .deb from the store (mirror, then snapshot, then input archives when absent),
+    each re-hashed now."""
+    missing = [p for p in lock.packages if not store.path(p.sha256).exists()]
+    if missing:
+        total = sum(p.size for p in missing) / 1e6
+        print(f"hpsforge: downloading {len(missing)} .debs ({total:.1f} MB)", flush=True)
+    return [store.fetch(package.sources(), package.sha256, package.size, package.deb_name, FREEZE_COMMAND)
+            for package in lock.packages]
+
+
+def local_repository(suite: str, architecture: str, packages: list[DebPackage], debs: list[Path],
+                     repo: Path) -> None:
+    """A flat apt repository holding only the locked files, for mmdebstrap's and apt's file mirrors."""
+    repo.mkdir()
+    stanzas = []
+    for package, stored in zip(packages, debs, strict=True):
+        target = repo / package.deb_name
+        link_or_copy(stored, target)
+        control = subprocess.run(["dpkg-deb", "--field", str(target)], check=True,
+                                 capture_output=True, text=True).stdout.rstrip("\n")
+        stanzas.append(f"{control}\nFilename: ./{package.deb_name}\nSize: {package.size}\n"
+                       f"SHA256: {package.sha256}\n")
+    index = "\n".join(stanzas).encode()
+    (repo / "Packages").write_bytes(index)
+    # mmdebstrap picks the essential set by suite name, so the flat repository must carry it.
+    (repo / "Release").write_text(
+        f"Suite: {suite}\nCodename: {suite}\n"
+        f"Architectures: {architecture} all\n"
+        f"SHA256:\n {sha256_bytes(index)} {len(index)} Packages\n"
+    )
+
+

@@ -1,0 +1,276 @@
+"""`nox -s repro`: rebuild every image of the graph from nothing and prove each digest is the one
+built before, and the one recorded.
+
+For each node: the first build (as `images` builds it; seconds when warm), a rebuild with a fresh
+rootfs and no BuildKit cache (optionally from an input archive into an empty store), and the digest
+lock/images.lock.json records for the same inputs. Each image gets a verdict:
+
+| verdict            | meaning                                                      | exit |
+|--------------------|--------------------------------------------------------------|------|
+| reproducible       | rebuilt == first == recorded                                  | 0    |
+| new-inputs         | rebuilt == first, but nothing is recorded for these inputs   | 7    |
+| inputs-unavailable | a locked input could not be had, so it was not built          | 4    |
+| not-reproducible   | rebuilt != first, or first != recorded for the same inputs    | 6    |
+
+The run's exit code is its worst verdict's. output/repro/report.json and junit.xml (one testcase
+per image) are written in every case; a mismatch adds output/repro/<role>.txt (layers, then
+files, then diffoscope's text for the differing files where diffoscope is installed).
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Literal
+from xml.sax.saxutils import escape, quoteattr
+
+from pydantic import ValidationError
+from python_on_whales import docker
+
+from hpsforge.locks import images_lock
+from hpsforge.images import buildkit
+from hpsforge.inputs import archive
+from hpsforge.prove import imagediff
+from hpsforge.core.config import Model
+from hpsforge.core.settings import cache_override, settings
+from hpsforge.core.errors import DigestMismatchError, InputUnavailableError, NewInputsError, UsageError
+from hpsforge.core.files import atomic_write_text, canonical_json
+from hpsforge.images.graph import BuildGraph, BuildOptions, Node
+from hpsforge.inputs.store import ContentStore, scratch_dir
+
+FORMAT = "hpsforge-repro/1"
+Verdict = Literal["reproducible", "new-inputs", "inputs-unavailable", "not-reproducible"]
+# Worst last: the run's exit code is its worst verdict's.
+EXIT_CODES: dict[str, int] = {"reproducible": 0, "new-inputs": 7, "inputs-unavailable": 4, "not-reproducible": 6}
+
+
+class ImageResult(Model):
+    role: str
+    kind: str
+    target: str | None
+    pipeline: str | None
+    inputs_sha256: str | None
+    recorded: str | None  # the digest lock/images.lock.json holds for these inputs
+    first: str | None
+    rebuilt: str | None
+    verdict: Verdict
+    seconds: float  # the rebuild from nothing
+    reason: str = ""
+    difference_report: str | None = None
+
+
+class Machine(Model):
+    engine: str
+    buildx: str
+    kernel: str
+    architecture: str
+
+
+class ReproReport(Model):
+    format: Literal["hpsforge-repro/1"]
+    revision: str  # the project's commit (+dirty): only reports of one revision compare
+    created: str
+    targets: list[str]
+    from_archive: bool
+    machine: Machine
+    images: list[ImageResult]
+
+    def worst(self) -> str:
+        return max((image.verdict for image in self.images), key=list(EXIT_CODES).index, default="reproducible")
+
+
+def default_report_dir() -> Path:
+    """output/repro: where report.json, junit.xml and the difference reports go by default."""
+    return settings().output_dir / "repro"
+
+
+def project_revision() -> str:
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", *args], cwd=settings().root, capture_output=True, text=True)
+        return result.stdout.strip() if result.returncode == 0 else ""
+    commit = git("rev-parse", "HEAD") or "unknown"
+    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def machine_facts() -> Machine:
+    buildx = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True).stdout.split()
+    return Machine(engine=docker.version().server.version or "unknown", buildx=buildx[1] if len(buildx) > 1 else "",
+                   kernel=platform.release(), architecture=platform.machine())
+
+
+@contextmanager
+def _store_from_archive(folder: Path) -> Iterator[None]:
+    """An empty content store seeded from `folder` for the duration of the block."""
+    with tempfile.TemporaryDirectory(prefix="repro-store-", dir=scratch_dir()) as store, cache_override(Path(store)):
+        archive.import_(folder, ContentStore())
+        yield
+
+
+def _walk(graph: BuildGraph, options: BuildOptions) -> tuple[dict[str, images_lock.ImageRecord], dict[str, str],
+                                                             dict[str, float]]:
+    """Build every node; an input that cannot be had marks that node and its descendants."""
+    built, unavailable, seconds = {}, {}, {}
+    graph.check()
+    for node in graph:
+        if gone := [parent for parent in node.parents if parent in unavailable]:
+            unavailable[node.role] = f"its parent {gone[0]} could not be built"
+            continue
+        started = time.monotonic()
+        try:
+            built[node.role] = node.build({parent: built[parent] for parent in node.parents}, options)
+        except InputUnavailableError as error:
+            unavailable[node.role] = error.message
+        seconds[node.role] = time.monotonic() - started
+    return built, unavailable, seconds
+
+
+def explain(first: images_lock.ImageRecord, second: images_lock.ImageRecord, report: Path) -> list[str]:
+    """Write the difference report of two built images; return its lines."""
+    first_layout, second_layout = buildkit.ensure_layout(first), buildkit.ensure_layout(second)
+    lines = [f"first:   {first.reference} {first.digest}", f"rebuilt: {second.reference} {second.digest}", ""]
+    lines += imagediff.diff_layouts(first_layout, second_layout)
+    lines += imagediff.diffoscope_text(first_layout, second_layout)
+    atomic_write_text(report, "\n".join(lines) + "\n")
+    return lines
+
+
+def _verdict(node: Node, first: images_lock.ImageRecord | None, rebuilt: images_lock.ImageRecord | None,
+             recorded: images_lock.ImageRecord | None, reason: str) -> tuple[str, str, str | None]:
+    """(verdict, reason, the recorded digest for these inputs)."""
+    same_inputs = recorded if recorded is not None and first is not None \
+        and recorded.input_sha256 == first.input_sha256 else None
+    if first is None or rebuilt is None:
+        return "inputs-unavailable", reason, None
+    if rebuilt.digest != first.digest:
+        return "not-reproducible", "the rebuild from nothing gave another digest", same_inputs and same_inputs.digest
+    if same_inputs is None:
+        return "new-inputs", "lock/images.lock.json records no digest for these inputs", None
+    if same_inputs.digest != first.digest:
+        return "not-reproducible", "lock/images.lock.json records another digest for the same inputs", \
+            same_inputs.digest
+    return "reproducible", "", same_inputs.digest
+
+
+def run(graph: BuildGraph, targets: list[str], *, from_archive: Path | None = None,
+        report_dir: Path | None = None) -> ReproReport:
+    recorded = images_lock.ImagesLock.read().images
+    print(f"hpsforge: repro: the first build of {len(graph.nodes)} images", flush=True)
+    first, unavailable, _ = _walk(graph, BuildOptions())
+    origin = f"an empty store seeded from {from_archive}" if from_archive else "the content store"
+    print(f"hpsforge: repro: rebuilding every image from nothing (fresh rootfs, no BuildKit cache, {origin})",
+          flush=True)
+    rebuild = BuildOptions(no_cache=True, tag_suffix="-repro")
+    if from_archive is not None:
+        with _store_from_archive(from_archive):
+            rebuilt, unavailable_again, seconds = _walk(graph, rebuild)
+    else:
+        rebuilt, unavailable_again, seconds = _walk(graph, rebuild)
+    report_dir = report_dir or default_report_dir()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    images = []
+    for node in graph:
+        reason = unavailable.get(node.role) or unavailable_again.get(node.role, "")
+        verdict, reason, recorded_digest = _verdict(node, first.get(node.role), rebuilt.get(node.role),
+                                                    recorded.get(node.role), reason)
+        difference = None
+        if verdict == "not-reproducible" and node.role in rebuilt and rebuilt[node.role].digest != first[node.role].digest:
+            difference = report_dir / f"{node.role}.txt"
+            explain(first[node.role], rebuilt[node.role], difference)
+        images.append(ImageResult(
+            role=node.role, kind=node.kind, target=node.target, pipeline=node.pipeline,
+            inputs_sha256=first[node.role].input_sha256 if node.role in first else None, recorded=recorded_digest,
+            first=first[node.role].digest if node.role in first else None,
+            rebuilt=rebuilt[node.role].digest if node.role in rebuilt else None, verdict=verdict,
+            seconds=round(seconds.get(node.role, 0.0), 1), reason=reason,
+            difference_report=str(difference) if difference else None))
+    report = ReproReport(format=FORMAT, revision=project_revision(),
+                         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), targets=targets,
+                         from_archive=from_archive is not None, machine=machine_facts(), images=images)
+    atomic_write_text(report_dir / "report.json", canonical_json(report.model_dump(mode="json")))
+    atomic_write_text(report_dir / "junit.xml", junit(report))
+    return report
+
+
+def junit(report: ReproReport) -> str:
+    """One testcase per image: CI dashboards show which image is not reproducible."""
+    failures = sum(image.verdict == "not-reproducible" for image in report.images)
+    errors = sum(image.verdict == "inputs-unavailable" for image in report.images)
+    skipped = sum(image.verdict == "new-inputs" for image in report.images)
+    total = sum(image.seconds for image in report.images)
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             f'<testsuite name="hpsforge.repro" tests="{len(report.images)}" failures="{failures}" '
+             f'errors="{errors}" skipped="{skipped}" time="{total:.1f}">']
+    for image in report.images:
+        attributes = f'classname={quoteattr(f"repro.{image.kind}")} name={quoteattr(image.role)} time="{image.seconds:.1f}"'
+        detail = (f"first {image.first}, rebuilt {image.rebuilt}, recorded {image.recorded}; {image.reason}"
+                  + (f"; see {image.difference_report}" if image.difference_report else ""))
+        if image.verdict == "reproducible":
+            lines.append(f"  <testcase {attributes}/>")
+            continue
+        tag = {"not-reproducible": "failure", "inputs-unavailable": "error", "new-inputs": "skipped"}[image.verdict]
+        lines += [f"  <testcase {attributes}>",
+                  f"    <{tag} message={quoteattr(image.verdict + ': ' + image.reason)}>{escape(detail)}</{tag}>",
+                  "  </testcase>"]
+    lines.append("</testsuite>")
+    return "\n".join(lines) + "\n"
+
+
+def summary(report: ReproReport) -> str:
+    rows = [f"  {image.role:34} {image.verdict:18} {image.first or '-':71} {image.seconds:6.1f} s"
+            + (f"  {image.reason}" if image.reason and image.verdict != "reproducible" else "")
+            for image in report.images]
+    return "\n".join(rows)
+
+
+def fail_on(report: ReproReport, report_dir: Path | None = None) -> None:
+    """Raise with the run's exit code unless every image is reproducible."""
+    worst = report.worst()
+    if worst == "reproducible":
+        return
+    message = f"repro: {worst} (report: {(report_dir or default_report_dir()) / 'report.json'})"
+    error = DigestMismatchError(message) if worst == "not-reproducible" else \
+        InputUnavailableError(message) if worst == "inputs-unavailable" else NewInputsError(
+            message, hint="record the new digests with `nox -s images` and commit lock/images.lock.json")
+    raise error
+
+
+# --- comparing two machines' reports --------------------------------------------------------------
+
+
+def read_report(path: Path) -> ReproReport:
+    try:
+        return ReproReport.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such report") from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "document"
+        raise UsageError(f"{path}: not an hpsforge repro report ({where}: {first['msg']})",
+                         hint="give two output/repro/report.json files written by `nox -s repro`") from None
+
+
+def compare(first_path: Path, second_path: Path) -> list[str]:
+    """Lines naming every image whose digest differs between two machines (same inputs); an error
+    when the reports cannot be compared."""
+    a, b = read_report(first_path), read_report(second_path)
+    if a.revision != b.revision:
+        raise UsageError(f"the reports are of different project revisions: revision {a.revision} ({first_path}) "
+                         f"vs {b.revision} ({second_path})", hint="compare reports of the same commit")
+    theirs = {image.role: image for image in b.images}
+    lines = []
+    for mine in a.images:
+        other = theirs.get(mine.role)
+        if other is None or mine.first is None or other.first is None:
+            continue
+        if mine.inputs_sha256 != other.inputs_sha256:
+            lines.append(f"{mine.role}: inputs differ ({mine.inputs_sha256[:12]} vs {other.inputs_sha256[:12]}): "
+                         "not compared")
+        elif mine.first != other.first:
+            lines.append(f"{mine.role}: DIFFERS with the same inputs: {mine.first} ({a.machine.engine}, "
+                         f"{a.machine.kernel}) vs {other.first} ({b.machine.engine}, {b.machine.kernel})")
+    return lines
