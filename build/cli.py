@@ -7,8 +7,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from python_on_whales import docker
-
 from hpsforge.bench import rebuild, serving
 from hpsforge.bundle import assemble
 from hpsforge.core.errors import DigestMismatchError, HpsforgeError, UsageError
@@ -23,6 +21,7 @@ from hpsforge.locks import images_lock
 from hpsforge.locks import kinds as lock_kinds
 from hpsforge.prove import conformance, repro, sbom
 from hpsforge.ship import registry, serve
+from python_on_whales import docker
 
 
 class _Parser(argparse.ArgumentParser):

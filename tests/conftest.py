@@ -26,7 +26,6 @@ os.environ["HPSFORGE_COMMITTED_RECORD"] = str(PROJECT_ROOT / "lock" / "images.lo
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 import pytest  # noqa: E402
-
 from hpsforge.core.config import load_config  # noqa: E402
 from hpsforge.core.project import Project  # noqa: E402
 from hpsforge.images import engine, graph  # noqa: E402
@@ -57,6 +56,7 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_sessionstart(session):
     from hpsforge.inputs.store import cache_root
+
     from tests.support.disk import DiskWatch
 
     watch = session.config.stash[_DISK] = DiskWatch({
@@ -140,9 +140,8 @@ def serve_slot(cpu_images):
     go afterwards."""
     import socket
 
-    from python_on_whales import docker
-
     from hpsforge.ship import serve
+    from python_on_whales import docker
 
     def free_port() -> int:
         with socket.socket() as probe:
@@ -186,8 +185,8 @@ def runtime_gpu(config, shared_images, gpu_standins):
 @pytest.fixture(scope="session")
 def gpu_images(config, runtime_gpu):
     """Every gpu pipeline image on the stand-in runtime; role -> record (the runtime included)."""
-    from hpsforge.images import pipeline_images
     from hpsforge.core.pipelines import load_pipelines
+    from hpsforge.images import pipeline_images
 
     built = {"runtime-gpu": runtime_gpu}
     for name, pipeline in load_pipelines().items():

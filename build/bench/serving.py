@@ -31,23 +31,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from python_on_whales import docker
-from python_on_whales.exceptions import DockerException
-
-from hpsforge.locks import images_lock
 from hpsforge.bundle import assemble, goldens
+from hpsforge.bundle.client_sdk import ready, stages
+from hpsforge.core.config import ProjectConfig
+from hpsforge.core.errors import HpsforgeError
+from hpsforge.core.files import (
+    atomic_write_text,
+    canonical_json,
+    sha256_bytes,
+    sha256_file,
+)
+from hpsforge.core.pipelines import Pipeline, image_slug
+from hpsforge.core.project import Project
+from hpsforge.core.settings import PROJECT_ROOT, settings
 from hpsforge.images import buildkit, graph, pipeline_images, rc, runtime
 from hpsforge.images.containers import fetch_wheelhouse
 from hpsforge.inputs import model_files
-from hpsforge.locks import pip_locks
-from hpsforge.bundle.client_sdk import ready, stages
-from hpsforge.core.config import ProjectConfig
-from hpsforge.core.settings import PROJECT_ROOT, settings
-from hpsforge.core.errors import HpsforgeError
-from hpsforge.core.files import atomic_write_text, canonical_json, sha256_bytes, sha256_file
-from hpsforge.core.pipelines import Pipeline, image_slug
-from hpsforge.core.project import Project
 from hpsforge.inputs.store import cache_root, scratch_dir
+from hpsforge.locks import images_lock, pip_locks
+from python_on_whales import docker
+from python_on_whales.exceptions import DockerException
 
 BENCH_TOOLS = PROJECT_ROOT / "bench"
 REPORT = "serving.json"

@@ -13,7 +13,6 @@ import zipfile
 from pathlib import Path
 
 import tomli
-
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.files import atomic_output
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 import base64
 import re
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MISSING = object()

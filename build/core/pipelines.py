@@ -6,11 +6,17 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
-
-from hpsforge.core.config import Model, PinnedRequirement, PipRequirement, Sha256Hex, read_toml, validate_toml
+from hpsforge.core.config import (
+    Model,
+    PinnedRequirement,
+    PipRequirement,
+    Sha256Hex,
+    read_toml,
+    validate_toml,
+)
 from hpsforge.core.errors import UsageError
 from hpsforge.core.settings import settings
+from pydantic import Field, model_validator
 
 
 class ModelSource(Model):

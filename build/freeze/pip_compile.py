@@ -18,9 +18,18 @@ from hpsforge.images.containers import run_in_rc
 from hpsforge.inputs.store import scratch_dir
 from hpsforge.locks import requirements_lock
 from hpsforge.locks.images_lock import ImageRecord
-from hpsforge.locks.pip_locks import (BENCH, BENCH_BASE_TARGET, CLIENT, bench_declaration_sha256, bench_requirements,
-                                      client_declaration_sha256, client_requirements, declaration_sha256,
-                                      declared_requirements, lock_path)
+from hpsforge.locks.pip_locks import (
+    BENCH,
+    BENCH_BASE_TARGET,
+    CLIENT,
+    bench_declaration_sha256,
+    bench_requirements,
+    client_declaration_sha256,
+    client_requirements,
+    declaration_sha256,
+    declared_requirements,
+    lock_path,
+)
 
 
 @dataclass(frozen=True)

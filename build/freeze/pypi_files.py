@@ -9,7 +9,12 @@ import urllib.request
 from hpsforge.core.errors import HpsforgeError, InputUnavailableError
 from hpsforge.core.pipelines import Pipeline
 from hpsforge.inputs.store import DOWNLOAD_TIMEOUT_S
-from hpsforge.locks.model_sources import ModelSourcesLock, SourceFile, declaration_sha256, pypi_files
+from hpsforge.locks.model_sources import (
+    ModelSourcesLock,
+    SourceFile,
+    declaration_sha256,
+    pypi_files,
+)
 
 SIMPLE_INDEX = "https://pypi.org/simple"
 

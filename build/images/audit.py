@@ -8,10 +8,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from python_on_whales import docker
-
 from hpsforge.core.files import atomic_write_text
 from hpsforge.inputs.store import cache_root, scratch_dir
+from python_on_whales import docker
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,12 @@ import tempfile
 from pathlib import Path
 
 from hpsforge.core.config import BaseConfig, ProjectConfig
-from hpsforge.core.files import atomic_write_text, canonical_json, sha256_bytes, sha256_file
+from hpsforge.core.files import (
+    atomic_write_text,
+    canonical_json,
+    sha256_bytes,
+    sha256_file,
+)
 from hpsforge.core.settings import settings
 from hpsforge.images import buildkit
 from hpsforge.images.mmdebstrap import require_mmdebstrap, run_mmdebstrap

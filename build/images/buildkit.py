@@ -19,14 +19,18 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from hpsforge.core.errors import HpsforgeError
+from hpsforge.core.files import (
+    atomic_write_text,
+    canonical_json,
+    sha256_bytes,
+    sha256_file,
+)
+from hpsforge.inputs.store import cache_root, scratch_dir
+from hpsforge.locks.images_lock import ImageRecord
 from pydantic import ValidationError
 from python_on_whales import docker
 from python_on_whales.exceptions import DockerException
-
-from hpsforge.core.errors import HpsforgeError
-from hpsforge.core.files import atomic_write_text, canonical_json, sha256_bytes, sha256_file
-from hpsforge.inputs.store import cache_root, scratch_dir
-from hpsforge.locks.images_lock import ImageRecord
 
 CA_BUNDLE_SECRET = "ca-bundle"
 

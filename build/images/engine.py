@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 from hpsforge.core.config import EngineConfig, version_tuple
-from hpsforge.inputs import debs
-from hpsforge.locks.debian import DebianLock, engine_lock_path
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.files import atomic_write_text
+from hpsforge.inputs import debs
 from hpsforge.inputs.store import ContentStore
+from hpsforge.locks.debian import DebianLock, engine_lock_path
 
 DAEMON_CONFIG = Path("/etc/docker/daemon.json")
 READY_TIMEOUT_S = 60

@@ -6,11 +6,11 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from hpsforge.bundle import assemble
-from hpsforge.images import buildkit, gpu
 from hpsforge.core.config import ProjectConfig
-from hpsforge.core.settings import settings
 from hpsforge.core.files import canonical_json, sha256_bytes, sha256_file
 from hpsforge.core.pipelines import Pipeline, image_slug
+from hpsforge.core.settings import settings
+from hpsforge.images import buildkit, gpu
 from hpsforge.inputs.store import scratch_dir
 from hpsforge.locks.images_lock import ImageRecord
 

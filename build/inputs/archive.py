@@ -16,23 +16,27 @@ import os
 import shutil
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError, model_validator
-
 from hpsforge.core.config import Model, Sha256Hex
-from hpsforge.core.errors import HashMismatchError, HpsforgeError, InputUnavailableError, UsageError
+from hpsforge.core.errors import (
+    HashMismatchError,
+    HpsforgeError,
+    InputUnavailableError,
+    UsageError,
+)
 from hpsforge.core.files import atomic_write_text, canonical_json, sha256_file
 from hpsforge.core.project import Project
 from hpsforge.core.settings import settings
 from hpsforge.inputs import blobs, debs, wheelhouse
 from hpsforge.inputs.store import ContentStore, link_or_copy
-from hpsforge.locks.kinds import kinds as lock_kinds
 from hpsforge.locks.debian import DebianLock
+from hpsforge.locks.kinds import kinds as lock_kinds
 from hpsforge.locks.model_sources import FREEZE as MODEL_SOURCES_FREEZE
 from hpsforge.locks.model_sources import ModelSourcesLock, pypi_files
+from pydantic import ValidationError, model_validator
 
 FORMAT = "hpsforge-archive/1"
 INDEX = "index.json"

@@ -20,7 +20,12 @@ from hpsforge.core.files import CHUNK
 from hpsforge.core.pipelines import ModelArtifact, ModelSource, Pipeline
 from hpsforge.inputs import blobs
 from hpsforge.inputs.store import ContentStore
-from hpsforge.locks.model_sources import FREEZE, ModelSourcesLock, model_sources_lock_path, pypi_files
+from hpsforge.locks.model_sources import (
+    FREEZE,
+    ModelSourcesLock,
+    model_sources_lock_path,
+    pypi_files,
+)
 
 
 def source_archive(source: ModelSource, store: ContentStore, lock: ModelSourcesLock | None) -> Path:

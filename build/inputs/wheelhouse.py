@@ -19,8 +19,6 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Callable
 
-from pydantic import StringConstraints, ValidationError
-
 from hpsforge.core.config import Model, Sha256Hex
 from hpsforge.core.errors import HashMismatchError, HpsforgeError, InputUnavailableError
 from hpsforge.core.files import atomic_write_text, canonical_json, sha256_file
@@ -28,6 +26,7 @@ from hpsforge.inputs.store import ContentStore, cache_root, scratch_dir
 from hpsforge.locks import requirements_lock
 from hpsforge.locks.pip_locks import host_lock_path
 from hpsforge.locks.pip_locks import lock_path as target_lock_path
+from pydantic import StringConstraints, ValidationError
 
 
 class WheelFile(Model):

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Annotated
 
 from debian.deb822 import Deb822
-from pydantic import StringConstraints, ValidationError
-
 from hpsforge.core.config import DebianName, DebianVersion, Model, Sha256Hex
 from hpsforge.core.errors import StaleLockError
 from hpsforge.core.files import atomic_write_text, canonical_json
 from hpsforge.core.settings import settings
+from pydantic import StringConstraints, ValidationError
 
 FREEZE_COMMAND = "nox -s freeze"
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from hpsforge.core.config import Model
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.files import atomic_write_text, canonical_json
 from hpsforge.core.settings import settings
+from pydantic import ValidationError
 
 # The roles of the two images every target builds on (keys of the record, like runtime-cpu).
 BASE_ROLE = "base"

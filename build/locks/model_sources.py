@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from hpsforge.core.config import Model, PinnedRequirement, Sha256Hex
 from hpsforge.core.errors import StaleLockError
 from hpsforge.core.files import canonical_json, sha256_bytes
 from hpsforge.core.pipelines import ModelSource, Pipeline
 from hpsforge.core.settings import settings
+from pydantic import ValidationError
 
 FREEZE = "nox -s freeze -- model-sources"
 

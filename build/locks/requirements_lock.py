@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpsforge.core.errors import HpsforgeError, StaleLockError
+from hpsforge.core.errors import StaleLockError
 
 INPUT_HEADER = "# input-sha256: "
 _PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)")

@@ -14,8 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hpsforge.core.settings import PROJECT_ROOT
 from hpsforge.core.errors import HpsforgeError
+from hpsforge.core.settings import PROJECT_ROOT
 
 SUITE = PROJECT_ROOT / "tests" / "conformance"
 

@@ -29,19 +29,23 @@ from pathlib import Path
 from typing import Iterator, Literal
 from xml.sax.saxutils import escape, quoteattr
 
+from hpsforge.core.config import Model
+from hpsforge.core.errors import (
+    DigestMismatchError,
+    InputUnavailableError,
+    NewInputsError,
+    UsageError,
+)
+from hpsforge.core.files import atomic_write_text, canonical_json
+from hpsforge.core.settings import cache_override, settings
+from hpsforge.images import buildkit
+from hpsforge.images.graph import BuildGraph, BuildOptions, Node
+from hpsforge.inputs import archive
+from hpsforge.inputs.store import ContentStore, scratch_dir
+from hpsforge.locks import images_lock
+from hpsforge.prove import imagediff
 from pydantic import ValidationError
 from python_on_whales import docker
-
-from hpsforge.locks import images_lock
-from hpsforge.images import buildkit
-from hpsforge.inputs import archive
-from hpsforge.prove import imagediff
-from hpsforge.core.config import Model
-from hpsforge.core.settings import cache_override, settings
-from hpsforge.core.errors import DigestMismatchError, InputUnavailableError, NewInputsError, UsageError
-from hpsforge.core.files import atomic_write_text, canonical_json
-from hpsforge.images.graph import BuildGraph, BuildOptions, Node
-from hpsforge.inputs.store import ContentStore, scratch_dir
 
 FORMAT = "hpsforge-repro/1"
 Verdict = Literal["reproducible", "new-inputs", "inputs-unavailable", "not-reproducible"]

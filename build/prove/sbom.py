@@ -13,13 +13,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
+from hpsforge.core.config import ProjectConfig
+from hpsforge.core.files import (
+    atomic_write_text,
+    canonical_json,
+    sha256_bytes,
+    sha256_file,
+)
+from hpsforge.core.pipelines import Pipeline
+from hpsforge.core.settings import settings
 from hpsforge.images import gpu
 from hpsforge.inputs import blobs, wheelhouse
 from hpsforge.locks import debian, pip_locks, requirements_lock
-from hpsforge.core.config import ProjectConfig
-from hpsforge.core.settings import settings
-from hpsforge.core.files import atomic_write_text, canonical_json, sha256_bytes, sha256_file
-from hpsforge.core.pipelines import Pipeline
 
 SPEC_VERSION = "1.5"
 

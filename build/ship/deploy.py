@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-
-from hpsforge.locks import images_lock
 from hpsforge.bundle import model_repo
-from hpsforge.images import buildkit, pipeline_images
-from hpsforge.ship import serve
 from hpsforge.core.errors import HpsforgeError, UsageError
 from hpsforge.core.pipelines import DeployParameters, Pipeline, image_slug
 from hpsforge.core.settings import settings
+from hpsforge.images import pipeline_images
+from hpsforge.locks import images_lock
+from hpsforge.ship import serve
 
 SERVING_ID = 1000  # uid and gid of the runtime image's serving user (dockerfiles/runtime.Dockerfile)
 PORTS = serve.CONTAINER_PORTS  # http 8000, grpc 8001, metrics 8002: server.sh's defaults

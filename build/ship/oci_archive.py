@@ -41,13 +41,17 @@ import oras.provider
 import oras.utils
 import requests
 import requests.adapters
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from hpsforge.inputs.archive import ArchiveIndex
-from hpsforge.images.buildkit import host_ca_bundle
-from hpsforge.core.errors import HashMismatchError, HpsforgeError, InputUnavailableError, UsageError
+from hpsforge.core.errors import (
+    HashMismatchError,
+    HpsforgeError,
+    InputUnavailableError,
+    UsageError,
+)
 from hpsforge.core.files import CHUNK, sha256_bytes, sha256_file
+from hpsforge.images.buildkit import host_ca_bundle
+from hpsforge.inputs.archive import ArchiveIndex
 from hpsforge.inputs.store import ContentStore, link_or_copy
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 ARCHIVE_FORMAT = "hpsforge-archive/1"
 INDEX_MEDIA_TYPE = "application/vnd.hpsforge.archive.index.v1+json"

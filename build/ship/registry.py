@@ -11,13 +11,12 @@ from __future__ import annotations
 import re
 import time
 
+from hpsforge.core.errors import DigestMismatchError, InputUnavailableError, UsageError
+from hpsforge.images import gpu
+from hpsforge.locks.images_lock import ImageRecord
+from hpsforge.ship import oci_archive
 from python_on_whales import docker
 from python_on_whales.exceptions import DockerException
-
-from hpsforge.images import gpu
-from hpsforge.ship import oci_archive
-from hpsforge.locks.images_lock import ImageRecord
-from hpsforge.core.errors import DigestMismatchError, InputUnavailableError, UsageError
 
 DIGEST_REFERENCE = re.compile(r"^(?P<name>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 

@@ -10,9 +10,8 @@ import zlib
 
 import numpy as np
 import pytest
-
-from hpsforge.bundle import goldens
 import wire
+from hpsforge.bundle import goldens
 
 pytestmark = pytest.mark.engine
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from hpsforge.bundle import goldens
 
 pytestmark = pytest.mark.engine

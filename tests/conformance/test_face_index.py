@@ -9,9 +9,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
-from hpsforge.bundle import goldens
 import wire
+from hpsforge.bundle import goldens
 
 pytestmark = pytest.mark.engine
 

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-
 from hpsforge.bundle import goldens
 
 PROJECT_ROOT = goldens.PROJECT_ROOT

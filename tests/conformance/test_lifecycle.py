@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
 import conftest
-from hpsforge.bundle import goldens
+import pytest
 import wire
+from hpsforge.bundle import goldens
 
 pytestmark = pytest.mark.engine
 

@@ -11,9 +11,8 @@ import json
 import time
 
 import pytest
-
-from hpsforge.bundle import goldens
 import wire
+from hpsforge.bundle import goldens
 
 pytestmark = pytest.mark.engine
 

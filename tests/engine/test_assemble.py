@@ -6,11 +6,10 @@ import time
 import urllib.request
 
 import pytest
-from python_on_whales import docker
-
 from hpsforge.bundle import assemble, goldens
 from hpsforge.core.pipelines import load_pipelines
 from hpsforge.core.settings import settings
+from python_on_whales import docker
 
 pytestmark = pytest.mark.engine
 

@@ -1,12 +1,11 @@
 import shutil
 
 import pytest
-
+from hpsforge.core.errors import HpsforgeError
 from hpsforge.images import base
+from hpsforge.inputs.store import ContentStore
 from hpsforge.locks import debian
 from hpsforge.locks.debian import DebianLock
-from hpsforge.core.errors import HpsforgeError
-from hpsforge.inputs.store import ContentStore
 
 pytestmark = pytest.mark.engine
 

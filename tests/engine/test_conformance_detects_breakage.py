@@ -8,12 +8,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from python_on_whales import docker
-from python_on_whales.exceptions import DockerException
-
+from hpsforge.core.pipelines import load_pipelines
 from hpsforge.images import pipeline_images
 from hpsforge.prove import conformance
-from hpsforge.core.pipelines import load_pipelines
+from python_on_whales import docker
+from python_on_whales.exceptions import DockerException
 
 pytestmark = pytest.mark.engine
 

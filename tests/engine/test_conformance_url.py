@@ -1,7 +1,6 @@
 """The conformance suite against an endpoint that is already running (`nox -s conformance -- X --url`)."""
 
 import pytest
-
 from hpsforge.prove import conformance
 from hpsforge.ship import serve
 

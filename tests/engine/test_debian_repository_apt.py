@@ -10,12 +10,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from hpsforge.inputs import debs
 from hpsforge.core.config import load_config
-from hpsforge.locks.debian import DebianLock, base_lock_path
+from hpsforge.inputs import debs
 from hpsforge.inputs.store import ContentStore
-from tests.support.debian_repository import HttpStandIn, SigningKey, archive_of, repository_from_packages
+from hpsforge.locks.debian import DebianLock, base_lock_path
+
+from tests.support.debian_repository import (
+    HttpStandIn,
+    SigningKey,
+    archive_of,
+    repository_from_packages,
+)
 
 pytestmark = pytest.mark.engine
 

@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hpsforge.bundle import goldens
+from hpsforge.core.pipelines import image_slug, load_pipelines
+from hpsforge.images import pipeline_images
+from hpsforge.inputs import model_files
+from hpsforge.inputs.store import cache_root
+from hpsforge.locks import images_lock
+from hpsforge.ship import deploy
 from python_on_whales import docker
 from python_on_whales.exceptions import DockerException
 
-from hpsforge.locks import images_lock
-from hpsforge.bundle import goldens
-from hpsforge.images import buildkit, pipeline_images
-from hpsforge.inputs import model_files
-from hpsforge.ship import deploy
-from hpsforge.core.pipelines import image_slug, load_pipelines
-from hpsforge.inputs.store import cache_root
 from tests.conformance import wire
 
 pytestmark = pytest.mark.engine

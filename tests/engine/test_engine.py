@@ -2,7 +2,6 @@ import subprocess
 import time
 
 import pytest
-
 from hpsforge.images import engine
 
 pytestmark = pytest.mark.engine

@@ -4,12 +4,12 @@ bookworm system made from nothing but the lock's own files, the engine, buildx a
 import shlex
 import subprocess
 
-from hpsforge.inputs import debs
-from hpsforge.locks import debian
 from hpsforge.images.engine import host_architecture
+from hpsforge.inputs import debs
 from hpsforge.inputs.debs import local_repository
-from hpsforge.locks.debian import DebianLock
 from hpsforge.inputs.store import ContentStore
+from hpsforge.locks import debian
+from hpsforge.locks.debian import DebianLock
 
 
 def test_the_engine_closure_installs_offline_into_a_clean_bookworm_rootfs(config, engine_status, tmp_path):

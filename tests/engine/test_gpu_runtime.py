@@ -11,14 +11,12 @@ import subprocess
 import time
 
 import pytest
-from python_on_whales import docker
-
-from hpsforge.locks import images_lock
-from hpsforge.images import buildkit, gpu, runtime
-from hpsforge.locks import pip_locks, requirements_lock
-from hpsforge.prove import conformance
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.pipelines import load_pipelines
+from hpsforge.images import buildkit, gpu, runtime
+from hpsforge.locks import images_lock, pip_locks, requirements_lock
+from hpsforge.prove import conformance
+from python_on_whales import docker
 
 pytestmark = pytest.mark.engine
 
@@ -147,7 +145,7 @@ def _build_broken(config, shared_images, tmp_path, **broken) -> str:
     standins = gpu_standins.make(tmp_path, config, **{key: frozenset(value) for key, value in broken.items()})
     before = {image.id for image in docker.image.list("hpsforge/runtime-gpu")}
     with standins.active(), pytest.raises(HpsforgeError) as caught:
-        runtime.build(config, load_pipelines(), "gpu", shared_images["base"], shared_images["rc"])
+        runtime.build(config, "gpu", shared_images["base"], shared_images["rc"])
     assert {image.id for image in docker.image.list("hpsforge/runtime-gpu")} == before, "something was tagged"
     return str(caught.value)
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-
-from hpsforge.ship import oci_archive
 from hpsforge.core.errors import HashMismatchError, InputUnavailableError, UsageError
-from hpsforge.ship.oci_archive import FILE_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, TITLE
 from hpsforge.inputs.store import ContentStore
+from hpsforge.ship import oci_archive
+from hpsforge.ship.oci_archive import (
+    FILE_MEDIA_TYPE,
+    INDEX_MEDIA_TYPE,
+    MANIFEST_MEDIA_TYPE,
+    TITLE,
+)
 
 from tests.support.archives import folder_contents, make_archive
 from tests.support.registry import TEST_HTPASSWD as HTPASSWD

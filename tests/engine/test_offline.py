@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from hpsforge.locks.images_lock import ImagesLock
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -1,8 +1,7 @@
 import pytest
-from python_on_whales import docker
-
-from hpsforge.locks import pip_locks
 from hpsforge.images import rc
+from hpsforge.locks import pip_locks
+from python_on_whales import docker
 
 pytestmark = pytest.mark.engine
 

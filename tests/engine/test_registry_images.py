@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from hpsforge.core.errors import DigestMismatchError, InputUnavailableError
+from hpsforge.locks.images_lock import ImagesLock
+from hpsforge.ship import registry
 from python_on_whales import docker
 
-from hpsforge.ship import registry
-from hpsforge.locks.images_lock import ImagesLock
-from hpsforge.core.errors import DigestMismatchError, InputUnavailableError
 from tests.support.registry import TEST_HTPASSWD, local_registry
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -49,8 +49,8 @@ def test_every_image_is_pushed_and_recorded_by_the_digest_the_registry_serves(pu
     images = record.images
     assert {role for role, image in images.items() if image.pushed} == PUSHED_ROLES
     engine_status  # skopeo is one of engine.tools
-    from hpsforge.images import engine
     from hpsforge.core.config import load_config
+    from hpsforge.images import engine
     engine.install_tool(load_config().engine, "skopeo")
     for role in sorted(PUSHED_ROLES):
         image = images[role]

@@ -4,13 +4,12 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from python_on_whales import docker
-
-from hpsforge.locks import images_lock
-from hpsforge.images import buildkit
-from hpsforge.prove import repro
 from hpsforge.core.errors import DigestMismatchError
+from hpsforge.images import buildkit
 from hpsforge.images.graph import BuildGraph, Node
+from hpsforge.locks import images_lock
+from hpsforge.prove import repro
+from python_on_whales import docker
 
 pytestmark = pytest.mark.engine
 
@@ -114,8 +113,8 @@ def test_a_copy_only_server_image_is_reproducible_without_the_timestamp_rewrite(
 def test_pipeline_images_are_reproducible(runtime_cpu, config):
     import time
 
-    from hpsforge.images import pipeline_images
     from hpsforge.core.pipelines import load_pipelines
+    from hpsforge.images import pipeline_images
 
     pipeline = load_pipelines()["image_classification"]
     first = pipeline_images.build(config, "image_classification", pipeline, "cpu", runtime_cpu,

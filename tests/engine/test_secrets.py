@@ -4,9 +4,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from python_on_whales import docker
-
 from hpsforge.images import audit, buildkit
+from python_on_whales import docker
 
 pytestmark = pytest.mark.engine
 

@@ -3,10 +3,9 @@
 import urllib.request
 
 import pytest
-from python_on_whales import docker
-
-from hpsforge.ship import serve
 from hpsforge.core.errors import HpsforgeError
+from hpsforge.ship import serve
+from python_on_whales import docker
 
 pytestmark = pytest.mark.engine
 

@@ -5,7 +5,6 @@ and wrote its files is checked: its figures are printed, never asserted."""
 import json
 
 import pytest
-
 from hpsforge import cli
 
 pytestmark = pytest.mark.engine

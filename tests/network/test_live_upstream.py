@@ -9,10 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-
-from hpsforge.locks import model_sources
-from hpsforge.inputs import model_files
-from hpsforge.locks import debian
+from hpsforge.locks import debian, model_sources
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,9 +22,8 @@ from functools import partial
 from pathlib import Path
 
 from debian import deb822
-
-from hpsforge.locks.debian import DebPackage
 from hpsforge.inputs.store import ContentStore, link_or_copy
+from hpsforge.locks.debian import DebPackage
 
 DEFAULT_DATE = "Sat, 01 Nov 2025 00:00:00 UTC"
 # The key's creation time, long before any Release date a test picks: gpgv refuses a signature

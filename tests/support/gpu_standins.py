@@ -32,10 +32,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpsforge.inputs import blobs
 from hpsforge.core.config import ProjectConfig
 from hpsforge.core.files import sha256_file
 from hpsforge.core.settings import PROJECT_ROOT
+from hpsforge.inputs import blobs
 
 MTIME = 1701388800  # 2023-12-01, about when NVIDIA published these releases
 MADE_BY = "tests/support/gpu_standins.py"

@@ -12,12 +12,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpsforge.inputs import debs
-from hpsforge.locks import debian
 from hpsforge.core.config import load_config
 from hpsforge.core.settings import PROJECT_ROOT
+from hpsforge.inputs import debs
 from hpsforge.inputs.store import ContentStore
-from tests.support.debian_repository import DebianRepository, HttpStandIn, SigningKey, archive_of
+from hpsforge.locks import debian
+
+from tests.support.debian_repository import (
+    DebianRepository,
+    HttpStandIn,
+    SigningKey,
+    archive_of,
+)
 
 UPSTREAM = "http://deb.debian.org"
 UPSTREAM_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"

@@ -9,10 +9,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from hpsforge import cli
 from hpsforge.bundle import assemble
-from hpsforge.locks import pip_locks
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.pipelines import Pipeline, load_pipelines
 from hpsforge.inputs.store import ContentStore

@@ -7,12 +7,17 @@ import os
 from pathlib import Path
 
 import pytest
-
-from hpsforge.inputs import blobs
-from hpsforge.inputs.blobs import BlobManifest, blobs_dir, load_manifest, verify_blob, verify_blobs
-from hpsforge.core.settings import PROJECT_ROOT
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.files import CHUNK
+from hpsforge.core.settings import PROJECT_ROOT
+from hpsforge.inputs import blobs
+from hpsforge.inputs.blobs import (
+    BlobManifest,
+    blobs_dir,
+    load_manifest,
+    verify_blob,
+    verify_blobs,
+)
 
 URL = "https://example.invalid/{file}"
 

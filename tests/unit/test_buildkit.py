@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-
+from hpsforge.core.errors import HpsforgeError
 from hpsforge.images.buildkit import layout_manifest_digest
 from hpsforge.locks.images_lock import ImageRecord, ImagesLock
-from hpsforge.core.errors import HpsforgeError
 
 BASE = ImageRecord(reference="hpsforge/base:abc", digest="sha256:" + "a" * 64, input_sha256="1" * 64)
 RC = ImageRecord(reference="hpsforge/rc:def", digest="sha256:" + "b" * 64, input_sha256="2" * 64)

@@ -6,10 +6,16 @@ import re
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
-
-from hpsforge.core.config import BaseConfig, EngineConfig, ProjectConfig, RcConfig, load_config, version_tuple
+from hpsforge.core.config import (
+    BaseConfig,
+    EngineConfig,
+    ProjectConfig,
+    RcConfig,
+    load_config,
+    version_tuple,
+)
 from hpsforge.core.errors import HpsforgeError
+from pydantic import ValidationError
 
 PROJECT_CONFIG = Path(__file__).resolve().parents[2] / "hpsforge.toml"
 

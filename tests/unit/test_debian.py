@@ -6,11 +6,10 @@ import hashlib
 import json
 
 import pytest
-
-from hpsforge.inputs import debs
-from hpsforge.locks.debian import DebPackage, DebianLock, parse_deb822
 from hpsforge.core.errors import HpsforgeError
+from hpsforge.inputs import debs
 from hpsforge.inputs.store import ContentStore
+from hpsforge.locks.debian import DebianLock, DebPackage, parse_deb822
 
 PACKAGES = """\
 Package: libfoo1

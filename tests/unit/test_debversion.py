@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
 from hpsforge.core.config import HostPackage
-from hpsforge.freeze.apt import pin_host_package
 from hpsforge.core.debversion import Constraint
 from hpsforge.core.errors import HpsforgeError
+from hpsforge.freeze.apt import pin_host_package
 
 SERIES = ">= 26.1.5, << 26.2~"
 

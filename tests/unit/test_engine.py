@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-
 from hpsforge.core.config import load_config
-from hpsforge.images.engine import EngineStatus, check_requirements
 from hpsforge.core.errors import HpsforgeError
+from hpsforge.images.engine import EngineStatus, check_requirements
 
 PROJECT_CONFIG = Path(__file__).resolve().parents[2] / "hpsforge.toml"
 
@@ -137,9 +136,8 @@ def test_a_daemon_config_that_is_not_json_is_named(tmp_path):
 
 
 def test_a_malformed_build_cache_size_is_refused():
-    from pydantic import ValidationError
-
     from hpsforge.core.config import EngineConfig
+    from pydantic import ValidationError
 
     fields = load_config().engine.model_dump()
     with pytest.raises(ValidationError) as refused:

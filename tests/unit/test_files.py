@@ -11,9 +11,14 @@ import sys
 import textwrap
 
 import pytest
-
 from hpsforge.core import files
-from hpsforge.core.files import atomic_output, atomic_write_text, canonical_json, sha256_bytes, sha256_file
+from hpsforge.core.files import (
+    atomic_output,
+    atomic_write_text,
+    canonical_json,
+    sha256_bytes,
+    sha256_file,
+)
 
 
 def test_sha256_file_multi_chunk(tmp_path):

@@ -1,7 +1,6 @@
 """Golden cases (build/goldens.py): loading with clear errors, references, and the checks."""
 
 import pytest
-
 from hpsforge.bundle import goldens
 from hpsforge.core.pipelines import load_pipelines
 

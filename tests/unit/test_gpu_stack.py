@@ -6,13 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from hpsforge.locks import images_lock
-from hpsforge.images import gpu
-from hpsforge.inputs import blobs
-from hpsforge.locks import pip_locks, requirements_lock
 from hpsforge.core.config import ProjectConfig, load_config
 from hpsforge.core.settings import PROJECT_ROOT
+from hpsforge.images import gpu
+from hpsforge.inputs import blobs
+from hpsforge.locks import images_lock, pip_locks, requirements_lock
 
 CONFIG_FILE = PROJECT_ROOT / "hpsforge.toml"
 MANIFEST = PROJECT_ROOT / "vendor_blobs" / "manifest.toml"
@@ -154,7 +152,7 @@ def test_stand_in_references_are_recognised():
 
 
 def test_stand_in_images_are_never_named_or_pushed():
-    from hpsforge.images import buildkit, runtime
+    from hpsforge.images import runtime
     from hpsforge.ship import registry
 
     image = images_lock.ImageRecord(reference="hpsforge/runtime-gpu:03d3c532acea-standin",
@@ -170,8 +168,8 @@ def test_the_gpu_plan_is_deterministic(config):
 
 
 def test_the_sbom_records_the_cuda_stack(config):
-    from hpsforge.prove import sbom
     from hpsforge.core.pipelines import load_pipelines
+    from hpsforge.prove import sbom
 
     document = sbom.document(config, load_pipelines(), "gpu")
     properties = {p["name"]: p["value"] for p in document["metadata"]["component"]["properties"]}

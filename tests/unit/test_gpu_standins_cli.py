@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hpsforge.inputs import blobs
 from hpsforge.core.settings import PROJECT_ROOT
+from hpsforge.inputs import blobs
 
 
 def _run(*args: str):

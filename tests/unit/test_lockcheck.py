@@ -6,7 +6,6 @@ import re
 import shutil
 
 import pytest
-
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.project import Project
 from hpsforge.core.settings import PROJECT_ROOT
@@ -206,7 +205,7 @@ def test_missing_and_malformed_debian_locks_are_reported(project, fresh):
 
 
 def test_check_raises_with_the_count(project, fresh):
-    config, pipelines = project.config, project.pipelines
+    config = project.config
     for target in config.targets:
         (fresh / "requirements" / f"{target}.txt").unlink()
     with pytest.raises(HpsforgeError) as caught:

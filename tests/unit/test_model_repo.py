@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from hpsforge.bundle import model_repo
 from hpsforge.core.errors import HpsforgeError
 

@@ -10,15 +10,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
-
-from hpsforge.locks import model_sources
 from hpsforge.core import pipelines
-from hpsforge.freeze import pypi_files
-from hpsforge.inputs import model_files
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.pipelines import ModelArtifact, ModelSource
+from hpsforge.freeze import pypi_files
+from hpsforge.inputs import model_files
 from hpsforge.inputs.store import ContentStore
+from hpsforge.locks import model_sources
+from pydantic import ValidationError
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MEMBERS = {

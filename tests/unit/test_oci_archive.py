@@ -12,10 +12,22 @@ import time
 from pathlib import Path
 
 import pytest
-
+from hpsforge.core.errors import (
+    HashMismatchError,
+    HpsforgeError,
+    InputUnavailableError,
+    UsageError,
+)
 from hpsforge.ship import oci_archive
-from hpsforge.core.errors import HashMismatchError, HpsforgeError, InputUnavailableError, UsageError
-from hpsforge.ship.oci_archive import FILE_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, TITLE, docker_credentials, parse_index, parse_reference
+from hpsforge.ship.oci_archive import (
+    FILE_MEDIA_TYPE,
+    INDEX_MEDIA_TYPE,
+    MANIFEST_MEDIA_TYPE,
+    TITLE,
+    docker_credentials,
+    parse_index,
+    parse_reference,
+)
 
 from tests.support.archives import make_archive
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from hpsforge.images import rc
-from hpsforge.locks import requirements_lock
 from hpsforge.core.config import RcConfig
 from hpsforge.core.errors import HpsforgeError
+from hpsforge.images import rc
+from hpsforge.locks import requirements_lock
 
 CONFIG = RcConfig(image="hpsforge/rc", requirements=["pip==25.3", "wheel==0.48.0"])
 HASH = "--hash=sha256:" + "f" * 64

@@ -6,9 +6,8 @@ import json
 from xml.etree import ElementTree
 
 import pytest
-
-from hpsforge.prove import repro
 from hpsforge.core.errors import UsageError
+from hpsforge.prove import repro
 
 DIGEST = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64

@@ -6,10 +6,16 @@ import re
 from pathlib import Path
 
 import pytest
-
-from hpsforge.locks import requirements_lock
 from hpsforge.core.errors import HpsforgeError
-from hpsforge.locks.requirements_lock import LockedRequirement, canonical_name, header, parse, problems, read
+from hpsforge.locks import requirements_lock
+from hpsforge.locks.requirements_lock import (
+    LockedRequirement,
+    canonical_name,
+    header,
+    parse,
+    problems,
+    read,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCK_DIR = PROJECT_ROOT / "lock"

@@ -11,16 +11,15 @@ from urllib.parse import urlsplit
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
-from jsonschema.validators import Draft7Validator
-
-from hpsforge.inputs import blobs
-from hpsforge.locks import debian, pip_locks, requirements_lock
-from hpsforge.prove import sbom
 from hpsforge.core.config import load_config
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.files import canonical_json, sha256_file
 from hpsforge.core.pipelines import load_pipelines
+from hpsforge.inputs import blobs
+from hpsforge.locks import debian, pip_locks, requirements_lock
 from hpsforge.locks.requirements_lock import canonical_name
+from hpsforge.prove import sbom
+from jsonschema.validators import Draft7Validator
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _IRI_FORBIDDEN = set(string.whitespace) | set('<>"{}|\\^`')

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from hpsforge.core.errors import HpsforgeError
 from hpsforge.cli import _parse
+from hpsforge.core.errors import HpsforgeError
 
 NO_CACHE = ("--no-cache", "rebuild everything")
 

@@ -6,9 +6,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
-from hpsforge.inputs import store
 from hpsforge.core.errors import HpsforgeError
+from hpsforge.inputs import store
 from hpsforge.inputs.store import ContentStore, cache_root
 
 RELOCK = "nox -s freeze"

@@ -11,7 +11,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from hpsforge.bundle import client_wheel
 from hpsforge.core.errors import HpsforgeError
 

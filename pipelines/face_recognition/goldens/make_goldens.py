@@ -39,8 +39,8 @@ def no_face_png() -> bytes:
 def fixtures(given: Path | None) -> Path:
     if given is not None:
         return given
-    from hpsforge.inputs import model_files
     from hpsforge.core.pipelines import load_pipelines
+    from hpsforge.inputs import model_files
     from hpsforge.inputs.store import cache_root
 
     folder = cache_root() / "fixtures" / PIPELINE
@@ -50,8 +50,8 @@ def fixtures(given: Path | None) -> Path:
 
 def measure(http: str, fixtures_dir: Path) -> int:
     sys.path.insert(0, str(HERE.parents[2] / "tests" / "conformance"))
-    from hpsforge.bundle import goldens
     import wire
+    from hpsforge.bundle import goldens
 
     def send(model: str, request: dict) -> dict:
         status, envelope = wire.infer(http, model, request)

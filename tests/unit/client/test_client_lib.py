@@ -13,9 +13,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
-
 import hps_client
+import pytest
 from hps_client import (
     ClassificationResult,
     Client,

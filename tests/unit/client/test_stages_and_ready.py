@@ -4,7 +4,6 @@ readiness wait)."""
 import math
 
 import pytest
-
 from hps_client import ready, stages
 from hps_client.cli import main
 
