@@ -33,7 +33,7 @@ from hpsforge.core.settings import settings
 from hpsforge.inputs import blobs, debs, wheelhouse
 from hpsforge.inputs.store import ContentStore, link_or_copy
 from hpsforge.locks.debian import DebianLock
-from hpsforge.locks.kinds import kinds as lock_kinds
+from hpsforge.locks import kinds as lock_kinds
 from hpsforge.locks.model_sources import FREEZE as MODEL_SOURCES_FREEZE
 from hpsforge.locks.model_sources import ModelSourcesLock, pypi_files
 from pydantic import ValidationError, model_validator
