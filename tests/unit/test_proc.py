@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import time
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 from hpsforge.core import proc
 from hpsforge.core.errors import HashMismatchError, HpsforgeError, InputUnavailableError
 from hpsforge.core.settings import Settings
+
+PACKAGE = Path(__file__).resolve().parents[2] / "build"
 
 
 @pytest.fixture(autouse=True)
@@ -225,3 +228,48 @@ def test_a_daemon_starts_with_its_output_in_the_log(tmp_path: Path) -> None:
     assert log.read_text() == "up\nwarn\n"
     with pytest.raises(HpsforgeError, match=r"starting it failed \(hpsforge-no-such-daemon: not installed"):
         proc.start(["hpsforge-no-such-daemon"], what="starting it failed", log=log)
+
+
+def _runs_programs(tree: ast.Module) -> list[str]:
+    """Imports and calls that start a program other than through proc."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [alias.name for alias in node.names]
+            found += [f"import {name}" for name in names if name in ("subprocess", "pty", "multiprocessing")]
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" \
+                and (node.attr in ("system", "popen", "fork", "forkpty") or node.attr.startswith(("exec", "spawn",
+                                                                                                 "posix_spawn"))):
+            found.append(f"os.{node.attr}")
+    return found
+
+
+def test_the_one_way_finder_finds_the_other_ways() -> None:
+    assert _runs_programs(ast.parse("import subprocess\nos.system('x')\nos.execvp('x', [])")) == \
+        ["import subprocess", "os.system", "os.execvp"]
+    assert _runs_programs(ast.parse("from subprocess import run\nos.environ.get('x')")) == ["import subprocess"]
+
+
+def test_build_runs_programs_only_through_proc() -> None:
+    offenders = {str(path.relative_to(PACKAGE)): found for path in sorted(PACKAGE.rglob("*.py"))
+                 if path != PACKAGE / "core" / "proc.py"
+                 and (found := _runs_programs(ast.parse(path.read_text(encoding="utf-8"))))}
+    assert offenders == {}
+
+
+# Call sites keep their words, and gain the program's.
+
+def test_mmdebstraps_log_tail_is_quoted_and_its_environment_set(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from hpsforge.images import mmdebstrap
+
+    fake = tmp_path / "mmdebstrap"
+    fake.write_text('#!/bin/sh\necho "I: LC_ALL=$LC_ALL SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH"\n'
+                    'echo "E: apt-get download failed" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    with pytest.raises(HpsforgeError) as raised:
+        mmdebstrap.run_mmdebstrap(["--variant=essential"], epoch=1700000000)
+    assert raised.value.message == ("mmdebstrap failed (mmdebstrap: exit code 1):\n"
+                                    "    I: LC_ALL=C.UTF-8 SOURCE_DATE_EPOCH=1700000000\n"
+                                    "    E: apt-get download failed")
