@@ -39,6 +39,8 @@ class Settings(BaseModel):
     blob_manifest: Path
     # HPSFORGE_ARCHIVE: input archive folders (os.pathsep-separated) missing files are taken from.
     archives: tuple[Path, ...]
+    # HPSFORGE_ECHO=1: print every program hpsforge runs (core/proc.py) before it starts.
+    echo: bool = False
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -57,6 +59,7 @@ class Settings(BaseModel):
             blobs_dir=Path(env.get("HPSFORGE_BLOBS_DIR") or root / "vendor_blobs" / "files"),
             blob_manifest=Path(env.get("HPSFORGE_BLOB_MANIFEST") or root / "vendor_blobs" / "manifest.toml"),
             archives=tuple(Path(part) for part in env.get("HPSFORGE_ARCHIVE", "").split(os.pathsep) if part),
+            echo=env.get("HPSFORGE_ECHO", "").strip().lower() not in ("", "0", "false", "no", "off"),
         )
 
     @property

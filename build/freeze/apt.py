@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import lzma
 import shlex
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from hpsforge.core import proc
 from hpsforge.core.config import AptSource, BaseConfig, EngineConfig, HostPackage
 from hpsforge.core.debversion import Constraint, sorted_versions
 from hpsforge.core.errors import HashMismatchError, HpsforgeError, InputUnavailableError
@@ -20,22 +20,16 @@ from hpsforge.images.mmdebstrap import run_mmdebstrap
 from hpsforge.inputs.store import ContentStore, download_bytes, scratch_dir
 from hpsforge.locks.debian import DebianLock, DebPackage, parse_deb822
 
+GPGV_TIMEOUT_S = 60  # checks one signature of a few hundred kB
+
 
 def signed_release(mirror: str, suite: str, keyring: Path) -> dict[str, tuple[str, int]]:
     """Verify a suite's InRelease with gpgv; return its SHA256 table (path -> (hash, size))."""
     url = f"{mirror}/dists/{suite}/InRelease"
     signed = download_bytes(url, f"{suite} InRelease")
-    verify = subprocess.run(
-        ["gpgv", "--keyring", str(keyring), "--output", "-", "-"],
-        input=signed,
-        capture_output=True,
-    )
-    if verify.returncode != 0:
-        raise HashMismatchError(
-            f"{url}: signature does not verify against {keyring}:\n"
-            + verify.stderr.decode(errors="replace").strip()
-        )
-    release = parse_deb822(verify.stdout.decode())[0]
+    verify = proc.run(["gpgv", "--keyring", keyring, "--output", "-", "-"], input=signed, timeout=GPGV_TIMEOUT_S,
+                      what=f"{url}: signature does not verify against {keyring}", error=HashMismatchError)
+    release = parse_deb822(verify.stdout_bytes.decode())[0]
     table = {}
     for line in release.get("SHA256", "").splitlines():
         parts = line.split()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
-from hpsforge.core.errors import HpsforgeError
+from hpsforge.core import proc
 from hpsforge.core.settings import settings
 from hpsforge.inputs.wheelhouse import host_pip_environment
 from hpsforge.locks.pip_locks import host_lock_path
+
+PIP_COMPILE_TIMEOUT_S = 1800  # resolves against PyPI: a few minutes, unless the index hangs
 
 
 def relock(upgrade: bool = False) -> None:
@@ -21,7 +22,7 @@ def relock(upgrade: bool = False) -> None:
         "--output-file", str(lock.relative_to(root)), "pyproject.toml",
         *(["--upgrade"] if upgrade else []),
     ]
-    if subprocess.run(command, cwd=root, env=host_pip_environment()).returncode != 0:
-        raise HpsforgeError("pip-compile could not lock the host environment (output above)")
+    proc.run(command, cwd=root, env=host_pip_environment(), output="console", timeout=PIP_COMPILE_TIMEOUT_S,
+             what="pip-compile could not lock the host environment")
     print(f"hpsforge: {lock.relative_to(root)} written; ./noxw reinstalls .venv on its next run",
           flush=True)

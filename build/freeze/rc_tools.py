@@ -3,15 +3,16 @@ its release publishes (hashin resolves nothing: the declaration in [rc] is the f
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from hpsforge.core import proc
 from hpsforge.core.config import RcConfig
-from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.settings import IMAGE_PYTHON
 from hpsforge.locks.requirements_lock import header
+
+HASHIN_TIMEOUT_S = 900  # asks PyPI once per tool; a quarter of an hour means the index is not answering
 
 
 def freeze(config: RcConfig) -> str:
@@ -31,11 +32,6 @@ def pin_with_hashin(title: str, requirements: list[str], input_sha256: str, pyth
         draft.write_text(header(title, input_sha256))
         command = [str(hashin), "-r", str(draft), "--python-version", python_version,
                    *sorted(requirements, key=str.lower)]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise HpsforgeError(
-                f"hashin could not pin {', '.join(requirements)}:\n"
-                f"{(result.stderr or result.stdout).strip()[-2000:]}",
-                hint="check that the pinned versions are released on PyPI",
-            )
+        proc.run(command, what=f"hashin could not pin {', '.join(requirements)}", timeout=HASHIN_TIMEOUT_S,
+                 hint="check that the pinned versions are released on PyPI")
         return draft.read_text()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from hpsforge.core.files import (
 )
 from hpsforge.core.settings import settings
 from hpsforge.images import buildkit
-from hpsforge.images.mmdebstrap import require_mmdebstrap, run_mmdebstrap
+from hpsforge.images.mmdebstrap import mmdebstrap_version, run_mmdebstrap
 from hpsforge.inputs import debs
 from hpsforge.inputs.store import ContentStore, cache_root
 from hpsforge.locks.debian import DebianLock, base_lock_path
@@ -43,8 +42,7 @@ def _slim() -> list[str]:
 
 def rootfs_key(config: BaseConfig, lock: DebianLock) -> str:
     """What the rootfs depends on: this recipe, the lock, the declaration, mmdebstrap's version."""
-    require_mmdebstrap()
-    mmdebstrap = subprocess.run(["mmdebstrap", "--version"], capture_output=True, text=True).stdout.strip()
+    mmdebstrap = mmdebstrap_version()
     return sha256_bytes(canonical_json({
         "recipe": sha256_file(Path(__file__)),  # a change to how the rootfs is made rebuilds it
         "lock": sha256_bytes(lock.canonical_text().encode()),

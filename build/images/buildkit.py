@@ -13,12 +13,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
+from hpsforge.core import proc
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.files import (
     atomic_write_text,
@@ -33,6 +34,9 @@ from python_on_whales import docker
 from python_on_whales.exceptions import DockerException
 
 CA_BUNDLE_SECRET = "ca-bundle"
+# `docker image load`/`save` of a layout: the gpu runtime's 5 GB take minutes over the local
+# socket; an hour means the daemon is stuck, and CI gets a message instead of its own time-out.
+IMAGE_STREAM_TIMEOUT_S = 3600
 
 
 @dataclass(frozen=True)
@@ -211,18 +215,13 @@ def _layout_members(layout: Path) -> list[Path]:
 def _load_into_engine(layout: Path, reference: str, digest: str) -> None:
     """`docker load` the layout, streamed as a tar (no second copy on disk); the engine must then
     name `reference` by exactly `digest`."""
-    load = subprocess.Popen(["docker", "image", "load", "--quiet"], stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        with load.stdin, tarfile.open(fileobj=load.stdin, mode="w|") as stream:
+    def write(stdin: IO[bytes]) -> None:
+        with tarfile.open(fileobj=stdin, mode="w|") as stream:
             for member in _layout_members(layout):
                 stream.add(member, arcname=str(member.relative_to(layout)))
-    except BrokenPipeError:
-        pass  # docker stopped reading: its stderr says why
-    stderr = load.stderr.read()
-    load.wait()
-    if load.returncode != 0:
-        raise HpsforgeError(f"loading {reference} into the engine failed: {stderr.decode(errors='replace').strip()}")
+
+    proc.run(["docker", "image", "load", "--quiet"], input=write, what=f"loading {reference} into the engine failed",
+             timeout=IMAGE_STREAM_TIMEOUT_S)
     loaded = docker.image.inspect(reference).id
     if loaded != digest:
         raise HpsforgeError(f"the engine names {reference} {loaded} after loading the build's {digest}")
@@ -254,19 +253,17 @@ def ensure_layout(parent: ImageRecord) -> Path:
     layout.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch_dir()) as tmp:
         saved = Path(tmp) / "saved"
-        save = subprocess.Popen(["docker", "image", "save", parent.reference], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        try:
-            with tarfile.open(fileobj=save.stdout, mode="r|") as stream:  # streamed: no tar on disk
-                stream.extractall(saved, filter="data")
-        except tarfile.TarError:
-            pass  # an empty or broken stream: docker's exit status says why
-        save.wait()
-        if save.returncode != 0:
-            raise HpsforgeError(
-                f"parent image {parent.reference} ({parent.digest}) is neither cached nor in the engine",
-                hint="rebuild it with `nox -s images`",
-            )
+
+        def extract(stdout: IO[bytes]) -> None:
+            try:
+                with tarfile.open(fileobj=stdout, mode="r|") as stream:  # streamed: no tar on disk
+                    stream.extractall(saved, filter="data")
+            except tarfile.TarError:
+                pass  # an empty or broken stream: docker's exit status says why
+
+        proc.run(["docker", "image", "save", parent.reference], output=extract, timeout=IMAGE_STREAM_TIMEOUT_S,
+                 what=f"parent image {parent.reference} ({parent.digest}) is neither cached nor in the engine",
+                 hint="rebuild it with `nox -s images`")
         if layout_manifest_digest(saved) != parent.digest:
             raise HpsforgeError(
                 f"{parent.reference} in the engine is not the recorded {parent.digest}",

@@ -11,10 +11,10 @@ import copy
 import json
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
+from hpsforge.core import proc
 from hpsforge.core.config import EngineConfig, version_tuple
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.files import atomic_write_text
@@ -25,6 +25,10 @@ from hpsforge.locks.debian import DebianLock, engine_lock_path
 DAEMON_CONFIG = Path("/etc/docker/daemon.json")
 READY_TIMEOUT_S = 60
 CHECK_TIMEOUT_S = 20
+# apt-get on the local repository of the closure: no network, but maintainer scripts and dpkg
+# triggers run; an install that takes longer than this is stuck (a prompt, a lock).
+APT_UPDATE_TIMEOUT_S = 300
+APT_INSTALL_TIMEOUT_S = 1800
 
 
 class EngineStatus:
@@ -38,13 +42,14 @@ class EngineStatus:
 
 
 def host_architecture() -> str:
-    return subprocess.run(
-        ["dpkg", "--print-architecture"], check=True, capture_output=True, text=True
-    ).stdout.strip()
+    return proc.run(["dpkg", "--print-architecture"], what="reading this host's Debian architecture failed",
+                    timeout=CHECK_TIMEOUT_S).stdout.strip()
 
 
-def _docker(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
+def _docker(*args: str) -> proc.Result:
+    """A quick docker CLI question; its exit code is the caller's to read."""
+    return proc.run(["docker", *args], what=f"`docker {' '.join(args)}` failed", timeout=CHECK_TIMEOUT_S,
+                    check=False)
 
 
 def probe() -> EngineStatus | None:
@@ -53,7 +58,7 @@ def probe() -> EngineStatus | None:
         return None
     try:
         info = _docker("info", "--format", "{{json .}}")
-    except subprocess.TimeoutExpired:
+    except HpsforgeError:  # no answer in time: as good as no daemon
         return None
     if info.returncode != 0:
         return None
@@ -61,7 +66,7 @@ def probe() -> EngineStatus | None:
     driver_status = dict(details.get("DriverStatus") or [])
     try:
         buildx = _docker("buildx", "version")
-    except subprocess.TimeoutExpired:
+    except HpsforgeError:
         return None
     words = buildx.stdout.split()
     buildx_version = words[1] if buildx.returncode == 0 and len(words) > 1 else ""
@@ -162,13 +167,13 @@ def install_host_packages(config: EngineConfig, names: list[str] | None = None) 
         ]
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         _refuse_service_starts(staging)
-        for step, arguments in (("update", ["-qq"]), ("install", ["-y", "-qq", "--no-install-recommends", *names])):
-            result = subprocess.run(["apt-get", *only_the_closure, step, *arguments], env=env,
-                                    capture_output=True, text=True)
-            if result.returncode != 0:
-                raise HpsforgeError(f"apt-get {step} failed:\n{result.stderr.strip()[-3000:]}",
-                                    hint=f"the locked closure in {engine_lock_path()} may lack a dependency of this host; "
-                                         "re-lock with `nox -s freeze -- engine`")
+        for step, arguments, timeout in (
+                ("update", ["-qq"], APT_UPDATE_TIMEOUT_S),
+                ("install", ["-y", "-qq", "--no-install-recommends", *names], APT_INSTALL_TIMEOUT_S)):
+            proc.run(["apt-get", *only_the_closure, step, *arguments], env=env, timeout=timeout,
+                     what=f"apt-get {step} failed",
+                     hint=f"the locked closure in {engine_lock_path()} may lack a dependency of this host; "
+                          "re-lock with `nox -s freeze -- engine`")
     finally:
         _allow_service_starts(staging)
         shutil.rmtree(staging, ignore_errors=True)
@@ -197,8 +202,10 @@ def install_tool(config: EngineConfig, name: str) -> None:
     declared = [tool.name for tool in config.tools]
     if name not in declared:
         raise HpsforgeError(f"{name} is not among engine.tools in hpsforge.toml ({', '.join(declared) or 'none'})")
-    if subprocess.run(["dpkg-query", "-W", "-f=${Status}", name], capture_output=True, text=True).stdout \
-            != "install ok installed":
+    status = proc.run(["dpkg-query", "-W", "-f=${Status}", name], timeout=CHECK_TIMEOUT_S,
+                      what=f"asking dpkg whether {name} is installed failed",
+                      check=False)  # exit 1: a package dpkg has never heard of, so not installed
+    if status.stdout != "install ok installed":
         if not _is_debian() or os.geteuid() != 0:
             raise HpsforgeError(f"{name} is not installed, and hpsforge installs it only on Debian as root",
                                 hint=f"install Debian's {name} package")
@@ -221,11 +228,8 @@ def write_daemon_config(config: EngineConfig, path: Path = DAEMON_CONFIG) -> Non
 
 
 def _start_daemon(log_path: Path) -> None:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"hpsforge: starting dockerd (log: {log_path})", flush=True)
-    with open(log_path, "ab") as log:
-        subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                         start_new_session=True)
+    proc.start(["dockerd"], what="starting dockerd failed", log=log_path)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if probe() is not None:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
+from hpsforge.core import proc
 from hpsforge.core.errors import HpsforgeError
+
+# A rootfs build takes a minute or two and a freeze's resolution downloads a few hundred .debs;
+# far beyond that, a mirror or a hook is hanging.
+MMDEBSTRAP_TIMEOUT_S = 1800
+VERSION_TIMEOUT_S = 60
 
 
 def require_mmdebstrap() -> None:
@@ -15,16 +20,17 @@ def require_mmdebstrap() -> None:
                             hint="as root on Debian, `./noxw -s engine` installs the pinned host tools")
 
 
+def mmdebstrap_version() -> str:
+    require_mmdebstrap()
+    return proc.run(["mmdebstrap", "--version"], what="asking mmdebstrap its version failed",
+                    timeout=VERSION_TIMEOUT_S).stdout.strip()
+
+
 def run_mmdebstrap(arguments: list[str], epoch: int | None = None) -> None:
     """mmdebstrap with a C locale (and SOURCE_DATE_EPOCH when building); its log tail on failure."""
     require_mmdebstrap()
     env = {**os.environ, "LC_ALL": "C.UTF-8"}
     if epoch is not None:
         env["SOURCE_DATE_EPOCH"] = str(epoch)
-    result = subprocess.run(["mmdebstrap", *arguments], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    if result.returncode != 0:
-        tail = "\n".join(result.stdout.strip().splitlines()[-25:])
-        raise HpsforgeError(f"mmdebstrap failed (exit {result.returncode}):\n{tail}")
-
-
+    proc.run(["mmdebstrap", *arguments], env=env, output="merge", what="mmdebstrap failed",
+             timeout=MMDEBSTRAP_TIMEOUT_S)

@@ -3,12 +3,14 @@ input archives), re-hashed on use, and served to apt and mmdebstrap as a flat lo
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
+from hpsforge.core import proc
 from hpsforge.core.files import sha256_bytes
 from hpsforge.inputs.store import ContentStore, link_or_copy
 from hpsforge.locks.debian import FREEZE_COMMAND, DebianLock, DebPackage
+
+DPKG_DEB_TIMEOUT_S = 60  # reads one control member of a local file
 
 
 def fetch(lock: DebianLock, store: ContentStore) -> list[Path]:
@@ -30,8 +32,8 @@ def local_repository(suite: str, architecture: str, packages: list[DebPackage], 
     for package, stored in zip(packages, debs, strict=True):
         target = repo / package.deb_name
         link_or_copy(stored, target)
-        control = subprocess.run(["dpkg-deb", "--field", str(target)], check=True,
-                                 capture_output=True, text=True).stdout.rstrip("\n")
+        control = proc.run(["dpkg-deb", "--field", target], what=f"reading the control fields of {target.name} failed",
+                           timeout=DPKG_DEB_TIMEOUT_S).stdout.rstrip("\n")
         stanzas.append(f"{control}\nFilename: ./{package.deb_name}\nSize: {package.size}\n"
                        f"SHA256: {package.sha256}\n")
     index = "\n".join(stanzas).encode()

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated, Callable
 
+from hpsforge.core import proc
 from hpsforge.core.config import Model, Sha256Hex
 from hpsforge.core.errors import HashMismatchError, HpsforgeError, InputUnavailableError
 from hpsforge.core.files import atomic_write_text, canonical_json, sha256_file
@@ -49,6 +49,8 @@ Downloader = Callable[[Path], None]
 # The host's own pip settings (local wheel folders, extra indexes, caps) must not shape the host
 # environment's lock or the wheels fetched for it. (./noxw keeps the same list.)
 IGNORED_PIP_SETTINGS = ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT", "PIP_REQUIRE_VIRTUALENV")
+# The host environment's wheels, downloaded from PyPI: after an hour the index is not answering.
+HOST_DOWNLOAD_TIMEOUT_S = 3600
 
 
 def host_pip_environment() -> dict[str, str]:
@@ -200,12 +202,10 @@ def host_wheelset(store: ContentStore) -> WheelhouseManifest:
     store.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="host-wheels-", dir=store.root.parent) as tmp:
         print(f"hpsforge: downloading the {len(lock.requirements)} wheels of {lock_path.name}", flush=True)
-        result = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary",
-                                 ":all:", "--require-hashes", "--dest", tmp, "-r", str(lock_path)],
-                                env=host_pip_environment(), capture_output=True, text=True)
-        if result.returncode != 0:
-            raise InputUnavailableError(f"pip could not download the host environment's wheels:\n"
-                                        f"{result.stderr.strip()[-2000:]}")
+        proc.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
+                  "--require-hashes", "--dest", tmp, "-r", str(lock_path)],
+                 env=host_pip_environment(), timeout=HOST_DOWNLOAD_TIMEOUT_S, error=InputUnavailableError,
+                 what="pip could not download the host environment's wheels")
         wheels = store_downloads(lock, Path(tmp), store)
     manifest = WheelhouseManifest(target="host", lock_sha256=lock_sha256, wheels=wheels)
     write_wheelset(manifest)

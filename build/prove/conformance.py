@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from hpsforge.core import proc
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.settings import PROJECT_ROOT
 
@@ -60,7 +60,10 @@ def run(pipelines: list[str], **options) -> tuple[int, list[dict]]:
     """Run the suite; (pytest's exit code, each check's result)."""
     with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
         report = Path(tmp) / "report.json"
-        code = subprocess.call(pytest_command(pipelines, report, **options), cwd=PROJECT_ROOT)
+        # pytest prints to the console as it goes; its checks bound their own waits (container start,
+        # readiness, requests), and a failing check is a result, not an error.
+        code = proc.run(pytest_command(pipelines, report, **options), cwd=PROJECT_ROOT, output="console",
+                        timeout=None, check=False, what="the conformance suite failed").returncode
         results = json.loads(report.read_text()) if report.exists() else []
     if not results and code != 0:
         raise HpsforgeError(f"the conformance suite could not run (pytest exit {code}); see its output above")

@@ -8,12 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from hpsforge.core import proc
 from hpsforge.core.files import CHUNK
 
 
@@ -98,6 +98,7 @@ def diff_layouts(first: Path, second: Path, limit: int = 200) -> list[str]:
 
 DIFFOSCOPE_FILES = 5
 DIFFOSCOPE_LINES = 60
+DIFFOSCOPE_TIMEOUT_S = 300  # per file; a large binary can take diffoscope minutes
 
 
 def _changed_files(first: Path, second: Path) -> list[tuple[Path, Path, str]]:
@@ -135,9 +136,10 @@ def diffoscope_text(first: Path, second: Path) -> list[str]:
             a, b = Path(tmp) / f"{number}.first", Path(tmp) / f"{number}.rebuilt"
             _extract(blob_a, path, a)
             _extract(blob_b, path, b)
-            result = subprocess.run(["diffoscope", "--text", "-", "--no-progress", "--no-default-limits",
-                                     "--max-diff-block-lines", str(DIFFOSCOPE_LINES), str(a), str(b)],
-                                    capture_output=True, text=True, timeout=300)
+            # Exit 1 means "the files differ", which is why it runs; only a timeout raises.
+            result = proc.run(["diffoscope", "--text", "-", "--no-progress", "--no-default-limits",
+                               "--max-diff-block-lines", str(DIFFOSCOPE_LINES), a, b],
+                              what=f"diffoscope on {path} failed", timeout=DIFFOSCOPE_TIMEOUT_S, check=False)
             lines.append(f"diffoscope {path}:")
             lines += [f"  {line}" for line in result.stdout.splitlines()[:DIFFOSCOPE_LINES]]
     return lines

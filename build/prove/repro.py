@@ -20,7 +20,6 @@ files, then diffoscope's text for the differing files where diffoscope is instal
 from __future__ import annotations
 
 import platform
-import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Iterator, Literal
 from xml.sax.saxutils import escape, quoteattr
 
+from hpsforge.core import proc
 from hpsforge.core.config import Model
 from hpsforge.core.errors import (
     DigestMismatchError,
@@ -93,16 +93,21 @@ def default_report_dir() -> Path:
     return settings().output_dir / "repro"
 
 
+QUESTION_TIMEOUT_S = 60  # git and docker answering one question about this checkout or engine
+
+
 def project_revision() -> str:
-    def git(*args: str) -> str:
-        result = subprocess.run(["git", *args], cwd=settings().root, capture_output=True, text=True)
-        return result.stdout.strip() if result.returncode == 0 else ""
+    def git(*args: str) -> str:  # outside a git checkout (a release tarball) git exits 128: no revision
+        result = proc.run(["git", *args], cwd=settings().root, what=f"`git {' '.join(args)}` failed",
+                          timeout=QUESTION_TIMEOUT_S, check=False)
+        return result.stdout.strip() if result.ok else ""
     commit = git("rev-parse", "HEAD") or "unknown"
     return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def machine_facts() -> Machine:
-    buildx = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True).stdout.split()
+    buildx = proc.run(["docker", "buildx", "version"], what="`docker buildx version` failed",
+                      timeout=QUESTION_TIMEOUT_S, check=False).stdout.split()
     return Machine(engine=docker.version().server.version or "unknown", buildx=buildx[1] if len(buildx) > 1 else "",
                    kernel=platform.release(), architecture=platform.machine())
 

@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 import urllib.parse
@@ -41,6 +40,7 @@ import oras.provider
 import oras.utils
 import requests
 import requests.adapters
+from hpsforge.core import proc
 from hpsforge.core.errors import (
     HashMismatchError,
     HpsforgeError,
@@ -70,6 +70,7 @@ IMAGE_CONFIGS = ("application/vnd.oci.image.config.v1+json", "application/vnd.do
 UPLOAD_PIECE = 64 << 20  # files up to this size go up in one PUT, larger ones in PATCH chunks of it
 INDEX_MAX = 64 << 20  # index.json is held in memory
 MANIFEST_MAX = 4 << 20  # what distribution (and most registries) accept as a manifest body
+CREDENTIAL_HELPER_TIMEOUT_S = 60  # a helper may ask a keychain or a cloud API
 TIMEOUT_S = (10, 300)  # (connect, read): a registry that stops answering fails instead of hanging
 PROGRESS_EVERY_S = 5
 USAGE = "HOST[:PORT]/REPOSITORY:TAG, e.g. 127.0.0.1:5000/hpsforge/inputs:2026-12-01"
@@ -198,21 +199,20 @@ def _server_host(server: str) -> str:
 
 def _from_helper(helper: str, key: str, config: Path) -> tuple[str, str] | None:
     binary = f"docker-credential-{helper}"
-    try:
-        done = subprocess.run([binary, "get"], input=key.encode(), capture_output=True, timeout=60)
-    except FileNotFoundError:
+    if shutil.which(binary) is None:
         raise HpsforgeError(f"{config} names the credential helper {helper!r}, but {binary} is not installed",
-                            hint=f"install {binary}, or remove it from {config} and `docker login {key}`") from None
-    except subprocess.TimeoutExpired:
-        raise HpsforgeError(f"the credential helper {binary} did not answer within 60 s") from None
-    answer = (done.stdout or done.stderr).decode(errors="replace").strip()
+                            hint=f"install {binary}, or remove it from {config} and `docker login {key}`")
+    # Exit 1 with "credentials not found" is an answer (no login for this registry), not a failure.
+    done = proc.run([binary, "get"], input=key, timeout=CREDENTIAL_HELPER_TIMEOUT_S, check=False,
+                    what=f"the credential helper {binary} gave no answer for {key}")
+    answer = (done.stdout_bytes or done.stderr_bytes).decode(errors="replace").strip()
     if done.returncode != 0:
         if "credentials not found" in answer.lower():
             return None
         raise HpsforgeError(f"the credential helper {binary} failed for {key}: {answer[:300]}",
                             hint=f"check it with `echo {key} | {binary} get`, or log in again with `docker login {key}`")
     try:
-        payload = json.loads(done.stdout)
+        payload = json.loads(done.stdout_bytes)
         user, secret = payload["Username"], payload["Secret"]
     except (ValueError, KeyError, TypeError):
         raise HpsforgeError(f"the credential helper {binary} gave no Username/Secret for {key}") from None

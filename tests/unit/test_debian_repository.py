@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from debian import deb822
-from hpsforge.core.errors import HpsforgeError
+from hpsforge.core.errors import HashMismatchError, HpsforgeError
 from hpsforge.freeze.apt import signed_packages_index
 from hpsforge.inputs.store import ContentStore
 from hpsforge.locks.debian import DebPackage
@@ -176,8 +176,10 @@ def test_another_key_is_refused(tmp_path, signing_key, debs):
     with SigningKey.generate(tmp_path / "other-key") as other:
         mirror(tmp_path / "mirror", other, debs)
         with HttpStandIn(tmp_path / "mirror") as stand_in:
-            with pytest.raises(HpsforgeError, match="signature does not verify"):
+            with pytest.raises(HashMismatchError, match="signature does not verify") as raised:
                 signed_packages_index(stand_in.url + "/debian", "bookworm", signing_key.keyring, "amd64")
+            assert "(gpgv: exit code " in raised.value.message  # and gpgv's own words below it
+            assert raised.value.message.splitlines()[-1].startswith("    gpgv: ")
             # ... while its own key accepts the same repository.
             assert len(signed_packages_index(stand_in.url + "/debian", "bookworm", other.keyring, "amd64")) == 3
 

@@ -302,3 +302,16 @@ def test_the_test_registry_names_docker_registry_when_it_is_not_installed(tmp_pa
     with pytest.raises(RegistryUnavailable, match="docker-registry is not on PATH.*apt-get install .*docker-registry"):
         with local_registry(tmp_path):
             pass
+
+
+def test_a_helper_that_hangs_is_stopped_and_named(docker_config, tmp_path, monkeypatch):
+    script = tmp_path / "bin" / "docker-credential-stuck"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\nexec sleep 30\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin:/bin")
+    monkeypatch.setattr(oci_archive, "CREDENTIAL_HELPER_TIMEOUT_S", 0.5)
+    docker_config({"credsStore": "stuck"})
+    with pytest.raises(HpsforgeError, match=r"the credential helper docker-credential-stuck gave no answer for "
+                                            r"reg.example:5000 \(docker-credential-stuck: did not finish within 0.5 s"):
+        docker_credentials("reg.example:5000")
