@@ -87,12 +87,11 @@ def shm_mib(name: str, instances: int) -> int:
     """/dev/shm for the pipeline's python-backend models, from their configs (see SHM_REGION_MIB)."""
     regions, batch = 0, 1
     for folder in model_repo.models_in(settings().pipelines_dir / name / "server" / "model_repo"):
-        text = (folder / "config.pbtxt").read_text(encoding="utf-8")
-        if model_repo.ENSEMBLE.search(text):
+        config = model_repo.read_config(folder / "config.pbtxt")
+        if model_repo.is_ensemble(config):
             continue  # an ensemble has no process of its own
         regions += instances
-        found = re.search(r"^\s*max_batch_size\s*:\s*(\d+)", text, re.MULTILINE)
-        batch = max(batch, int(found.group(1)) if found else 1)
+        batch = max(batch, config.max_batch_size)  # 0 (unset): no batching, one request at a time
     needed = regions * SHM_REGION_MIB + instances * batch * MAX_REQUEST_MIB
     return SHM_ROUND_MIB * math.ceil(needed / SHM_ROUND_MIB)
 
