@@ -87,7 +87,8 @@ def device_config(source: Path, device: str) -> str:
         raise HpsforgeError(f'{source}: only python-backend models and ensembles are supported (backend: "python")')
     if not list(source.parent.glob("*/model.py")):
         raise HpsforgeError(f"{source}: no <version>/model.py next to it")
-    written = (text.rstrip() + f"\n\n# Written by hpsforge for the {device} device (server.sh sets the count at start).\n"
+    written = (text.rstrip()
+               + f"\n\n# Written by hpsforge for the {device} device (server.sh sets the count at start).\n"
                f"instance_group [{{ count: 1, kind: {DEVICES[device]} }}]\n")
     # Triton reads these bytes in the image: checked here to be the source plus that one group.
     expected = ModelConfig()

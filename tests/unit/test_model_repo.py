@@ -213,12 +213,14 @@ def test_multiline_input_names_are_not_the_model_name(tmp_path):
 @pytest.mark.parametrize("config, line_column, says", [
     (PYTHON_CONFIG.replace("max_batch_size: 8", "max_batch_size: eight"), "3:17",
      "(field max_batch_size): 'max_batch_size: eight': Couldn't parse integer: eight"),
-    (PYTHON_CONFIG + "bogus_field: 3\n", "7:1", 'Message type "inference.ModelConfig" has no field named "bogus_field"'),
+    (PYTHON_CONFIG + "bogus_field: 3\n", "7:1",
+     'Message type "inference.ModelConfig" has no field named "bogus_field"'),
     (PYTHON_CONFIG.replace("max_queue_delay_microseconds", "max_queue_delay_microsecond"), "4:20",
      '(field dynamic_batching): Message type "inference.ModelDynamicBatching" has no field named '
      '"max_queue_delay_microsecond"'),
-    (PYTHON_CONFIG.replace("data_type: TYPE_STRING, dims: [1] }}]\noutput", "data_type: TYPE_STRNG, dims: [1] }}]\noutput"),
-     "5:36", '(field data_type)'),
+    (PYTHON_CONFIG.replace('"input", data_type: TYPE_STRING', '"input", data_type: TYPE_STRNG'), "5:36",
+     '(field data_type): \'input [{ name: "input", data_type: TYPE_STRNG, dims: [1] }]\': Enum type '
+     '"inference.DataType" has no value named TYPE_STRNG'),
     (PYTHON_CONFIG.replace("dims: [1] }}]\noutput", "dims: [1] }}\noutput"), "6:1", 'Expected ","'),
     (PYTHON_CONFIG + 'name: "again"\n', "7:7", 'should not have multiple "name" fields'),
 ])

@@ -76,7 +76,8 @@ def test_another_epoch_gives_other_bytes(wheel, tmp_path):
     assert later.read_bytes() != wheel.read_bytes()
     with zipfile.ZipFile(later) as new, zipfile.ZipFile(wheel) as old:
         assert {info.date_time for info in new.infolist()} == {(2026, 1, 2, 0, 0, 0)}
-        assert [(name, new.read(name)) for name in new.namelist()] == [(name, old.read(name)) for name in old.namelist()]
+        assert [(name, new.read(name)) for name in new.namelist()] == [
+            (name, old.read(name)) for name in old.namelist()]
 
 
 def test_an_epoch_before_1980_is_clamped(tmp_path):
