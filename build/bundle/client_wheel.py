@@ -1,71 +1,70 @@
-"""A pure-Python wheel written byte for byte the same every time (fixed times, sorted entries).
+"""The client package's wheel, built by its own backend (flit_core, declared in its pyproject.toml)
+through PyPA's `build`, byte for byte the same on every run.
 
-Used for the client package, so the SDK bundles that carry it are reproducible too; it reads the
-same pyproject.toml `pip install sdk/client` uses.
+`python -m build --wheel --no-isolation` runs with this interpreter, so flit_core comes from the
+locked host environment and nothing is downloaded. flit_core makes the bytes reproducible when
+SOURCE_DATE_EPOCH is set: entries sorted, every time the epoch's (clamped to 1980, zip's first
+year), modes normalised to 644/755. Another epoch gives other bytes (the entries' times differ).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import time
-import zipfile
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
-import tomli
 from hpsforge.core.errors import HpsforgeError
-from hpsforge.core.files import atomic_output
 
-EXCLUDED_PARTS = {"__pycache__", "tests"}
-
-
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+TIMEOUT_S = 300
+SHOWN_LINES = 12  # of a failed build's output, quoted in the error
 
 
-def _metadata(project: dict) -> str:
-    lines = ["Metadata-Version: 2.1", f"Name: {project['name']}", f"Version: {project['version']}"]
-    if "description" in project:
-        lines.append(f"Summary: {project['description']}")
-    if "requires-python" in project:
-        lines.append(f"Requires-Python: {project['requires-python']}")
-    lines += [f"Requires-Dist: {requirement}" for requirement in project.get("dependencies", [])]
-    return "\n".join(lines) + "\n"
+def _tail(output: str) -> str:
+    """The end of build's output without Python traceback frames (the backend's exception line
+    stays) and without build's TIP about --env-dir, which hpsforge does not pass through."""
+    kept, in_traceback = [], False
+    for line in output.splitlines():
+        if line.startswith("Traceback (most recent call last)"):
+            in_traceback = True
+            continue
+        if in_traceback and line.startswith(" "):
+            continue
+        in_traceback = False
+        if line.strip() and not line.startswith("TIP "):
+            kept.append(line.rstrip())
+    return "\n".join(f"    {line}" for line in kept[-SHOWN_LINES:])
 
 
 def build(project_dir: Path, destination: Path, epoch: int) -> Path:
-    """Write <dist>-<version>-py3-none-any.whl for the package in `project_dir` to `destination`."""
-    pyproject = project_dir / "pyproject.toml"
-    try:
-        project = tomli.loads(pyproject.read_text(encoding="utf-8"))["project"]
-        name, version = project["name"], project["version"]
-    except (OSError, KeyError, tomli.TOMLDecodeError) as error:
-        raise HpsforgeError(f"{pyproject}: cannot read [project] name and version ({error})") from None
-    dist = name.replace("-", "_")
-    source_root = project_dir / "src" if (project_dir / "src" / dist).is_dir() else project_dir
-    package = source_root / dist
-    if not (package / "__init__.py").exists():
-        raise HpsforgeError(f"{project_dir}: no package {dist}/ (or src/{dist}/) with an __init__.py")
-    files = {}
-    for path in sorted(package.rglob("*")):
-        relative = path.relative_to(source_root)
-        if path.is_file() and not EXCLUDED_PARTS & set(relative.parts) and path.suffix != ".pyc":
-            files[relative.as_posix()] = path.read_bytes()
-    info = f"{dist}-{version}.dist-info"
-    files[f"{info}/METADATA"] = _metadata(project).encode()
-    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: hpsforge\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    scripts = project.get("scripts", {})
-    if scripts:
-        entries = "".join(f"{script} = {target}\n" for script, target in sorted(scripts.items()))
-        files[f"{info}/entry_points.txt"] = f"[console_scripts]\n{entries}".encode()
-    record = "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in files.items())
-    files[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
-    stamp = time.gmtime(max(epoch, 315532800))[:6]  # zip times start in 1980
-    wheel = destination / f"{dist}-{version}-py3-none-any.whl"
-    with atomic_output(wheel) as stream, zipfile.ZipFile(stream, "w") as archive:
-        for path, data in files.items():
-            entry = zipfile.ZipInfo(path, date_time=stamp)
-            entry.external_attr = 0o644 << 16
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(entry, data)
+    """Build the wheel of the project in `project_dir` into `destination` (created if missing);
+    the wheel's path. A wheel of the same name there is replaced whole."""
+    project_dir = project_dir.resolve()
+    if not (project_dir / "pyproject.toml").is_file():
+        raise HpsforgeError(f"{project_dir}: no pyproject.toml to build a wheel from")
+    destination.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
+    # Built in a private folder first: a failed build leaves nothing in `destination`.
+    with tempfile.TemporaryDirectory(prefix=".wheel-", dir=destination) as tmp:
+        command = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", tmp, str(project_dir)]
+        try:
+            # cwd: from the project root, `-m build` would import hpsforge's own build/ folder instead.
+            done = subprocess.run(command, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, timeout=TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise HpsforgeError(f"building the wheel of {project_dir} failed: cannot run {sys.executable} -m build "
+                                f"({error})") from None
+        if done.returncode != 0:
+            raise HpsforgeError(
+                f"building the wheel of {project_dir} failed (python -m build, exit {done.returncode}):\n"
+                f"{_tail(done.stdout)}",
+                hint=f"fix {project_dir / 'pyproject.toml'} or the package; its build backend comes from the host "
+                     "environment (./noxw installs lock/host-requirements.txt)")
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        if len(wheels) != 1:
+            raise HpsforgeError(f"building the wheel of {project_dir}: python -m build wrote "
+                                f"{len(wheels)} wheels, not one: {', '.join(path.name for path in wheels)}")
+        wheel = destination / wheels[0].name
+        os.replace(wheels[0], wheel)
     return wheel

@@ -6,6 +6,11 @@ bundle gets it three times: configs/cpu.pbtxt and configs/gpu.pbtxt (selected by
 everything else stay identical across devices because they come from the one source. The
 instance_group line written here (count 1) is the one server.sh's hps_server.launch rewrites at
 start with the instance count chosen from the container's CPUs.
+
+A config is read as Triton reads it: protobuf's text format into Triton's ModelConfig message
+(tritonclient's copy of model_config.proto), so a misspelt field or value stops the bundle with
+its file, line and column. The device configs are still written as text (the source, its
+comments and layout kept, plus one line): their bytes go into the images.
 """
 
 from __future__ import annotations
@@ -14,45 +19,84 @@ import re
 import shutil
 from pathlib import Path
 
-from hpsforge.core.errors import HpsforgeError
+from google.protobuf import text_format
+from hpsforge.core.errors import HpsforgeError, UsageError
+from tritonclient.grpc.model_config_pb2 import ModelConfig, ModelInstanceGroup
 
 DEVICES = {"cpu": "KIND_CPU", "gpu": "KIND_GPU"}
-ENSEMBLE = re.compile(r'^\s*platform\s*:\s*"ensemble"', re.MULTILINE)
-TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|#[^\n]*|[\[\]{}]|\bname\s*:\s*"([^"]*)"')
+ENSEMBLE_PLATFORM = "ensemble"
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "*~", "*.orig", "*.rej", "*.swp")
+# The field a parse error's column falls in: the last `field:` or `field {`/`field [` before it.
+_FIELD = re.compile(r"([A-Za-z_]\w*)\s*(?::|(?=[{\[]))")
+_LOCATION = re.compile(r"^\d+:\d+ : ")
 
 
-def _top_level_name(text: str) -> str | None:
-    """The model's own `name:` (outside every input/output/... block), if it has one."""
-    depth = 0
-    for match in TOKENS.finditer(text):
-        token = match.group(0)
-        if token in "[{":
-            depth += 1
-        elif token in "]}":
-            depth -= 1
-        elif match.group(1) is not None and depth == 0:
-            return match.group(1)
-    return None
+def _field_at(text: str, line: int, column: int) -> str | None:
+    lines = text.splitlines()
+    if not 1 <= line <= len(lines):
+        return None
+    fields = _FIELD.findall(lines[line - 1][:max(column - 1, 0)])
+    return fields[-1] if fields else None
+
+
+def parse_config(text: str, where: str) -> ModelConfig:
+    """`text` as Triton's ModelConfig; a UsageError names `where`, the line, column and field."""
+    try:
+        return text_format.Parse(text, ModelConfig())
+    except text_format.ParseError as error:
+        line, column = error.GetLine(), error.GetColumn()
+        detail = _LOCATION.sub("", str(error))
+        if line is None or column is None:
+            raise UsageError(f"{where}: not a Triton model config: {detail}",
+                             hint="see Triton's model_config.proto for the fields and their values") from None
+        field = _field_at(text, line, column)
+        named = f" (field {field})" if field else ""
+        raise UsageError(f"{where}:{line}:{column}: not a Triton model config{named}: {detail}",
+                         hint="see Triton's model_config.proto for the fields and their values") from None
+
+
+def _read(source: Path) -> tuple[str, ModelConfig]:
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise HpsforgeError(f"{source}: cannot be read ({error})") from None
+    return text, parse_config(text, str(source))
+
+
+def read_config(source: Path) -> ModelConfig:
+    """A model's config.pbtxt as Triton reads it."""
+    return _read(source)[1]
+
+
+def is_ensemble(config: ModelConfig) -> bool:
+    """An ensemble runs where its steps run: no instances (or processes) of its own."""
+    return config.platform == ENSEMBLE_PLATFORM
 
 
 def device_config(source: Path, device: str) -> str:
     """The config.pbtxt text of one model for one device."""
-    text = source.read_text(encoding="utf-8")
+    text, config = _read(source)
     model = source.parent.name
-    if re.search(r"^\s*instance_group\b", text, re.MULTILINE):
+    if config.instance_group:
         raise HpsforgeError(f"{source}: leave instance_group out; it is written per device (cpu, gpu)")
-    name = _top_level_name(text)
-    if name is not None and name != model:
-        raise HpsforgeError(f'{source}: name "{name}" differs from its folder {model!r}')
-    if ENSEMBLE.search(text):
-        return text  # an ensemble runs where its steps run: no instances of its own
-    if not re.search(r'^\s*backend\s*:\s*"python"', text, re.MULTILINE):
+    if config.name and config.name != model:
+        raise HpsforgeError(f'{source}: name "{config.name}" differs from its folder {model!r}')
+    if is_ensemble(config):
+        return text
+    if config.backend != "python":
         raise HpsforgeError(f'{source}: only python-backend models and ensembles are supported (backend: "python")')
     if not list(source.parent.glob("*/model.py")):
         raise HpsforgeError(f"{source}: no <version>/model.py next to it")
-    return (text.rstrip() + f"\n\n# Written by hpsforge for the {device} device (server.sh sets the count at start).\n"
-            f"instance_group [{{ count: 1, kind: {DEVICES[device]} }}]\n")
+    written = (text.rstrip()
+               + f"\n\n# Written by hpsforge for the {device} device (server.sh sets the count at start).\n"
+               f"instance_group [{{ count: 1, kind: {DEVICES[device]} }}]\n")
+    # Triton reads these bytes in the image: checked here to be the source plus that one group.
+    expected = ModelConfig()
+    expected.CopyFrom(config)
+    expected.instance_group.append(ModelInstanceGroup(count=1, kind=ModelInstanceGroup.Kind.Value(DEVICES[device])))
+    if parse_config(written, f"{source} (its {device} config)") != expected:
+        raise HpsforgeError(f"{source}: its {device} config does not read as the source plus one instance group")
+    return written
 
 
 def models_in(source_repo: Path) -> list[Path]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import quote
 
 from hpsforge.core.config import ProjectConfig
 from hpsforge.core.files import (
@@ -25,6 +24,7 @@ from hpsforge.core.settings import settings
 from hpsforge.images import gpu
 from hpsforge.inputs import blobs, wheelhouse
 from hpsforge.locks import debian, pip_locks, requirements_lock
+from packageurl import PackageURL
 
 SPEC_VERSION = "1.5"
 
@@ -39,7 +39,8 @@ def _debian_components(lock: debian.DebianLock, distro: str) -> list[dict]:
         "bom-ref": f"deb:{p.name}@{p.version}:{p.architecture}",
         "name": p.name,
         "version": p.version,
-        "purl": f"pkg:deb/debian/{p.name}@{quote(p.version, safe='')}?arch={p.architecture}&distro={distro}",
+        "purl": PackageURL(type="deb", namespace="debian", name=p.name, version=p.version,
+                           qualifiers={"arch": p.architecture, "distro": distro}).to_string(),
         "hashes": _hashes(p.sha256),
         "externalReferences": [{"type": "distribution", "url": p.url}],
     } for p in lock.packages]
@@ -61,7 +62,7 @@ def _wheel_components(target: str) -> list[dict]:
             "bom-ref": f"pypi:{name}@{requirement.version}",
             "name": name,
             "version": requirement.version,
-            "purl": f"pkg:pypi/{name}@{requirement.version}",
+            "purl": PackageURL(type="pypi", name=name, version=requirement.version).to_string(),
             "hashes": _hashes(*digests),
         })
     return components

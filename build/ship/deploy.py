@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
 from hpsforge.bundle import model_repo
 from hpsforge.core.errors import HpsforgeError, UsageError
 from hpsforge.core.pipelines import DeployParameters, Pipeline, image_slug
+from hpsforge.core.reference import ImageReference
 from hpsforge.core.settings import settings
 from hpsforge.images import pipeline_images
 from hpsforge.locks import images_lock
@@ -58,11 +58,6 @@ ADMIN_SECRET_KEY = "admin-key"
 # Extra resources per device target (a target absent here needs none).
 DEVICE_RESOURCES = {"gpu": {"nvidia.com/gpu": "1"}}
 KSERVE_API = "serving.kserve.io"
-# An image reference that ends in a sha256 digest, in the grammar of distribution's references:
-# an optional registry host[:port], a lower-case path, an optional tag.
-_HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)"
-_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-DIGEST_REFERENCE = re.compile(rf"^{_HOST}?{_PATH}(?:/{_PATH})*(?::[\w][\w.-]{{0,127}})?@sha256:[0-9a-f]{{64}}$")
 KINDS = ("kubernetes", "kserve")
 
 
@@ -87,22 +82,25 @@ def shm_mib(name: str, instances: int) -> int:
     """/dev/shm for the pipeline's python-backend models, from their configs (see SHM_REGION_MIB)."""
     regions, batch = 0, 1
     for folder in model_repo.models_in(settings().pipelines_dir / name / "server" / "model_repo"):
-        text = (folder / "config.pbtxt").read_text(encoding="utf-8")
-        if model_repo.ENSEMBLE.search(text):
+        config = model_repo.read_config(folder / "config.pbtxt")
+        if model_repo.is_ensemble(config):
             continue  # an ensemble has no process of its own
         regions += instances
-        found = re.search(r"^\s*max_batch_size\s*:\s*(\d+)", text, re.MULTILINE)
-        batch = max(batch, int(found.group(1)) if found else 1)
+        batch = max(batch, config.max_batch_size)  # 0 (unset): no batching, one request at a time
     needed = regions * SHM_REGION_MIB + instances * batch * MAX_REQUEST_MIB
     return SHM_ROUND_MIB * math.ceil(needed / SHM_ROUND_MIB)
 
 
 def check_image(reference: str) -> str:
     """A cluster runs exactly the image built only when it names it by digest."""
-    if not DIGEST_REFERENCE.match(reference):
-        raise UsageError(f"--image {reference}: not a digest reference",
-                         hint="give REPOSITORY@sha256:<64 hex digits>, e.g. registry.example:5000/hps/ocr-cpu@sha256:..."
-                              " (`docker buildx imagetools inspect REF` prints an image's digest)")
+    hint = ("give REPOSITORY@sha256:<64 hex digits>, e.g. registry.example:5000/hps/ocr-cpu@sha256:..."
+            " (`docker buildx imagetools inspect REF` prints an image's digest)")
+    try:
+        digest = ImageReference.parse(reference).digest
+    except UsageError as error:
+        raise UsageError(f"--image {reference}: not a digest reference ({error.message})", hint=hint) from None
+    if digest is None:
+        raise UsageError(f"--image {reference}: not a digest reference (it names no digest)", hint=hint)
     return reference
 
 
@@ -116,19 +114,18 @@ def recorded_image(name: str, target: str, images: images_lock.ImagesLock | None
                             hint=f"build it with `nox -s images -- {target}`, or pass --image REPOSITORY@sha256:...")
     if record.pushed:
         return record.pushed
-    repository = record.reference.split("@", 1)[0]
-    if ":" in repository.rsplit("/", 1)[-1]:
-        repository = repository.rsplit(":", 1)[0]  # the tag goes: the digest names the image
-    reference = f"{repository}@{record.digest}"
-    if not DIGEST_REFERENCE.match(reference):
-        raise HpsforgeError(f"{images_lock.images_lock_path()}: {role} is recorded as {reference}, not a digest reference",
-                            hint=f"rebuild it with `nox -s images -- {target}`, or pass --image REPOSITORY@sha256:...")
-    return reference
+    try:
+        # The tag goes: the digest names the image.
+        reference = replace(ImageReference.parse(record.reference), tag=None, digest=record.digest)
+    except UsageError as error:
+        hint = f"rebuild it with `nox -s images -- {target}`, or pass --image REPOSITORY@sha256:..."
+        raise HpsforgeError(f"{images_lock.images_lock_path()}: {role} is recorded as {record.reference} "
+                            f"({record.digest}), not a digest reference: {error.message}", hint=hint) from None
+    return str(reference)
 
 
 def has_registry(reference: str) -> bool:
-    first = reference.split("/", 1)[0]
-    return "/" in reference and ("." in first or ":" in first or first == "localhost")
+    return ImageReference.parse(reference).registry is not None
 
 
 def _labels(slug: str) -> dict[str, str]:

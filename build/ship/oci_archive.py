@@ -32,7 +32,6 @@ import shutil
 import tempfile
 import time
 import urllib.parse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NoReturn
 
@@ -48,6 +47,7 @@ from hpsforge.core.errors import (
     UsageError,
 )
 from hpsforge.core.files import CHUNK, sha256_bytes, sha256_file
+from hpsforge.core.reference import ImageReference
 from hpsforge.images.buildkit import host_ca_bundle
 from hpsforge.inputs.archive import ArchiveIndex
 from hpsforge.inputs.store import ContentStore, link_or_copy
@@ -98,22 +98,18 @@ def parse_index(data: bytes, where: str) -> ArchiveIndex:
 
 # --- references ----------------------------------------------------------------------------------
 
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
-REFERENCE = re.compile(
-    rf"^(?P<host>(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-fA-F:.]+\])(?::[0-9]{{1,5}})?)"
-    rf"/(?P<repository>{_COMPONENT}(?:/{_COMPONENT})*)"
-    r"(?::(?P<tag>\w[\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
-)
+class Reference(ImageReference):
+    """An archive's reference (core.reference's grammar) with the registry it is reached at;
+    parse_reference makes sure it names one."""
 
+    @property
+    def text(self) -> str:
+        return str(self)
 
-@dataclass(frozen=True)
-class Reference:
-    text: str
-    host: str  # as written: the key of Docker's credentials and of `docker login`
-    repository: str
-    tag: str | None
-    digest: str | None
+    @property
+    def host(self) -> str:
+        """As written: the key of Docker's credentials and of `docker login`."""
+        return self.registry or ""
 
     @property
     def api_host(self) -> str:
@@ -136,22 +132,17 @@ class Reference:
 
 
 def parse_reference(text: str, *, push: bool) -> Reference:
-    match = REFERENCE.match(text)
-    if not match:
-        raise UsageError(f"malformed reference {text!r}: expected {USAGE}",
-                         hint="give the registry host, the repository (lower case) and a tag")
-    host = match["host"]
-    # As for Docker, a first component without a dot or a port is a repository, not a host.
-    if not ("." in host or ":" in host or host == "localhost"):
-        raise UsageError(f"reference {text!r} names no registry host: expected {USAGE}",
+    ref = Reference.parse(text)
+    if ref.registry is None:
+        raise UsageError(f"malformed reference {text!r}: it names no registry host; expected {USAGE}",
                          hint=f"write the registry's address first, e.g. 127.0.0.1:5000/{text}")
-    if push and (match["digest"] or not match["tag"]):
+    if push and (ref.digest or not ref.tag):
         raise UsageError(f"reference {text!r}: a push needs a tag and no digest ({USAGE})",
                          hint="name the tag to push to; the pushed digest is printed afterwards")
-    if not push and not (match["tag"] or match["digest"]):
+    if not push and not (ref.tag or ref.digest):
         raise UsageError(f"reference {text!r} names no tag or digest ({USAGE}, or …@sha256:<digest>)",
                          hint="add the tag the archive was pushed under")
-    return Reference(text, host, match["repository"], match["tag"], match["digest"])
+    return ref
 
 
 # --- credentials: Docker's own configuration, nothing else -------------------------------------

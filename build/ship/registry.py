@@ -8,30 +8,39 @@ Credentials are Docker's own (`docker login`); nothing here takes them on a comm
 
 from __future__ import annotations
 
-import re
 import time
+from dataclasses import replace
 
 from hpsforge.core.errors import DigestMismatchError, InputUnavailableError, UsageError
+from hpsforge.core.reference import ImageReference
 from hpsforge.images import gpu
 from hpsforge.locks.images_lock import ImageRecord
 from hpsforge.ship import oci_archive
 from python_on_whales import docker
 from python_on_whales.exceptions import DockerException
 
-DIGEST_REFERENCE = re.compile(r"^(?P<name>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
+PREFIX_USAGE = "REGISTRY[:PORT][/PATH], e.g. 127.0.0.1:5000/hps"
 
 
 def check_prefix(prefix: str) -> str:
-    """REGISTRY[:PORT]/PREFIX, validated the way an image reference is."""
+    """REGISTRY[:PORT][/PATH]: checked as the start of the references pushed under it."""
     prefix = prefix.rstrip("/")
-    oci_archive.parse_reference(f"{prefix}/check:tag", push=True)  # names the registry host, lower case
+    try:
+        probe = ImageReference.parse(f"{prefix}/image")
+    except UsageError as error:
+        raise UsageError(f"--push {prefix!r} is not {PREFIX_USAGE}: {error.message}") from None
+    if probe.registry is None:
+        raise UsageError(f"--push {prefix!r} names no registry host",
+                         hint=f"write the registry's address first ({PREFIX_USAGE})")
     return prefix
 
 
-def pushed_name(record: ImageRecord, prefix: str) -> str:
+def pushed_name(record: ImageRecord, prefix: str) -> ImageReference:
     """hpsforge/ocr-cpu:0123abcd under 127.0.0.1:5000/hps -> 127.0.0.1:5000/hps/ocr-cpu:0123abcd."""
-    repository, _, tag = record.reference.rpartition(":")
-    return f"{prefix}/{repository.rsplit('/', 1)[-1]}:{tag}"
+    local = ImageReference.parse(record.reference)
+    if local.tag is None:
+        raise UsageError(f"{record.reference} has no tag to push it under")
+    return ImageReference.parse(f"{prefix}/{local.repository.rsplit('/', 1)[-1]}:{local.tag}")
 
 
 def push(record: ImageRecord, prefix: str) -> ImageRecord:
@@ -40,7 +49,8 @@ def push(record: ImageRecord, prefix: str) -> ImageRecord:
         raise UsageError(f"{record.reference} carries stand-in cuDNN/TensorRT libraries (a test build): "
                          "it is never pushed like a release",
                          hint="put NVIDIA's tarballs in vendor_blobs/files and unset HPSFORGE_BLOB_MANIFEST")
-    target = pushed_name(record, prefix)
+    pushed_as = pushed_name(record, prefix)
+    target = str(pushed_as)
     started = time.monotonic()
     try:
         docker.image.tag(record.reference, target)
@@ -56,7 +66,7 @@ def push(record: ImageRecord, prefix: str) -> ImageRecord:
             f"{target}: the registry serves {answered}, not the digest built for {record.reference} ({record.digest})",
             hint="the local build is kept; the registry (or something between) rewrote the manifest: "
                  "push to a registry that stores manifests unchanged")
-    pushed = f"{target.rpartition(':')[0]}@{record.digest}"
+    pushed = str(replace(pushed_as, tag=None, digest=record.digest))
     print(f"hpsforge: pushed {pushed} in {time.monotonic() - started:.1f} s", flush=True)
     return record.model_copy(update={"pushed": pushed})
 
@@ -64,8 +74,8 @@ def push(record: ImageRecord, prefix: str) -> ImageRecord:
 def pull(reference: str) -> str:
     """Pull exactly `reference` (name@sha256:...) into the engine; return it once the engine holds
     that very manifest."""
-    match = DIGEST_REFERENCE.match(reference)
-    if match is None:
+    digest = ImageReference.parse(reference).digest
+    if digest is None:
         raise UsageError(f"{reference!r} is not a reference by digest (NAME@sha256:<64 hex>)",
                          hint="take it from lock/images.lock.json (`pushed`) or from the push's output")
     try:
@@ -74,6 +84,6 @@ def pull(reference: str) -> str:
     except DockerException as error:
         raise InputUnavailableError(f"cannot pull {reference}: {(error.stderr or '').strip()[-600:]}",
                                     hint="check the registry address and credentials (`docker login`)") from None
-    if held != match["digest"]:
-        raise DigestMismatchError(f"{reference}: the engine holds {held} after the pull, not {match['digest']}")
+    if held != digest:
+        raise DigestMismatchError(f"{reference}: the engine holds {held} after the pull, not {digest}")
     return reference

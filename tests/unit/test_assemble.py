@@ -6,6 +6,7 @@ import gzip
 import io
 import os
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,10 @@ def test_stage_client(pipelines_dir, tmp_path):
         "client.py", "hps_client-0.1.0-py3-none-any.whl", "requirements.txt"]
     assert (destination / "client.py").read_bytes() == (pipelines_dir / "Demo" / "client" / "client.py").read_bytes()
     assert (destination / "requirements.txt").read_bytes() == (PROJECT_ROOT / "lock" / "requirements" / "client.txt").read_bytes()
+    with zipfile.ZipFile(wheel) as archive:  # built by flit_core: the README is its description
+        metadata = archive.read("hps_client-0.1.0.dist-info/METADATA").decode("utf-8")
+    assert "Description-Content-Type: text/markdown" in metadata
+    assert (PROJECT_ROOT / "sdk" / "client" / "README.md").read_text(encoding="utf-8").strip() in metadata
 
 
 def test_stage_client_is_reproducible(pipelines_dir, tmp_path):

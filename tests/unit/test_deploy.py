@@ -212,6 +212,21 @@ def test_shared_memory_is_sized_from_the_python_models(monkeypatch):
     assert deploy.shm_mib("lexical_analysis", 2) == 2 * deploy.SHM_REGION_MIB + 2 * batch
 
 
+def test_shared_memory_follows_max_batch_size_and_skips_ensembles(tmp_path, monkeypatch):
+    repo = tmp_path / "pipelines" / "Sample" / "server" / "model_repo"
+    for model, config in {"a": 'backend: "python"\nmax_batch_size: 4\n', "b": 'backend: "python"\n',
+                          "c": 'platform: "ensemble"\nmax_batch_size: 64\n'}.items():
+        (repo / model).mkdir(parents=True)
+        (repo / model / "config.pbtxt").write_text(config, encoding="utf-8")
+    monkeypatch.setenv("HPSFORGE_PROJECT", str(tmp_path))
+    monkeypatch.setattr(deploy, "SHM_ROUND_MIB", 1)
+    assert deploy.shm_mib("Sample", 2) == 2 * 2 * deploy.SHM_REGION_MIB + 2 * 4 * deploy.MAX_REQUEST_MIB
+    (repo / "b" / "config.pbtxt").write_text('backend: "python"\nmax_batch_size: 4x\n', encoding="utf-8")
+    with pytest.raises(UsageError, match=re.escape(f"{repo / 'b' / 'config.pbtxt'}:2:17: not a Triton model config "
+                                                   "(field max_batch_size)")):
+        deploy.shm_mib("Sample", 1)
+
+
 def _pipeline_folder(tmp_path: Path, deploy_table: str) -> Path:
     folder = tmp_path / "Sample"
     folder.mkdir()

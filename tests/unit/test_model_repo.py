@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from hpsforge.bundle import model_repo
-from hpsforge.core.errors import HpsforgeError
+from hpsforge.core.errors import HpsforgeError, UsageError
+from tritonclient.grpc.model_config_pb2 import ModelInstanceGroup
 
 PYTHON_CONFIG = """name: "{name}"
 backend: "python"
@@ -203,3 +205,59 @@ def test_multiline_input_names_are_not_the_model_name(tmp_path):
               '  }\n]\n')
     source = _model(tmp_path, "ocr", config.replace("{", "{{").replace("}", "}}"))
     assert "KIND_CPU" in model_repo.device_config(source, "cpu")
+
+
+# --- read as Triton reads it: protobuf's text format into its ModelConfig message -----------------
+
+
+@pytest.mark.parametrize("config, line_column, says", [
+    (PYTHON_CONFIG.replace("max_batch_size: 8", "max_batch_size: eight"), "3:17",
+     "(field max_batch_size): 'max_batch_size: eight': Couldn't parse integer: eight"),
+    (PYTHON_CONFIG + "bogus_field: 3\n", "7:1",
+     'Message type "inference.ModelConfig" has no field named "bogus_field"'),
+    (PYTHON_CONFIG.replace("max_queue_delay_microseconds", "max_queue_delay_microsecond"), "4:20",
+     '(field dynamic_batching): Message type "inference.ModelDynamicBatching" has no field named '
+     '"max_queue_delay_microsecond"'),
+    (PYTHON_CONFIG.replace('"input", data_type: TYPE_STRING', '"input", data_type: TYPE_STRNG'), "5:36",
+     '(field data_type): \'input [{ name: "input", data_type: TYPE_STRNG, dims: [1] }]\': Enum type '
+     '"inference.DataType" has no value named TYPE_STRNG'),
+    (PYTHON_CONFIG.replace("dims: [1] }}]\noutput", "dims: [1] }}\noutput"), "6:1", 'Expected ","'),
+    (PYTHON_CONFIG + 'name: "again"\n', "7:7", 'should not have multiple "name" fields'),
+])
+def test_a_malformed_config_names_the_file_line_column_and_field(tmp_path, config, line_column, says):
+    source = _model(tmp_path, "ocr", config)
+    with pytest.raises(UsageError) as caught:
+        model_repo.device_config(source, "cpu")
+    message = str(caught.value)
+    assert message.startswith(f"{source}:{line_column}: not a Triton model config")
+    assert says in message and caught.value.exit_code == 2 and "model_config.proto" in message
+    with pytest.raises(UsageError, match=re.escape(f"{source}:{line_column}:")):
+        model_repo.read_config(source)
+
+
+def test_the_config_reads_as_a_model_config(tmp_path):
+    config = model_repo.read_config(_model(tmp_path, "ocr"))
+    assert (config.name, config.backend, config.max_batch_size) == ("ocr", "python", 8)
+    assert config.HasField("dynamic_batching") and config.dynamic_batching.max_queue_delay_microseconds == 2000
+    assert [(tensor.name, list(tensor.dims)) for tensor in config.input] == [("input", [1])]
+    assert model_repo.is_ensemble(model_repo.read_config(_model(tmp_path, "pipeline", ENSEMBLE_CONFIG, model_py=False)))
+
+
+@pytest.mark.parametrize("device, kind", [("cpu", "KIND_CPU"), ("gpu", "KIND_GPU")])
+def test_the_written_config_is_the_source_plus_one_instance_group(tmp_path, device, kind):
+    source = _model(tmp_path, "ocr")
+    written = model_repo.parse_config(model_repo.device_config(source, device), "written")
+    (group,) = written.instance_group
+    assert (group.count, ModelInstanceGroup.Kind.Name(group.kind)) == (1, kind)
+    written.ClearField("instance_group")
+    assert written == model_repo.read_config(source)
+
+
+def test_a_name_only_in_a_comment_or_an_input_is_not_the_model_name(tmp_path):
+    config = '# name: "other"\n' + PYTHON_CONFIG.replace('name: "{name}"\n', "")
+    assert "KIND_CPU" in model_repo.device_config(_model(tmp_path, "ocr", config), "cpu")
+
+
+def test_an_instance_group_in_a_comment_is_not_one(tmp_path):
+    source = _model(tmp_path, "ocr", "# instance_group [{{ kind: KIND_GPU }}]\n" + PYTHON_CONFIG)
+    assert model_repo.device_config(source, "cpu").count("instance_group [") == 2  # the comment's and ours

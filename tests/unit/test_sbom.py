@@ -6,7 +6,7 @@ import copy
 import json
 import re
 import string
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 from cyclonedx.schema import SchemaVersion
@@ -20,6 +20,7 @@ from hpsforge.locks import debian, pip_locks, requirements_lock
 from hpsforge.locks.requirements_lock import canonical_name
 from hpsforge.prove import sbom
 from jsonschema.validators import Draft7Validator
+from packageurl import PackageURL
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _IRI_FORBIDDEN = set(string.whitespace) | set('<>"{}|\\^`')
@@ -127,8 +128,32 @@ def test_every_debian_package_is_listed(project, target):
     listed = {(c["name"], c["version"]): _digests(c) for c in components}
     assert listed == {(p.name, p.version): [p.sha256] for p in lock.packages}
     for component in components:
-        assert component["purl"].startswith(f"pkg:deb/debian/{component['name']}@")
+        # packageurl-python's canonical form percent-encodes a '+' in the name (libstdc++6).
+        assert component["purl"].startswith(f"pkg:deb/debian/{component['name'].replace('+', '%2B')}@")
         assert f"distro=debian-{config.base.suite}" in component["purl"]
+        # Each purl reads back as its package (the version percent-decoded).
+        purl = PackageURL.from_string(component["purl"])
+        assert (purl.type, purl.namespace, purl.name, purl.version) == ("deb", "debian", component["name"],
+                                                                        component["version"])
+        assert purl.qualifiers == {"arch": component["bom-ref"].rsplit(":", 1)[1],
+                                   "distro": f"debian-{config.base.suite}"}
+
+
+def test_debian_purls_in_packageurls_canonical_form(project):
+    """packageurl-python writes an epoch's ':' as it is and a '+' as %2B, in the version and in the
+    name (the hand-made purls had ':' as %3A and the name unencoded; both read back the same)."""
+    config, pipelines = project
+    purls = {c["name"]: c["purl"] for c in _components(sbom.document(config, pipelines, "cpu"), "deb:")}
+    packages = {p.name: p for p in debian.DebianLock.read(debian.base_lock_path()).packages}
+    suite = f"debian-{config.base.suite}"
+    epoch = next(p for p in packages.values() if ":" in p.version and "+" in p.version)
+    assert purls[epoch.name] == (f"pkg:deb/debian/{epoch.name}@{epoch.version.replace('+', '%2B')}"
+                                 f"?arch={epoch.architecture}&distro={suite}")
+    stdcxx = packages["libstdc++6"]
+    assert purls["libstdc++6"] == (f"pkg:deb/debian/libstdc%2B%2B6@{stdcxx.version.replace('+', '%2B')}"
+                                   f"?arch={stdcxx.architecture}&distro={suite}")
+    hand_made = f"pkg:deb/debian/libstdc++6@{quote(stdcxx.version, safe='')}?arch={stdcxx.architecture}&distro={suite}"
+    assert PackageURL.from_string(hand_made) == PackageURL.from_string(purls["libstdc++6"])
 
 
 @pytest.mark.parametrize("target", ["cpu", "gpu"])

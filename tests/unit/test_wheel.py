@@ -1,13 +1,13 @@
-"""hpsforge.wheel: a pure-Python wheel written byte for byte the same every time."""
+"""hpsforge.bundle.client_wheel: the client wheel, built by flit_core through `python -m build`."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import os
+import shutil
 import subprocess
 import sys
-import time
 import zipfile
+from email.parser import Parser
 from pathlib import Path
 
 import pytest
@@ -15,226 +15,154 @@ from hpsforge.bundle import client_wheel
 from hpsforge.core.errors import HpsforgeError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CLIENT = PROJECT_ROOT / "sdk" / "client"
 EPOCH = 1767225600  # 2026-01-01T00:00:00Z
-
-PYPROJECT = """[project]
-name = "demo-pkg"
-version = "1.2.3"
-description = "A demo package"
-requires-python = ">=3.9"
-dependencies = ["requests>=2", "numpy; python_version >= '3.9'"]
-
-[project.scripts]
-demo-run = "demo_pkg.cli:main"
-demo-aaa = "demo_pkg:first"
-"""
-
-INFO = "demo_pkg-1.2.3.dist-info"
+WHEEL = "hps_client-0.1.0-py3-none-any.whl"
+INFO = "hps_client-0.1.0.dist-info"
 
 
-def _project(root: Path, pyproject: str = PYPROJECT) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "pyproject.toml").write_text(pyproject, encoding="utf-8")
-    package = root / "src" / "demo_pkg"
-    (package / "sub").mkdir(parents=True)
-    (package / "__init__.py").write_text('__version__ = "1.2.3"\n', encoding="utf-8")
-    (package / "cli.py").write_text("def main():\n    return 0\n", encoding="utf-8")
-    (package / "py.typed").write_text("", encoding="utf-8")
-    (package / "sub" / "__init__.py").write_text("", encoding="utf-8")
-    (package / "sub" / "data.json").write_bytes(b'{"k": "\xc3\xa9"}')
-    (package / "tests").mkdir()
-    (package / "tests" / "test_demo.py").write_text("def test():\n    pass\n", encoding="utf-8")
-    (package / "__pycache__").mkdir()
-    (package / "__pycache__" / "cli.cpython-311.pyc").write_bytes(b"\0\1")
-    (package / "sub" / "stray.pyc").write_bytes(b"\0\1")
-    (root / "tests").mkdir()
-    (root / "tests" / "test_top.py").write_text("", encoding="utf-8")
-    return root
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    return client_wheel.build(CLIENT, tmp_path_factory.mktemp("dist"), EPOCH)
 
 
-@pytest.fixture
-def project(tmp_path) -> Path:
-    return _project(tmp_path / "demo")
-
-
-def _build(project: Path, destination: Path, epoch: int = EPOCH) -> Path:
-    destination.mkdir(parents=True, exist_ok=True)
-    return client_wheel.build(project, destination, epoch)
-
-
-def test_wheel_name_and_contents(project, tmp_path):
-    path = _build(project, tmp_path / "dist")
-    assert path == tmp_path / "dist" / "demo_pkg-1.2.3-py3-none-any.whl"
-    with zipfile.ZipFile(path) as archive:
+def test_wheel_name_and_contents(wheel):
+    assert wheel.name == WHEEL
+    with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-    assert set(names) == {
-        "demo_pkg/__init__.py", "demo_pkg/cli.py", "demo_pkg/py.typed", "demo_pkg/sub/__init__.py",
-        "demo_pkg/sub/data.json",
-        f"{INFO}/METADATA", f"{INFO}/WHEEL", f"{INFO}/entry_points.txt", f"{INFO}/RECORD",
-    }
-    assert names[-1] == f"{INFO}/RECORD"  # RECORD last, as installers expect
-    assert not any("tests" in name or "__pycache__" in name or name.endswith(".pyc") for name in names)
+    package = sorted(path.relative_to(CLIENT / "src").as_posix() for path in (CLIENT / "src" / "hps_client").iterdir()
+                     if path.is_file() and path.suffix != ".pyc")
+    assert "hps_client/py.typed" in package
+    assert names == [*package, f"{INFO}/entry_points.txt", f"{INFO}/WHEEL", f"{INFO}/METADATA", f"{INFO}/RECORD"]
+    assert [entry.name for entry in wheel.parent.iterdir()] == [WHEEL]  # no build leftovers
 
 
-def test_two_builds_are_byte_identical(project, tmp_path):
-    first = _build(project, tmp_path / "a").read_bytes()
-    # A later build, with the source files' times and modes changed, gives the same bytes.
-    for path in project.rglob("*"):
-        if path.is_file():
-            path.chmod(0o600)
-            path.touch()
-    time.sleep(0.01)
-    second = _build(project, tmp_path / "b").read_bytes()
-    assert first == second
+def test_metadata_holds_the_readme_and_the_dependencies(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = Parser().parsestr(archive.read(f"{INFO}/METADATA").decode("utf-8"))
+        entry_points = archive.read(f"{INFO}/entry_points.txt").decode()
+        generator = archive.read(f"{INFO}/WHEEL").decode()
+    assert (metadata["Name"], metadata["Version"]) == ("hps-client", "0.1.0")
+    assert metadata["Description-Content-Type"] == "text/markdown"
+    # The README its metadata names is the description (flit ends it with one more newline).
+    assert metadata.get_payload().rstrip("\n") == (CLIENT / "README.md").read_text(encoding="utf-8").rstrip("\n")
+    assert "pydantic>=2,<3" in metadata.get_all("Requires-Dist")
+    assert "hps-client=hps_client.cli:main" in entry_points.replace(" ", "")
+    assert "Generator: flit 4.2.0" in generator
 
 
-def test_rebuilding_replaces_the_wheel(project, tmp_path):
-    path = _build(project, tmp_path / "dist")
-    before = path.read_bytes()
-    (project / "src" / "demo_pkg" / "cli.py").write_text("def main():\n    return 1\n", encoding="utf-8")
-    assert _build(project, tmp_path / "dist").read_bytes() != before
-    assert [entry.name for entry in (tmp_path / "dist").iterdir()] == [path.name]  # no temp files left
-
-
-def test_different_epochs_give_different_wheels(project, tmp_path):
-    assert _build(project, tmp_path / "a").read_bytes() != _build(project, tmp_path / "b", EPOCH + 86400).read_bytes()
-
-
-def test_entries_have_the_fixed_date_and_mode(project, tmp_path):
-    with zipfile.ZipFile(_build(project, tmp_path / "dist")) as archive:
+def test_every_entry_has_the_epochs_time_and_a_normal_mode(wheel):
+    with zipfile.ZipFile(wheel) as archive:
         infos = archive.infolist()
     assert {info.date_time for info in infos} == {(2026, 1, 1, 0, 0, 0)}
-    assert {info.external_attr >> 16 for info in infos} == {0o644}
-    assert {info.compress_type for info in infos} == {zipfile.ZIP_DEFLATED}
+    assert {info.external_attr >> 16 & 0o777 for info in infos} == {0o644}
 
 
-def test_epoch_before_1980_is_clamped(project, tmp_path):
-    with zipfile.ZipFile(_build(project, tmp_path / "dist", 0)) as archive:
+def test_two_builds_are_byte_identical(wheel, tmp_path):
+    """Another build, from a copy elsewhere whose files have other times and modes: the same bytes."""
+    copy = tmp_path / "elsewhere" / "client"
+    shutil.copytree(CLIENT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in copy.rglob("*"):
+        if path.is_file():
+            path.chmod(0o600)
+            os.utime(path, (1_000_000_000, 1_000_000_000))
+    again = client_wheel.build(copy, tmp_path / "dist", EPOCH)
+    assert again.name == wheel.name and again.read_bytes() == wheel.read_bytes()
+
+
+def test_another_epoch_gives_other_bytes(wheel, tmp_path):
+    """The epoch is every entry's time, so another one changes the bytes (and nothing else)."""
+    later = client_wheel.build(CLIENT, tmp_path, EPOCH + 86400)
+    assert later.read_bytes() != wheel.read_bytes()
+    with zipfile.ZipFile(later) as new, zipfile.ZipFile(wheel) as old:
+        assert {info.date_time for info in new.infolist()} == {(2026, 1, 2, 0, 0, 0)}
+        assert [(name, new.read(name)) for name in new.namelist()] == [
+            (name, old.read(name)) for name in old.namelist()]
+
+
+def test_an_epoch_before_1980_is_clamped(tmp_path):
+    with zipfile.ZipFile(client_wheel.build(CLIENT, tmp_path, 0)) as archive:
         assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
-def test_record_lists_every_file_with_hash_and_size(project, tmp_path):
-    with zipfile.ZipFile(_build(project, tmp_path / "dist")) as archive:
-        record = archive.read(f"{INFO}/RECORD").decode("utf-8")
-        contents = {name: archive.read(name) for name in archive.namelist()}
-    rows = [line.split(",") for line in record.splitlines()]
-    assert all(len(row) == 3 for row in rows)
-    assert [row[0] for row in rows] == list(contents)  # every file, in archive order
-    assert rows[-1] == [f"{INFO}/RECORD", "", ""]
-    for name, digest, size in rows[:-1]:
-        expected = base64.urlsafe_b64encode(hashlib.sha256(contents[name]).digest()).rstrip(b"=").decode()
-        assert digest == f"sha256={expected}"
-        assert "=" not in expected and "+" not in expected and "/" not in expected
-        assert int(size) == len(contents[name])
-    assert record.endswith("\n")
+def test_rebuilding_replaces_the_wheel(wheel, tmp_path):
+    destination = tmp_path / "dist"
+    destination.mkdir()
+    (destination / WHEEL).write_bytes(b"an older wheel")
+    assert client_wheel.build(CLIENT, destination, EPOCH).read_bytes() == wheel.read_bytes()
+    assert [entry.name for entry in destination.iterdir()] == [WHEEL]
 
 
-def test_files_are_copied_byte_for_byte(project, tmp_path):
-    with zipfile.ZipFile(_build(project, tmp_path / "dist")) as archive:
-        assert archive.read("demo_pkg/sub/data.json") == (project / "src" / "demo_pkg" / "sub" / "data.json").read_bytes()
-        assert archive.read("demo_pkg/py.typed") == b""
+def test_built_from_the_project_root(wheel, tmp_path, monkeypatch):
+    """The project's own build/ folder (hpsforge) does not shadow PyPA's build."""
+    monkeypatch.chdir(PROJECT_ROOT)
+    assert client_wheel.build(CLIENT, tmp_path, EPOCH).read_bytes() == wheel.read_bytes()
 
 
-def test_metadata(project, tmp_path):
-    with zipfile.ZipFile(_build(project, tmp_path / "dist")) as archive:
-        metadata = archive.read(f"{INFO}/METADATA").decode("utf-8")
-    assert metadata.splitlines() == [
-        "Metadata-Version: 2.1",
-        "Name: demo-pkg",
-        "Version: 1.2.3",
-        "Summary: A demo package",
-        "Requires-Python: >=3.9",
-        "Requires-Dist: requests>=2",
-        "Requires-Dist: numpy; python_version >= '3.9'",
-    ]
-
-
-def test_wheel_file(project, tmp_path):
-    with zipfile.ZipFile(_build(project, tmp_path / "dist")) as archive:
-        text = archive.read(f"{INFO}/WHEEL").decode()
-    assert "Wheel-Version: 1.0\n" in text and "Root-Is-Purelib: true\n" in text and "Tag: py3-none-any\n" in text
-
-
-def test_entry_points_are_sorted(project, tmp_path):
-    with zipfile.ZipFile(_build(project, tmp_path / "dist")) as archive:
-        text = archive.read(f"{INFO}/entry_points.txt").decode()
-    assert text == "[console_scripts]\ndemo-aaa = demo_pkg:first\ndemo-run = demo_pkg.cli:main\n"
-
-
-def test_minimal_project_without_scripts_or_dependencies(tmp_path):
-    project = _project(tmp_path / "demo", '[project]\nname = "demo-pkg"\nversion = "0.1"\n')
-    with zipfile.ZipFile(_build(project, tmp_path / "dist")) as archive:
-        names = archive.namelist()
-        metadata = archive.read("demo_pkg-0.1.dist-info/METADATA").decode()
-    assert "demo_pkg-0.1.dist-info/entry_points.txt" not in names
-    assert metadata == "Metadata-Version: 2.1\nName: demo-pkg\nVersion: 0.1\n"
-
-
-def test_flat_layout(tmp_path):
-    project = tmp_path / "flat"
-    (project / "demo_pkg").mkdir(parents=True)
-    (project / "pyproject.toml").write_text('[project]\nname = "demo-pkg"\nversion = "2"\n', encoding="utf-8")
-    (project / "demo_pkg" / "__init__.py").write_text("", encoding="utf-8")
-    with zipfile.ZipFile(_build(project, tmp_path / "dist")) as archive:
-        assert "demo_pkg/__init__.py" in archive.namelist()
-
-
-def test_project_without_the_package(tmp_path):
-    project = tmp_path / "empty"
-    project.mkdir()
-    (project / "pyproject.toml").write_text('[project]\nname = "demo-pkg"\nversion = "1"\n', encoding="utf-8")
-    (project / "src" / "other").mkdir(parents=True)
-    (project / "src" / "other" / "__init__.py").write_text("", encoding="utf-8")
-    with pytest.raises(HpsforgeError) as caught:
-        _build(project, tmp_path / "dist")
-    assert str(project) in str(caught.value) and "demo_pkg" in str(caught.value)
-    assert not list((tmp_path / "dist").iterdir())
-
-
-def test_package_without_init(tmp_path):
-    project = _project(tmp_path / "demo")
-    (project / "src" / "demo_pkg" / "__init__.py").unlink()
-    with pytest.raises(HpsforgeError, match="with an __init__.py"):
-        _build(project, tmp_path / "dist")
-
-
-@pytest.mark.parametrize("pyproject", [None, "[tool.x]\n", '[project]\nname = "demo-pkg"\n', "[project\n"])
-def test_unreadable_pyproject(tmp_path, pyproject):
-    project = tmp_path / "bad"
-    project.mkdir()
-    if pyproject is not None:
-        (project / "pyproject.toml").write_text(pyproject, encoding="utf-8")
-    with pytest.raises(HpsforgeError) as caught:
-        _build(project, tmp_path / "dist")
-    assert str(project / "pyproject.toml") in str(caught.value)
-    assert "name and version" in str(caught.value)
-
-
-def test_real_client_wheel(tmp_path):
-    path = client_wheel.build(PROJECT_ROOT / "sdk" / "client", tmp_path, EPOCH)
-    assert path == tmp_path / "hps_client-0.1.0-py3-none-any.whl"
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        metadata = archive.read("hps_client-0.1.0.dist-info/METADATA").decode()
-        entry_points = archive.read("hps_client-0.1.0.dist-info/entry_points.txt").decode()
-    assert "hps_client/__init__.py" in names
-    assert "hps_client/py.typed" in names
-    assert not any(name.startswith("tests/") or "/tests/" in name or "__pycache__" in name for name in names)
-    assert all(name.startswith(("hps_client/", "hps_client-0.1.0.dist-info/")) for name in names)
-    assert "Name: hps-client\n" in metadata and "Requires-Dist: pydantic>=2,<3\n" in metadata
-    assert "hps-client = hps_client.cli:main" in entry_points
-    (tmp_path / "again").mkdir()
-    assert client_wheel.build(PROJECT_ROOT / "sdk" / "client", tmp_path / "again", EPOCH).read_bytes() == path.read_bytes()
-
-
-def test_pip_installs_the_wheel(project, tmp_path):
-    """pip accepts the wheel (RECORD, METADATA, WHEEL) and installs the files and the script."""
-    path = _build(project, tmp_path / "dist")
+def test_pip_installs_the_wheel_and_it_imports(wheel, tmp_path):
     target = tmp_path / "site"
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                           "--disable-pip-version-check", "--no-compile", "--target", str(target), str(path)],
+                           "--disable-pip-version-check", "--no-compile", "--target", str(target), str(wheel)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert (target / "demo_pkg" / "sub" / "data.json").exists()
-    assert (target / INFO / "METADATA").exists()
-    assert (target / "bin" / "demo-run").exists()
+    assert (target / "hps_client" / "py.typed").exists() and (target / "bin" / "hps-client").exists()
+    # The installed copy, not the checkout's sdk/client/src (its dependencies from the host environment).
+    done = subprocess.run([sys.executable, "-c", "import hps_client; print(hps_client.__file__, hps_client.Client)"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(target)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(str(target / "hps_client" / "__init__.py"))
+
+
+# --- failures: one HpsforgeError naming the project and quoting build's last lines ----------------
+
+
+def _project(root: Path, pyproject: str) -> Path:
+    (root / "src" / "demo_pkg").mkdir(parents=True)
+    (root / "src" / "demo_pkg" / "__init__.py").write_text('"""Demo."""\n', encoding="utf-8")
+    (root / "pyproject.toml").write_text(pyproject, encoding="utf-8")
+    return root
+
+
+FLIT = '[build-system]\nrequires = ["flit_core==4.2.0"]\nbuild-backend = "flit_core.buildapi"\n'
+
+
+def _failure(project: Path, destination: Path) -> str:
+    with pytest.raises(HpsforgeError) as caught:
+        client_wheel.build(project, destination, EPOCH)
+    message = str(caught.value)
+    assert str(project) in message and "python -m build" in message
+    assert "Traceback" not in message and '  File "' not in message and "TIP " not in message
+    assert list(destination.iterdir()) == []  # nothing half-built left behind
+    return message
+
+
+def test_a_backend_error_is_quoted(tmp_path):
+    project = _project(tmp_path / "demo", FLIT + '[project]\nname = "demo-pkg"\ndescription = "d"\n')
+    message = _failure(project, tmp_path / "dist")
+    assert "ConfigError: version must be specified under [project]" in message
+    assert "ERROR Backend subprocess exited" in message
+
+
+def test_an_unmet_build_requirement_is_named(tmp_path):
+    pyproject = FLIT.replace("4.2.0", "9.9") + '[project]\nname = "demo-pkg"\nversion = "1"\ndescription = "d"\n'
+    message = _failure(_project(tmp_path / "demo", pyproject), tmp_path / "dist")
+    assert "flit_core==9.9" in message and "found: 4.2.0" in message
+
+
+def test_a_malformed_pyproject_is_named(tmp_path):
+    message = _failure(_project(tmp_path / "demo", "[project\n"), tmp_path / "dist")
+    assert "Failed to parse" in message and "line 1" in message
+
+
+def test_a_project_without_pyproject(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HpsforgeError, match="no pyproject.toml"):
+        client_wheel.build(tmp_path / "empty", tmp_path / "dist", EPOCH)
+
+
+def test_an_interpreter_that_cannot_run_is_an_hpsforge_error(tmp_path, monkeypatch):
+    """The build runs with this very interpreter (sys.executable), never another `python` on PATH."""
+    monkeypatch.setattr(client_wheel.sys, "executable", str(tmp_path / "no-python"))
+    with pytest.raises(HpsforgeError, match=r"cannot run .*no-python -m build"):
+        client_wheel.build(CLIENT, tmp_path / "dist", EPOCH)
