@@ -10,11 +10,11 @@ year), modes normalised to 644/755. Another epoch gives other bytes (the entries
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from hpsforge.core import proc
 from hpsforge.core.errors import HpsforgeError
 
 TIMEOUT_S = 300
@@ -48,13 +48,9 @@ def build(project_dir: Path, destination: Path, epoch: int) -> Path:
     # Built in a private folder first: a failed build leaves nothing in `destination`.
     with tempfile.TemporaryDirectory(prefix=".wheel-", dir=destination) as tmp:
         command = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", tmp, str(project_dir)]
-        try:
-            # cwd: from the project root, `-m build` would import hpsforge's own build/ folder instead.
-            done = subprocess.run(command, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True, timeout=TIMEOUT_S)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise HpsforgeError(f"building the wheel of {project_dir} failed: cannot run {sys.executable} -m build "
-                                f"({error})") from None
+        # cwd: from the project root, `-m build` would import hpsforge's own build/ folder instead.
+        done = proc.run(command, what=f"building the wheel of {project_dir} failed", timeout=TIMEOUT_S, cwd=tmp,
+                        env=env, output="merge", check=False)
         if done.returncode != 0:
             raise HpsforgeError(
                 f"building the wheel of {project_dir} failed (python -m build, exit {done.returncode}):\n"
