@@ -441,7 +441,7 @@ def measure_pipeline(config: ProjectConfig, name: str, pipeline: Pipeline, targe
     golden_file = goldens.load_file(PROJECT_ROOT / "pipelines" / name)
     if golden_file.bench is None:
         raise HpsforgeError(f"pipelines/{name}/goldens/cases.toml has no [bench] table",
-                            hint="name its golden and large workload cases there (see build/goldens.py)")
+                            hint="name its golden and large workload cases there (see build/bundle/goldens.py)")
     workloads = golden_file.bench.named()
     pipeline_image = pipeline_images.build(config, name, pipeline, target, runtime_image)
     bench = bench_image(config, name, pipeline, target, runtime_image, shared[rc.ROLE], pipeline_image).reference

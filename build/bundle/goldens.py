@@ -27,7 +27,6 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MISSING = object()
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class GoldenCase(BaseModel):

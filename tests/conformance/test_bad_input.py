@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import wire
 from hpsforge.bundle import goldens
+from hpsforge.core.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.engine
 
@@ -80,12 +81,12 @@ def _still_serving(server, pipeline: str, golden: goldens.GoldenFile, valid: dic
 
 @pytest.fixture
 def golden(pipeline):
-    return goldens.load_file(goldens.PROJECT_ROOT / "pipelines" / pipeline)
+    return goldens.load_file(PROJECT_ROOT / "pipelines" / pipeline)
 
 
 @pytest.fixture
 def valid(pipeline, golden, fixtures_dir):
-    return goldens.resolve(golden.valid_case.request, goldens.PROJECT_ROOT / "pipelines" / pipeline / "goldens",
+    return goldens.resolve(golden.valid_case.request, PROJECT_ROOT / "pipelines" / pipeline / "goldens",
                            fixtures_dir, {})
 
 

@@ -9,15 +9,16 @@ import sys
 
 import pytest
 from hpsforge.bundle import goldens
+from hpsforge.core.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.engine
 
-CLIENT_SOURCE = goldens.PROJECT_ROOT / "sdk" / "client" / "src"
+CLIENT_SOURCE = PROJECT_ROOT / "sdk" / "client" / "src"
 
 
 def _arguments(pipeline: str, fixtures_dir) -> tuple[list[str], str] | None:
     """(client.py arguments, text its output must contain) for the pipelines this project ships."""
-    golden = goldens.PROJECT_ROOT / "pipelines" / pipeline / "goldens"
+    golden = PROJECT_ROOT / "pipelines" / pipeline / "goldens"
     return {
         "OCR": ([str(golden / "hello_2026.png")], "Hello 2026"),
         "image_classification": ([str(golden / "textline_rot180.png"), "--topk", "1"], "  1  180"),
@@ -34,7 +35,7 @@ def test_command_line_client_prints_the_answer(pipeline, server, fixtures_dir, p
         pytest.skip(f"no command-line check is written for {pipeline}")
     arguments, expected = case
     url = server.http if protocol == "http" else server.grpc
-    script = goldens.PROJECT_ROOT / "pipelines" / pipeline / "client" / "client.py"
+    script = PROJECT_ROOT / "pipelines" / pipeline / "client" / "client.py"
     result = subprocess.run([sys.executable, str(script), "--url", url, "--protocol", protocol, *arguments],
                             capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(CLIENT_SOURCE)})

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import wire
 from hpsforge.bundle import goldens
+from hpsforge.core.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.engine
 
@@ -24,7 +25,7 @@ def _self_contained(golden: goldens.GoldenFile) -> list[goldens.GoldenCase]:
 
 
 def test_concurrent_mixed_requests_each_get_their_own_answer(pipeline, server, fixtures_dir):
-    pipeline_dir = goldens.PROJECT_ROOT / "pipelines" / pipeline
+    pipeline_dir = PROJECT_ROOT / "pipelines" / pipeline
     golden = goldens.load_file(pipeline_dir)
     cases = _self_contained(golden)
     invalid = [goldens.GoldenCase(name="not_json", model=golden.conformance.model, request={}, error_code=422),
@@ -61,7 +62,7 @@ def test_concurrent_mixed_requests_each_get_their_own_answer(pipeline, server, f
 def test_several_documents_in_one_request_each_get_their_own_answer(pipeline, server, fixtures_dir):
     """One Triton request of shape [3, 1] (valid, invalid, valid): each output slot answers the
     document in the same slot, for plain models and ensembles alike."""
-    pipeline_dir = goldens.PROJECT_ROOT / "pipelines" / pipeline
+    pipeline_dir = PROJECT_ROOT / "pipelines" / pipeline
     golden = goldens.load_file(pipeline_dir)
     target, valid_case = golden.conformance, golden.valid_case
     valid = goldens.resolve(valid_case.request, pipeline_dir / "goldens", fixtures_dir, {})

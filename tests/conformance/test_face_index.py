@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import wire
 from hpsforge.bundle import goldens
+from hpsforge.core.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.engine
 
@@ -36,7 +37,7 @@ def test_face_index_concurrent_add_remove(pipeline, request):
         pytest.skip("the face index exists only in the face_recognition pipeline")
     # Asked for only now, so other pipelines' servers are not started just to skip.
     server, fixtures_dir = request.getfixturevalue("server"), request.getfixturevalue("fixtures_dir")
-    goldens_dir = goldens.PROJECT_ROOT / "pipelines" / pipeline / "goldens"
+    goldens_dir = PROJECT_ROOT / "pipelines" / pipeline / "goldens"
     image = goldens.resolve("fixture:portraits/obama.jpg", goldens_dir, fixtures_dir, {})
     built = _ok(server.http, BUILD, {"imageLabelPairs": [{"image": image, "label": f"seed-{n}"}
                                                           for n in range(SEEDS)]})

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 from hpsforge.bundle import goldens
+from hpsforge.core.settings import PROJECT_ROOT
 
-PROJECT_ROOT = goldens.PROJECT_ROOT
 
 pytestmark = pytest.mark.engine
 

@@ -14,6 +14,7 @@ import conftest
 import pytest
 import wire
 from hpsforge.bundle import goldens
+from hpsforge.core.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.engine
 
@@ -37,7 +38,7 @@ def own_server(request, pipeline):
 
 
 def _model_folders(pipeline: str) -> list[str]:
-    repo = goldens.PROJECT_ROOT / "pipelines" / pipeline / "server" / "model_repo"
+    repo = PROJECT_ROOT / "pipelines" / pipeline / "server" / "model_repo"
     return sorted(path.name for path in repo.iterdir() if path.is_dir())
 
 
@@ -56,7 +57,7 @@ def _send(endpoint):
 
 def _run_golden_cases(pipeline: str, endpoint, fixtures_dir) -> tuple[list[str], dict]:
     """Every golden case in order over raw HTTP: (failures, the variables the cases saved)."""
-    run = goldens.run(goldens.PROJECT_ROOT / "pipelines" / pipeline, _send(endpoint), fixtures_dir)
+    run = goldens.run(PROJECT_ROOT / "pipelines" / pipeline, _send(endpoint), fixtures_dir)
     return run.failures, run.saved
 
 
@@ -75,7 +76,7 @@ def test_ready_means_every_model_loaded(pipeline, own_server):
 
 
 def test_restart_keeps_state(pipeline, own_server, fixtures_dir, record_property):
-    pipeline_dir = goldens.PROJECT_ROOT / "pipelines" / pipeline
+    pipeline_dir = PROJECT_ROOT / "pipelines" / pipeline
     golden = goldens.load_file(pipeline_dir)
     failures, saved = _run_golden_cases(pipeline, own_server, fixtures_dir)
     assert not failures, f"{pipeline} goldens before the restart:\n  " + "\n  ".join(failures)

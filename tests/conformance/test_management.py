@@ -13,6 +13,7 @@ import time
 import pytest
 import wire
 from hpsforge.bundle import goldens
+from hpsforge.core.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.engine
 
@@ -32,7 +33,7 @@ def keyed(server):
 
 
 def _target(pipeline: str) -> goldens.GoldenFile:
-    return goldens.load_file(goldens.PROJECT_ROOT / "pipelines" / pipeline)
+    return goldens.load_file(PROJECT_ROOT / "pipelines" / pipeline)
 
 
 def _model_ready(server, model: str) -> bool:
@@ -109,7 +110,7 @@ def _wait(condition, timeout_s: float, what: str, server) -> float:
 def test_management_with_the_key(pipeline, keyed, fixtures_dir, protocol):
     target = _target(pipeline)
     model = target.conformance.model
-    pipeline_dir = goldens.PROJECT_ROOT / "pipelines" / pipeline
+    pipeline_dir = PROJECT_ROOT / "pipelines" / pipeline
     request = goldens.resolve(target.valid_case.request, pipeline_dir / "goldens", fixtures_dir, {})
     try:
         _repository_call(keyed, protocol, "unload", model)

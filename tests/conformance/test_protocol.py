@@ -8,6 +8,7 @@ import time
 import pytest
 import wire
 from hpsforge.bundle import goldens
+from hpsforge.core.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.engine
 
@@ -35,12 +36,12 @@ def _steady(read, interval_s: float = 1.5, timeout_s: float = 15.0):
 
 
 def _models(pipeline: str) -> list[str]:
-    return sorted(path.name for path in (goldens.PROJECT_ROOT / "pipelines" / pipeline / "server" / "model_repo").iterdir()
+    return sorted(path.name for path in (PROJECT_ROOT / "pipelines" / pipeline / "server" / "model_repo").iterdir()
                   if (path / "config.pbtxt").exists())
 
 
 def _target(pipeline: str) -> goldens.GoldenFile:
-    return goldens.load_file(goldens.PROJECT_ROOT / "pipelines" / pipeline)
+    return goldens.load_file(PROJECT_ROOT / "pipelines" / pipeline)
 
 
 def test_server_live_and_ready(server, record_property):
@@ -78,7 +79,7 @@ def test_statistics_count_inferences(pipeline, server, fixtures_dir):
         assert status == 200, f"statistics endpoint answered {status}"
         return sum(stat["inference_count"] for stat in json.loads(body)["model_stats"])
     before = count()
-    request = goldens.resolve(target.valid_case.request, goldens.PROJECT_ROOT / "pipelines" / pipeline / "goldens",
+    request = goldens.resolve(target.valid_case.request, PROJECT_ROOT / "pipelines" / pipeline / "goldens",
                               fixtures_dir, {})
     assert wire.infer(server.http, target.conformance.model, request)[1]["errorCode"] == 0
     assert _settled(count, before + 1) == before + 1
@@ -87,7 +88,7 @@ def test_statistics_count_inferences(pipeline, server, fixtures_dir):
 def test_metrics_count_successes_and_failures(pipeline, server, fixtures_dir):
     target = _target(pipeline)
     model = target.conformance.model
-    request = goldens.resolve(target.valid_case.request, goldens.PROJECT_ROOT / "pipelines" / pipeline / "goldens",
+    request = goldens.resolve(target.valid_case.request, PROJECT_ROOT / "pipelines" / pipeline / "goldens",
                               fixtures_dir, {})
     success, answered_ok, answered_422 = _steady(lambda: (
         wire.metric(server.metrics, "nv_inference_request_success", model=model),
@@ -111,7 +112,7 @@ def test_stage_timings_are_on_the_metrics_port(pipeline, server, fixtures_dir):
 
     target = _target(pipeline)
     model = target.conformance.model
-    request = goldens.resolve(target.valid_case.request, goldens.PROJECT_ROOT / "pipelines" / pipeline / "goldens",
+    request = goldens.resolve(target.valid_case.request, PROJECT_ROOT / "pipelines" / pipeline / "goldens",
                               fixtures_dir, {})
 
     def counts() -> dict[str, float]:

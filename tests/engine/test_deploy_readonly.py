@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from hpsforge.bundle import goldens
+from hpsforge.core.settings import PROJECT_ROOT
 from hpsforge.core.pipelines import image_slug, load_pipelines
 from hpsforge.images import pipeline_images
 from hpsforge.inputs import model_files
@@ -126,7 +127,7 @@ def test_the_deployment_runs_read_only_and_answers_its_goldens(name, cpu_images,
         for probe in ("readinessProbe", "livenessProbe"):
             assert _status(f"http://{http}{spec[probe]['httpGet']['path']}") == 200, probe
 
-        pipeline_dir = goldens.PROJECT_ROOT / "pipelines" / name
+        pipeline_dir = PROJECT_ROOT / "pipelines" / name
         fixtures = None
         if PIPELINES[name].fixtures:
             fixtures = cache_root() / "fixtures" / name

@@ -1,7 +1,8 @@
-"""Golden cases (build/goldens.py): loading with clear errors, references, and the checks."""
+"""Golden cases (build/bundle/goldens.py): loading with clear errors, references, and the checks."""
 
 import pytest
 from hpsforge.bundle import goldens
+from hpsforge.core.settings import PROJECT_ROOT
 from hpsforge.core.pipelines import load_pipelines
 
 VALID = '''
@@ -30,7 +31,7 @@ def _pipeline(tmp_path, text):
 
 def test_every_pipeline_has_loadable_goldens():
     for name in load_pipelines():
-        golden = goldens.load_file(goldens.PROJECT_ROOT / "pipelines" / name)
+        golden = goldens.load_file(PROJECT_ROOT / "pipelines" / name)
         assert golden.valid_case.error_code is None, f"{name}: the valid case must expect success"
 
 

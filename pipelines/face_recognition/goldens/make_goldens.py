@@ -5,7 +5,7 @@ what it measures.
     .venv/bin/python pipelines/face_recognition/goldens/make_goldens.py measure --url HOST:PORT
         [--fixtures DIR]                                # from the project root, in the host environment
 
-`measure` runs every case of cases.toml in order (through build/goldens.py's runner, the one the
+`measure` runs every case of cases.toml in order (through build/bundle/goldens.py's runner, the one the
 conformance suite uses) and prints, for each path a case
 checks, the value the server gave, in full precision, with "ok" or "DIFF" against cases.toml;
 that is how the expected values are re-measured. It exits 1 if a case does not pass. DIR holds

@@ -1,8 +1,8 @@
 """Run every case of cases.toml through the pipeline's own model, in-process (the bundle's
-model.py, as Triton would load it, without Triton), and check it with build/goldens.py (the checks
+model.py, as Triton would load it, without Triton), and check it with build/bundle/goldens.py (the checks
 the conformance suite applies to a server's answers).
 
-Inside the pipeline image, from a checkout (build/goldens.py is read):
+Inside the pipeline image, from a checkout (build/bundle/goldens.py is read):
     python3 make_goldens.py [--print]
 --print shows each answer (words/tags), which is how the expected values in cases.toml were taken.
 """
@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# The one golden-case runner (build/goldens.py: standard library + pydantic only), loaded by path,
+# The one golden-case runner (build/bundle/goldens.py: standard library + pydantic only), loaded by path,
 # so a case passes here exactly when it would pass against a server.
-_spec = importlib.util.spec_from_file_location("goldens", HERE.parents[2] / "build" / "goldens.py")
+_spec = importlib.util.spec_from_file_location("goldens", HERE.parents[2] / "build" / "bundle" / "goldens.py")
 goldens = sys.modules["goldens"] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(goldens)
 
