@@ -6,6 +6,7 @@ Run through ./noxw, which provides the locked host environment these sessions ru
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import nox
 from nox.logger import logger
@@ -21,15 +22,16 @@ nox.options.sessions = ["images"]
 nox.options.error_on_missing_interpreters = True
 
 
-def _call(session: nox.Session, function) -> None:
-    """Run a session's function; a failure prints its message and exits with its documented
-    code (build/errors.py), so CI can tell a stale lock from tampering from a moved digest."""
+def _call(session: nox.Session, function: Callable[[list[str]], object]) -> None:
+    """Run a session's function; a failure prints its message and exits with the code of its kind
+    (ExitCode, build/core/errors.py), so CI can tell a stale lock from tampering from a moved digest."""
     try:
         function(session.posargs)
     except HpsforgeError as error:
+        code = error.exit_code
         logger.error(str(error))
-        logger.error(f"Session {session.name} failed (exit {error.exit_code}).")
-        raise SystemExit(error.exit_code) from None
+        logger.error(f"Session {session.name} failed (exit {code.value}: {code.name.lower().replace('_', ' ')}).")
+        raise SystemExit(code.value) from None
 
 
 @nox.session

@@ -1,21 +1,33 @@
 """The errors users see: what failed, the command that fixes it, and an exit code CI can tell apart.
 
-| exit | error | meaning |
-|---|---|---|
-| 1 | HpsforgeError | any other failure (a build step, a test, the engine) |
-| 2 | UsageError | bad arguments or a malformed declaration: fix the command or the file |
-| 3 | StaleLockError | a lock is missing, stale against its declaration, or unhashed: re-lock |
-| 4 | InputUnavailableError | a locked input cannot be had (gone upstream, unreachable, not supplied) |
-| 5 | HashMismatchError | a file does not match its lock: tampering or corruption |
-| 6 | DigestMismatchError | a rebuilt image's digest differs from the recorded one |
-| 7 | NewInputsError | images whose inputs have no recorded digest yet (repro has nothing to compare) |
+`ExitCode` is the one table of exit codes: each error kind below takes its code from it, noxfile.py
+exits with the code of the error a session raised, and a repro run with its worst verdict's
+(prove/repro.py). README.md's "Exit codes" table follows it (a unit test holds them together).
 """
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import ClassVar
+
+
+class ExitCode(IntEnum):
+    """How a session ends, one code per kind of failure."""
+
+    SUCCESS = 0
+    FAILURE = 1  # any other failure (a build step, a test, the engine)
+    USAGE = 2  # bad arguments or a malformed declaration: fix the command or the file
+    STALE_LOCK = 3  # a lock is missing, stale against its declaration, or unhashed: re-lock
+    INPUT_UNAVAILABLE = 4  # a locked input cannot be had (gone upstream, unreachable, not supplied)
+    HASH_MISMATCH = 5  # a file does not match its lock: tampering or corruption
+    DIGEST_MISMATCH = 6  # a rebuilt image's digest differs from the recorded one
+    NEW_INPUTS = 7  # images whose inputs have no recorded digest yet (repro has nothing to compare)
 
 
 class HpsforgeError(Exception):
     """A failure the user can act on. Sessions print it without a traceback."""
 
-    exit_code = 1
+    exit_code: ClassVar[ExitCode] = ExitCode.FAILURE
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
@@ -24,28 +36,24 @@ class HpsforgeError(Exception):
 
 
 class UsageError(HpsforgeError):
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class StaleLockError(HpsforgeError):
-    exit_code = 3
+    exit_code = ExitCode.STALE_LOCK
 
 
 class InputUnavailableError(HpsforgeError):
-    exit_code = 4
+    exit_code = ExitCode.INPUT_UNAVAILABLE
 
 
 class HashMismatchError(HpsforgeError):
-    exit_code = 5
+    exit_code = ExitCode.HASH_MISMATCH
 
 
 class DigestMismatchError(HpsforgeError):
-    exit_code = 6
+    exit_code = ExitCode.DIGEST_MISMATCH
 
 
 class NewInputsError(HpsforgeError):
-    exit_code = 7
-
-
-EXIT_CODES = {cls.exit_code: cls for cls in (HpsforgeError, UsageError, StaleLockError, InputUnavailableError,
-                                              HashMismatchError, DigestMismatchError, NewInputsError)}
+    exit_code = ExitCode.NEW_INPUTS
