@@ -237,11 +237,13 @@ def run_repro(argv: list[str]) -> None:
     if options.compare:
         if options.targets or options.all or options.from_archive:
             raise UsageError("--compare takes two reports and nothing else")
-        lines = repro.compare(*options.compare)
-        print("\n".join(lines) or "hpsforge: every image with the same inputs has the same digest on both machines")
-        if any("DIFFERS" in line for line in lines):
-            raise DigestMismatchError(f"{sum('DIFFERS' in line for line in lines)} image(s) differ between "
-                                      f"{options.compare[0]} and {options.compare[1]}")
+        comparison = repro.compare(*options.compare)
+        print("\n".join(comparison.lines())
+              or "hpsforge: every image with the same inputs has the same digest on both machines")
+        if differing := comparison.differing():
+            raise DigestMismatchError(f"{len(differing)} image(s) differ between "
+                                      f"{options.compare[0]} and {options.compare[1]}: "
+                                      + ", ".join(image.role for image in differing))
         return
     project = Project.load()
     config = project.config

@@ -24,14 +24,17 @@ import tempfile
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from enum import StrEnum
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterable, Iterator, Literal
 from xml.sax.saxutils import escape, quoteattr
 
 from hpsforge.core import proc
 from hpsforge.core.config import Model
 from hpsforge.core.errors import (
     DigestMismatchError,
+    ExitCode,
+    HpsforgeError,
     InputUnavailableError,
     NewInputsError,
     UsageError,
@@ -39,18 +42,47 @@ from hpsforge.core.errors import (
 from hpsforge.core.files import atomic_write_text, canonical_json
 from hpsforge.core.settings import cache_override, settings
 from hpsforge.images import buildkit
-from hpsforge.images.graph import BuildGraph, BuildOptions, Node
+from hpsforge.images.graph import BuildGraph, BuildOptions
 from hpsforge.inputs import archive
 from hpsforge.inputs.store import ContentStore, scratch_dir
 from hpsforge.locks import images_lock
 from hpsforge.prove import imagediff
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from python_on_whales import docker
 
 FORMAT = "hpsforge-repro/1"
-Verdict = Literal["reproducible", "new-inputs", "inputs-unavailable", "not-reproducible"]
-# Worst last: the run's exit code is its worst verdict's.
-EXIT_CODES: dict[str, int] = {"reproducible": 0, "new-inputs": 7, "inputs-unavailable": 4, "not-reproducible": 6}
+
+
+class Verdict(StrEnum):
+    """An image's verdict, best first and worst last (the run ends with its worst verdict's exit
+    code); each but `reproducible` raises its error kind, whose exit code it carries. The values
+    are report.json's strings."""
+
+    REPRODUCIBLE = "reproducible", None
+    NEW_INPUTS = "new-inputs", NewInputsError
+    INPUTS_UNAVAILABLE = "inputs-unavailable", InputUnavailableError
+    NOT_REPRODUCIBLE = "not-reproducible", DigestMismatchError
+
+    error: type[HpsforgeError] | None
+
+    def __new__(cls, value: str, error: type[HpsforgeError] | None) -> Verdict:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.error = error
+        return member
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.SUCCESS if self.error is None else self.error.exit_code
+
+    @property
+    def rank(self) -> int:
+        """0 for the best verdict, growing towards the worst."""
+        return list(Verdict).index(self)
+
+    @classmethod
+    def worst(cls, verdicts: Iterable[Verdict]) -> Verdict:
+        return max(verdicts, key=lambda verdict: verdict.rank, default=cls.REPRODUCIBLE)
 
 
 class ImageResult(Model):
@@ -84,8 +116,8 @@ class ReproReport(Model):
     machine: Machine
     images: list[ImageResult]
 
-    def worst(self) -> str:
-        return max((image.verdict for image in self.images), key=list(EXIT_CODES).index, default="reproducible")
+    def worst(self) -> Verdict:
+        return Verdict.worst(image.verdict for image in self.images)
 
 
 def default_report_dir() -> Path:
@@ -108,8 +140,10 @@ def project_revision() -> str:
 def machine_facts() -> Machine:
     buildx = proc.run(["docker", "buildx", "version"], what="`docker buildx version` failed",
                       timeout=QUESTION_TIMEOUT_S, check=False).stdout.split()
-    return Machine(engine=docker.version().server.version or "unknown", buildx=buildx[1] if len(buildx) > 1 else "",
-                   kernel=platform.release(), architecture=platform.machine())
+    server = docker.version().server
+    return Machine(engine=(server.version if server else None) or "unknown",
+                   buildx=buildx[1] if len(buildx) > 1 else "", kernel=platform.release(),
+                   architecture=platform.machine())
 
 
 @contextmanager
@@ -123,7 +157,9 @@ def _store_from_archive(folder: Path) -> Iterator[None]:
 def _walk(graph: BuildGraph, options: BuildOptions) -> tuple[dict[str, images_lock.ImageRecord], dict[str, str],
                                                              dict[str, float]]:
     """Build every node; an input that cannot be had marks that node and its descendants."""
-    built, unavailable, seconds = {}, {}, {}
+    built: dict[str, images_lock.ImageRecord] = {}
+    unavailable: dict[str, str] = {}
+    seconds: dict[str, float] = {}
     graph.check()
     for node in graph:
         if gone := [parent for parent in node.parents if parent in unavailable]:
@@ -148,21 +184,22 @@ def explain(first: images_lock.ImageRecord, second: images_lock.ImageRecord, rep
     return lines
 
 
-def _verdict(node: Node, first: images_lock.ImageRecord | None, rebuilt: images_lock.ImageRecord | None,
-             recorded: images_lock.ImageRecord | None, reason: str) -> tuple[str, str, str | None]:
+def _verdict(first: images_lock.ImageRecord | None, rebuilt: images_lock.ImageRecord | None,
+             recorded: images_lock.ImageRecord | None, reason: str) -> tuple[Verdict, str, str | None]:
     """(verdict, reason, the recorded digest for these inputs)."""
     same_inputs = recorded if recorded is not None and first is not None \
         and recorded.input_sha256 == first.input_sha256 else None
     if first is None or rebuilt is None:
-        return "inputs-unavailable", reason, None
+        return Verdict.INPUTS_UNAVAILABLE, reason, None
     if rebuilt.digest != first.digest:
-        return "not-reproducible", "the rebuild from nothing gave another digest", same_inputs and same_inputs.digest
+        return Verdict.NOT_REPRODUCIBLE, "the rebuild from nothing gave another digest", \
+            same_inputs.digest if same_inputs else None
     if same_inputs is None:
-        return "new-inputs", "lock/images.lock.json records no digest for these inputs", None
+        return Verdict.NEW_INPUTS, "lock/images.lock.json records no digest for these inputs", None
     if same_inputs.digest != first.digest:
-        return "not-reproducible", "lock/images.lock.json records another digest for the same inputs", \
+        return Verdict.NOT_REPRODUCIBLE, "lock/images.lock.json records another digest for the same inputs", \
             same_inputs.digest
-    return "reproducible", "", same_inputs.digest
+    return Verdict.REPRODUCIBLE, "", same_inputs.digest
 
 
 def run(graph: BuildGraph, targets: list[str], *, from_archive: Path | None = None,
@@ -184,10 +221,11 @@ def run(graph: BuildGraph, targets: list[str], *, from_archive: Path | None = No
     images = []
     for node in graph:
         reason = unavailable.get(node.role) or unavailable_again.get(node.role, "")
-        verdict, reason, recorded_digest = _verdict(node, first.get(node.role), rebuilt.get(node.role),
+        verdict, reason, recorded_digest = _verdict(first.get(node.role), rebuilt.get(node.role),
                                                     recorded.get(node.role), reason)
         difference = None
-        if verdict == "not-reproducible" and node.role in rebuilt and rebuilt[node.role].digest != first[node.role].digest:
+        if verdict is Verdict.NOT_REPRODUCIBLE and node.role in rebuilt \
+                and rebuilt[node.role].digest != first[node.role].digest:
             difference = report_dir / f"{node.role}.txt"
             explain(first[node.role], rebuilt[node.role], difference)
         images.append(ImageResult(
@@ -205,11 +243,15 @@ def run(graph: BuildGraph, targets: list[str], *, from_archive: Path | None = No
     return report
 
 
+# How JUnit shows each verdict but `reproducible` (a plain testcase).
+JUNIT_ELEMENTS = {Verdict.NOT_REPRODUCIBLE: "failure", Verdict.INPUTS_UNAVAILABLE: "error",
+                  Verdict.NEW_INPUTS: "skipped"}
+
+
 def junit(report: ReproReport) -> str:
     """One testcase per image: CI dashboards show which image is not reproducible."""
-    failures = sum(image.verdict == "not-reproducible" for image in report.images)
-    errors = sum(image.verdict == "inputs-unavailable" for image in report.images)
-    skipped = sum(image.verdict == "new-inputs" for image in report.images)
+    failures, errors, skipped = (sum(image.verdict is verdict for image in report.images) for verdict in
+                                 (Verdict.NOT_REPRODUCIBLE, Verdict.INPUTS_UNAVAILABLE, Verdict.NEW_INPUTS))
     total = sum(image.seconds for image in report.images)
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
              f'<testsuite name="hpsforge.repro" tests="{len(report.images)}" failures="{failures}" '
@@ -218,10 +260,10 @@ def junit(report: ReproReport) -> str:
         attributes = f'classname={quoteattr(f"repro.{image.kind}")} name={quoteattr(image.role)} time="{image.seconds:.1f}"'
         detail = (f"first {image.first}, rebuilt {image.rebuilt}, recorded {image.recorded}; {image.reason}"
                   + (f"; see {image.difference_report}" if image.difference_report else ""))
-        if image.verdict == "reproducible":
+        if image.verdict is Verdict.REPRODUCIBLE:
             lines.append(f"  <testcase {attributes}/>")
             continue
-        tag = {"not-reproducible": "failure", "inputs-unavailable": "error", "new-inputs": "skipped"}[image.verdict]
+        tag = JUNIT_ELEMENTS[image.verdict]
         lines += [f"  <testcase {attributes}>",
                   f"    <{tag} message={quoteattr(image.verdict + ': ' + image.reason)}>{escape(detail)}</{tag}>",
                   "  </testcase>"]
@@ -231,7 +273,7 @@ def junit(report: ReproReport) -> str:
 
 def summary(report: ReproReport) -> str:
     rows = [f"  {image.role:34} {image.verdict:18} {image.first or '-':71} {image.seconds:6.1f} s"
-            + (f"  {image.reason}" if image.reason and image.verdict != "reproducible" else "")
+            + (f"  {image.reason}" if image.reason and image.verdict is not Verdict.REPRODUCIBLE else "")
             for image in report.images]
     return "\n".join(rows)
 
@@ -239,13 +281,11 @@ def summary(report: ReproReport) -> str:
 def fail_on(report: ReproReport, report_dir: Path | None = None) -> None:
     """Raise with the run's exit code unless every image is reproducible."""
     worst = report.worst()
-    if worst == "reproducible":
+    if worst.error is None:
         return
-    message = f"repro: {worst} (report: {(report_dir or default_report_dir()) / 'report.json'})"
-    error = DigestMismatchError(message) if worst == "not-reproducible" else \
-        InputUnavailableError(message) if worst == "inputs-unavailable" else NewInputsError(
-            message, hint="record the new digests with `nox -s images` and commit lock/images.lock.json")
-    raise error
+    hint = "record the new digests with `nox -s images` and commit lock/images.lock.json" \
+        if worst is Verdict.NEW_INPUTS else None
+    raise worst.error(f"repro: {worst} (report: {(report_dir or default_report_dir()) / 'report.json'})", hint=hint)
 
 
 # --- comparing two machines' reports --------------------------------------------------------------
@@ -263,23 +303,70 @@ def read_report(path: Path) -> ReproReport:
                          hint="give two output/repro/report.json files written by `nox -s repro`") from None
 
 
-def compare(first_path: Path, second_path: Path) -> list[str]:
-    """Lines naming every image whose digest differs between two machines (same inputs); an error
-    when the reports cannot be compared."""
+class CompareOutcome(StrEnum):
+    """What comparing one image of two machines' reports found."""
+
+    SAME = "same"  # the same inputs gave the same digest
+    DIFFERS = "differs"  # the same inputs gave another digest: not reproducible across machines
+    INPUTS_DIFFER = "inputs-differ"  # not compared: the machines built it from other inputs
+    NOT_BUILT = "not-built"  # not compared: absent from the second report, or not built on a machine
+
+
+class _Comparison(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class ComparedImage(_Comparison):
+    role: str
+    outcome: CompareOutcome
+    first: ImageResult
+    second: ImageResult | None  # None: the second report has no such image
+
+
+class ReportComparison(_Comparison):
+    first_report: Path
+    second_report: Path
+    first_machine: Machine
+    second_machine: Machine
+    images: list[ComparedImage]
+
+    def differing(self) -> list[ComparedImage]:
+        return [image for image in self.images if image.outcome is CompareOutcome.DIFFERS]
+
+    def lines(self) -> list[str]:
+        """A line for each image whose digest differs, and for each not compared as its inputs differ."""
+        a, b = self.first_machine, self.second_machine
+        lines = []
+        for image in self.images:
+            mine, other = image.first, image.second
+            if other is None:
+                continue
+            if image.outcome is CompareOutcome.INPUTS_DIFFER:
+                lines.append(f"{image.role}: inputs differ ({(mine.inputs_sha256 or '-')[:12]} vs "
+                             f"{(other.inputs_sha256 or '-')[:12]}): not compared")
+            elif image.outcome is CompareOutcome.DIFFERS:
+                lines.append(f"{image.role}: DIFFERS with the same inputs: {mine.first} ({a.engine}, {a.kernel}) "
+                             f"vs {other.first} ({b.engine}, {b.kernel})")
+        return lines
+
+
+def _compare_image(mine: ImageResult, other: ImageResult | None) -> CompareOutcome:
+    if other is None or mine.first is None or other.first is None:
+        return CompareOutcome.NOT_BUILT
+    if mine.inputs_sha256 != other.inputs_sha256:
+        return CompareOutcome.INPUTS_DIFFER
+    return CompareOutcome.SAME if mine.first == other.first else CompareOutcome.DIFFERS
+
+
+def compare(first_path: Path, second_path: Path) -> ReportComparison:
+    """Every image of the first report beside the same image of the second; an error when the
+    reports cannot be compared."""
     a, b = read_report(first_path), read_report(second_path)
     if a.revision != b.revision:
         raise UsageError(f"the reports are of different project revisions: revision {a.revision} ({first_path}) "
                          f"vs {b.revision} ({second_path})", hint="compare reports of the same commit")
     theirs = {image.role: image for image in b.images}
-    lines = []
-    for mine in a.images:
-        other = theirs.get(mine.role)
-        if other is None or mine.first is None or other.first is None:
-            continue
-        if mine.inputs_sha256 != other.inputs_sha256:
-            lines.append(f"{mine.role}: inputs differ ({mine.inputs_sha256[:12]} vs {other.inputs_sha256[:12]}): "
-                         "not compared")
-        elif mine.first != other.first:
-            lines.append(f"{mine.role}: DIFFERS with the same inputs: {mine.first} ({a.machine.engine}, "
-                         f"{a.machine.kernel}) vs {other.first} ({b.machine.engine}, {b.machine.kernel})")
-    return lines
+    return ReportComparison(
+        first_report=first_path, second_report=second_path, first_machine=a.machine, second_machine=b.machine,
+        images=[ComparedImage(role=mine.role, outcome=_compare_image(mine, theirs.get(mine.role)), first=mine,
+                              second=theirs.get(mine.role)) for mine in a.images])
