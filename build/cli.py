@@ -273,7 +273,7 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
-def run_bench(argv: list[str]) -> dict | None:
+def run_bench(argv: list[str]) -> serving.ServingReport | None:
     """Print rebuild figures for a target (cold, warm, code-only), or with --serving the serving
     benchmark of the pipelines (all, or the named ones): Triton beside in-process and Flask."""
     parser = _target_parser("bench")
@@ -304,6 +304,10 @@ def run_bench(argv: list[str]) -> dict | None:
             levels = tuple(int(level) for level in options.concurrency.split(","))
         except ValueError:
             raise UsageError(f"--concurrency {options.concurrency!r}: expected numbers like 1,2,4,8,16") from None
+        names = options.protocols.split(",")
+        protocols = tuple(protocol for name in names for protocol in serving.PROTOCOLS if protocol == name)
+        if len(protocols) != len(names) or len(set(names)) != len(names):
+            raise UsageError(f"--protocols {options.protocols!r}: expected http, grpc or both (http,grpc)")
         pipelines = select(project.pipelines, options.pipelines) if options.pipelines else project.pipelines
         unknown = [name for name, _ in options.before if name not in pipelines]
         if unknown:
@@ -312,12 +316,11 @@ def run_bench(argv: list[str]) -> dict | None:
         bench_options = serving.BenchOptions(
             seconds=options.seconds, warmup=options.warmup, concurrency=levels, min_requests=options.min_requests,
             flask=not options.no_flask, in_process=not options.no_in_process, quick=options.quick,
-            protocols=tuple(options.protocols.split(",")), before=dict(options.before),
-            triton_env=dict(options.triton_env), output=output)
+            protocols=protocols, before=dict(options.before), triton_env=dict(options.triton_env), output=output)
         report = serving.run(project, pipelines, options.target, bench_options)
         print("\n" + serving.table(report))
         print(f"\nhpsforge: wrote {output / serving.REPORT} and {output / serving.PLOT} "
-              f"in {report['seconds']:.0f} s", flush=True)
+              f"in {report.seconds:.0f} s", flush=True)
         return report
     if options.pipelines:
         raise UsageError("pipelines are named only with --serving")
@@ -403,11 +406,12 @@ def run_conformance(argv: list[str]) -> None:
     if not options.url:
         engine.ensure(config.engine)
     started = time.monotonic()
-    code, results = conformance.run(options.pipelines, url=options.url, grpc_url=options.grpc_url,
-                                    metrics_url=options.metrics_url, target=options.target)
-    print("\n" + conformance.table(results))
-    print(f"\nhpsforge: conformance ran {len(results)} check(s) in {time.monotonic() - started:.0f} s", flush=True)
-    if code != 0:
+    checked = conformance.run(options.pipelines, url=options.url, grpc_url=options.grpc_url,
+                              metrics_url=options.metrics_url, target=options.target)
+    print("\n" + conformance.table(checked.results))
+    print(f"\nhpsforge: conformance ran {len(checked.results)} check(s) in {time.monotonic() - started:.0f} s",
+          flush=True)
+    if not checked.passed:
         raise HpsforgeError("conformance failed: see the FAILED lines above")
 
 

@@ -10,12 +10,15 @@ Per pipeline, for its golden request and a larger one (`[bench]` in goldens/case
   - Flask + gunicorn: the same work behind gunicorn in the bench image (bench/flask_app.py), in
     the configurations a user would try.
 Every server first answers every golden case (checked), and every measured answer must be an
-errorCode 0 envelope. The figures go to output/bench/serving.json, a table and a plot
-(output/bench/serving.png, drawn in the bench image with the bench-only matplotlib). Printed,
-never asserted.
+errorCode 0 envelope. The figures go to output/bench/serving.json (the report's models below;
+schema 1, whose field names bench/plot.py reads), a table and a plot (output/bench/serving.png,
+drawn in the bench image with the bench-only matplotlib). Printed, never asserted.
 
 The clients run in the bench image inside the server's network namespace (no port proxy in the
 way), on the same cores as the server: their CPU time is reported with each point.
+
+A part measured only on request (the in-process and Flask baselines, a "before" image, a protocol)
+is absent from the JSON when it was not measured; a figure that could not be had is null.
 """
 
 from __future__ import annotations
@@ -27,20 +30,18 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import Any, Literal, NoReturn
 
 from hpsforge.bundle import assemble, goldens
 from hpsforge.bundle.client_sdk import ready, stages
 from hpsforge.core.config import ProjectConfig
 from hpsforge.core.errors import HpsforgeError
-from hpsforge.core.files import (
-    atomic_write_text,
-    canonical_json,
-    sha256_bytes,
-    sha256_file,
-)
+from hpsforge.core.files import atomic_write_text, canonical_json, sha256_bytes, sha256_file
 from hpsforge.core.pipelines import Pipeline, image_slug
 from hpsforge.core.project import Project
 from hpsforge.core.settings import PROJECT_ROOT, settings
@@ -49,6 +50,7 @@ from hpsforge.images.containers import fetch_wheelhouse
 from hpsforge.inputs import model_files
 from hpsforge.inputs.store import cache_root, scratch_dir
 from hpsforge.locks import images_lock, pip_locks
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from python_on_whales import docker
 from python_on_whales.exceptions import DockerException
 
@@ -56,26 +58,9 @@ BENCH_TOOLS = PROJECT_ROOT / "bench"
 REPORT = "serving.json"
 PLOT = "serving.png"
 TARGET_CONCURRENCY = 8  # where the throughput targets are read
-READY_TIMEOUT_S = 300
-SHM_SIZE = "256m"
-METRICS_INTERVAL_S = 1.0  # hps_server flushes its metrics this often (HPS_METRICS_INTERVAL_S)
 
-
-@dataclass(frozen=True)
-class BenchOptions:
-    """How the serving benchmark measures (the `bench -- cpu --serving` flags)."""
-
-    seconds: float = 10.0
-    warmup: float = 2.0
-    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
-    min_requests: int = 20
-    flask: bool = True
-    in_process: bool = True
-    quick: bool = False  # one in-process and one Flask configuration: a smoke run
-    protocols: tuple[str, ...] = ("http", "grpc")
-    before: dict[str, str] = field(default_factory=dict)  # pipeline -> Triton image measured as "before"
-    triton_env: dict[str, str] = field(default_factory=dict)  # extra environment of the Triton containers
-    output: Path = field(default_factory=lambda: default_output_dir())
+Protocol = Literal["http", "grpc"]
+PROTOCOLS: tuple[Protocol, ...] = ("http", "grpc")
 
 
 def default_output_dir() -> Path:
@@ -83,7 +68,366 @@ def default_output_dir() -> Path:
     return settings().output_dir / "bench"
 
 
-# --- the bench images ----------------------------------------------------------------------------
+def _unless_measured() -> Any:
+    """A field absent from the JSON when None: a part measured only on request."""
+    return Field(default=None, exclude_if=lambda value: value is None)
+
+
+class ReportModel(BaseModel):
+    # NaN (a percentile of no requests) is written as NaN, as json.dumps writes it.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, ser_json_inf_nan="constants")
+
+
+# --- what the tools in bench/ measure ---------------------------------------------------------------
+
+
+class Point(ReportModel):
+    """One concurrency level of a closed-loop run (bench/loadgen.py)."""
+
+    concurrency: int
+    seconds: float
+    requests: int
+    failed: int  # answers that were not an errorCode 0 envelope
+    errors: list[str]  # the clients' exceptions (the first few)
+    qps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    client_cpu_s: float
+    server_cpu_ms: float | None  # the server's CPU time per answer, where its cgroup was found
+
+
+class StageRow(ReportModel):
+    """One model's stage in the server (hps_client.stages.summary)."""
+
+    model: str
+    stage: str
+    requests: int
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+
+
+class TritonStatistics(ReportModel):
+    """Triton's own statistics over the measured requests; empty when Triton did not give them."""
+
+    mean_batch: float | None = _unless_measured()
+    queue_ms: float | None = _unless_measured()
+    compute_ms: float | None = _unless_measured()
+
+
+class TritonWorkload(ReportModel):
+    """One workload on one Triton image: the points of each protocol, the stage times and Triton's
+    statistics over every measured request."""
+
+    model: str
+    http: list[Point] | None = _unless_measured()
+    grpc: list[Point] | None = _unless_measured()
+    stages: list[StageRow]
+    statistics: TritonStatistics
+
+    def points(self, protocol: Protocol) -> list[Point]:
+        return (self.http if protocol == "http" else self.grpc) or []
+
+
+class TritonRun(BaseModel):
+    """One Triton image: each workload under its own name, beside `ready_s` (schema 1's layout)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True, ser_json_inf_nan="constants")
+    __pydantic_extra__: dict[str, TritonWorkload] = Field(init=False)
+
+    ready_s: float  # container start to ready
+
+    @property
+    def workloads(self) -> dict[str, TritonWorkload]:
+        return self.__pydantic_extra__
+
+    @classmethod
+    def of(cls, workloads: dict[str, TritonWorkload], ready_s: float) -> TritonRun:
+        return cls.model_validate({**workloads, "ready_s": ready_s})
+
+    @model_serializer(mode="wrap")
+    def _ready_s_last(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        fields: dict[str, Any] = handler(self)
+        fields["ready_s"] = fields.pop("ready_s")  # after the workloads, where schema 1 has it
+        return fields
+
+
+class InProcessFigures(ReportModel):
+    """One workload in one in-process configuration (bench/inprocess.py)."""
+
+    seconds: float
+    calls: int
+    requests: int
+    failed: int
+    qps: float
+    p50_ms: float  # per call (of `batch` requests)
+    p90_ms: float
+    p99_ms: float
+    cpu_ms: float | None  # CPU time per request
+    stages_mean_ms: dict[str, float]
+
+
+class InProcessConfig(ReportModel):
+    """P processes of T Paddle threads, B requests per call."""
+
+    processes: int
+    threads: int
+    batch: int
+    workloads: dict[str, InProcessFigures]
+
+    @property
+    def label(self) -> str:
+        return f"{self.processes}x{self.threads}"
+
+
+class FlaskConfig(ReportModel):
+    """A gunicorn configuration of the Flask baseline, and its points per workload."""
+
+    label: str
+    workers: int
+    threads: int
+    workloads: dict[str, list[Point]] = {}
+
+
+# --- what the targets are read from -------------------------------------------------------------
+
+
+class InProcessBest(ReportModel):
+    label: str
+    qps: float
+    cpu_ms: float | None
+
+
+class InProcessFastest(ReportModel):
+    label: str
+    p50_ms: float
+
+
+class InProcessBatched(ReportModel):
+    label: str
+    qps: float
+
+
+class FlaskBest(ReportModel):
+    label: str
+    qps: float  # at the target concurrency (0 when it was not measured)
+    points: list[Point]
+
+
+class TritonFigures(ReportModel):
+    """One Triton image over one protocol, against the baselines."""
+
+    qps_c8: float | None
+    p50_c1_ms: float | None
+    cpu_ms_c8: float | None
+    vs_in_process: float | None = _unless_measured()
+    vs_flask: float | None = _unless_measured()
+    c1_overhead_ms: float | None = _unless_measured()  # p50 at c=1 beyond the fastest in-process one
+
+
+class Summary(ReportModel):
+    """One workload's figures the targets are read from."""
+
+    in_process_best: InProcessBest | None = _unless_measured()
+    in_process_p50: InProcessFastest | None = _unless_measured()
+    in_process_batched: InProcessBatched | None = _unless_measured()
+    flask_best: FlaskBest | None = _unless_measured()
+    flask_p50_c1_ms: float | None = _unless_measured()
+    triton_http: TritonFigures | None = _unless_measured()
+    triton_grpc: TritonFigures | None = _unless_measured()
+    triton_before_http: TritonFigures | None = _unless_measured()
+    triton_before_grpc: TritonFigures | None = _unless_measured()
+
+
+# --- the report --------------------------------------------------------------------------------------
+
+
+class Images(ReportModel):
+    triton: str  # the pipeline image
+    bench: str  # its bench image (the baselines, the clients, the plot)
+    triton_before: str | None = _unless_measured()
+
+
+class Load(ReportModel):
+    """The machine's load averages (1, 5, 15 minutes) around a run: other work skews the rates."""
+
+    before: list[float]
+    after: list[float]
+
+
+class PipelineEntry(ReportModel):
+    images: Images
+    cases: dict[str, str]  # workload -> its golden case
+    load: Load
+    in_process: list[InProcessConfig] | None = _unless_measured()
+    triton: TritonRun
+    triton_before: TritonRun | None = _unless_measured()
+    flask: list[FlaskConfig] | None = _unless_measured()
+    summary: dict[str, Summary]  # per workload
+
+
+class BenchSettings(ReportModel):
+    seconds: float
+    warmup: float
+    concurrency: list[int]
+    min_requests: int
+    triton_env: dict[str, str]
+
+
+class ServingReport(ReportModel):
+    """output/bench/serving.json."""
+
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
+
+    version: Literal[1] = Field(default=1, alias="schema")
+    target: str
+    cpus: int
+    started: str
+    settings: BenchSettings
+    load: Load
+    pipelines: dict[str, PipelineEntry]
+    seconds: float  # the whole run
+
+    def json_text(self) -> str:
+        # json.dumps of the model's JSON form: the same text as schema 1 was always written in.
+        return json.dumps(self.model_dump(mode="json", by_alias=True), indent=1, ensure_ascii=False) + "\n"
+
+
+# --- the summary, the table, the files -----------------------------------------------------------
+
+
+def qps_at(points: list[Point], level: int) -> float:
+    return next((point.qps for point in points if point.concurrency == level), 0.0)
+
+
+def point_at(points: list[Point], level: int) -> Point | None:
+    return next((point for point in points if point.concurrency == level), None)
+
+
+def summarize(workload: str, in_process: list[InProcessConfig] | None, flask: list[FlaskConfig] | None,
+              triton: TritonRun, triton_before: TritonRun | None) -> Summary:
+    """The figures the targets are read from, for one workload."""
+    best_in_process = fastest_in_process = batched_in_process = None
+    batch1 = [config for config in in_process or [] if config.batch == 1]
+    if batch1:
+        best = max(batch1, key=lambda config: config.workloads[workload].qps)
+        single = [config for config in batch1 if config.processes == 1]
+        fastest = min(single or batch1, key=lambda config: config.workloads[workload].p50_ms)
+        best_in_process = InProcessBest(label=best.label, qps=best.workloads[workload].qps,
+                                        cpu_ms=best.workloads[workload].cpu_ms)
+        fastest_in_process = InProcessFastest(label=fastest.label, p50_ms=fastest.workloads[workload].p50_ms)
+    batched = [config for config in in_process or [] if config.batch > 1]
+    if batched:
+        best = max(batched, key=lambda config: config.workloads[workload].qps)
+        batched_in_process = InProcessBatched(label=f"{best.label}, {best.batch} per call",
+                                              qps=best.workloads[workload].qps)
+    best_flask = flask_p50_c1 = None
+    if flask:
+        chosen = max(flask, key=lambda config: qps_at(config.workloads[workload], TARGET_CONCURRENCY))
+        best_flask = FlaskBest(label=chosen.label, qps=qps_at(chosen.workloads[workload], TARGET_CONCURRENCY),
+                               points=chosen.workloads[workload])
+        flask_p50_c1 = min((point.p50_ms for config in flask
+                            if (point := point_at(config.workloads[workload], 1))), default=None)
+
+    def figures(run: TritonRun | None, protocol: Protocol) -> TritonFigures | None:
+        measured = run.workloads.get(workload) if run else None
+        if measured is None:
+            return None
+        target, one = point_at(measured.points(protocol), TARGET_CONCURRENCY), point_at(measured.points(protocol), 1)
+        return TritonFigures(
+            qps_c8=target.qps if target else None, p50_c1_ms=one.p50_ms if one else None,
+            cpu_ms_c8=target.server_cpu_ms if target else None,
+            vs_in_process=target.qps / best_in_process.qps if target and best_in_process else None,
+            vs_flask=target.qps / best_flask.qps if target and best_flask and best_flask.qps else None,
+            c1_overhead_ms=one.p50_ms - fastest_in_process.p50_ms if one and fastest_in_process else None)
+
+    return Summary(in_process_best=best_in_process, in_process_p50=fastest_in_process,
+                   in_process_batched=batched_in_process, flask_best=best_flask, flask_p50_c1_ms=flask_p50_c1,
+                   triton_http=figures(triton, "http"), triton_grpc=figures(triton, "grpc"),
+                   triton_before_http=figures(triton_before, "http"), triton_before_grpc=figures(triton_before, "grpc"))
+
+
+def fmt(value: float | None, pattern: str = "{:.1f}") -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def _row(title: str, summary: Summary, http: TritonFigures | None, grpc: TritonFigures | None) -> str:
+    inproc, flask, p50 = summary.in_process_best, summary.flask_best, summary.in_process_p50
+    batched = summary.in_process_batched
+    in_process = f"{fmt(inproc.qps if inproc else None)} ({inproc.label if inproc else '-'})"
+    flask_best = f"{fmt(flask.qps if flask else None)} ({flask.label if flask else '-'})"
+    triton = f"{fmt(http.qps_c8 if http else None)} / {fmt(grpc.qps_c8 if grpc else None)}"
+    vs_in_process = (f"{fmt(http.vs_in_process if http else None, '{:.2f}')}/"
+                     f"{fmt(grpc.vs_in_process if grpc else None, '{:.2f}')}")
+    vs_flask = f"{fmt(http.vs_flask if http else None, '{:.2f}')}/{fmt(grpc.vs_flask if grpc else None, '{:.2f}')}"
+    overhead = f"({fmt(http.c1_overhead_ms if http else None, '{:+.1f}')})"
+    cpu = f"{fmt(inproc.cpu_ms if inproc else None)}/{fmt(http.cpu_ms_c8 if http else None)}"
+    return (f"{title[:34]:34} {in_process:>17} {fmt(batched.qps if batched else None):>8} {flask_best:>17} "
+            f"{triton:>15} {vs_in_process:>10} {vs_flask:>10} {fmt(p50.p50_ms if p50 else None):>8} "
+            f"{fmt(http.p50_c1_ms if http else None):>5} {fmt(grpc.p50_c1_ms if grpc else None):>5} "
+            f"{overhead:>8} {cpu:>14}")
+
+
+def table(report: ServingReport) -> str:
+    lines = [f"serving benchmark ({report.target}, {report.cpus} CPUs; {report.settings.seconds:g} s per "
+             f"point after {report.settings.warmup:g} s warm-up; load average {report.load.before} before, "
+             f"{report.load.after} after)",
+             "",
+             f"{'pipeline / workload':34} {'in-process':>17} {'batched':>8} {'Flask c=8':>17} {'Triton c=8':>15} "
+             f"{'÷ in-proc':>10} {'÷ Flask':>10} {'c=1 p50 ms':>28} {'CPU ms/req':>14}",
+             f"{'':34} {'best req/s':>17} {'8/call':>8} {'best req/s':>17} {'HTTP / gRPC':>15} "
+             f"{'HTTP/gRPC':>10} {'HTTP/gRPC':>10} {'in-proc  HTTP  gRPC  (+HTTP)':>28} {'in-proc/HTTP':>14}"]
+    for name, entry in report.pipelines.items():
+        for workload, summary in entry.summary.items():
+            title = f"{name} / {workload} ({entry.cases[workload]})"
+            for http, grpc, which in ((summary.triton_http, summary.triton_grpc, ""),
+                                      (summary.triton_before_http, summary.triton_before_grpc, " (before)")):
+                if http is not None or grpc is not None:
+                    lines.append(_row(title + which, summary, http, grpc))
+    lines += ["", "Targets at c=8: ≥ 0.90 × in-process best, ≥ 1.20 × Flask best; c=1: p50 ≤ in-process + 3 ms.",
+              "In-process PxT: P processes of T Paddle threads, one request per call; 8/call: eight per call. "
+              "CPU ms/req: CPU time spent per answer (every process of the server; Triton's container at c=8), "
+              "less sensitive to other load than the rates."]
+    for name, entry in report.pipelines.items():
+        for workload in entry.cases:
+            triton = entry.triton.workloads.get(workload)
+            if triton is not None and triton.stages:
+                statistics = triton.statistics
+                lines += ["", f"{name} / {workload}: stage times in the server (hps_stage_seconds, every measured "
+                              f"request; Triton: mean batch {fmt(statistics.mean_batch, '{:.2f}')}, "
+                              f"queue {fmt(statistics.queue_ms, '{:.2f}')} ms, "
+                              f"execution {fmt(statistics.compute_ms, '{:.2f}')} ms)",
+                          stages.table([row.model_dump() for row in triton.stages])]
+            single = [config for config in entry.in_process or [] if config.batch == 1 and config.processes == 1]
+            if single:
+                means = single[0].workloads[workload].stages_mean_ms
+                lines.append(f"  in-process {single[0].label}: "
+                             + ", ".join(f"{stage} {means[stage]:.2f}" for stage in stages.STAGES if stage in means)
+                             + " ms (means)")
+    return "\n".join(lines)
+
+
+def write(report: ServingReport, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / REPORT, report.json_text())
+    return folder / REPORT
+
+
+def plot(bench: str, folder: Path) -> None:
+    """folder/serving.png from folder/serving.json, drawn by bench/plot.py in the bench image (its
+    matplotlib is bench-only)."""
+    try:
+        docker.run(bench, ["python3", "/bench/plot.py", f"/out/{REPORT}", f"/out/{PLOT}"], remove=True, entrypoint="",
+                   user=f"{os.getuid()}:{os.getgid()}", envs={"MPLCONFIGDIR": "/tmp/matplotlib"},
+                   volumes=[(str(BENCH_TOOLS), "/bench", "ro"), (str(folder), "/out", "rw")])
+    except DockerException as error:
+        raise HpsforgeError(f"the plot failed in {bench}:\n{(error.stderr or '').strip()[-1500:]}") from None
+
+
+# --- the bench images ----------------------------------------------------------------------
 
 
 def bench_image(config: ProjectConfig, name: str, pipeline: Pipeline, target: str,
@@ -104,17 +448,46 @@ def bench_image(config: ProjectConfig, name: str, pipeline: Pipeline, target: st
             raise HpsforgeError(f"{pipeline_image.reference} was not built from the current {name} sources",
                                 hint=f"rebuild it with `nox -s images -- {target}`")
         (context / "requirements.txt").write_bytes(lock.read_bytes())
-        inputs = {"runtime": runtime_image.digest, "dockerfile": sha256_file(settings().dockerfiles / "bench.Dockerfile"),
-                  "lock": sha256_file(lock), "pipeline": pipeline_image.input_sha256}
+        dockerfile = settings().dockerfiles / "bench.Dockerfile"
+        inputs = {"runtime": runtime_image.digest, "dockerfile": sha256_file(dockerfile), "lock": sha256_file(lock),
+                  "pipeline": pipeline_image.input_sha256}
         digest = sha256_bytes(canonical_json(inputs).encode())
         # copy_only: exported straight into the engine (no whole-image timestamp rewrite): a
         # bench image need not be bit-for-bit reproducible, only built from locked inputs.
         return buildkit.build(buildkit.ImageBuild(
-            role=f"bench-{image_slug(name)}-{target}", dockerfile=settings().dockerfiles / "bench.Dockerfile", context=context,
+            role=f"bench-{image_slug(name)}-{target}", dockerfile=dockerfile, context=context,
             reference=f"hpsforge/bench-{image_slug(name)}-{target}:{digest[:12]}",
             source_date_epoch=config.base.source_date_epoch, input_sha256=digest,
             parents=(("runtime", runtime_image),), folders=(("wheelhouse", wheels),), copy_only=True,
         ))
+
+
+# --- measuring ------------------------------------------------------------------------------------
+
+
+READY_TIMEOUT_S = 300
+SHM_SIZE = "256m"
+METRICS_INTERVAL_S = 1.0  # hps_server flushes its metrics this often (HPS_METRICS_INTERVAL_S)
+TRITON_PORTS: dict[Protocol, int] = {"http": 8000, "grpc": 8001}
+Client = Literal["http", "grpc", "json"]  # bench/loadgen.py's protocols: Triton's two, Flask's JSON POST
+CLIENT_LABELS: dict[Client, str] = {"http": "HTTP", "grpc": "gRPC", "json": "Flask"}
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """How the serving benchmark measures (the `bench -- cpu --serving` flags)."""
+
+    seconds: float = 10.0
+    warmup: float = 2.0
+    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
+    min_requests: int = 20
+    flask: bool = True
+    in_process: bool = True
+    quick: bool = False  # one in-process and one Flask configuration: a smoke run
+    protocols: tuple[Protocol, ...] = PROTOCOLS
+    before: dict[str, str] = field(default_factory=dict)  # pipeline -> Triton image measured as "before"
+    triton_env: dict[str, str] = field(default_factory=dict)  # extra environment of the Triton containers
+    output: Path = field(default_factory=default_output_dir)
 
 
 # --- containers ------------------------------------------------------------------------------------
@@ -129,20 +502,20 @@ class Server:
 
 
 def _host_port(container: str, port: int) -> str:
-    bound = docker.container.inspect(container).network_settings.ports[f"{port}/tcp"][0]
+    bound = (docker.container.inspect(container).network_settings.ports or {})[f"{port}/tcp"][0]
     return f"127.0.0.1:{bound['HostPort']}"
 
 
 def _running(container: str) -> bool:
     try:
-        return docker.container.inspect(container).state.running
+        return bool(docker.container.inspect(container).state.running)
     except DockerException:
         return False
 
 
 @contextmanager
 def _server(image: str, label: str, ports: tuple[int, ...], metrics_port: int | None = None,
-            ready_path: str = ready.READY_PATH, **options):
+            ready_path: str = ready.READY_PATH, **options: Any) -> Iterator[Server]:
     """A detached container publishing `ports` on 127.0.0.1, once `ready_path` answers 200."""
     name = f"hps-bench-{label}-{os.getpid()}"
     try:
@@ -172,7 +545,7 @@ def _post(url: str, body: bytes, timeout: float = 300) -> tuple[int, bytes]:
 
 
 def _triton_send(http: str) -> goldens.Send:
-    def send(model: str, request: dict) -> dict:
+    def send(model: str, request: dict[str, Any]) -> dict[str, Any]:
         body = json.dumps({"inputs": [{"name": "input", "datatype": "BYTES", "shape": [1, 1],
                                        "data": [json.dumps(request, ensure_ascii=False)]}]}).encode()
         status, reply = _post(f"http://{http}/v2/models/{model}/infer", body)
@@ -183,19 +556,20 @@ def _triton_send(http: str) -> goldens.Send:
 
 
 def _json_send(http: str) -> goldens.Send:
-    def send(model: str, request: dict) -> dict:
+    def send(model: str, request: dict[str, Any]) -> dict[str, Any]:
         status, reply = _post(f"http://{http}/{model}", document_bytes(request))
         return json.loads(reply) if status == 200 else {"errorCode": None, "errorMsg": f"HTTP {status}"}
     return send
 
 
-def document_bytes(request: dict) -> bytes:
+def document_bytes(request: dict[str, Any]) -> bytes:
     """The request document as every client of the benchmark sends it (bench/inprocess.py too)."""
     return json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _tool(image: str, arguments: list[str], volumes: list[tuple], network: str | None = None) -> list[dict]:
-    """Run a bench tool (python3 /bench/<tool>) in the bench image; its JSON lines."""
+def _tool(image: str, arguments: list[str], volumes: list[tuple[str, str, str]],
+          network: str | None = None) -> list[dict[str, Any]]:
+    """Run a bench tool (python3 /bench/<tool>) in the bench image; its JSON documents, one a line."""
     try:
         output = docker.run(image, ["python3", *arguments], remove=True, entrypoint="",
                             networks=[network] if network else [], shm_size=SHM_SIZE,
@@ -223,7 +597,7 @@ def _check_goldens(pipeline_dir: Path, send: goldens.Send, fixtures: Path | None
 def _workload_files(run: goldens.Run, workloads: dict[str, str], folder: Path) -> dict[str, tuple[str, Path]]:
     """workload -> (model, file holding its request document), from the checked golden run."""
     outcomes = {outcome.case.name: outcome for outcome in run.outcomes}
-    files = {}
+    files: dict[str, tuple[str, Path]] = {}
     for workload, case in workloads.items():
         path = folder / f"{workload}.json"
         path.write_bytes(document_bytes(outcomes[case].request))
@@ -232,7 +606,8 @@ def _workload_files(run: goldens.Run, workloads: dict[str, str], folder: Path) -
     return files
 
 
-def _triton_statistics(http: str, model: str) -> dict:
+def _triton_statistics(http: str, model: str) -> dict[str, int]:
+    """Triton's cumulative counters of the model (empty when it does not give them)."""
     try:
         with urllib.request.urlopen(f"http://{http}/v2/models/{model}/stats", timeout=10) as response:
             entry = json.loads(response.read())["model_stats"][0]
@@ -244,13 +619,14 @@ def _triton_statistics(http: str, model: str) -> dict:
             "compute_ns": stats["compute_infer"]["ns"], "compute_count": stats["compute_infer"]["count"]}
 
 
-def _statistics_delta(after: dict, before: dict) -> dict:
+def _statistics_delta(after: dict[str, int], before: dict[str, int]) -> TritonStatistics:
     if not after or not before:
-        return {}
+        return TritonStatistics()
     delta = {key: after[key] - before.get(key, 0) for key in after}
-    return {"mean_batch": delta["inferences"] / delta["executions"] if delta["executions"] else None,
-            "queue_ms": delta["queue_ns"] / delta["queue_count"] / 1e6 if delta["queue_count"] else None,
-            "compute_ms": delta["compute_ns"] / delta["compute_count"] / 1e6 if delta["compute_count"] else None}
+    return TritonStatistics(
+        mean_batch=delta["inferences"] / delta["executions"] if delta["executions"] else None,
+        queue_ms=delta["queue_ns"] / delta["queue_count"] / 1e6 if delta["queue_count"] else None,
+        compute_ms=delta["compute_ns"] / delta["compute_count"] / 1e6 if delta["compute_count"] else None)
 
 
 def _cgroup_cpu_file(container: str) -> Path | None:
@@ -264,8 +640,9 @@ def _cgroup_cpu_file(container: str) -> Path | None:
     return None
 
 
-def _loadgen(bench: str, server: str, protocol: str, port: int, model: str, document: Path,
-             levels: tuple[int, ...], options: BenchOptions) -> list[dict]:
+def _loadgen(bench: str, server: str, protocol: Client, port: int, model: str, document: Path,
+             levels: tuple[int, ...], options: BenchOptions) -> list[Point]:
+    """bench/loadgen.py against `server` (its network namespace) at each level; every answer checked."""
     arguments = ["/bench/loadgen.py", "--protocol", protocol, "--port", str(port), "--model", model,
                  "--document", f"/work/{document.name}", "--concurrency", ",".join(map(str, levels)),
                  "--seconds", str(options.seconds), "--warmup", str(options.warmup),
@@ -274,93 +651,86 @@ def _loadgen(bench: str, server: str, protocol: str, port: int, model: str, docu
     if cpu_file := _cgroup_cpu_file(server):
         volumes.append((str(cpu_file), "/server-cpu", "ro"))
         arguments += ["--server-cpu", "/server-cpu"]
-    points = _tool(bench, arguments, volumes, network=f"container:{server}")
+    points = [Point.model_validate(document) for document in
+              _tool(bench, arguments, volumes, network=f"container:{server}")]
     for point in points:
-        if point["failed"] or point["errors"]:
-            raise HpsforgeError(f"{model} over {protocol} at concurrency {point['concurrency']}: "
-                                f"{point['failed']} answers were not errorCode 0 {point['errors']}")
-        label = {"http": "HTTP", "grpc": "gRPC", "json": "Flask"}[protocol]
-        print(f"hpsforge: bench:   {label:5} c={point['concurrency']:<3} {point['qps']:8.1f} req/s  "
-              f"p50 {point['p50_ms']:7.1f}  p90 {point['p90_ms']:7.1f}  p99 {point['p99_ms']:7.1f} ms  "
-              f"server CPU {_fmt(point.get('server_cpu_ms'), '{:.2f}')} ms/req  (client {point['client_cpu_s']:.1f} s CPU)",
+        if point.failed or point.errors:
+            raise HpsforgeError(f"{model} over {protocol} at concurrency {point.concurrency}: "
+                                f"{point.failed} answers were not errorCode 0 {point.errors}")
+        print(f"hpsforge: bench:   {CLIENT_LABELS[protocol]:5} c={point.concurrency:<3} {point.qps:8.1f} req/s  "
+              f"p50 {point.p50_ms:7.1f}  p90 {point.p90_ms:7.1f}  p99 {point.p99_ms:7.1f} ms  "
+              f"server CPU {fmt(point.server_cpu_ms, '{:.2f}')} ms/req  (client {point.client_cpu_s:.1f} s CPU)",
               flush=True)
     return points
 
 
 def _measure_triton(image: str, bench: str, pipeline_dir: Path, fixtures: Path | None, workloads: dict[str, str],
-                    work: Path, options: BenchOptions, label: str) -> dict:
+                    work: Path, options: BenchOptions, label: str) -> TritonRun:
     print(f"hpsforge: bench: Triton {image}", flush=True)
-    results: dict = {}
+    results: dict[str, TritonWorkload] = {}
     with _server(image, label, (8000, 8001, 8002), metrics_port=8002, envs=options.triton_env) as server:
+        assert server.metrics is not None  # published: metrics_port above
         run = _check_goldens(pipeline_dir, _triton_send(server.http), fixtures, image)
         files = _workload_files(run, workloads, work)
         for workload, (model, document) in files.items():
             before_stages = stages.parse(stages.scrape(server.metrics))
             before_statistics = _triton_statistics(server.http, model)
-            entry = {"model": model}
+            points: dict[Protocol, list[Point]] = {}
             for protocol in options.protocols:
                 print(f"hpsforge: bench: {workload} over {protocol}", flush=True)
-                entry[protocol] = _loadgen(bench, server.container, protocol, 8000 if protocol == "http" else 8001,
-                                           model, document, options.concurrency, options)
+                points[protocol] = _loadgen(bench, server.container, protocol, TRITON_PORTS[protocol], model,
+                                            document, options.concurrency, options)
             time.sleep(METRICS_INTERVAL_S + 0.5)  # the model processes' last counts reach Triton
-            entry["stages"] = stages.summary(stages.difference(stages.parse(stages.scrape(server.metrics)),
-                                                               before_stages))
-            entry["statistics"] = _statistics_delta(_triton_statistics(server.http, model), before_statistics)
-            results[workload] = entry
-        results["ready_s"] = server.ready_s
-    return results
+            rows = stages.summary(stages.difference(stages.parse(stages.scrape(server.metrics)), before_stages))
+            results[workload] = TritonWorkload(
+                model=model, http=points.get("http"), grpc=points.get("grpc"),
+                stages=[StageRow.model_validate(row) for row in rows],
+                statistics=_statistics_delta(_triton_statistics(server.http, model), before_statistics))
+        return TritonRun.of(results, server.ready_s)
 
 
-def flask_configs(cpus: int) -> list[dict]:
+def flask_configs(cpus: int) -> list[FlaskConfig]:
     """What a user would try: a worker per CPU, one worker with a thread per CPU, one more worker
     than CPUs; Paddle gets the CPUs divided among the workers."""
-    return [{"label": f"-w {cpus}", "workers": cpus, "threads": 1},
-            {"label": f"-w 1 --threads {cpus}", "workers": 1, "threads": cpus},
-            {"label": f"-w {cpus + 1}", "workers": cpus + 1, "threads": 1}]
+    return [FlaskConfig(label=f"-w {cpus}", workers=cpus, threads=1),
+            FlaskConfig(label=f"-w 1 --threads {cpus}", workers=1, threads=cpus),
+            FlaskConfig(label=f"-w {cpus + 1}", workers=cpus + 1, threads=1)]
 
 
 def _measure_flask(bench: str, pipeline_dir: Path, fixtures: Path | None, workloads: dict[str, str], work: Path,
-                   options: BenchOptions, cpus: int, label: str) -> list[dict]:
+                   options: BenchOptions, cpus: int, label: str) -> list[FlaskConfig]:
     """Every configuration at concurrency 1 and the target one; the best one also at the rest."""
     focus = tuple(level for level in options.concurrency if level in (1, TARGET_CONCURRENCY)) or options.concurrency
-    measured = []
 
-    def run(config: dict, levels: tuple[int, ...]) -> dict:
-        command = ["gunicorn", "--chdir", "/bench", "-b", "0.0.0.0:8000", "-w", str(config["workers"]),
-                   "--threads", str(config["threads"]), "--timeout", "600", "--log-level", "warning",
+    def run(config: FlaskConfig, levels: tuple[int, ...]) -> dict[str, list[Point]]:
+        command = ["gunicorn", "--chdir", "/bench", "-b", "0.0.0.0:8000", "-w", str(config.workers),
+                   "--threads", str(config.threads), "--timeout", "600", "--log-level", "warning",
                    "flask_app:app"]
-        envs = {"HPS_CPU_THREADS": str(max(1, cpus // config["workers"])), "HPS_LOG_REQUESTS": "0"}
-        print(f"hpsforge: bench: Flask+gunicorn {config['label']}", flush=True)
+        envs = {"HPS_CPU_THREADS": str(max(1, cpus // config.workers)), "HPS_LOG_REQUESTS": "0"}
+        print(f"hpsforge: bench: Flask+gunicorn {config.label}", flush=True)
         with _server(bench, f"{label}-flask", (8000,), entrypoint="", command=command, envs=envs,
                      volumes=[(str(BENCH_TOOLS), "/bench", "ro")], ready_path="/health") as server:
-            golden_run = _check_goldens(pipeline_dir, _json_send(server.http), fixtures, f"Flask {config['label']}")
+            golden_run = _check_goldens(pipeline_dir, _json_send(server.http), fixtures, f"Flask {config.label}")
             files = _workload_files(golden_run, workloads, work)
             return {workload: _loadgen(bench, server.container, "json", 8000, model, document, levels, options)
                     for workload, (model, document) in files.items()}
 
-    for config in flask_configs(cpus)[:1 if options.quick else None]:
-        measured.append({**config, "workloads": run(config, focus)})
+    measured = [config.model_copy(update={"workloads": run(config, focus)})
+                for config in flask_configs(cpus)[:1 if options.quick else None]]
     rest = tuple(level for level in options.concurrency if level not in focus)
     if rest:
         # The best configuration of each workload (at the target concurrency) gets the other levels
         # too, so the plot has its whole curve; one more start per configuration that is best.
-        for entry in measured:
-            best_for = [workload for workload in workloads if entry is max(
-                measured, key=lambda other: _qps_at(other["workloads"][workload], TARGET_CONCURRENCY))]
+        best = {workload: max(measured, key=lambda config: qps_at(config.workloads[workload], TARGET_CONCURRENCY))
+                for workload in workloads}
+        for index, config in enumerate(measured):
+            best_for = [workload for workload in workloads if best[workload] is config]
             if best_for:
-                extra = run(entry, rest)
-                for workload in best_for:
-                    entry["workloads"][workload] = sorted(entry["workloads"][workload] + extra[workload],
-                                                          key=lambda point: point["concurrency"])
+                extra = run(config, rest)
+                measured[index] = config.model_copy(update={"workloads": {
+                    workload: sorted(points + extra[workload], key=lambda point: point.concurrency)
+                    if workload in best_for else points for workload, points in config.workloads.items()}})
     return measured
-
-
-def _qps_at(points: list[dict], level: int) -> float:
-    return next((point["qps"] for point in points if point["concurrency"] == level), 0.0)
-
-
-def _point_at(points: list[dict], level: int) -> dict | None:
-    return next((point for point in points if point["concurrency"] == level), None)
 
 
 def in_process_configs(cpus: int) -> list[str]:
@@ -371,73 +741,33 @@ def in_process_configs(cpus: int) -> list[str]:
 
 
 def _measure_in_process(bench: str, name: str, workloads: dict[str, str], fixtures: Path | None,
-                        options: BenchOptions, cpus: int) -> list[dict]:
+                        options: BenchOptions, cpus: int) -> list[InProcessConfig]:
     configs = in_process_configs(cpus)[:1 if options.quick else None]
     print(f"hpsforge: bench: {name} in-process ({', '.join(configs)}: processes x threads x batch)", flush=True)
+    # goldens.py alone (standard library + pydantic): the runner the host checks the servers with.
     volumes = [(str(PROJECT_ROOT / "pipelines" / name), f"/src/pipelines/{name}", "ro"),
-               (str(PROJECT_ROOT / "build" / "bundle" / "goldens.py"), "/src/goldens.py", "ro")]
-    arguments = ["/bench/inprocess.py", "--pipeline-dir", f"/src/pipelines/{name}", "--goldens-module", "/src/goldens.py",
-                 "--configs", ",".join(configs), "--seconds", str(options.seconds),
+               (str(Path(goldens.__file__)), "/src/goldens.py", "ro")]
+    arguments = ["/bench/inprocess.py", "--pipeline-dir", f"/src/pipelines/{name}", "--goldens-module",
+                 "/src/goldens.py", "--configs", ",".join(configs), "--seconds", str(options.seconds),
                  "--warmup", str(options.warmup), "--min-requests", str(options.min_requests)]
     if fixtures is not None:
         volumes.append((str(fixtures), "/fixtures", "ro"))
         arguments += ["--fixtures", "/fixtures"]
     for workload, case in workloads.items():
         arguments += ["--workload", f"{workload}={case}"]
-    (report,) = _tool(bench, arguments, volumes)
-    for config in report["configs"]:
-        for workload, figures in config["workloads"].items():
-            print(f"hpsforge: bench:   in-process {config['processes']}x{config['threads']}x{config['batch']} "
-                  f"{workload:6} {figures['qps']:8.1f} req/s  p50 {figures['p50_ms']:7.1f} ms  "
-                  f"CPU {_fmt(figures.get('cpu_ms'), '{:.2f}')} ms/req", flush=True)
-    return report["configs"]
+    (document,) = _tool(bench, arguments, volumes)
+    measured = [InProcessConfig.model_validate(config) for config in document["configs"]]
+    for config in measured:
+        for workload, figures in config.workloads.items():
+            print(f"hpsforge: bench:   in-process {config.processes}x{config.threads}x{config.batch} "
+                  f"{workload:6} {figures.qps:8.1f} req/s  p50 {figures.p50_ms:7.1f} ms  "
+                  f"CPU {fmt(figures.cpu_ms, '{:.2f}')} ms/req", flush=True)
+    return measured
 
 
-def _summary(workload: str, entry: dict) -> dict:
-    """The figures the targets are read from, for one workload."""
-    summary: dict = {}
-    batch1 = [config for config in entry.get("in_process", []) if config["batch"] == 1]
-    if batch1:
-        best = max(batch1, key=lambda config: config["workloads"][workload]["qps"])
-        single = [config for config in batch1 if config["processes"] == 1]
-        fastest = min(single or batch1, key=lambda config: config["workloads"][workload]["p50_ms"])
-        summary["in_process_best"] = {"label": f"{best['processes']}x{best['threads']}",
-                                      "qps": best["workloads"][workload]["qps"],
-                                      "cpu_ms": best["workloads"][workload].get("cpu_ms")}
-        summary["in_process_p50"] = {"label": f"{fastest['processes']}x{fastest['threads']}",
-                                     "p50_ms": fastest["workloads"][workload]["p50_ms"]}
-    batched = [config for config in entry.get("in_process", []) if config["batch"] > 1]
-    if batched:
-        best = max(batched, key=lambda config: config["workloads"][workload]["qps"])
-        summary["in_process_batched"] = {"label": f"{best['processes']}x{best['threads']}, {best['batch']} per call",
-                                         "qps": best["workloads"][workload]["qps"]}
-    if entry.get("flask"):
-        best = max(entry["flask"], key=lambda config: _qps_at(config["workloads"][workload], TARGET_CONCURRENCY))
-        summary["flask_best"] = {"label": best["label"], "qps": _qps_at(best["workloads"][workload], TARGET_CONCURRENCY),
-                                 "points": best["workloads"][workload]}
-        summary["flask_p50_c1_ms"] = min((point["p50_ms"] for config in entry["flask"]
-                                          if (point := _point_at(config["workloads"][workload], 1))), default=None)
-    for key in ("triton", "triton_before"):
-        triton = entry.get(key, {}).get(workload)
-        if not triton:
-            continue
-        for protocol in ("http", "grpc"):
-            target = _point_at(triton.get(protocol, []), TARGET_CONCURRENCY)
-            one = _point_at(triton.get(protocol, []), 1)
-            figures = {"qps_c8": target["qps"] if target else None, "p50_c1_ms": one["p50_ms"] if one else None,
-                       "cpu_ms_c8": target.get("server_cpu_ms") if target else None}
-            if target and "in_process_best" in summary:
-                figures["vs_in_process"] = target["qps"] / summary["in_process_best"]["qps"]
-            if target and "flask_best" in summary and summary["flask_best"]["qps"]:
-                figures["vs_flask"] = target["qps"] / summary["flask_best"]["qps"]
-            if one and "in_process_p50" in summary:
-                figures["c1_overhead_ms"] = one["p50_ms"] - summary["in_process_p50"]["p50_ms"]
-            summary[f"{key}_{protocol}"] = figures
-    return summary
-
-
-def measure_pipeline(config: ProjectConfig, name: str, pipeline: Pipeline, target: str, shared: dict,
-                     runtime_image: images_lock.ImageRecord, options: BenchOptions, cpus: int) -> dict:
+def measure_pipeline(config: ProjectConfig, name: str, pipeline: Pipeline, target: str,
+                     shared: dict[str, images_lock.ImageRecord], runtime_image: images_lock.ImageRecord,
+                     options: BenchOptions, cpus: int) -> PipelineEntry:
     golden_file = goldens.load_file(PROJECT_ROOT / "pipelines" / name)
     if golden_file.bench is None:
         raise HpsforgeError(f"pipelines/{name}/goldens/cases.toml has no [bench] table",
@@ -450,28 +780,27 @@ def measure_pipeline(config: ProjectConfig, name: str, pipeline: Pipeline, targe
         fixtures = cache_root() / "fixtures" / name
         model_files.extract(name, pipeline.fixtures, fixtures)
     pipeline_dir = PROJECT_ROOT / "pipelines" / name
-    entry: dict = {"images": {"triton": pipeline_image.reference, "bench": bench}, "cases": workloads,
-                   "load": {"before": _load()}}
+    load_before = _load()
     slug = image_slug(name)
+    in_process = flask = triton_before = None
+    before = options.before.get(name)
     with tempfile.TemporaryDirectory(prefix=f"serving-{slug}-", dir=scratch_dir()) as tmp:
         work = Path(tmp)
         work.chmod(0o755)
         if options.in_process:
-            entry["in_process"] = _measure_in_process(bench, name, workloads, fixtures, options, cpus)
-        entry["triton"] = _measure_triton(pipeline_image.reference, bench, pipeline_dir, fixtures, workloads,
-                                          work, options, f"{slug}-triton")
-        if name in options.before:
-            entry["images"]["triton_before"] = options.before[name]
-            entry["triton_before"] = _measure_triton(options.before[name], bench, pipeline_dir, fixtures, workloads,
-                                                     work, options, f"{slug}-before")
+            in_process = _measure_in_process(bench, name, workloads, fixtures, options, cpus)
+        triton = _measure_triton(pipeline_image.reference, bench, pipeline_dir, fixtures, workloads,
+                                 work, options, f"{slug}-triton")
+        if before is not None:
+            triton_before = _measure_triton(before, bench, pipeline_dir, fixtures, workloads, work, options,
+                                            f"{slug}-before")
         if options.flask:
-            entry["flask"] = _measure_flask(bench, pipeline_dir, fixtures, workloads, work, options, cpus, slug)
-    entry["summary"] = {workload: _summary(workload, entry) for workload in workloads}
-    entry["load"]["after"] = _load()
-    return entry
-
-
-# --- the report ------------------------------------------------------------------------------------
+            flask = _measure_flask(bench, pipeline_dir, fixtures, workloads, work, options, cpus, slug)
+    return PipelineEntry(
+        images=Images(triton=pipeline_image.reference, bench=bench, triton_before=before), cases=workloads,
+        load=Load(before=load_before, after=_load()), in_process=in_process, triton=triton,
+        triton_before=triton_before, flask=flask,
+        summary={workload: summarize(workload, in_process, flask, triton, triton_before) for workload in workloads})
 
 
 def _load() -> list[float]:
@@ -481,68 +810,11 @@ def _load() -> list[float]:
         return []
 
 
-def _fmt(value, pattern: str = "{:.1f}") -> str:
-    return "-" if value is None else pattern.format(value)
-
-
-def table(report: dict) -> str:
-    lines = [f"serving benchmark ({report['target']}, {report['cpus']} CPUs; {report['settings']['seconds']:g} s per "
-             f"point after {report['settings']['warmup']:g} s warm-up; load average {report['load']['before']} before, "
-             f"{report['load']['after']} after)",
-             "",
-             f"{'pipeline / workload':34} {'in-process':>17} {'batched':>8} {'Flask c=8':>17} {'Triton c=8':>15} "
-             f"{'÷ in-proc':>10} {'÷ Flask':>10} {'c=1 p50 ms':>28} {'CPU ms/req':>14}",
-             f"{'':34} {'best req/s':>17} {'8/call':>8} {'best req/s':>17} {'HTTP / gRPC':>15} "
-             f"{'HTTP/gRPC':>10} {'HTTP/gRPC':>10} {'in-proc  HTTP  gRPC  (+HTTP)':>28} {'in-proc/HTTP':>14}"]
-    for name, entry in report["pipelines"].items():
-        for workload, summary in entry["summary"].items():
-            for key, title in (("triton", ""), ("triton_before", " (before)")):
-                http, grpc = summary.get(f"{key}_http"), summary.get(f"{key}_grpc")
-                if not http and not grpc:
-                    continue
-                http, grpc = http or {}, grpc or {}
-                inproc = summary.get("in_process_best", {})
-                flask = summary.get("flask_best", {})
-                p50 = summary.get("in_process_p50", {})
-                overhead = http.get("c1_overhead_ms")
-                lines.append(
-                    f"{(name + ' / ' + workload + ' (' + entry['cases'][workload] + ')' + title)[:34]:34} "
-                    f"{_fmt(inproc.get('qps')) + ' (' + inproc.get('label', '-') + ')':>17} "
-                    f"{_fmt(summary.get('in_process_batched', {}).get('qps')):>8} "
-                    f"{_fmt(flask.get('qps')) + ' (' + flask.get('label', '-') + ')':>17} "
-                    f"{_fmt(http.get('qps_c8')) + ' / ' + _fmt(grpc.get('qps_c8')):>15} "
-                    f"{_fmt(http.get('vs_in_process'), '{:.2f}') + '/' + _fmt(grpc.get('vs_in_process'), '{:.2f}'):>10} "
-                    f"{_fmt(http.get('vs_flask'), '{:.2f}') + '/' + _fmt(grpc.get('vs_flask'), '{:.2f}'):>10} "
-                    f"{_fmt(p50.get('p50_ms')):>8} {_fmt(http.get('p50_c1_ms')):>5} {_fmt(grpc.get('p50_c1_ms')):>5} "
-                    f"{'(' + _fmt(overhead, '{:+.1f}') + ')':>8} "
-                    f"{_fmt(inproc.get('cpu_ms')) + '/' + _fmt(http.get('cpu_ms_c8')):>14}")
-    lines += ["", "Targets at c=8: ≥ 0.90 × in-process best, ≥ 1.20 × Flask best; c=1: p50 ≤ in-process + 3 ms.",
-              "In-process PxT: P processes of T Paddle threads, one request per call; 8/call: eight per call. "
-              "CPU ms/req: CPU time spent per answer (every process of the server; Triton's container at c=8), less sensitive to other load than the rates."]
-    for name, entry in report["pipelines"].items():
-        for workload in entry["cases"]:
-            triton = entry.get("triton", {}).get(workload, {})
-            if triton.get("stages"):
-                statistics = triton.get("statistics") or {}
-                lines += ["", f"{name} / {workload}: stage times in the server (hps_stage_seconds, every measured "
-                              f"request; Triton: mean batch {_fmt(statistics.get('mean_batch'), '{:.2f}')}, "
-                              f"queue {_fmt(statistics.get('queue_ms'), '{:.2f}')} ms, "
-                              f"execution {_fmt(statistics.get('compute_ms'), '{:.2f}')} ms)",
-                          stages.table(triton["stages"])]
-            inproc = [config for config in entry.get("in_process", []) if config["batch"] == 1 and config["processes"] == 1]
-            if inproc:
-                means = inproc[0]["workloads"][workload].get("stages_mean_ms", {})
-                lines.append("  in-process " + f"{inproc[0]['processes']}x{inproc[0]['threads']}: "
-                             + ", ".join(f"{stage} {means[stage]:.2f}" for stage in stages.STAGES if stage in means)
-                             + " ms (means)")
-    return "\n".join(lines)
-
-
-def _interrupted(signum, frame):
+def _interrupted(signum: int, frame: FrameType | None) -> NoReturn:
     raise KeyboardInterrupt(f"signal {signum}")  # so every container of the run is removed on the way out
 
 
-def run(project: Project, pipelines: dict[str, Pipeline], target: str, options: BenchOptions) -> dict:
+def run(project: Project, pipelines: dict[str, Pipeline], target: str, options: BenchOptions) -> ServingReport:
     """Measure every named pipeline; write the JSON report and the plot; the report."""
     previous = signal.signal(signal.SIGTERM, _interrupted)
     try:
@@ -551,38 +823,28 @@ def run(project: Project, pipelines: dict[str, Pipeline], target: str, options: 
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run(project: Project, pipelines: dict[str, Pipeline], target: str, options: BenchOptions) -> dict:
+def _run(project: Project, pipelines: dict[str, Pipeline], target: str, options: BenchOptions) -> ServingReport:
     config = project.config
     if target != pip_locks.BENCH_BASE_TARGET:
-        raise HpsforgeError(f"the serving benchmark measures the {pip_locks.BENCH_BASE_TARGET} target "
-                            f"(its bench images follow lock/requirements/{pip_locks.BENCH_BASE_TARGET}.txt), not {target}")
+        raise HpsforgeError(f"the serving benchmark measures the {pip_locks.BENCH_BASE_TARGET} target (its bench "
+                            f"images follow lock/requirements/{pip_locks.BENCH_BASE_TARGET}.txt), not {target}")
     # The runtime's lock covers every pipeline's requirements, whichever are measured.
     shared = graph.BuildGraph.of(project, [target], with_pipelines=False).build()
     runtime_image = shared[runtime.role(target)]
     cpus = int(docker.system.info().n_cpu or os.cpu_count() or 1)
-    report = {"schema": 1, "target": target, "cpus": cpus, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "settings": {"seconds": options.seconds, "warmup": options.warmup,
-                           "concurrency": list(options.concurrency), "min_requests": options.min_requests,
-                           "triton_env": options.triton_env},
-              "load": {"before": _load()}, "pipelines": {}}
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    load_before = _load()
     started = time.monotonic()
+    entries: dict[str, PipelineEntry] = {}
     for name, pipeline in pipelines.items():
         print(f"hpsforge: bench: {name}", flush=True)
-        report["pipelines"][name] = measure_pipeline(config, name, pipeline, target, shared, runtime_image,
-                                                     options, cpus)
-    report["load"]["after"] = _load()
-    report["seconds"] = round(time.monotonic() - started, 1)
-    options.output.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(options.output / REPORT, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
-    last = report["pipelines"][next(reversed(report["pipelines"]))]
-    _plot(last["images"]["bench"], options.output)
+        entries[name] = measure_pipeline(config, name, pipeline, target, shared, runtime_image, options, cpus)
+    report = ServingReport(
+        target=target, cpus=cpus, started=started_at,
+        settings=BenchSettings(seconds=options.seconds, warmup=options.warmup, concurrency=list(options.concurrency),
+                               min_requests=options.min_requests, triton_env=dict(options.triton_env)),
+        load=Load(before=load_before, after=_load()), pipelines=entries,
+        seconds=round(time.monotonic() - started, 1))
+    write(report, options.output)
+    plot(entries[next(reversed(entries))].images.bench, options.output)
     return report
-
-
-def _plot(bench: str, folder: Path) -> None:
-    try:
-        docker.run(bench, ["python3", "/bench/plot.py", f"/out/{REPORT}", f"/out/{PLOT}"], remove=True, entrypoint="",
-                   user=f"{os.getuid()}:{os.getgid()}", envs={"MPLCONFIGDIR": "/tmp/matplotlib"},
-                   volumes=[(str(BENCH_TOOLS), "/bench", "ro"), (str(folder), "/out", "rw")])
-    except DockerException as error:
-        raise HpsforgeError(f"the plot failed in {bench}:\n{(error.stderr or '').strip()[-1500:]}") from None

@@ -28,6 +28,7 @@ from hpsforge.core.pipelines import load_pipelines  # noqa: E402
 from hpsforge.images import pipeline_images  # noqa: E402
 from hpsforge.inputs import model_files  # noqa: E402
 from hpsforge.inputs.store import cache_root  # noqa: E402
+from hpsforge.prove import conformance  # noqa: E402
 
 READY_TIMEOUT_S = 240
 SHM_SIZE = "256m"
@@ -212,16 +213,14 @@ def pytest_runtest_makereport(item, call):
                           or report.longrepr)[:500]
         elif report.outcome == "skipped" and isinstance(report.longrepr, tuple):
             message = report.longrepr[2].removeprefix("Skipped: ")
-        item.config._hps_results.append({
-            "pipeline": pipeline, "check": check, "outcome": report.outcome,
-            "seconds": round(report.duration, 2), "message": message,
-            "latency_ms": dict(report.user_properties).get("latency_ms", {}),
-            "ready_s": dict(report.user_properties).get("ready_s"),
-        })
+        properties = dict(report.user_properties)
+        item.config._hps_results.append(conformance.CheckResult(
+            pipeline=pipeline, check=check, outcome=conformance.Outcome(report.outcome),
+            seconds=round(report.duration, 2), message=message, latency_ms=properties.get("latency_ms", {}),
+            ready_s=properties.get("ready_s")))
 
 
 def pytest_sessionfinish(session):
     path = session.config.getoption("--hps-report", default="")
-    if path:
-        import json
-        Path(path).write_text(json.dumps(session.config._hps_results, indent=1, ensure_ascii=False))
+    if path:  # read back by hpsforge.prove.conformance.run
+        Path(path).write_bytes(conformance.RESULTS.dump_json(session.config._hps_results, indent=1))

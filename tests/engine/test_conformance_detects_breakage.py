@@ -69,7 +69,7 @@ def _server_file(image: str, path: str, scratch: Path) -> bytes:
         docker.container.remove(container, force=True)
 
 
-def _run_suite(image: str, checks: str = "golden") -> tuple[int, list[dict]]:
+def _run_suite(image: str, checks: str = "golden") -> conformance.ConformanceRun:
     return conformance.run([PIPELINE], extra=["--hps-image", f"{PIPELINE}={image}", "-k", checks])
 
 
@@ -78,25 +78,24 @@ def test_wrong_results_fail_the_golden_check(recorded, derive, tmp_path):
     assert toml.count(LABELS) == 1, f"{SERVER}/pipeline.toml of {recorded.reference} has no `{LABELS}` line"
     broken = derive(recorded.reference, f"COPY pipeline.toml {SERVER}/pipeline.toml\n",
                     {"pipeline.toml": toml.replace(LABELS, SWAPPED).encode()})
-    code, results = _run_suite(broken)
-    table = conformance.table(results)
-    assert code != 0, f"the suite passed an image whose labels are swapped:\n{table}"
-    failed = [result for result in results if result["outcome"] == "failed"]
-    golden = [result for result in failed if result["check"].startswith("golden_cases[")]
+    checked = _run_suite(broken)
+    table = conformance.table(checked.results)
+    assert not checked.passed, f"the suite passed an image whose labels are swapped:\n{table}"
+    golden = [result for result in checked.failed() if result.check.startswith("golden_cases[")]
     assert golden, f"no golden_cases check failed:\n{table}"
     for result in golden:
-        assert "upright" in result["message"] and "categories.0.name" in result["message"], \
-            f"{result['check']} does not name the case and the field that differ: {result['message']}"
+        assert "upright" in result.message and "categories.0.name" in result.message, \
+            f"{result.check} does not name the case and the field that differ: {result.message}"
 
 
 def test_missing_model_folder_fails_the_suite(recorded, derive):
     model = PIPELINE.replace("_", "-")
     broken = derive(recorded.reference, f"USER 0\nRUN rm -r {SERVER}/model_repo/{model}\nUSER 1000:1000\n")
     # server.sh loads every declared model by name: without its folder the server stops at start.
-    code, results = _run_suite(broken, "golden or ready_means_every_model_loaded")
-    table = conformance.table(results)
-    assert code != 0, f"the suite passed an image without the model:\n{table}"
-    failed = {result["check"]: result["message"] for result in results if result["outcome"] == "failed"}
+    checked = _run_suite(broken, "golden or ready_means_every_model_loaded")
+    table = conformance.table(checked.results)
+    assert not checked.passed, f"the suite passed an image without the model:\n{table}"
+    failed = {result.check: result.message for result in checked.failed()}
     assert any(check.startswith("golden_cases[") for check in failed), f"no golden_cases check failed:\n{table}"
     explained = ("not ready", "exited before it was ready", "unknown model", "not found", "not READY")
     for check, message in failed.items():

@@ -170,9 +170,9 @@ def test_every_gpu_pipeline_image_passes_conformance_in_cpu_fallback(gpu_images,
     """The conformance suite (as `nox -s conformance -- --target gpu` runs it) on the images above:
     golden answers with Paddle 2.6.2, protocol, bad input, lifecycle."""
     with gpu_standins.active():  # the suite's own run builds (finds up to date) the same images
-        code, results = conformance.run([], target="gpu")
-    print("\n" + conformance.table(results))
-    assert code == 0, conformance.table(results)
-    golden = {result["pipeline"] for result in results if result["check"].startswith("golden") and
-              result["outcome"] == "passed"}
+        checked = conformance.run([], target="gpu")
+    print("\n" + conformance.table(checked.results))
+    assert checked.passed, conformance.table(checked.results)
+    golden = {result.pipeline for result in checked.results if result.check.startswith("golden") and
+              result.outcome is conformance.Outcome.PASSED}
     assert golden == set(load_pipelines()), golden

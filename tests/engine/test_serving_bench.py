@@ -6,6 +6,7 @@ import json
 
 import pytest
 from hpsforge import cli
+from hpsforge.bench.serving import ServingReport
 
 pytestmark = pytest.mark.engine
 
@@ -16,8 +17,10 @@ def test_the_serving_benchmark_runs_every_part_and_writes_its_report_and_plot(ru
     report = cli.run_bench(["cpu", "--serving", PIPELINE, "--quick", "--seconds", "0.3", "--warmup", "0.2",
                                  "--concurrency", "1,2", "--min-requests", "1", "--output", str(tmp_path)])
     printed = capsys.readouterr().out
-    written = json.loads((tmp_path / "serving.json").read_text())
-    assert written["pipelines"].keys() == {PIPELINE} and report["pipelines"].keys() == {PIPELINE}
+    text = (tmp_path / "serving.json").read_text()
+    assert ServingReport.model_validate_json(text).json_text() == text  # what the models wrote, they read
+    written = json.loads(text)
+    assert written["pipelines"].keys() == {PIPELINE} and report is not None and report.pipelines.keys() == {PIPELINE}
     entry = written["pipelines"][PIPELINE]
     assert set(entry["cases"]) == {"golden", "large"}
     for workload in entry["cases"]:
