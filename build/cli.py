@@ -7,7 +7,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from hpsforge.bench import rebuild, serving
+from hpsforge.bench import rebuild
+from hpsforge.bench.serving import measure as serving_measure
+from hpsforge.bench.serving import report as serving_report
 from hpsforge.bundle import assemble
 from hpsforge.core.errors import DigestMismatchError, HpsforgeError, UsageError
 from hpsforge.core.pipelines import Pipeline, select
@@ -273,7 +275,7 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
-def run_bench(argv: list[str]) -> serving.ServingReport | None:
+def run_bench(argv: list[str]) -> serving_report.ServingReport | None:
     """Print rebuild figures for a target (cold, warm, code-only), or with --serving the serving
     benchmark of the pipelines (all, or the named ones): Triton beside in-process and Flask."""
     parser = _target_parser("bench")
@@ -305,21 +307,21 @@ def run_bench(argv: list[str]) -> serving.ServingReport | None:
         except ValueError:
             raise UsageError(f"--concurrency {options.concurrency!r}: expected numbers like 1,2,4,8,16") from None
         names = options.protocols.split(",")
-        protocols = tuple(protocol for name in names for protocol in serving.PROTOCOLS if protocol == name)
+        protocols = tuple(protocol for name in names for protocol in serving_report.PROTOCOLS if protocol == name)
         if len(protocols) != len(names) or len(set(names)) != len(names):
             raise UsageError(f"--protocols {options.protocols!r}: expected http, grpc or both (http,grpc)")
         pipelines = select(project.pipelines, options.pipelines) if options.pipelines else project.pipelines
         unknown = [name for name, _ in options.before if name not in pipelines]
         if unknown:
             raise UsageError(f"--before names pipelines not measured: {', '.join(unknown)}")
-        output = options.output or serving.default_output_dir()
-        bench_options = serving.BenchOptions(
+        output = options.output or serving_report.default_output_dir()
+        bench_options = serving_measure.BenchOptions(
             seconds=options.seconds, warmup=options.warmup, concurrency=levels, min_requests=options.min_requests,
             flask=not options.no_flask, in_process=not options.no_in_process, quick=options.quick,
             protocols=protocols, before=dict(options.before), triton_env=dict(options.triton_env), output=output)
-        report = serving.run(project, pipelines, options.target, bench_options)
-        print("\n" + serving.table(report))
-        print(f"\nhpsforge: wrote {output / serving.REPORT} and {output / serving.PLOT} "
+        report = serving_measure.run(project, pipelines, options.target, bench_options)
+        print("\n" + serving_report.table(report))
+        print(f"\nhpsforge: wrote {output / serving_report.REPORT} and {output / serving_report.PLOT} "
               f"in {report.seconds:.0f} s", flush=True)
         return report
     if options.pipelines:

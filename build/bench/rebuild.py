@@ -1,5 +1,5 @@
 """Benchmarks that print figures (never timed tests): how long a target's images take to rebuild.
-How the pipeline images serve is the serving benchmark's (serving_bench.py)."""
+How the pipeline images serve is the serving benchmark's (serving/)."""
 
 from __future__ import annotations
 

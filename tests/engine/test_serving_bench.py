@@ -6,7 +6,7 @@ import json
 
 import pytest
 from hpsforge import cli
-from hpsforge.bench.serving import ServingReport
+from hpsforge.bench.serving.report import ServingReport
 
 pytestmark = pytest.mark.engine
 

@@ -16,8 +16,8 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from hpsforge.bench import serving as serving_report
-from hpsforge.bench.serving import Point, ServingReport, TritonRun
+from hpsforge.bench.serving import report as serving_report
+from hpsforge.bench.serving.report import Point, ServingReport, TritonRun
 from pydantic import ValidationError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
