@@ -15,7 +15,7 @@ from hpsforge.core.errors import DigestMismatchError, HpsforgeError, UsageError
 from hpsforge.core.pipelines import Pipeline, select
 from hpsforge.core.project import Project
 from hpsforge.freeze import host_lock, pip_compile, resolve
-from hpsforge.images import audit, base, buildkit, engine, gpu, graph, rc, runtime
+from hpsforge.images import base, buildkit, engine, gpu, graph, rc, runtime, sizes
 from hpsforge.images.containers import ImageWheelsets, fetch_wheelhouse
 from hpsforge.inputs import archive, blobs, model_files
 from hpsforge.inputs.store import ContentStore, scratch_dir
@@ -164,7 +164,7 @@ def run_images(argv: list[str]) -> None:
           flush=True)
     for role, record in built.items():
         compressed = docker.image.inspect(record.reference).size
-        unpacked = audit.unpacked_size(buildkit.ensure_layout(record))
+        unpacked = sizes.unpacked_size(buildkit.ensure_layout(record))
         print(f"  {role:30} {record.reference:46} {record.digest}  "
               f"{unpacked / 1e9:.2f} GB unpacked, {compressed / 1e9:.2f} GB compressed", flush=True)
     if prefix:

@@ -88,9 +88,6 @@ class BuildGraph:
     def __iter__(self):
         return iter(self.nodes.values())
 
-    def roles(self) -> list[str]:
-        return list(self.nodes)
-
     def check(self) -> None:
         """The graph's preflight: what must hold before any node is built (every lock fresh)."""
         if self.preflight is not None:

@@ -75,10 +75,5 @@ def pypi_files(pipelines: dict[str, Pipeline]) -> list[tuple[str, str]]:
                    for artifact in [*pipeline.models, *pipeline.fixtures] if artifact.source.pypi})
 
 
-def pypi_sources(pipelines: dict[str, Pipeline]) -> list[str]:
-    """Every PyPI release a model file is taken from, sorted and unique."""
-    return sorted({release for release, _ in pypi_files(pipelines)})
-
-
 def declaration_sha256(pipelines: dict[str, Pipeline]) -> str:
     return sha256_bytes(canonical_json(pypi_files(pipelines)).encode())

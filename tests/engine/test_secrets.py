@@ -4,8 +4,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hpsforge.images import audit, buildkit
+from hpsforge.images import buildkit
 from python_on_whales import docker
+
+from tests.support import image_audit
 
 pytestmark = pytest.mark.engine
 
@@ -20,7 +22,7 @@ def host_secrets() -> dict[str, bytes]:
         pytest.skip("this host has no CA bundle to leak")
     secrets = {"the host CA bundle": bundle_path.read_bytes()}
     for added in sorted(LOCAL_CA_DIR.rglob("*.crt")):
-        for number, pem in enumerate(sorted(audit.pem_certificates(added.read_bytes()))):
+        for number, pem in enumerate(sorted(image_audit.pem_certificates(added.read_bytes()))):
             secrets[f"host CA {added.name} #{number}"] = pem
     return secrets
 
@@ -28,7 +30,7 @@ def host_secrets() -> dict[str, bytes]:
 @pytest.mark.parametrize("role", ["base", "rc", "runtime-cpu"])
 def test_no_image_holds_the_host_ca(shared_images, runtime_cpu, role):
     images = {**shared_images, "runtime-cpu": runtime_cpu}
-    leaks = audit.scan_image(images[role].reference, host_secrets())
+    leaks = image_audit.scan_image(images[role].reference, host_secrets())
     assert leaks == []
 
 
@@ -49,7 +51,7 @@ def test_the_scan_finds_a_bundle_that_was_copied_in(shared_images, tmp_path):
         ),
     )
     try:
-        leaks = audit.scan_image(leaky.reference, secrets)
+        leaks = image_audit.scan_image(leaky.reference, secrets)
         assert any(leak.where.endswith("/leaked.pem") for leak in leaks)
     finally:
         docker.image.remove(leaky.reference, force=True)

@@ -126,7 +126,7 @@ def test_model_sources_lock_is_not_needed_without_pypi_sources(project, fresh, m
         "models": [a for a in pipeline.models if not a.source.pypi],
         "fixtures": [a for a in pipeline.fixtures if not a.source.pypi],
     }) for name, pipeline in pipelines.items()}
-    assert model_sources.pypi_sources(changed) == []
+    assert model_sources.pypi_files(changed) == []
     (fresh / "model-sources.json").unlink()
     assert lock_kinds.problems(Project(config, changed)) == []
 

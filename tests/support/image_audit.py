@@ -1,4 +1,4 @@
-"""Image audits: prove that no layer and no history entry of an image holds a secret."""
+"""Image audits for the tests: no layer and no history entry of an image holds a secret."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpsforge.core.files import atomic_write_text
-from hpsforge.inputs.store import cache_root, scratch_dir
+from hpsforge.inputs.store import scratch_dir
 from python_on_whales import docker
 
 
@@ -38,12 +37,15 @@ def pem_certificates(bundle: bytes) -> set[bytes]:
     return blocks
 
 
+def _blob(digest: str) -> str:
+    return "blobs/sha256/" + digest.removeprefix("sha256:")
+
+
 def scan_image(reference: str, secrets: dict[str, bytes]) -> list[Leak]:
     """Look for each named secret byte-string in every file of every layer, and in the config."""
     needles = {name: value for name, value in secrets.items() if value}
     leaks: list[Leak] = []
-    scratch = scratch_dir()
-    with tempfile.TemporaryDirectory(prefix="audit-", dir=scratch) as tmp:
+    with tempfile.TemporaryDirectory(prefix="audit-", dir=scratch_dir()) as tmp:
         archive = Path(tmp) / "image.tar"
         docker.image.save(reference, output=archive)
         with tarfile.open(archive) as image:
@@ -65,22 +67,3 @@ def scan_image(reference: str, secrets: dict[str, bytes]) -> list[Leak]:
                             if value in content:
                                 leaks.append(Leak(f"layer {layer['digest'][:19]} file /{entry.name}", name))
     return leaks
-
-
-def _blob(digest: str) -> str:
-    return "blobs/sha256/" + digest.removeprefix("sha256:")
-
-
-def unpacked_size(layout: Path) -> int:
-    """Bytes of the image's filesystem: the sum of the file sizes in all its layers (kept per digest)."""
-    remembered = cache_root() / "sizes" / layout.name
-    if remembered.exists():
-        return int(remembered.read_text())
-    index = json.loads((layout / "index.json").read_text())
-    manifest = json.loads((layout / _blob(index["manifests"][0]["digest"])).read_text())
-    total = 0
-    for layer in manifest["layers"]:
-        with tarfile.open(layout / _blob(layer["digest"]), mode="r|*") as files:
-            total += sum(entry.size for entry in files if entry.isfile())
-    atomic_write_text(remembered, f"{total}\n")
-    return total
