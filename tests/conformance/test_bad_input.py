@@ -14,8 +14,6 @@ import wire
 from hpsforge.bundle import goldens
 from hpsforge.core.settings import PROJECT_ROOT
 
-pytestmark = pytest.mark.engine
-
 NOT_AN_IMAGE = base64.b64encode(b"these bytes are not an image").decode()
 TOO_BIG = 17 * 1024 * 1024  # over the server's 16 MiB request limit (HPS_MAX_REQUEST_BYTES)
 DEEP = "[" * 10_000 + "]" * 10_000

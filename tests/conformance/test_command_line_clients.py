@@ -8,10 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from hpsforge.bundle import goldens
 from hpsforge.core.settings import PROJECT_ROOT
-
-pytestmark = pytest.mark.engine
 
 CLIENT_SOURCE = PROJECT_ROOT / "sdk" / "client" / "src"
 

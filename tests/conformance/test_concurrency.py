@@ -8,12 +8,9 @@ import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import wire
 from hpsforge.bundle import goldens
 from hpsforge.core.settings import PROJECT_ROOT
-
-pytestmark = pytest.mark.engine
 
 CONCURRENT, ROUNDS = 32, 3
 

@@ -13,8 +13,6 @@ import wire
 from hpsforge.bundle import goldens
 from hpsforge.core.settings import PROJECT_ROOT
 
-pytestmark = pytest.mark.engine
-
 BUILD, ADD = "face-recognition-index-build", "face-recognition-index-add"
 REMOVE, INFER = "face-recognition-index-remove", "face-recognition-infer"
 SEEDS, ADDS, WORKERS = 4, 16, 20

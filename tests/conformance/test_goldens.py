@@ -11,9 +11,6 @@ from hpsforge.bundle import goldens
 from hpsforge.core.settings import PROJECT_ROOT
 
 
-pytestmark = pytest.mark.engine
-
-
 def _client_library(endpoint, protocol):
     from hps_client import Client, ServerError
 

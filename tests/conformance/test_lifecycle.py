@@ -16,8 +16,6 @@ import wire
 from hpsforge.bundle import goldens
 from hpsforge.core.settings import PROJECT_ROOT
 
-pytestmark = pytest.mark.engine
-
 STOP_LIMIT_S = 30  # Docker's grace before SIGKILL on `docker stop` with -t 30 / Kubernetes' default
 # The case re-run after a restart when the pipeline keeps state: it reads what earlier cases saved.
 STATEFUL_CASE = {"face_recognition": "obama2_still_obama_via_obama3"}

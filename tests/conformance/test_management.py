@@ -15,8 +15,6 @@ import wire
 from hpsforge.bundle import goldens
 from hpsforge.core.settings import PROJECT_ROOT
 
-pytestmark = pytest.mark.engine
-
 HEADER = "hps-admin-key"
 GRPC_HEADER = "triton-grpc-protocol-" + HEADER  # Triton's gRPC form of a restricted-protocol key
 SETTLE_S = 1.0  # an accepted unload shows within milliseconds (the model leaves READY at once)

@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
 import wire
 from hpsforge.bundle import goldens
 from hpsforge.core.settings import PROJECT_ROOT
-
-pytestmark = pytest.mark.engine
 
 
 def _settled(read, expected: float, timeout_s: float = 10.0) -> float:

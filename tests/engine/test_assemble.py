@@ -5,13 +5,10 @@ import tarfile
 import time
 import urllib.request
 
-import pytest
 from hpsforge.bundle import assemble, goldens
 from hpsforge.core.pipelines import load_pipelines
 from hpsforge.core.settings import settings
 from python_on_whales import docker
-
-pytestmark = pytest.mark.engine
 
 PIPELINE = "image_classification"  # the smallest bundle; every pipeline's server is checked through its image
 

@@ -7,8 +7,6 @@ from hpsforge.inputs.store import ContentStore
 from hpsforge.locks import debian
 from hpsforge.locks.debian import DebianLock
 
-pytestmark = pytest.mark.engine
-
 
 def test_base_rebuilt_from_nothing_has_the_same_digest(config, engine_status):
     first = base.build(config, no_cache=True)

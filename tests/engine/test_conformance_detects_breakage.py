@@ -14,8 +14,6 @@ from hpsforge.prove import conformance
 from python_on_whales import docker
 from python_on_whales.exceptions import DockerException
 
-pytestmark = pytest.mark.engine
-
 PIPELINE = "image_classification"
 SERVER = "/opt/hps/server"
 LABELS = 'labels = ["0", "180"]'

@@ -1,10 +1,7 @@
 """The conformance suite against an endpoint that is already running (`nox -s conformance -- X --url`)."""
 
-import pytest
 from hpsforge.prove import conformance
 from hpsforge.ship import serve
-
-pytestmark = pytest.mark.engine
 
 PIPELINE = "image_classification"  # the pipeline the serve_slot fixture builds (tests/conftest.py)
 

@@ -22,8 +22,6 @@ from tests.support.debian_repository import (
     repository_from_packages,
 )
 
-pytestmark = pytest.mark.engine
-
 SUITES = {"debian": "bookworm", "debian-security": "bookworm-security"}
 EMPTY_SUITES = [("debian", "bookworm-updates")]
 

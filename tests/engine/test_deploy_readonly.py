@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 from hpsforge.bundle import goldens
-from hpsforge.core.settings import PROJECT_ROOT
 from hpsforge.core.pipelines import image_slug, load_pipelines
+from hpsforge.core.settings import PROJECT_ROOT
 from hpsforge.images import pipeline_images
 from hpsforge.inputs import model_files
 from hpsforge.inputs.store import cache_root
@@ -27,8 +27,6 @@ from python_on_whales import docker
 from python_on_whales.exceptions import DockerException
 
 from tests.conformance import wire
-
-pytestmark = pytest.mark.engine
 
 PIPELINES = load_pipelines()
 ADMIN_KEY = "deploy-test-admin-key"

@@ -1,10 +1,7 @@
 import subprocess
 import time
 
-import pytest
 from hpsforge.images import engine
-
-pytestmark = pytest.mark.engine
 
 
 def test_engine_answers_with_buildkit_and_containerd_store(engine_status, config):

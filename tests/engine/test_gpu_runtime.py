@@ -18,8 +18,6 @@ from hpsforge.locks import images_lock, pip_locks, requirements_lock
 from hpsforge.prove import conformance
 from python_on_whales import docker
 
-pytestmark = pytest.mark.engine
-
 SITE = "/opt/hps/lib/python3.11/site-packages"
 
 

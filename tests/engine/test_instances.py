@@ -12,8 +12,6 @@ from hpsforge.core.pipelines import load_pipelines
 from hpsforge.images import pipeline_images
 from python_on_whales import docker
 
-pytestmark = pytest.mark.engine
-
 PIPELINE, MODEL = "image_classification", "image-classification"
 
 

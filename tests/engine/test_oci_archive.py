@@ -25,8 +25,6 @@ from tests.support.registry import TEST_HTPASSWD as HTPASSWD
 from tests.support.registry import LocalRegistry, RegistryUnavailable, local_registry
 from tests.support.token_auth import token_server
 
-pytestmark = pytest.mark.engine
-
 BIG = 4_000_000
 
 

@@ -1,9 +1,6 @@
-import pytest
 from hpsforge.images import rc
 from hpsforge.locks import pip_locks
 from python_on_whales import docker
-
-pytestmark = pytest.mark.engine
 
 
 def test_rc_has_the_locked_tools(shared_images):

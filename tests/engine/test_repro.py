@@ -11,8 +11,6 @@ from hpsforge.locks import images_lock
 from hpsforge.prove import repro
 from python_on_whales import docker
 
-pytestmark = pytest.mark.engine
-
 
 def _marker_image(tmp_path, shared_images, name: str, marker: str) -> images_lock.ImageRecord:
     context = tmp_path / name

@@ -11,8 +11,6 @@ import tritonclient.http as httpclient
 from python_on_whales import docker
 from testcontainers.core.container import DockerContainer
 
-pytestmark = pytest.mark.engine
-
 MODEL_REPOSITORY = Path(__file__).resolve().parents[1] / "assets" / "model_repository"
 READY_TIMEOUT_S = 180
 SIZE_LIMIT = 1.5e9

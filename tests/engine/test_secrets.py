@@ -9,9 +9,6 @@ from python_on_whales import docker
 
 from tests.support import image_audit
 
-pytestmark = pytest.mark.engine
-
-
 LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
 
 

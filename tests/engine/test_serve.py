@@ -7,8 +7,6 @@ from hpsforge.core.errors import HpsforgeError
 from hpsforge.ship import serve
 from python_on_whales import docker
 
-pytestmark = pytest.mark.engine
-
 PIPELINE = "image_classification"  # the pipeline the serve_slot fixture builds (tests/conftest.py)
 
 

@@ -4,11 +4,8 @@ and wrote its files is checked: its figures are printed, never asserted."""
 
 import json
 
-import pytest
 from hpsforge import cli
 from hpsforge.bench.serving.report import ServingReport
-
-pytestmark = pytest.mark.engine
 
 PIPELINE = "image_classification"  # the quickest to load and to answer
 

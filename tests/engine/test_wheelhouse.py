@@ -9,8 +9,6 @@ from hpsforge.inputs import wheelhouse
 from hpsforge.inputs.store import ContentStore
 from hpsforge.locks import requirements_lock
 
-pytestmark = pytest.mark.engine
-
 # A tiny pure-Python wheel stands in for the 360 MB cpu wheelhouse.
 SIX = "six==1.17.0"
 SIX_WHEEL_SHA256 = "4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274"

@@ -4,7 +4,7 @@ import os
 import subprocess
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SESSIONS = ("engine", "freeze", "lock-check", "verify", "fetch", "sbom", "images", "assemble", "serve", "conformance", "repro", "bench",
             "archive", "deploy", "host-lock", "unit", "tests")
 
