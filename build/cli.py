@@ -34,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser(session: str) -> _Parser:
-    return _Parser(prog=f"nox -s {session} --", add_help=False)
+    return _Parser(prog=f"nox -s {session} --")  # `nox -s images -- --help` prints every option
 
 
 def _target_parser(session: str) -> _Parser:
@@ -295,8 +295,18 @@ def run_bench(argv: list[str]) -> serving_report.ServingReport | None:
                         help="environment of the Triton containers (e.g. HPS_INSTANCES=1)")
     parser.add_argument("--output", type=Path, help="where serving.json and serving.png go (default output/bench)")
     parser.add_argument("--registry-cache", metavar="REF",
-                        help="also time a rebuild with an empty local BuildKit cache reading REF (a registry cache)")
+                        help="also time rebuilds with an empty local BuildKit cache, without and then reading REF "
+                             "(a registry cache); needs --prune-local-cache")
+    parser.add_argument("--prune-local-cache", action="store_true",
+                        help="let --registry-cache empty the engine's WHOLE BuildKit cache (`docker buildx prune "
+                             "--all`, twice), other projects' builds included")
     options = parser.parse_intermixed_args(argv)  # `cpu --serving OCR`: pipelines after the flag
+    if options.registry_cache and not options.prune_local_cache:
+        raise UsageError("--registry-cache times rebuilds from an empty local BuildKit cache: it empties the "
+                         "engine's whole BuildKit cache (`docker buildx prune --all`), other projects' builds "
+                         "included", hint="add --prune-local-cache to allow that (say, on a build machine of its own)")
+    if options.prune_local_cache and not options.registry_cache:
+        raise UsageError("--prune-local-cache goes with --registry-cache REF (nothing else prunes the cache)")
     project = Project.load()
     config = project.config
     config.target(options.target)

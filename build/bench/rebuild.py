@@ -71,7 +71,8 @@ def rebuild(project: Project, target: str) -> list[tuple[str, float]]:
 
 def registry_cache(project: Project, target: str, reference: str) -> list[tuple[str, float]]:
     """The target's images rebuilt with an empty local BuildKit cache: from nothing, then reading a
-    registry cache written first (what a second build machine sees)."""
+    registry cache written first (what a second build machine sees). Empties the engine's whole
+    BuildKit cache twice, whoever's it holds: `bench` runs it only with --prune-local-cache."""
     nodes = graph.BuildGraph.of(project, [target])
     def rebuild(backend: buildkit.Backend):
         return nodes.build(graph.BuildOptions(backend=backend))
