@@ -153,6 +153,7 @@ def _open(url: str):
     try:
         return urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S)
     except urllib.error.HTTPError as error:
+        error.close()  # it holds the refusal's connection
         reason = "gone (HTTP {})" if error.code in (404, 410) else "refused (HTTP {})"
         raise _Unreachable(reason.format(error.code)) from None
     except (urllib.error.URLError, TimeoutError, OSError) as error:

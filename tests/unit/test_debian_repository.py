@@ -196,6 +196,7 @@ def test_stand_in_logs_drops_files_and_goes_down(tmp_path):
     with pytest.raises(urllib.error.HTTPError) as gone:
         urllib.request.urlopen(f"{stand_in.url}/dists/removed")
     assert gone.value.code == 404
+    gone.value.close()  # the error holds the 404 answer's connection
     with pytest.raises(HpsforgeError, match=r"is gone \(HTTP 404\)"):
         signed_packages_index(stand_in.url, "removed", tmp_path / "unused.gpg", "amd64")
     assert stand_in.requests == ["/dists/a b+c~1", "/dists/removed", "/dists/removed/InRelease"]

@@ -138,7 +138,8 @@ def _post(url: str, body: bytes, timeout: float = 300) -> tuple[int, bytes]:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, error.read()
+        with error:  # it holds the answer's connection
+            return error.code, error.read()
 
 
 def _triton_send(http: str) -> goldens.Send:
