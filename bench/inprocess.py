@@ -51,8 +51,10 @@ def child(connection, threads: int, batch: int, options: dict) -> None:
         if run.failures:
             raise RuntimeError("golden cases failed in-process: " + "; ".join(run.failures[:5]))
         requests = {outcome.case.name: outcome for outcome in run.outcomes}
-        workloads = {name: (requests[case].case.model, document_bytes(requests[case].request))
-                     for name, case in options["workloads"].items()}
+        workloads = {
+            name: (requests[case].case.model, document_bytes(requests[case].request))
+            for name, case in options["workloads"].items()
+        }
     except Exception as error:
         connection.send({"error": f"{type(error).__name__}: {error}"})
         return
@@ -83,10 +85,11 @@ def child(connection, threads: int, batch: int, options: dict) -> None:
                 break
         times = os.times()
         cpu = (cpu or 0.0) + times.user + times.system
-        stages = {stage: {"sum": figures["sum"], "count": figures["count"]}
-                  for (_, stage), figures in metrics.snapshot()["stages"].items()}
-        connection.send({"latencies": latencies, "failed": failed, "stages": stages, "cpu_s": cpu,
-                         "cpu_calls": timed})
+        stages = {
+            stage: {"sum": figures["sum"], "count": figures["count"]}
+            for (_, stage), figures in metrics.snapshot()["stages"].items()
+        }
+        connection.send({"latencies": latencies, "failed": failed, "stages": stages, "cpu_s": cpu, "cpu_calls": timed})
     models.close()
 
 
@@ -144,10 +147,16 @@ def measure_config(processes: int, threads: int, batch: int, options: dict) -> d
                 "p90_ms": percentile(latencies, 0.9) * 1000,
                 "p99_ms": percentile(latencies, 0.99) * 1000,
                 # CPU time per request (Paddle's threads included), whatever else runs on the machine.
-                "cpu_ms": 1000 * sum(reply["cpu_s"] for reply in replies)
-                / (batch * sum(reply["cpu_calls"] for reply in replies)) if calls else None,
-                "stages_mean_ms": {stage: 1000 * figures["sum"] / figures["count"]
-                                   for stage, figures in stages.items() if figures["count"]},
+                "cpu_ms": 1000
+                * sum(reply["cpu_s"] for reply in replies)
+                / (batch * sum(reply["cpu_calls"] for reply in replies))
+                if calls
+                else None,
+                "stages_mean_ms": {
+                    stage: 1000 * figures["sum"] / figures["count"]
+                    for stage, figures in stages.items()
+                    if figures["count"]
+                },
             }
         return {"processes": processes, "threads": threads, "batch": batch, "workloads": results}
     finally:
@@ -174,9 +183,13 @@ def main() -> int:
     parser.add_argument("--min-requests", type=int, default=20)
     args = parser.parse_args()
     options = {
-        "pipeline_dir": args.pipeline_dir, "goldens_module": args.goldens_module, "fixtures": args.fixtures,
+        "pipeline_dir": args.pipeline_dir,
+        "goldens_module": args.goldens_module,
+        "fixtures": args.fixtures,
         "workloads": dict(item.split("=", 1) for item in args.workload),
-        "seconds": args.seconds, "warmup": args.warmup, "min_requests": args.min_requests,
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "min_requests": args.min_requests,
     }
     configs = []
     for text in args.configs.split(","):

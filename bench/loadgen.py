@@ -90,27 +90,41 @@ class HttpClient:
 
 
 def http_payload(model: str, document: bytes) -> bytes:
-    header = json.dumps({
-        "inputs": [{"name": "input", "datatype": "BYTES", "shape": [1, 1],
-                    "parameters": {"binary_data_size": len(document) + 4}}],
-        "outputs": [{"name": "output", "parameters": {"binary_data": True}}],
-    }, separators=(",", ":")).encode()
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "BYTES",
+                    "shape": [1, 1],
+                    "parameters": {"binary_data_size": len(document) + 4},
+                }
+            ],
+            "outputs": [{"name": "output", "parameters": {"binary_data": True}}],
+        },
+        separators=(",", ":"),
+    ).encode()
     body = header + struct.pack("<I", len(document)) + document
-    return (f"POST /v2/models/{model}/infer HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\n"
-            f"Inference-Header-Content-Length: {len(header)}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"POST /v2/models/{model}/infer HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\n"
+        f"Inference-Header-Content-Length: {len(header)}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 def json_payload(model: str, document: bytes) -> bytes:
-    return (f"POST /{model} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(document)}\r\n\r\n").encode() + document
+    return (
+        f"POST /{model} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(document)}\r\n\r\n"
+    ).encode() + document
 
 
 class GrpcClient:
     def __init__(self, host: str, port: int, payload: bytes):
         import grpc
 
-        self.channel = grpc.insecure_channel(f"{host}:{port}", options=[
-            ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)])
+        self.channel = grpc.insecure_channel(
+            f"{host}:{port}", options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        )
         self.call = self.channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
         self.payload = payload
 
@@ -153,8 +167,9 @@ def server_cpu_seconds(path: str | None) -> float | None:
     return int(text.split()[0]) / 1e9
 
 
-def measure(make_client, concurrency: int, seconds: float, warmup: float, min_requests: int,
-            server_cpu: str | None = None) -> dict:
+def measure(
+    make_client, concurrency: int, seconds: float, warmup: float, min_requests: int, server_cpu: str | None = None
+) -> dict:
     """Closed loop: figures of the requests that ended inside the window after the warm-up. A
     window with fewer than `min_requests` answers is stretched (up to 3x) for slow work."""
     clients = [make_client() for _ in range(concurrency)]
@@ -213,7 +228,8 @@ def measure(make_client, concurrency: int, seconds: float, warmup: float, min_re
         "client_cpu_s": round((cpu.user + cpu.system) - (cpu_before.user + cpu_before.system), 3),
         # The server's CPU time per answer in the window: what a request costs, whatever else runs.
         "server_cpu_ms": (server_after - server_before) * 1000 / len(inside)
-        if server_before is not None and inside else None,
+        if server_before is not None and inside
+        else None,
     }
 
 

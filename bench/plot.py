@@ -30,16 +30,18 @@ def main() -> int:
     columns = 2
     rows = max(1, math.ceil(len(panels) / columns))
     figure, axes = plt.subplots(rows, columns, figsize=(6 * columns, 3.6 * rows), squeeze=False)
-    for axis in axes.flat[len(panels):]:
+    for axis in axes.flat[len(panels) :]:
         axis.set_visible(False)
     for axis, (pipeline, name, entry) in zip(axes.flat, panels):
         triton = entry["triton"][name]
         before = entry.get("triton_before", {}).get(name, {})
         summary = entry["summary"][name]
-        for label, points, style in (("Triton HTTP", triton.get("http", []), "o-"),
-                                     ("Triton gRPC", triton.get("grpc", []), "s-"),
-                                     ("Triton HTTP, before", before.get("http", []), "o:"),
-                                     ("Triton gRPC, before", before.get("grpc", []), "s:")):
+        for label, points, style in (
+            ("Triton HTTP", triton.get("http", []), "o-"),
+            ("Triton gRPC", triton.get("grpc", []), "s-"),
+            ("Triton HTTP, before", before.get("http", []), "o:"),
+            ("Triton gRPC, before", before.get("grpc", []), "s:"),
+        ):
             if points:
                 axis.plot(*_points(points), style, label=label)
         if summary.get("flask_best"):

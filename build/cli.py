@@ -62,8 +62,11 @@ def run_engine(argv: list[str]) -> engine.EngineStatus:
 def run_freeze(argv: list[str]) -> None:
     """Re-resolve the locks (all, or the named ones); write them only once every one of them resolved."""
     parser = _parser("freeze")
-    parser.add_argument("locks", nargs="*", help="re-lock only these: engine, base, rc, model-sources, "
-                                                 "a target (cpu, gpu), client or bench")
+    parser.add_argument(
+        "locks",
+        nargs="*",
+        help="re-lock only these: engine, base, rc, model-sources, a target (cpu, gpu), client or bench",
+    )
     parser.add_argument("-p", "--index-url", help="the package index pip-compile resolves from")
     parser.add_argument("--extra-index-url", action="append", default=[], help="an extra index (repeatable)")
     parser.add_argument("--upgrade", action="store_true", help="re-resolve to the newest allowed versions")
@@ -72,8 +75,14 @@ def run_freeze(argv: list[str]) -> None:
     lock_kinds.select(project, options.locks)  # an unknown name fails before the engine starts
     index = pip_compile.IndexOptions(options.index_url, tuple(options.extra_index_url), options.upgrade)
     engine.ensure(project.config.engine)  # also installs mmdebstrap, which resolves the Debian locks
-    resolve.freeze(project, options.locks, index, shared_images=lambda base_lock, rc_lock_text: (
-        graph.build_shared_images(project.config, base_lock=base_lock, rc_lock_text=rc_lock_text)))
+    resolve.freeze(
+        project,
+        options.locks,
+        index,
+        shared_images=lambda base_lock, rc_lock_text: graph.build_shared_images(
+            project.config, base_lock=base_lock, rc_lock_text=rc_lock_text
+        ),
+    )
 
 
 def run_lock_check(argv: list[str]) -> None:
@@ -92,8 +101,11 @@ def run_verify(argv: list[str]) -> None:
     started = time.monotonic()
     checked = blobs.verify_blobs(target.blobs)
     files = model_files.verify_pipelines(project.pipelines)
-    print(f"hpsforge: {options.target}: {len(checked)} vendor blob(s) and {files} model file(s) verified "
-          f"in {time.monotonic() - started:.1f} s", flush=True)
+    print(
+        f"hpsforge: {options.target}: {len(checked)} vendor blob(s) and {files} model file(s) verified "
+        f"in {time.monotonic() - started:.1f} s",
+        flush=True,
+    )
 
 
 def run_fetch(argv: list[str]) -> None:
@@ -126,13 +138,17 @@ def run_images(argv: list[str]) -> None:
     parser.add_argument("--repository", help="also name the runtime REPOSITORY (e.g. registry:5000/hps/runtime-cpu)")
     parser.add_argument("--tag", help="also tag the runtime TAG (its default tag is the start of its input hash)")
     parser.add_argument("--revision", help="source revision label (makes the digest commit-specific)")
-    parser.add_argument("--push", metavar="REGISTRY/PREFIX",
-                        help="push every runtime and pipeline image there; record each by digest")
+    parser.add_argument(
+        "--push", metavar="REGISTRY/PREFIX", help="push every runtime and pipeline image there; record each by digest"
+    )
     parser.add_argument("--cache-from", metavar="REF", help="read BuildKit's registry cache REF:<role>")
     parser.add_argument("--cache-to", metavar="REF", help="write BuildKit's registry cache REF:<role> (mode=max)")
     parser.add_argument("--builder", help="a `docker buildx` builder to build on (default: the engine's own)")
-    parser.add_argument("--rebuild", action="store_true",
-                        help="build even images already in the engine (with the caches; unlike --no-cache)")
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="build even images already in the engine (with the caches; unlike --no-cache)",
+    )
     options = parser.parse_args(argv)
     project = Project.load()
     config = project.config
@@ -145,28 +161,39 @@ def run_images(argv: list[str]) -> None:
     prefix = registry.check_prefix(options.push) if options.push else None
     engine.ensure(config.engine)
     started = time.monotonic()
-    backend = buildkit.Backend(builder=options.builder, cache_from=options.cache_from, cache_to=options.cache_to,
-                               reuse=not options.rebuild)
+    backend = buildkit.Backend(
+        builder=options.builder, cache_from=options.cache_from, cache_to=options.cache_to, reuse=not options.rebuild
+    )
     built = graph.BuildGraph.of(project, options.targets).build(
-        graph.BuildOptions(no_cache=options.no_cache, revision=options.revision, backend=backend))
+        graph.BuildOptions(no_cache=options.no_cache, revision=options.revision, backend=backend)
+    )
     if options.repository or options.tag:
         target = options.targets[0]
         built[runtime.role(target)] = runtime.name(target, built[runtime.role(target)], options.repository, options.tag)
     standins = sorted(role for role, record in built.items() if gpu.is_standin_reference(record.reference))
     if prefix and standins:
-        raise UsageError(f"{', '.join(standins)} carry stand-in cuDNN/TensorRT libraries (a test build): "
-                         "they are never pushed like a release",
-                         hint="put NVIDIA's tarballs in vendor_blobs/files and unset HPSFORGE_BLOB_MANIFEST")
-    images_lock.ImagesLock.read().with_records({role: record for role, record in built.items()
-                                             if role not in standins}).write()
-    print(f"hpsforge: images built in {time.monotonic() - started:.1f} s; digests recorded in "
-          f"{images_lock.images_lock_path()}" + (f" (not the stand-in builds: {', '.join(standins)})" if standins else ""),
-          flush=True)
+        raise UsageError(
+            f"{', '.join(standins)} carry stand-in cuDNN/TensorRT libraries (a test build): "
+            "they are never pushed like a release",
+            hint="put NVIDIA's tarballs in vendor_blobs/files and unset HPSFORGE_BLOB_MANIFEST",
+        )
+    images_lock.ImagesLock.read().with_records(
+        {role: record for role, record in built.items() if role not in standins}
+    ).write()
+    print(
+        f"hpsforge: images built in {time.monotonic() - started:.1f} s; digests recorded in "
+        f"{images_lock.images_lock_path()}"
+        + (f" (not the stand-in builds: {', '.join(standins)})" if standins else ""),
+        flush=True,
+    )
     for role, record in built.items():
         compressed = docker.image.inspect(record.reference).size
         unpacked = sizes.unpacked_size(buildkit.ensure_layout(record))
-        print(f"  {role:30} {record.reference:46} {record.digest}  "
-              f"{unpacked / 1e9:.2f} GB unpacked, {compressed / 1e9:.2f} GB compressed", flush=True)
+        print(
+            f"  {role:30} {record.reference:46} {record.digest}  "
+            f"{unpacked / 1e9:.2f} GB unpacked, {compressed / 1e9:.2f} GB compressed",
+            flush=True,
+        )
     if prefix:
         for role, record in built.items():
             if role not in (base.ROLE, rc.ROLE):  # the tools' images stay home
@@ -179,25 +206,38 @@ def run_archive(argv: list[str]) -> None:
     parser = _parser("archive")
     parser.add_argument("action", choices=["export", "import"])
     parser.add_argument("folder", nargs="?", type=Path, help="the archive folder")
-    parser.add_argument("--include-blobs", action="store_true",
-                        help="export the vendor blobs too (their licences forbid redistribution)")
+    parser.add_argument(
+        "--include-blobs",
+        action="store_true",
+        help="export the vendor blobs too (their licences forbid redistribution)",
+    )
     parser.add_argument("--push", metavar="REF", help="after export, push the archive to an OCI registry")
     parser.add_argument("--pull", metavar="REF", help="before import, pull the archive from an OCI registry")
-    parser.add_argument("--target", action="append", metavar="TARGET",
-                        help="export only this device target's own wheels and blobs (repeatable; default: all)")
+    parser.add_argument(
+        "--target",
+        action="append",
+        metavar="TARGET",
+        help="export only this device target's own wheels and blobs (repeatable; default: all)",
+    )
     options = parser.parse_intermixed_args(argv)
     if options.action == "export":
         if options.folder is None or options.pull:
-            raise UsageError("export writes a folder: "
-                             "`nox -s archive -- export DIR [--target cpu] [--include-blobs] [--push REF]`")
+            raise UsageError(
+                "export writes a folder: `nox -s archive -- export DIR [--target cpu] [--include-blobs] [--push REF]`"
+            )
         project, store = Project.load(), ContentStore()
 
         def shared_images() -> dict[str, images_lock.ImageRecord]:  # only when the store lacks a wheelset
             engine.ensure(project.config.engine)
             return graph.build_shared_images(project.config)
 
-        archive.export(project, options.folder, ImageWheelsets(shared_images, store),
-                       include_blobs=options.include_blobs, targets=options.target)
+        archive.export(
+            project,
+            options.folder,
+            ImageWheelsets(shared_images, store),
+            include_blobs=options.include_blobs,
+            targets=options.target,
+        )
         if options.push:
             from hpsforge.ship import oci_archive
 
@@ -230,29 +270,40 @@ def run_repro(argv: list[str]) -> None:
     parser = _parser("repro")
     parser.add_argument("targets", nargs="*", help="device targets (cpu, gpu)")
     parser.add_argument("--all", action="store_true", help="every target hpsforge.toml declares")
-    parser.add_argument("--from-archive", type=Path, metavar="DIR",
-                        help="rebuild from this input archive, imported into an empty store")
-    parser.add_argument("--compare", nargs=2, type=Path, metavar=("A.json", "B.json"),
-                        help="name every image whose digest differs between two machines' reports")
+    parser.add_argument(
+        "--from-archive", type=Path, metavar="DIR", help="rebuild from this input archive, imported into an empty store"
+    )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("A.json", "B.json"),
+        help="name every image whose digest differs between two machines' reports",
+    )
     parser.add_argument("--report-dir", type=Path, help="where the reports go (default output/repro)")
     options = parser.parse_args(argv)
     if options.compare:
         if options.targets or options.all or options.from_archive:
             raise UsageError("--compare takes two reports and nothing else")
         comparison = repro.compare(*options.compare)
-        print("\n".join(comparison.lines())
-              or "hpsforge: every image with the same inputs has the same digest on both machines")
+        print(
+            "\n".join(comparison.lines())
+            or "hpsforge: every image with the same inputs has the same digest on both machines"
+        )
         if differing := comparison.differing():
-            raise DigestMismatchError(f"{len(differing)} image(s) differ between "
-                                      f"{options.compare[0]} and {options.compare[1]}: "
-                                      + ", ".join(image.role for image in differing))
+            raise DigestMismatchError(
+                f"{len(differing)} image(s) differ between "
+                f"{options.compare[0]} and {options.compare[1]}: " + ", ".join(image.role for image in differing)
+            )
         return
     project = Project.load()
     config = project.config
     targets = sorted(config.targets) if options.all else options.targets
     if not targets or (options.all and options.targets):
-        raise UsageError("name the targets to prove (e.g. `-- cpu`), or give --all",
-                         hint=f"targets: {', '.join(sorted(config.targets))}")
+        raise UsageError(
+            "name the targets to prove (e.g. `-- cpu`), or give --all",
+            hint=f"targets: {', '.join(sorted(config.targets))}",
+        )
     for target in targets:
         config.target(target)
     if options.from_archive:
@@ -260,10 +311,13 @@ def run_repro(argv: list[str]) -> None:
     engine.ensure(config.engine)
     started = time.monotonic()
     report_dir = options.report_dir or repro.default_report_dir()
-    report = repro.run(graph.BuildGraph.of(project, targets), targets,
-                       from_archive=options.from_archive, report_dir=report_dir)
-    print(f"\nhpsforge: repro of {', '.join(targets)} in {time.monotonic() - started:.0f} s "
-          f"(report: {report_dir / 'report.json'}, {report_dir / 'junit.xml'})")
+    report = repro.run(
+        graph.BuildGraph.of(project, targets), targets, from_archive=options.from_archive, report_dir=report_dir
+    )
+    print(
+        f"\nhpsforge: repro of {', '.join(targets)} in {time.monotonic() - started:.0f} s "
+        f"(report: {report_dir / 'report.json'}, {report_dir / 'junit.xml'})"
+    )
     print(repro.summary(report), flush=True)
     repro.fail_on(report, report_dir)
 
@@ -289,22 +343,43 @@ def run_bench(argv: list[str]) -> serving_report.ServingReport | None:
     parser.add_argument("--no-flask", action="store_true", help="leave out the Flask+gunicorn baseline")
     parser.add_argument("--no-in-process", action="store_true", help="leave out the in-process baseline")
     parser.add_argument("--quick", action="store_true", help="one in-process and one Flask configuration (smoke run)")
-    parser.add_argument("--before", action="append", default=[], type=_key_value, metavar="PIPELINE=IMAGE",
-                        help="also measure this Triton image of the pipeline, as 'before'")
-    parser.add_argument("--triton-env", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
-                        help="environment of the Triton containers (e.g. HPS_INSTANCES=1)")
+    parser.add_argument(
+        "--before",
+        action="append",
+        default=[],
+        type=_key_value,
+        metavar="PIPELINE=IMAGE",
+        help="also measure this Triton image of the pipeline, as 'before'",
+    )
+    parser.add_argument(
+        "--triton-env",
+        action="append",
+        default=[],
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="environment of the Triton containers (e.g. HPS_INSTANCES=1)",
+    )
     parser.add_argument("--output", type=Path, help="where serving.json and serving.png go (default output/bench)")
-    parser.add_argument("--registry-cache", metavar="REF",
-                        help="also time rebuilds with an empty local BuildKit cache, without and then reading REF "
-                             "(a registry cache); needs --prune-local-cache")
-    parser.add_argument("--prune-local-cache", action="store_true",
-                        help="let --registry-cache empty the engine's WHOLE BuildKit cache (`docker buildx prune "
-                             "--all`, twice), other projects' builds included")
+    parser.add_argument(
+        "--registry-cache",
+        metavar="REF",
+        help="also time rebuilds with an empty local BuildKit cache, without and then reading REF "
+        "(a registry cache); needs --prune-local-cache",
+    )
+    parser.add_argument(
+        "--prune-local-cache",
+        action="store_true",
+        help="let --registry-cache empty the engine's WHOLE BuildKit cache (`docker buildx prune "
+        "--all`, twice), other projects' builds included",
+    )
     options = parser.parse_intermixed_args(argv)  # `cpu --serving OCR`: pipelines after the flag
     if options.registry_cache and not options.prune_local_cache:
-        raise UsageError("--registry-cache times rebuilds from an empty local BuildKit cache: it empties the "
-                         "engine's whole BuildKit cache (`docker buildx prune --all`), other projects' builds "
-                         "included", hint="add --prune-local-cache to allow that (say, on a build machine of its own)")
+        raise UsageError(
+            "--registry-cache times rebuilds from an empty local BuildKit cache: it empties the "
+            "engine's whole BuildKit cache (`docker buildx prune --all`), other projects' builds "
+            "included",
+            hint="add --prune-local-cache to allow that (say, on a build machine of its own)",
+        )
     if options.prune_local_cache and not options.registry_cache:
         raise UsageError("--prune-local-cache goes with --registry-cache REF (nothing else prunes the cache)")
     project = Project.load()
@@ -326,13 +401,25 @@ def run_bench(argv: list[str]) -> serving_report.ServingReport | None:
             raise UsageError(f"--before names pipelines not measured: {', '.join(unknown)}")
         output = options.output or serving_report.default_output_dir()
         bench_options = serving_measure.BenchOptions(
-            seconds=options.seconds, warmup=options.warmup, concurrency=levels, min_requests=options.min_requests,
-            flask=not options.no_flask, in_process=not options.no_in_process, quick=options.quick,
-            protocols=protocols, before=dict(options.before), triton_env=dict(options.triton_env), output=output)
+            seconds=options.seconds,
+            warmup=options.warmup,
+            concurrency=levels,
+            min_requests=options.min_requests,
+            flask=not options.no_flask,
+            in_process=not options.no_in_process,
+            quick=options.quick,
+            protocols=protocols,
+            before=dict(options.before),
+            triton_env=dict(options.triton_env),
+            output=output,
+        )
         report = serving_measure.run(project, pipelines, options.target, bench_options)
         print("\n" + serving_report.table(report))
-        print(f"\nhpsforge: wrote {output / serving_report.REPORT} and {output / serving_report.PLOT} "
-              f"in {report.seconds:.0f} s", flush=True)
+        print(
+            f"\nhpsforge: wrote {output / serving_report.REPORT} and {output / serving_report.PLOT} "
+            f"in {report.seconds:.0f} s",
+            flush=True,
+        )
         return report
     if options.pipelines:
         raise UsageError("pipelines are named only with --serving")
@@ -354,8 +441,9 @@ def _chosen_pipelines(project: Project, options: argparse.Namespace, verb: str) 
     """The pipelines named, or every one with --all; naming none, or both, is a usage error."""
     pipelines = project.pipelines
     if options.all == bool(options.names):
-        raise UsageError(f"name the pipelines to {verb}, or give --all (not both)",
-                         hint=f"known pipelines: {', '.join(pipelines)}")
+        raise UsageError(
+            f"name the pipelines to {verb}, or give --all (not both)", hint=f"known pipelines: {', '.join(pipelines)}"
+        )
     return pipelines if options.all else select(pipelines, options.names)
 
 
@@ -373,10 +461,17 @@ def run_assemble(argv: list[str]) -> None:
     lock_kinds.check(project)
     for name, pipeline in chosen.items():
         started = time.monotonic()
-        folder = assemble.assemble(name, pipeline, project.config.base.source_date_epoch,
-                                   server=not options.no_server, client=not options.no_client)
-        print(f"hpsforge: {name}: wrote {folder}/ and {folder.name}.tar.gz in {time.monotonic() - started:.1f} s",
-              flush=True)
+        folder = assemble.assemble(
+            name,
+            pipeline,
+            project.config.base.source_date_epoch,
+            server=not options.no_server,
+            client=not options.no_client,
+        )
+        print(
+            f"hpsforge: {name}: wrote {folder}/ and {folder.name}.tar.gz in {time.monotonic() - started:.1f} s",
+            flush=True,
+        )
 
 
 def run_serve(argv: list[str]) -> None:
@@ -388,16 +483,24 @@ def run_serve(argv: list[str]) -> None:
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
-    parser.add_argument("--image", metavar="NAME@sha256:DIGEST",
-                        help="pull and run exactly this image (e.g. the `pushed` reference of the record)")
+    parser.add_argument(
+        "--image",
+        metavar="NAME@sha256:DIGEST",
+        help="pull and run exactly this image (e.g. the `pushed` reference of the record)",
+    )
     options = parser.parse_args(argv)
     project = Project.load()
     select(project.pipelines, [options.name])
     project.config.target(options.target)
     engine.ensure(project.config.engine)
     image = registry.pull(options.image) if options.image else None
-    serve.start(options.name, options.target, options.host,
-                {"http": options.http_port, "grpc": options.grpc_port, "metrics": options.metrics_port}, image=image)
+    serve.start(
+        options.name,
+        options.target,
+        options.host,
+        {"http": options.http_port, "grpc": options.grpc_port, "metrics": options.metrics_port},
+        image=image,
+    )
 
 
 def run_conformance(argv: list[str]) -> None:
@@ -412,17 +515,25 @@ def run_conformance(argv: list[str]) -> None:
     project = Project.load()
     select(project.pipelines, options.pipelines)
     if options.url and len(options.pipelines) != 1:
-        raise UsageError("--url checks one running server: name its pipeline, e.g. `nox -s conformance -- OCR --url host:8000`")
+        raise UsageError(
+            "--url checks one running server: name its pipeline, e.g. `nox -s conformance -- OCR --url host:8000`"
+        )
     config = project.config
     config.target(options.target)
     if not options.url:
         engine.ensure(config.engine)
     started = time.monotonic()
-    checked = conformance.run(options.pipelines, url=options.url, grpc_url=options.grpc_url,
-                              metrics_url=options.metrics_url, target=options.target)
+    checked = conformance.run(
+        options.pipelines,
+        url=options.url,
+        grpc_url=options.grpc_url,
+        metrics_url=options.metrics_url,
+        target=options.target,
+    )
     print("\n" + conformance.table(checked.results))
-    print(f"\nhpsforge: conformance ran {len(checked.results)} check(s) in {time.monotonic() - started:.0f} s",
-          flush=True)
+    print(
+        f"\nhpsforge: conformance ran {len(checked.results)} check(s) in {time.monotonic() - started:.0f} s", flush=True
+    )
     if not checked.passed:
         raise HpsforgeError("conformance failed: see the FAILED lines above")
 
@@ -433,7 +544,9 @@ def run_deploy(argv: list[str]) -> None:
 
     parser = _parser("deploy")
     _pipeline_names(parser, "deploy")
-    parser.add_argument("--kubernetes", action="store_true", help="Deployment, Service, PodDisruptionBudget, autoscaler")
+    parser.add_argument(
+        "--kubernetes", action="store_true", help="Deployment, Service, PodDisruptionBudget, autoscaler"
+    )
     parser.add_argument("--kserve", action="store_true", help="KServe ServingRuntime + InferenceService")
     parser.add_argument("--image", help="REPOSITORY@sha256:... to run (default: the digest in lock/images.lock.json)")
     parser.add_argument("--target", default="cpu", help="whose image (default cpu)")

@@ -1,10 +1,10 @@
 """Shared fixtures, and the markers that follow the folders:
 
-    tests/unit         neither engine nor network (a unit test that reaches the network fails)
-    tests/engine       the real Docker engine and BuildKit (`engine`)
-    tests/conformance  pipeline images served by the engine (`engine`)
-    tests/network      the live Debian mirror or PyPI (`network` and `engine`): they fail naming the
-                       re-lock command when upstream moved
+tests/unit         neither engine nor network (a unit test that reaches the network fails)
+tests/engine       the real Docker engine and BuildKit (`engine`)
+tests/conformance  pipeline images served by the engine (`engine`)
+tests/network      the live Debian mirror or PyPI (`network` and `engine`): they fail naming the
+                   re-lock command when upstream moved
 """
 
 import os
@@ -48,8 +48,10 @@ def pytest_collection_modifyitems(config, items):
         if folder == "unit":
             marked = {mark.name for mark in item.iter_markers()} & {"engine", "network"}
             if marked:
-                raise pytest.UsageError(f"{item.nodeid}: tests/unit needs neither engine nor network, "
-                                        f"but it is marked {', '.join(sorted(marked))}: move it")
+                raise pytest.UsageError(
+                    f"{item.nodeid}: tests/unit needs neither engine nor network, "
+                    f"but it is marked {', '.join(sorted(marked))}: move it"
+                )
         for name in FOLDER_MARKERS.get(folder, ()):
             item.add_marker(name)
 
@@ -59,9 +61,13 @@ def pytest_sessionstart(session):
 
     from tests.support.disk import DiskWatch
 
-    watch = session.config.stash[_DISK] = DiskWatch({
-        "the store": cache_root(), "the engine": Path("/var/lib/docker"), "temporary files": Path(tempfile.gettempdir()),
-    }).start()
+    watch = session.config.stash[_DISK] = DiskWatch(
+        {
+            "the store": cache_root(),
+            "the engine": Path("/var/lib/docker"),
+            "temporary files": Path(tempfile.gettempdir()),
+        }
+    ).start()
     if (warning := watch.warning()) and (terminal := session.config.pluginmanager.get_plugin("terminalreporter")):
         terminal.write_line(f"disk: {warning}", yellow=True, bold=True)
 
@@ -88,6 +94,7 @@ def config():
 
 
 # Engine-backed fixtures: the real Docker engine and the images built as `nox -s images` does.
+
 
 @pytest.fixture(scope="session")
 def engine_status(config):
@@ -161,6 +168,7 @@ def serve_slot(cpu_images):
 # downloaded here): tests/support/gpu_standins.py. Real cu11 wheels, real Paddle 2.6.2, real
 # Triton; the images are tagged -standin and never recorded.
 
+
 @pytest.fixture(scope="session")
 def gpu_standins(config, tmp_path_factory):
     """Stand-in archives and their manifest; HPSFORGE_BLOB_MANIFEST in the environment wins (a
@@ -168,8 +176,7 @@ def gpu_standins(config, tmp_path_factory):
     from tests.support import gpu_standins
 
     if os.environ.get("HPSFORGE_BLOB_MANIFEST"):
-        return gpu_standins.Standins(Path(os.environ["HPSFORGE_BLOB_MANIFEST"]),
-                                     Path(os.environ["HPSFORGE_BLOBS_DIR"]))
+        return gpu_standins.Standins(Path(os.environ["HPSFORGE_BLOB_MANIFEST"]), Path(os.environ["HPSFORGE_BLOBS_DIR"]))
     return gpu_standins.make(tmp_path_factory.mktemp("gpu-standins"), config)
 
 

@@ -84,6 +84,7 @@ def stage_client(name: str, destination: Path, epoch: int) -> Path:
 
 def write_archive(folder: Path, archive: Path, epoch: int) -> None:
     """A tar.gz of `folder` (as its own name) that depends only on the files' contents."""
+
     def normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.mtime, info.uid, info.gid, info.uname, info.gname = epoch, 0, 0, "", ""
         executable = info.isdir() or info.mode & 0o100
@@ -99,8 +100,16 @@ def write_archive(folder: Path, archive: Path, epoch: int) -> None:
                     bundle.add(path, arcname=arcname, recursive=False, filter=normalised)
 
 
-def assemble(name: str, pipeline: Pipeline, epoch: int, *, server: bool = True, client: bool = True,
-             output_dir: Path | None = None, store: ContentStore | None = None) -> Path:
+def assemble(
+    name: str,
+    pipeline: Pipeline,
+    epoch: int,
+    *,
+    server: bool = True,
+    client: bool = True,
+    output_dir: Path | None = None,
+    store: ContentStore | None = None,
+) -> Path:
     """Write output_dir (default output/)/<Name>_sdk/ and its .tar.gz; the previous bundle stays
     until both are done."""
     output_dir = settings().output_dir if output_dir is None else output_dir
@@ -114,9 +123,15 @@ def assemble(name: str, pipeline: Pipeline, epoch: int, *, server: bool = True, 
             served = stage_server(name, pipeline, staging / "server", store)
         if client:
             wheel_name = stage_client(name, staging / "client", epoch).name
-        (staging / "README.md").write_text(BUNDLE_README.format(
-            name=name, description=pipeline.description, models=", ".join(served) or "(server not included)",
-            wheel=wheel_name), encoding="utf-8")
+        (staging / "README.md").write_text(
+            BUNDLE_README.format(
+                name=name,
+                description=pipeline.description,
+                models=", ".join(served) or "(server not included)",
+                wheel=wheel_name,
+            ),
+            encoding="utf-8",
+        )
         archive = Path(tmp) / f"{final.name}.tar.gz"
         write_archive(staging, archive, epoch)
         # Both are complete before either replaces the previous bundle.

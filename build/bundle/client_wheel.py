@@ -49,18 +49,28 @@ def build(project_dir: Path, destination: Path, epoch: int) -> Path:
     with tempfile.TemporaryDirectory(prefix=".wheel-", dir=destination) as tmp:
         command = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", tmp, str(project_dir)]
         # cwd: from the project root, `-m build` would import hpsforge's own build/ folder instead.
-        done = proc.run(command, what=f"building the wheel of {project_dir} failed", timeout=TIMEOUT_S, cwd=tmp,
-                        env=env, output="merge", check=False)
+        done = proc.run(
+            command,
+            what=f"building the wheel of {project_dir} failed",
+            timeout=TIMEOUT_S,
+            cwd=tmp,
+            env=env,
+            output="merge",
+            check=False,
+        )
         if done.returncode != 0:
             raise HpsforgeError(
                 f"building the wheel of {project_dir} failed (python -m build, exit {done.returncode}):\n"
                 f"{_tail(done.stdout)}",
                 hint=f"fix {project_dir / 'pyproject.toml'} or the package; its build backend comes from the host "
-                     "environment (./noxw installs lock/host-requirements.txt)")
+                "environment (./noxw installs lock/host-requirements.txt)",
+            )
         wheels = sorted(Path(tmp).glob("*.whl"))
         if len(wheels) != 1:
-            raise HpsforgeError(f"building the wheel of {project_dir}: python -m build wrote "
-                                f"{len(wheels)} wheels, not one: {', '.join(path.name for path in wheels)}")
+            raise HpsforgeError(
+                f"building the wheel of {project_dir}: python -m build wrote "
+                f"{len(wheels)} wheels, not one: {', '.join(path.name for path in wheels)}"
+            )
         wheel = destination / wheels[0].name
         os.replace(wheels[0], wheel)
     return wheel

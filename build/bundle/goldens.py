@@ -123,8 +123,11 @@ def lookup(document: Any, path: str) -> Any:
 
 def _close(actual: Any, expected: Any, tolerance: float) -> bool:
     if isinstance(expected, list):
-        return isinstance(actual, list) and len(actual) == len(expected) and all(
-            _close(a, e, tolerance) for a, e in zip(actual, expected))
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(expected)
+            and all(_close(a, e, tolerance) for a, e in zip(actual, expected))
+        )
     return isinstance(actual, (int, float)) and abs(actual - expected) <= tolerance
 
 

@@ -35,7 +35,7 @@ def _field_at(text: str, line: int, column: int) -> str | None:
     lines = text.splitlines()
     if not 1 <= line <= len(lines):
         return None
-    fields = _FIELD.findall(lines[line - 1][:max(column - 1, 0)])
+    fields = _FIELD.findall(lines[line - 1][: max(column - 1, 0)])
     return fields[-1] if fields else None
 
 
@@ -47,12 +47,16 @@ def parse_config(text: str, where: str) -> ModelConfig:
         line, column = error.GetLine(), error.GetColumn()
         detail = _LOCATION.sub("", str(error))
         if line is None or column is None:
-            raise UsageError(f"{where}: not a Triton model config: {detail}",
-                             hint="see Triton's model_config.proto for the fields and their values") from None
+            raise UsageError(
+                f"{where}: not a Triton model config: {detail}",
+                hint="see Triton's model_config.proto for the fields and their values",
+            ) from None
         field = _field_at(text, line, column)
         named = f" (field {field})" if field else ""
-        raise UsageError(f"{where}:{line}:{column}: not a Triton model config{named}: {detail}",
-                         hint="see Triton's model_config.proto for the fields and their values") from None
+        raise UsageError(
+            f"{where}:{line}:{column}: not a Triton model config{named}: {detail}",
+            hint="see Triton's model_config.proto for the fields and their values",
+        ) from None
 
 
 def _read(source: Path) -> tuple[str, ModelConfig]:
@@ -87,9 +91,10 @@ def device_config(source: Path, device: str) -> str:
         raise HpsforgeError(f'{source}: only python-backend models and ensembles are supported (backend: "python")')
     if not list(source.parent.glob("*/model.py")):
         raise HpsforgeError(f"{source}: no <version>/model.py next to it")
-    written = (text.rstrip()
-               + f"\n\n# Written by hpsforge for the {device} device (server.sh sets the count at start).\n"
-               f"instance_group [{{ count: 1, kind: {DEVICES[device]} }}]\n")
+    written = (
+        text.rstrip() + f"\n\n# Written by hpsforge for the {device} device (server.sh sets the count at start).\n"
+        f"instance_group [{{ count: 1, kind: {DEVICES[device]} }}]\n"
+    )
     # Triton reads these bytes in the image: checked here to be the source plus that one group.
     expected = ModelConfig()
     expected.CopyFrom(config)

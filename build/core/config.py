@@ -28,9 +28,7 @@ from pydantic import (
 DebianName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9+.-]+$")]
 DebianVersion = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.+~:-]+$")]
 ImageName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")]
-PinnedRequirement = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!]+$")
-]
+PinnedRequirement = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!]+$")]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 TargetName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$")]
 
@@ -103,8 +101,7 @@ class EngineConfig(Model):
     host without network can install the engine from an input archive.
     """
 
-    RESOLUTION_FIELDS: ClassVar[set[str]] = {"mirror", "packages", "tools", "host_suite", "host_sources",
-                                             "snapshot"}
+    RESOLUTION_FIELDS: ClassVar[set[str]] = {"mirror", "packages", "tools", "host_suite", "host_sources", "snapshot"}
 
     mirror: str
     keyring: Path
@@ -213,9 +210,7 @@ class ProjectConfig(Model):
 
     def target(self, name: str) -> TargetConfig:
         if name not in self.targets:
-            raise UsageError(
-                f"unknown target {name!r}; hpsforge.toml declares: {', '.join(sorted(self.targets))}"
-            )
+            raise UsageError(f"unknown target {name!r}; hpsforge.toml declares: {', '.join(sorted(self.targets))}")
         return self.targets[name]
 
 
@@ -238,9 +233,7 @@ def validate_toml(model: type[M], raw: dict, path: Path) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as error:
-        problems = [
-            f"  {_field_path(item['loc'])}: {_reason(item)}" for item in error.errors()
-        ]
+        problems = [f"  {_field_path(item['loc'])}: {_reason(item)}" for item in error.errors()]
         raise UsageError(
             f"{path}: invalid configuration\n" + "\n".join(problems),
             hint=f"fix the fields named above; the schema is {model.__name__} in build/",

@@ -57,8 +57,10 @@ class ModelArtifact(Model):
         for path in self.files:
             basename = PurePosixPath(path).name
             if basename in ("", ".", "..") or basename in seen:
-                raise ValueError(f"{path}: basename {basename!r} is not unique in the artifact "
-                                 f"(files are served as models/{self.name}/<basename>)")
+                raise ValueError(
+                    f"{path}: basename {basename!r} is not unique in the artifact "
+                    f"(files are served as models/{self.name}/<basename>)"
+                )
             seen[basename] = path
         return self
 
@@ -98,9 +100,11 @@ class DeployParameters(Model):
         if self.state and self.state.access_mode != "ReadWriteMany" and self.max_replicas != 1:
             # One node mounts such a volume, and the index is one writer's files: more pods would
             # hang in Pending or serve another copy of the index.
-            raise ValueError(f"a {self.state.access_mode} state volume serves one pod: set max_replicas = 1 "
-                             "and min_replicas = 1, or state.access_mode = \"ReadWriteMany\" on a filesystem "
-                             "with working flock and rename (NFSv4, CephFS)")
+            raise ValueError(
+                f"a {self.state.access_mode} state volume serves one pod: set max_replicas = 1 "
+                'and min_replicas = 1, or state.access_mode = "ReadWriteMany" on a filesystem '
+                "with working flock and rename (NFSv4, CephFS)"
+            )
         return self
 
 
@@ -136,8 +140,7 @@ def load_pipelines(directory: Path | None = None) -> dict[str, Pipeline]:
     directory = settings().pipelines_dir if directory is None else directory
     if not directory.is_dir():
         return {}
-    return dict(load_pipeline(folder) for folder in sorted(directory.iterdir())
-                if (folder / "pipeline.toml").exists())
+    return dict(load_pipeline(folder) for folder in sorted(directory.iterdir()) if (folder / "pipeline.toml").exists())
 
 
 def image_slug(name: str) -> str:

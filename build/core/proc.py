@@ -140,8 +140,9 @@ def run(
     try:
         process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=stdin, stdout=stdout, stderr=stderr)
     except OSError as cannot:  # the host lacks the program: not the input's fault, so never `error`
-        raise HpsforgeError(_failure(what, _start_trouble(name, argv[0], cwd, cannot), [], console=False),
-                            hint=hint) from None
+        raise HpsforgeError(
+            _failure(what, _start_trouble(name, argv[0], cwd, cannot), [], console=False), hint=hint
+        ) from None
 
     try:
         if callable(input) or callable(output):
@@ -154,12 +155,17 @@ def run(
         raise
 
     if timed_out:
-        raise error(_failure(what, f"{name}: did not finish within {timeout:g} s, stopped",
-                             last_lines(out, err), console=console), hint=hint)
+        raise error(
+            _failure(
+                what, f"{name}: did not finish within {timeout:g} s, stopped", last_lines(out, err), console=console
+            ),
+            hint=hint,
+        )
     result = Result(tuple(argv), process.returncode, out, err)
     if check and not result.ok:
-        raise error(_failure(what, _exit_trouble(name, result.returncode), last_lines(out, err),
-                             console=console), hint=hint)
+        raise error(
+            _failure(what, _exit_trouble(name, result.returncode), last_lines(out, err), console=console), hint=hint
+        )
     return result
 
 
@@ -181,8 +187,9 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def _communicated(process: subprocess.Popen[bytes], data: bytes | None,
-                  timeout: float | None) -> tuple[bytes, bytes, bool]:
+def _communicated(
+    process: subprocess.Popen[bytes], data: bytes | None, timeout: float | None
+) -> tuple[bytes, bytes, bool]:
     try:
         out, err = process.communicate(data, timeout=timeout)
         return out or b"", err or b"", False
@@ -214,8 +221,9 @@ def _collect(stream: IO[bytes] | None, into: list[bytes]) -> threading.Thread | 
     return thread
 
 
-def _streamed(process: subprocess.Popen[bytes], input: str | bytes | Writer | None, output: Output,
-              timeout: float | None) -> tuple[bytes, bytes, bool]:
+def _streamed(
+    process: subprocess.Popen[bytes], input: str | bytes | Writer | None, output: Output, timeout: float | None
+) -> tuple[bytes, bytes, bool]:
     """Write stdin or read stdout with the call site's function while threads keep the rest, under a
     watchdog that kills the program at `timeout`."""
     fired = threading.Event()
@@ -276,8 +284,10 @@ def start(
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as stream:
         try:
-            return subprocess.Popen(argv, stdout=stream, stderr=stream, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+            return subprocess.Popen(
+                argv, stdout=stream, stderr=stream, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         except OSError as cannot:
-            raise HpsforgeError(_failure(what, _start_trouble(program_name(argv), argv[0], None, cannot), [],
-                                         console=False), hint=hint) from None
+            raise HpsforgeError(
+                _failure(what, _start_trouble(program_name(argv), argv[0], None, cannot), [], console=False), hint=hint
+            ) from None

@@ -45,9 +45,11 @@ def _is_registry(first: str) -> bool:
 
 def _split(text: str) -> tuple[str | None, str, str | None, str | None]:
     """(registry, repository, tag, digest) of `text`, or a UsageError saying what is wrong."""
+
     def malformed(problem: str) -> NoReturn:
-        raise UsageError(f"malformed reference {text!r}: {problem}",
-                         hint=f"write it as {USAGE}, e.g. 127.0.0.1:5000/hps/ocr-cpu:v1")
+        raise UsageError(
+            f"malformed reference {text!r}: {problem}", hint=f"write it as {USAGE}, e.g. 127.0.0.1:5000/hps/ocr-cpu:v1"
+        )
 
     if not text:
         malformed("it is empty")
@@ -69,8 +71,10 @@ def _split(text: str) -> tuple[str | None, str, str | None, str | None]:
         registry, repository = first, rest
         host = _HOST.fullmatch(first)
         if host is None:
-            malformed(f"the registry {first!r} is not HOST[:PORT] (host names of letters, digits and '-', "
-                      "dot-separated, or a [bracketed] IPv6 address)")
+            malformed(
+                f"the registry {first!r} is not HOST[:PORT] (host names of letters, digits and '-', "
+                "dot-separated, or a [bracketed] IPv6 address)"
+            )
         if host["ipv6"] is not None:
             try:
                 ipaddress.IPv6Address(host["ipv6"])
@@ -84,8 +88,10 @@ def _split(text: str) -> tuple[str | None, str, str | None, str | None]:
         if not component:
             malformed("its repository has an empty path component (a '/' too many)")
         if not _COMPONENT.fullmatch(component):
-            malformed(f"the repository path component {component!r} is not lower-case letters and digits "
-                      "joined by '.', '_', '__' or '-'")
+            malformed(
+                f"the repository path component {component!r} is not lower-case letters and digits "
+                "joined by '.', '_', '__' or '-'"
+            )
     return registry, repository, tag, (digest if at else None)
 
 
@@ -101,9 +107,11 @@ class ImageReference:
     def __post_init__(self) -> None:
         # Also catches parts that would read back differently, e.g. a repository `localhost/x`.
         if _split(str(self)) != (self.registry, self.repository, self.tag, self.digest):
-            raise UsageError(f"malformed reference {str(self)!r}: it would read back as other parts than "
-                             f"registry={self.registry!r}, repository={self.repository!r}, tag={self.tag!r}, "
-                             f"digest={self.digest!r}")
+            raise UsageError(
+                f"malformed reference {str(self)!r}: it would read back as other parts than "
+                f"registry={self.registry!r}, repository={self.repository!r}, tag={self.tag!r}, "
+                f"digest={self.digest!r}"
+            )
 
     @classmethod
     def parse(cls, text: str) -> Self:

@@ -48,8 +48,11 @@ class Settings(BaseModel):
         root = Path(env.get("HPSFORGE_PROJECT") or PROJECT_ROOT)
         lock_dir = Path(env.get("HPSFORGE_LOCK_DIR") or root / "lock")
         xdg = env.get("XDG_CACHE_HOME")
-        cache = Path(env["HPSFORGE_CACHE"]) if env.get("HPSFORGE_CACHE") else (
-            (Path(xdg) if xdg else Path.home() / ".cache") / "hpsforge")
+        cache = (
+            Path(env["HPSFORGE_CACHE"])
+            if env.get("HPSFORGE_CACHE")
+            else ((Path(xdg) if xdg else Path.home() / ".cache") / "hpsforge")
+        )
         return cls(
             root=root,
             config_file=Path(env.get("HPSFORGE_CONFIG") or root / "hpsforge.toml"),

@@ -27,8 +27,13 @@ def signed_release(mirror: str, suite: str, keyring: Path) -> dict[str, tuple[st
     """Verify a suite's InRelease with gpgv; return its SHA256 table (path -> (hash, size))."""
     url = f"{mirror}/dists/{suite}/InRelease"
     signed = download_bytes(url, f"{suite} InRelease")
-    verify = proc.run(["gpgv", "--keyring", keyring, "--output", "-", "-"], input=signed, timeout=GPGV_TIMEOUT_S,
-                      what=f"{url}: signature does not verify against {keyring}", error=HashMismatchError)
+    verify = proc.run(
+        ["gpgv", "--keyring", keyring, "--output", "-", "-"],
+        input=signed,
+        timeout=GPGV_TIMEOUT_S,
+        what=f"{url}: signature does not verify against {keyring}",
+        error=HashMismatchError,
+    )
     release = parse_deb822(verify.stdout_bytes.decode())[0]
     table = {}
     for line in release.get("SHA256", "").splitlines():
@@ -53,8 +58,7 @@ def signed_packages_index(mirror: str, suite: str, keyring: Path, arch: str) -> 
 
 def pin_host_package(wanted: HostPackage, index: list[dict[str, str]], arch: str) -> str:
     """The newest version in `index` that `wanted.version` allows, or an error listing the offer."""
-    offers = {s["Version"] for s in index
-              if s.get("Package") == wanted.name and s.get("Architecture") in (arch, "all")}
+    offers = {s["Version"] for s in index if s.get("Package") == wanted.name and s.get("Architecture") in (arch, "all")}
     chosen = Constraint.parse(wanted.version).newest(list(offers))
     if chosen is None:
         available = ", ".join(sorted_versions(list(offers))) or "none"
@@ -97,21 +101,30 @@ def resolve(request: Resolution, store: ContentStore) -> list[DebPackage]:
         query = "dpkg-query --admindir=\"$1/var/lib/dpkg\" -W -f='${Package}\\t${Version}\\t${Architecture}\\n'"
         hooks = []
         if request.low_priority:
-            pins = "".join(f"Package: *\\nPin: release n={suite}\\nPin-Priority: 100\\n\\n"
-                           for suite in request.low_priority)
-            hooks.append(f"--setup-hook=mkdir -p \"$1/etc/apt/preferences.d\" && "
-                         f"printf '{pins}' > \"$1/etc/apt/preferences.d/hpsforge.pref\"")
-        run_mmdebstrap([
-            "--variant=minbase", f"--architectures={request.architecture}",
-            f"--include={','.join(request.include)}",
-            *([f"--keyring={request.keyring}"] if request.keyring else []),
-            "--skip=essential/unlink",  # keep every downloaded .deb until the hooks copy them out
-            *hooks,
-            f"--customize-hook={query} > {shlex.quote(str(installed))}",
-            f"--customize-hook=sync-out /var/lib/apt/lists {shlex.quote(str(lists))}",
-            f"--customize-hook=sync-out /var/cache/apt/archives {shlex.quote(str(debs))}",
-            "--format=null", request.suite, "/dev/null", *(source.line() for source in request.sources),
-        ])
+            pins = "".join(
+                f"Package: *\\nPin: release n={suite}\\nPin-Priority: 100\\n\\n" for suite in request.low_priority
+            )
+            hooks.append(
+                f'--setup-hook=mkdir -p "$1/etc/apt/preferences.d" && '
+                f"printf '{pins}' > \"$1/etc/apt/preferences.d/hpsforge.pref\""
+            )
+        run_mmdebstrap(
+            [
+                "--variant=minbase",
+                f"--architectures={request.architecture}",
+                f"--include={','.join(request.include)}",
+                *([f"--keyring={request.keyring}"] if request.keyring else []),
+                "--skip=essential/unlink",  # keep every downloaded .deb until the hooks copy them out
+                *hooks,
+                f"--customize-hook={query} > {shlex.quote(str(installed))}",
+                f"--customize-hook=sync-out /var/lib/apt/lists {shlex.quote(str(lists))}",
+                f"--customize-hook=sync-out /var/cache/apt/archives {shlex.quote(str(debs))}",
+                "--format=null",
+                request.suite,
+                "/dev/null",
+                *(source.line() for source in request.sources),
+            ]
+        )
         index: dict[tuple[str, str, str], tuple[AptSource, dict[str, str]]] = {}
         for source in reversed(request.sources):  # the first source listed wins a tie
             for component in source.components:
@@ -142,9 +155,15 @@ def _locked(source: AptSource, stanza: dict[str, str], debs: Path, snapshot: str
         raise HashMismatchError(f"{downloaded.name}: apt downloaded bytes that its signed index does not name")
     store.add(downloaded, stanza["SHA256"], downloaded.name)
     return DebPackage(
-        name=stanza["Package"], version=stanza["Version"], architecture=stanza["Architecture"],
-        uri=source.uri, filename=stanza["Filename"], size=int(stanza["Size"]), sha256=stanza["SHA256"],
-        snapshot=f"{snapshot}/file/{sha1.hexdigest()}", priority=stanza.get("Priority", "optional"),
+        name=stanza["Package"],
+        version=stanza["Version"],
+        architecture=stanza["Architecture"],
+        uri=source.uri,
+        filename=stanza["Filename"],
+        size=int(stanza["Size"]),
+        sha256=stanza["SHA256"],
+        snapshot=f"{snapshot}/file/{sha1.hexdigest()}",
+        priority=stanza.get("Priority", "optional"),
     )
 
 
@@ -161,20 +180,33 @@ def freeze_engine(config: EngineConfig, store: ContentStore | None = None) -> De
     host_suites = {source.suite for source in config.host_sources}
     extra = sorted({p.suite for p in wanted} - host_suites)
     print(f"hpsforge: resolving the engine's closure on {config.host_suite} with mmdebstrap", flush=True)
-    packages = resolve(Resolution(
-        suite=config.host_suite, architecture=arch, include=tuple(sorted(pins)),
-        sources=(*config.host_sources, *(AptSource(uri=config.mirror, suite=suite) for suite in extra)),
-        keyring=config.keyring, snapshot=config.snapshot, low_priority=tuple(extra),
-    ), store or ContentStore())
+    packages = resolve(
+        Resolution(
+            suite=config.host_suite,
+            architecture=arch,
+            include=tuple(sorted(pins)),
+            sources=(*config.host_sources, *(AptSource(uri=config.mirror, suite=suite) for suite in extra)),
+            keyring=config.keyring,
+            snapshot=config.snapshot,
+            low_priority=tuple(extra),
+        ),
+        store or ContentStore(),
+    )
     return DebianLock(input_sha256=config.declaration_sha256(), packages=packages)
-
 
 
 def freeze_base(config: BaseConfig, store: ContentStore | None = None) -> DebianLock:
     """Resolve the base image's declared package set, and everything it pulls in, to exact .deb files."""
     print(f"hpsforge: resolving the base package set on {config.suite} with mmdebstrap", flush=True)
-    packages = resolve(Resolution(
-        suite=config.suite, architecture=config.architecture, include=tuple(config.packages),
-        sources=tuple(config.sources), keyring=config.keyring, snapshot=config.snapshot,
-    ), store or ContentStore())
+    packages = resolve(
+        Resolution(
+            suite=config.suite,
+            architecture=config.architecture,
+            include=tuple(config.packages),
+            sources=tuple(config.sources),
+            keyring=config.keyring,
+            snapshot=config.snapshot,
+        ),
+        store or ContentStore(),
+    )
     return DebianLock(input_sha256=config.declaration_sha256(), packages=packages)

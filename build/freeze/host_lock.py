@@ -17,12 +17,26 @@ def relock(upgrade: bool = False) -> None:
     """Compile pyproject.toml's pinned dependencies (and the test extra) with hashes."""
     root, lock = settings().root, host_lock_path()
     command = [
-        str(Path(sys.executable).parent / "pip-compile"), "--quiet", "--generate-hashes", "--allow-unsafe",
-        "--strip-extras", "--extra", "test", "--no-emit-index-url", "--no-emit-find-links",
-        "--output-file", str(lock.relative_to(root)), "pyproject.toml",
+        str(Path(sys.executable).parent / "pip-compile"),
+        "--quiet",
+        "--generate-hashes",
+        "--allow-unsafe",
+        "--strip-extras",
+        "--extra",
+        "test",
+        "--no-emit-index-url",
+        "--no-emit-find-links",
+        "--output-file",
+        str(lock.relative_to(root)),
+        "pyproject.toml",
         *(["--upgrade"] if upgrade else []),
     ]
-    proc.run(command, cwd=root, env=host_pip_environment(), output="console", timeout=PIP_COMPILE_TIMEOUT_S,
-             what="pip-compile could not lock the host environment")
-    print(f"hpsforge: {lock.relative_to(root)} written; ./noxw reinstalls .venv on its next run",
-          flush=True)
+    proc.run(
+        command,
+        cwd=root,
+        env=host_pip_environment(),
+        output="console",
+        timeout=PIP_COMPILE_TIMEOUT_S,
+        what="pip-compile could not lock the host environment",
+    )
+    print(f"hpsforge: {lock.relative_to(root)} written; ./noxw reinstalls .venv on its next run", flush=True)

@@ -49,10 +49,19 @@ class IndexOptions:
 
 def compile_client_lock(rc_image: ImageRecord, options: IndexOptions) -> str:
     """The text of a fresh lock/requirements/client.txt: what an SDK bundle's client installs."""
-    title = (f"pip requirements of the client package (sdk/client), compiled with pip-tools in the rc "
-             f"image (CPython {IMAGE_PYTHON}); the SDK bundles ship it as client/requirements.txt.")
-    return _compile(CLIENT, client_requirements(), client_declaration_sha256(), title, rc_image, options,
-                    "the client's dependencies in sdk/client/pyproject.toml cannot be resolved together")
+    title = (
+        f"pip requirements of the client package (sdk/client), compiled with pip-tools in the rc "
+        f"image (CPython {IMAGE_PYTHON}); the SDK bundles ship it as client/requirements.txt."
+    )
+    return _compile(
+        CLIENT,
+        client_requirements(),
+        client_declaration_sha256(),
+        title,
+        rc_image,
+        options,
+        "the client's dependencies in sdk/client/pyproject.toml cannot be resolved together",
+    )
 
 
 def compile_bench_lock(rc_image: ImageRecord, options: IndexOptions, base_lock_text: str | None = None) -> str:
@@ -61,30 +70,55 @@ def compile_bench_lock(rc_image: ImageRecord, options: IndexOptions, base_lock_t
     text = base_lock_text if base_lock_text is not None else lock_path(BENCH_BASE_TARGET).read_text(encoding="utf-8")
     base = requirements_lock.parse(text, lock_path(BENCH_BASE_TARGET))
     constraints = "".join(f"{requirement.name}=={requirement.version}\n" for requirement in base.requirements)
-    title = (f"pip requirements of the serving benchmark's tools (bench/requirements.in), compiled with pip-tools "
-             f"in the rc image (CPython {IMAGE_PYTHON}) under the {BENCH_BASE_TARGET} lock's versions; "
-             "installed in the bench images only.")
-    return _compile(BENCH, bench_requirements(), bench_declaration_sha256(), title, rc_image, options,
-                    "the benchmark's tools in bench/requirements.in cannot be resolved together with the "
-                    f"{BENCH_BASE_TARGET} lock's versions", constraints=constraints)
+    title = (
+        f"pip requirements of the serving benchmark's tools (bench/requirements.in), compiled with pip-tools "
+        f"in the rc image (CPython {IMAGE_PYTHON}) under the {BENCH_BASE_TARGET} lock's versions; "
+        "installed in the bench images only."
+    )
+    return _compile(
+        BENCH,
+        bench_requirements(),
+        bench_declaration_sha256(),
+        title,
+        rc_image,
+        options,
+        "the benchmark's tools in bench/requirements.in cannot be resolved together with the "
+        f"{BENCH_BASE_TARGET} lock's versions",
+        constraints=constraints,
+    )
 
 
-def compile_lock(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str,
-                 rc_image: ImageRecord, options: IndexOptions) -> str:
+def compile_lock(
+    config: ProjectConfig, pipelines: dict[str, Pipeline], target: str, rc_image: ImageRecord, options: IndexOptions
+) -> str:
     """The text of a fresh lock/requirements/<target>.txt; nothing is written here."""
-    title = (f"pip requirements of the {target} target, compiled with pip-tools in the rc image "
-             f"(CPython {IMAGE_PYTHON}, {config.base.architecture}).")
-    return _compile(target, declared_requirements(config, pipelines, target),
-                    declaration_sha256(config, pipelines, target), title, rc_image, options,
-                    f"the requirements of the {target} target cannot be resolved together; "
-                    "check [python], [targets] in hpsforge.toml and the pipelines' requirements")
+    title = (
+        f"pip requirements of the {target} target, compiled with pip-tools in the rc image "
+        f"(CPython {IMAGE_PYTHON}, {config.base.architecture})."
+    )
+    return _compile(
+        target,
+        declared_requirements(config, pipelines, target),
+        declaration_sha256(config, pipelines, target),
+        title,
+        rc_image,
+        options,
+        f"the requirements of the {target} target cannot be resolved together; "
+        "check [python], [targets] in hpsforge.toml and the pipelines' requirements",
+    )
 
 
-def _compile(target: str, wanted: list[str], declaration: str, title: str,
-             rc_image: ImageRecord, options: IndexOptions, failure_hint: str,
-             constraints: str | None = None) -> str:
-    print(f"hpsforge: compiling the {target} lock ({len(wanted)} requirements) in {rc_image.reference}",
-          flush=True)
+def _compile(
+    target: str,
+    wanted: list[str],
+    declaration: str,
+    title: str,
+    rc_image: ImageRecord,
+    options: IndexOptions,
+    failure_hint: str,
+    constraints: str | None = None,
+) -> str:
+    print(f"hpsforge: compiling the {target} lock ({len(wanted)} requirements) in {rc_image.reference}", flush=True)
     scratch = scratch_dir()
     with tempfile.TemporaryDirectory(prefix=f"compile-{target}-", dir=scratch) as tmp:
         work = Path(tmp)
@@ -96,10 +130,26 @@ def _compile(target: str, wanted: list[str], declaration: str, title: str,
         if constraints is not None:
             (work / "constraints.txt").write_text(constraints)
             constraint_arguments = ["--constraint", "constraints.txt"]
-        run_in_rc(rc_image, [
-            "pip-compile", "--quiet", "--generate-hashes", "--allow-unsafe", "--strip-extras",
-            "--no-emit-index-url", "--no-emit-trusted-host", "--no-header", "--resolver=backtracking",
-            *options.pip_arguments(), *constraint_arguments, "--output-file", output.name, f"{target}.in",
-        ], work, failure_hint=failure_hint)
+        run_in_rc(
+            rc_image,
+            [
+                "pip-compile",
+                "--quiet",
+                "--generate-hashes",
+                "--allow-unsafe",
+                "--strip-extras",
+                "--no-emit-index-url",
+                "--no-emit-trusted-host",
+                "--no-header",
+                "--resolver=backtracking",
+                *options.pip_arguments(),
+                *constraint_arguments,
+                "--output-file",
+                output.name,
+                f"{target}.in",
+            ],
+            work,
+            failure_hint=failure_hint,
+        )
         compiled = output.read_text()
     return requirements_lock.header(title, declaration) + compiled

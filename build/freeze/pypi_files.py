@@ -31,8 +31,10 @@ def freeze(pipelines: dict[str, Pipeline]) -> str | None:
         name, _, version = release.partition("==")
         offered = _index_files(name)
         if filename not in offered:
-            raise HpsforgeError(f"{release} has no file {filename} on {SIMPLE_INDEX}",
-                                hint="fix the source's file in pipelines/<Name>/pipeline.toml")
+            raise HpsforgeError(
+                f"{release} has no file {filename} on {SIMPLE_INDEX}",
+                hint="fix the source's file in pipelines/<Name>/pipeline.toml",
+            )
         url, sha256, size = offered[filename]
         files.append(SourceFile(pypi=release, file=filename, url=url, size=size, sha256=sha256))
     return ModelSourcesLock(input_sha256=declaration_sha256(pipelines), files=files).canonical_text()
@@ -40,8 +42,9 @@ def freeze(pipelines: dict[str, Pipeline]) -> str | None:
 
 def _index_files(name: str) -> dict[str, tuple[str, str, int]]:
     """filename -> (url, sha256, size) from the index's JSON simple API (PEP 691, sizes: PEP 700)."""
-    request = urllib.request.Request(f"{SIMPLE_INDEX}/{name}/",
-                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    request = urllib.request.Request(
+        f"{SIMPLE_INDEX}/{name}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
             listing = json.load(response)

@@ -20,7 +20,9 @@ def freeze(config: RcConfig) -> str:
     print(f"hpsforge: pinning {len(config.requirements)} rc tools with hashin", flush=True)
     return pin_with_hashin(
         "The rc image's Python tools, pinned with hashes by hashin.",
-        list(config.requirements), config.declaration_sha256(), IMAGE_PYTHON,
+        list(config.requirements),
+        config.declaration_sha256(),
+        IMAGE_PYTHON,
     )
 
 
@@ -30,8 +32,18 @@ def pin_with_hashin(title: str, requirements: list[str], input_sha256: str, pyth
     with tempfile.TemporaryDirectory(prefix="hpsforge-hashin-") as tmp:
         draft = Path(tmp) / "requirements.txt"
         draft.write_text(header(title, input_sha256))
-        command = [str(hashin), "-r", str(draft), "--python-version", python_version,
-                   *sorted(requirements, key=str.lower)]
-        proc.run(command, what=f"hashin could not pin {', '.join(requirements)}", timeout=HASHIN_TIMEOUT_S,
-                 hint="check that the pinned versions are released on PyPI")
+        command = [
+            str(hashin),
+            "-r",
+            str(draft),
+            "--python-version",
+            python_version,
+            *sorted(requirements, key=str.lower),
+        ]
+        proc.run(
+            command,
+            what=f"hashin could not pin {', '.join(requirements)}",
+            timeout=HASHIN_TIMEOUT_S,
+            hint="check that the pinned versions are released on PyPI",
+        )
         return draft.read_text()

@@ -63,15 +63,17 @@ def _freezer(kind: LockKind, context: FreezeContext) -> Freezer:
     if kind.name == pip_locks.CLIENT:
         return lambda c: pip_compile.compile_client_lock(c.rc_image(), c.index)
     if kind.name == pip_locks.BENCH:
-        return lambda c: pip_compile.compile_bench_lock(c.rc_image(), c.index,
-                                                        c.pending.get(pip_locks.BENCH_BASE_TARGET))
+        return lambda c: pip_compile.compile_bench_lock(
+            c.rc_image(), c.index, c.pending.get(pip_locks.BENCH_BASE_TARGET)
+        )
     if kind.name in config.targets:
         return lambda c: pip_compile.compile_lock(config, pipelines, kind.name, c.rc_image(), c.index)
     raise HpsforgeError(f"freeze has no freezer for the lock {kind.name} ({kind.path})")
 
 
-def freeze(project: Project, names: list[str], index: pip_compile.IndexOptions,
-           shared_images: SharedImages) -> dict[str, bool]:
+def freeze(
+    project: Project, names: list[str], index: pip_compile.IndexOptions, shared_images: SharedImages
+) -> dict[str, bool]:
     """Re-resolve the named locks (all when none is named); write them, all or none. Returns
     each written lock's name -> whether its file changed."""
     chosen = select(project, names)  # an unknown name fails before anything runs
@@ -86,7 +88,9 @@ def freeze(project: Project, names: list[str], index: pip_compile.IndexOptions,
     for kind in chosen:
         if kind.name in context.pending:
             changed[kind.name] = atomic_write_text(kind.path, context.pending[kind.name])
-            print(f"hpsforge: {settings().shown(kind.path)}: {'updated' if changed[kind.name] else 'unchanged'}",
-                  flush=True)
+            print(
+                f"hpsforge: {settings().shown(kind.path)}: {'updated' if changed[kind.name] else 'unchanged'}",
+                flush=True,
+            )
     print(f"hpsforge: freeze done in {time.monotonic() - started:.1f} s", flush=True)
     return changed

@@ -29,9 +29,12 @@ from hpsforge.locks.images_lock import BASE_ROLE, ImageRecord
 
 # Serving images need no manuals or translations; the copyright files (licenses) stay.
 SLIM_DPKG_OPTIONS = (
-    "path-exclude=/usr/share/doc/*", "path-include=/usr/share/doc/*/copyright",
-    "path-exclude=/usr/share/man/*", "path-exclude=/usr/share/info/*",
-    "path-exclude=/usr/share/locale/*", "path-include=/usr/share/locale/locale.alias",
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
 )
 ROLE = BASE_ROLE
 
@@ -43,13 +46,17 @@ def _slim() -> list[str]:
 def rootfs_key(config: BaseConfig, lock: DebianLock) -> str:
     """What the rootfs depends on: this recipe, the lock, the declaration, mmdebstrap's version."""
     mmdebstrap = mmdebstrap_version()
-    return sha256_bytes(canonical_json({
-        "recipe": sha256_file(Path(__file__)),  # a change to how the rootfs is made rebuilds it
-        "lock": sha256_bytes(lock.canonical_text().encode()),
-        "base": config.declaration_sha256(),
-        "epoch": config.source_date_epoch,
-        "mmdebstrap": mmdebstrap,
-    }).encode())
+    return sha256_bytes(
+        canonical_json(
+            {
+                "recipe": sha256_file(Path(__file__)),  # a change to how the rootfs is made rebuilds it
+                "lock": sha256_bytes(lock.canonical_text().encode()),
+                "base": config.declaration_sha256(),
+                "epoch": config.source_date_epoch,
+                "mmdebstrap": mmdebstrap,
+            }
+        ).encode()
+    )
 
 
 def build_rootfs(config: BaseConfig, lock: DebianLock, store: ContentStore, output: Path) -> None:
@@ -63,18 +70,32 @@ def build_rootfs(config: BaseConfig, lock: DebianLock, store: ContentStore, outp
         partial = Path(tmp) / "rootfs.tar"
         # The lock is the package set: install every locked name on top of the essential set
         # (the .debs' own Priority fields differ from the archive's, so minbase would differ).
-        run_mmdebstrap([
-            "--variant=essential", f"--architectures={config.architecture}",
-            f"--include={','.join(package.name for package in lock.packages)}",
-            # The image's apt points at the real mirror, not at the build's local repository.
-            f"--customize-hook=printf '%s\\n' {shlex.quote(sources)} > \"$1/etc/apt/sources.list\"",
-            *_slim(), "--format=tar", config.suite, str(partial), f"deb [trusted=yes] copy://{repo} ./",
-        ], epoch=config.source_date_epoch)
+        run_mmdebstrap(
+            [
+                "--variant=essential",
+                f"--architectures={config.architecture}",
+                f"--include={','.join(package.name for package in lock.packages)}",
+                # The image's apt points at the real mirror, not at the build's local repository.
+                f"--customize-hook=printf '%s\\n' {shlex.quote(sources)} > \"$1/etc/apt/sources.list\"",
+                *_slim(),
+                "--format=tar",
+                config.suite,
+                str(partial),
+                f"deb [trusted=yes] copy://{repo} ./",
+            ],
+            epoch=config.source_date_epoch,
+        )
         os.replace(partial, output)
 
 
-def build(config: ProjectConfig, *, lock: DebianLock | None = None, no_cache: bool = False,
-          tag_suffix: str = "", backend: buildkit.Backend = buildkit.Backend()) -> ImageRecord:
+def build(
+    config: ProjectConfig,
+    *,
+    lock: DebianLock | None = None,
+    no_cache: bool = False,
+    tag_suffix: str = "",
+    backend: buildkit.Backend = buildkit.Backend(),
+) -> ImageRecord:
     """Verify the lock (default: lock/debian.lock.json), build or reuse the rootfs, build the image."""
     base = config.base
     lock_path = base_lock_path()
@@ -101,9 +122,15 @@ def build(config: ProjectConfig, *, lock: DebianLock | None = None, no_cache: bo
     dockerfile = settings().dockerfiles / "base.Dockerfile"
     with tempfile.TemporaryDirectory(prefix="base-context-", dir=rootfs_dir) as context:
         os.link(rootfs, Path(context) / "rootfs.tar")
-        input_sha256 = sha256_bytes(canonical_json({
-            "rootfs": rootfs_sha256, "dockerfile": sha256_file(dockerfile), "epoch": base.source_date_epoch,
-        }).encode())
+        input_sha256 = sha256_bytes(
+            canonical_json(
+                {
+                    "rootfs": rootfs_sha256,
+                    "dockerfile": sha256_file(dockerfile),
+                    "epoch": base.source_date_epoch,
+                }
+            ).encode()
+        )
         return buildkit.build(
             buildkit.ImageBuild(
                 role=ROLE,

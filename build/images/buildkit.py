@@ -68,8 +68,11 @@ class ImageBuild:
 
 def host_ca_bundle() -> Path | None:
     """The CA bundle the host trusts (the PyPI proxy's CA is in it), if there is one."""
-    for candidate in (os.environ.get("PIP_CERT"), os.environ.get("SSL_CERT_FILE"),
-                      "/etc/ssl/certs/ca-certificates.crt"):
+    for candidate in (
+        os.environ.get("PIP_CERT"),
+        os.environ.get("SSL_CERT_FILE"),
+        "/etc/ssl/certs/ca-certificates.crt",
+    ):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     return None
@@ -77,13 +80,21 @@ def host_ca_bundle() -> Path | None:
 
 def _built_marker(spec: ImageBuild) -> Path:
     """Where the result of exactly this build is remembered: every field of the spec counts."""
-    key = canonical_json({
-        "input": spec.input_sha256, "reference": spec.reference, "dockerfile": sha256_file(spec.dockerfile),
-        "epoch": spec.source_date_epoch, "args": spec.build_args, "stage": spec.stage, "labels": spec.labels,
-        "parents": [(name, parent.digest) for name, parent in spec.parents],
-        "folders": [name for name, _ in spec.folders], "copy_only": spec.copy_only,
-        **({"compression_level": spec.compression_level} if spec.compression_level is not None else {}),
-    })
+    key = canonical_json(
+        {
+            "input": spec.input_sha256,
+            "reference": spec.reference,
+            "dockerfile": sha256_file(spec.dockerfile),
+            "epoch": spec.source_date_epoch,
+            "args": spec.build_args,
+            "stage": spec.stage,
+            "labels": spec.labels,
+            "parents": [(name, parent.digest) for name, parent in spec.parents],
+            "folders": [name for name, _ in spec.folders],
+            "copy_only": spec.copy_only,
+            **({"compression_level": spec.compression_level} if spec.compression_level is not None else {}),
+        }
+    )
     return cache_root() / "built" / f"{sha256_bytes(key.encode())}.json"
 
 
@@ -137,9 +148,17 @@ def build(spec: ImageBuild, *, no_cache: bool = False, backend: Backend = Backen
     with tempfile.TemporaryDirectory(prefix=f"{spec.role}-", dir=scratch) as tmp:
         # A layout folder, not a tar: the gigabytes of a gpu runtime are written once, then linked.
         layout = Path(tmp) / "layout"
-        output = {"type": "image", "name": spec.reference} if straight_into_engine else {
-            "type": "oci", "dest": str(layout), "tar": "false", "name": spec.reference, "rewrite-timestamp": "true",
-        }
+        output = (
+            {"type": "image", "name": spec.reference}
+            if straight_into_engine
+            else {
+                "type": "oci",
+                "dest": str(layout),
+                "tar": "false",
+                "name": spec.reference,
+                "rewrite-timestamp": "true",
+            }
+        )
         if spec.compression_level is not None:
             output.update({"compression": "gzip", "compression-level": str(spec.compression_level)})
         log: list[str] = []
@@ -215,13 +234,18 @@ def _layout_members(layout: Path) -> list[Path]:
 def _load_into_engine(layout: Path, reference: str, digest: str) -> None:
     """`docker load` the layout, streamed as a tar (no second copy on disk); the engine must then
     name `reference` by exactly `digest`."""
+
     def write(stdin: IO[bytes]) -> None:
         with tarfile.open(fileobj=stdin, mode="w|") as stream:
             for member in _layout_members(layout):
                 stream.add(member, arcname=str(member.relative_to(layout)))
 
-    proc.run(["docker", "image", "load", "--quiet"], input=write, what=f"loading {reference} into the engine failed",
-             timeout=IMAGE_STREAM_TIMEOUT_S)
+    proc.run(
+        ["docker", "image", "load", "--quiet"],
+        input=write,
+        what=f"loading {reference} into the engine failed",
+        timeout=IMAGE_STREAM_TIMEOUT_S,
+    )
     loaded = docker.image.inspect(reference).id
     if loaded != digest:
         raise HpsforgeError(f"the engine names {reference} {loaded} after loading the build's {digest}")
@@ -261,9 +285,13 @@ def ensure_layout(parent: ImageRecord) -> Path:
             except tarfile.TarError:
                 pass  # an empty or broken stream: docker's exit status says why
 
-        proc.run(["docker", "image", "save", parent.reference], output=extract, timeout=IMAGE_STREAM_TIMEOUT_S,
-                 what=f"parent image {parent.reference} ({parent.digest}) is neither cached nor in the engine",
-                 hint="rebuild it with `nox -s images`")
+        proc.run(
+            ["docker", "image", "save", parent.reference],
+            output=extract,
+            timeout=IMAGE_STREAM_TIMEOUT_S,
+            what=f"parent image {parent.reference} ({parent.digest}) is neither cached nor in the engine",
+            hint="rebuild it with `nox -s images`",
+        )
         if layout_manifest_digest(saved) != parent.digest:
             raise HpsforgeError(
                 f"{parent.reference} in the engine is not the recorded {parent.digest}",

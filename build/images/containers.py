@@ -32,8 +32,9 @@ def _essential(lines: list[str]) -> list[str]:
     return kept[-15:]
 
 
-def run_in_rc(rc_image: ImageRecord, command: list[str], workdir: Path, *,
-              failure_hint: str | None = None) -> list[str]:
+def run_in_rc(
+    rc_image: ImageRecord, command: list[str], workdir: Path, *, failure_hint: str | None = None
+) -> list[str]:
     """Run `command` in the rc image with `workdir` at /work, pip's and pip-tools' caches kept
     across runs and the host CA bundle mounted read-only (never copied); stream its output."""
     tool_cache = cache_root() / "rc-cache"
@@ -45,15 +46,17 @@ def run_in_rc(rc_image: ImageRecord, command: list[str], workdir: Path, *,
         envs["PIP_CERT"] = CA_IN_CONTAINER
     lines: list[str] = []
     try:
-        for _source, chunk in docker.run(rc_image.reference, command, volumes=volumes, envs=envs,
-                                         workdir="/work", remove=True, stream=True):
+        for _source, chunk in docker.run(
+            rc_image.reference, command, volumes=volumes, envs=envs, workdir="/work", remove=True, stream=True
+        ):
             text = chunk.decode(errors="replace")
             print(text, end="", flush=True)
             lines += text.splitlines()
     except DockerException as error:
         summary = "\n    ".join(_essential(lines)) or (error.stderr or "").strip()
-        raise HpsforgeError(f"`{command[0]}` failed in the rc image (exit {error.return_code}):\n    {summary}",
-                            hint=failure_hint) from None
+        raise HpsforgeError(
+            f"`{command[0]}` failed in the rc image (exit {error.return_code}):\n    {summary}", hint=failure_hint
+        ) from None
     return lines
 
 
@@ -65,20 +68,37 @@ RC_PIP = ("pip",)
 def pip_download(image: ImageRecord, pip: tuple[str, ...] = RC_PIP) -> wheelhouse.Downloader:
     """A wheelhouse downloader that runs `pip download` in `image`: the files chosen are the ones
     the images' Python installs; pip checks each against the lock's hashes."""
+
     def download(work: Path) -> None:
-        run_in_rc(image, [
-            *pip, "download", "--no-deps", "--only-binary", ":all:", "--require-hashes",
-            "--progress-bar", "off", "--dest", "downloads", "--requirement", "requirements.txt",
-        ], work, failure_hint="a wheel does not match its lock: if the lock was edited by hand, "
-                 "restore it from git or re-lock with `nox -s freeze`")
+        run_in_rc(
+            image,
+            [
+                *pip,
+                "download",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "--require-hashes",
+                "--progress-bar",
+                "off",
+                "--dest",
+                "downloads",
+                "--requirement",
+                "requirements.txt",
+            ],
+            work,
+            failure_hint="a wheel does not match its lock: if the lock was edited by hand, "
+            "restore it from git or re-lock with `nox -s freeze`",
+        )
+
     return download
 
 
-def fetch_wheelhouse(target: str, rc_image: ImageRecord, lock_path: Path | None = None,
-                     store: ContentStore | None = None) -> Path:
+def fetch_wheelhouse(
+    target: str, rc_image: ImageRecord, lock_path: Path | None = None, store: ContentStore | None = None
+) -> Path:
     """The target's wheelhouse, its missing wheels downloaded in the rc image."""
-    return wheelhouse.fetch(target, pip_download(rc_image), lock_path=lock_path, store=store,
-                            where=rc_image.reference)
+    return wheelhouse.fetch(target, pip_download(rc_image), lock_path=lock_path, store=store, where=rc_image.reference)
 
 
 class ImageWheelsets:
@@ -101,4 +121,5 @@ class ImageWheelsets:
             if name == RC_ROLE:  # no pip-tools yet: the base image's own pip downloads them
                 return pip_download(self._image(BASE_ROLE), BASE_PIP)
             return pip_download(self._image(RC_ROLE))
+
         return wheelhouse.wheelset(name, lock_path, downloader, self.store)

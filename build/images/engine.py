@@ -42,14 +42,14 @@ class EngineStatus:
 
 
 def host_architecture() -> str:
-    return proc.run(["dpkg", "--print-architecture"], what="reading this host's Debian architecture failed",
-                    timeout=CHECK_TIMEOUT_S).stdout.strip()
+    return proc.run(
+        ["dpkg", "--print-architecture"], what="reading this host's Debian architecture failed", timeout=CHECK_TIMEOUT_S
+    ).stdout.strip()
 
 
 def _docker(*args: str) -> proc.Result:
     """A quick docker CLI question; its exit code is the caller's to read."""
-    return proc.run(["docker", *args], what=f"`docker {' '.join(args)}` failed", timeout=CHECK_TIMEOUT_S,
-                    check=False)
+    return proc.run(["docker", *args], what=f"`docker {' '.join(args)}` failed", timeout=CHECK_TIMEOUT_S, check=False)
 
 
 def probe() -> EngineStatus | None:
@@ -161,19 +161,31 @@ def install_host_packages(config: EngineConfig, names: list[str] | None = None) 
         (staging / "lists" / "partial").mkdir(parents=True)
         (staging / "archives" / "partial").mkdir(parents=True)
         only_the_closure = [
-            "-o", f"Dir::Etc::SourceList={staging / 'sources.list'}", "-o", "Dir::Etc::SourceParts=-",
-            "-o", f"Dir::State::Lists={staging / 'lists'}", "-o", f"Dir::Cache::Archives={staging / 'archives'}",
-            "-o", "APT::Get::List-Cleanup=false",
+            "-o",
+            f"Dir::Etc::SourceList={staging / 'sources.list'}",
+            "-o",
+            "Dir::Etc::SourceParts=-",
+            "-o",
+            f"Dir::State::Lists={staging / 'lists'}",
+            "-o",
+            f"Dir::Cache::Archives={staging / 'archives'}",
+            "-o",
+            "APT::Get::List-Cleanup=false",
         ]
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         _refuse_service_starts(staging)
         for step, arguments, timeout in (
-                ("update", ["-qq"], APT_UPDATE_TIMEOUT_S),
-                ("install", ["-y", "-qq", "--no-install-recommends", *names], APT_INSTALL_TIMEOUT_S)):
-            proc.run(["apt-get", *only_the_closure, step, *arguments], env=env, timeout=timeout,
-                     what=f"apt-get {step} failed",
-                     hint=f"the locked closure in {engine_lock_path()} may lack a dependency of this host; "
-                          "re-lock with `nox -s freeze -- engine`")
+            ("update", ["-qq"], APT_UPDATE_TIMEOUT_S),
+            ("install", ["-y", "-qq", "--no-install-recommends", *names], APT_INSTALL_TIMEOUT_S),
+        ):
+            proc.run(
+                ["apt-get", *only_the_closure, step, *arguments],
+                env=env,
+                timeout=timeout,
+                what=f"apt-get {step} failed",
+                hint=f"the locked closure in {engine_lock_path()} may lack a dependency of this host; "
+                "re-lock with `nox -s freeze -- engine`",
+            )
     finally:
         _allow_service_starts(staging)
         shutil.rmtree(staging, ignore_errors=True)
@@ -202,13 +214,18 @@ def install_tool(config: EngineConfig, name: str) -> None:
     declared = [tool.name for tool in config.tools]
     if name not in declared:
         raise HpsforgeError(f"{name} is not among engine.tools in hpsforge.toml ({', '.join(declared) or 'none'})")
-    status = proc.run(["dpkg-query", "-W", "-f=${Status}", name], timeout=CHECK_TIMEOUT_S,
-                      what=f"asking dpkg whether {name} is installed failed",
-                      check=False)  # exit 1: a package dpkg has never heard of, so not installed
+    status = proc.run(
+        ["dpkg-query", "-W", "-f=${Status}", name],
+        timeout=CHECK_TIMEOUT_S,
+        what=f"asking dpkg whether {name} is installed failed",
+        check=False,
+    )  # exit 1: a package dpkg has never heard of, so not installed
     if status.stdout != "install ok installed":
         if not _is_debian() or os.geteuid() != 0:
-            raise HpsforgeError(f"{name} is not installed, and hpsforge installs it only on Debian as root",
-                                hint=f"install Debian's {name} package")
+            raise HpsforgeError(
+                f"{name} is not installed, and hpsforge installs it only on Debian as root",
+                hint=f"install Debian's {name} package",
+            )
         install_host_packages(config, [name])
 
 

@@ -77,13 +77,16 @@ class GpuStack(BaseModel):
         """The OCI labels that say which CUDA stack the image carries (and whether it is a stand-in)."""
         labels = {f"{LABEL_PREFIX}{component}.version": version for component, version in self.versions.items()}
         if self.standin:
-            labels[STANDIN_LABEL] = ("true: cuDNN and TensorRT are generated test stand-ins, not NVIDIA's "
-                                     "libraries; this image cannot run on a GPU and is never a release")
+            labels[STANDIN_LABEL] = (
+                "true: cuDNN and TensorRT are generated test stand-ins, not NVIDIA's "
+                "libraries; this image cannot run on a GPU and is never a release"
+            )
         return labels
 
 
-def stack(config: ProjectConfig, target: str, manifest: blobs.BlobManifest | None = None,
-          lock_path: Path | None = None) -> GpuStack | None:
+def stack(
+    config: ProjectConfig, target: str, manifest: blobs.BlobManifest | None = None, lock_path: Path | None = None
+) -> GpuStack | None:
     """The target's CUDA stack, checked against its lock and blobs; None for a target without one."""
     target_config = config.target(target)
     cuda = target_config.cuda
@@ -97,44 +100,84 @@ def stack(config: ProjectConfig, target: str, manifest: blobs.BlobManifest | Non
     for name in target_config.blobs:
         blob = manifest.get(name)
         if blob.component is None or blob.version is None:
-            raise UsageError(f"{manifest.path}: blob {name} needs `component` and `version` "
-                             f"(the {target} image's labels and SBOM record them)")
-        archives[name] = Archive(blob=name, file=blob.file, component=blob.component, version=blob.version,
-                                 into=str(ARCHIVES_IN_IMAGE / blob.component / "lib"), standin=blob.standin,
-                                 libraries=[])
+            raise UsageError(
+                f"{manifest.path}: blob {name} needs `component` and `version` "
+                f"(the {target} image's labels and SBOM record them)"
+            )
+        archives[name] = Archive(
+            blob=name,
+            file=blob.file,
+            component=blob.component,
+            version=blob.version,
+            into=str(ARCHIVES_IN_IMAGE / blob.component / "lib"),
+            standin=blob.standin,
+            libraries=[],
+        )
     libraries = []
     for index, declared in enumerate(cuda.libraries):
         where = f"{settings().config_file}: {field}.{index} ({declared.name})"
         project = requirements_lock.canonical_name(declared.source)
         if declared.source == DRIVER:
-            libraries.append(Library(name=declared.name, user=declared.user, kind="driver",
-                                     provider="the host's NVIDIA driver (mounted by the NVIDIA container toolkit)"))
+            libraries.append(
+                Library(
+                    name=declared.name,
+                    user=declared.user,
+                    kind="driver",
+                    provider="the host's NVIDIA driver (mounted by the NVIDIA container toolkit)",
+                )
+            )
         elif declared.source in archives:
             archive = archives[declared.source]
             archive.libraries.append(declared.name)
-            libraries.append(Library(name=declared.name, user=declared.user, kind="archive",
-                                     provider=f"{archive.file} (vendor blob {archive.blob})",
-                                     blob=archive.blob, file=archive.file, into=archive.into))
+            libraries.append(
+                Library(
+                    name=declared.name,
+                    user=declared.user,
+                    kind="archive",
+                    provider=f"{archive.file} (vendor blob {archive.blob})",
+                    blob=archive.blob,
+                    file=archive.file,
+                    into=archive.into,
+                )
+            )
         elif project in locked:
             requirement = locked[project]
-            libraries.append(Library(name=declared.name, user=declared.user, kind="wheel", project=project,
-                                     provider=f"{project} {requirement.version} (wheel)"))
+            libraries.append(
+                Library(
+                    name=declared.name,
+                    user=declared.user,
+                    kind="wheel",
+                    project=project,
+                    provider=f"{project} {requirement.version} (wheel)",
+                )
+            )
         elif declared.source in {blob.name for blob in manifest.blobs}:
-            raise UsageError(f"{where}: source {declared.source} is a vendor blob, but not one of "
-                             f"targets.{target}.blobs ({', '.join(target_config.blobs) or 'none'})")
+            raise UsageError(
+                f"{where}: source {declared.source} is a vendor blob, but not one of "
+                f"targets.{target}.blobs ({', '.join(target_config.blobs) or 'none'})"
+            )
         else:
             raise StaleLockError(
                 f"{where}: source {declared.source!r} is neither `{DRIVER}`, a blob of targets.{target}.blobs "
                 f"({', '.join(target_config.blobs) or 'none'}) nor a wheel of {lock_path}",
                 hint=f"fix the source, or add the wheel to targets.{target}.requirements and re-lock with "
-                     f"`{pip_locks.refresh_command(target)}`")
+                f"`{pip_locks.refresh_command(target)}`",
+            )
     for archive in archives.values():
         if not archive.libraries:
-            raise UsageError(f"{settings().config_file}: {field} takes nothing from blob {archive.blob}; "
-                             f"declare the libraries it provides, or drop it from targets.{target}.blobs")
+            raise UsageError(
+                f"{settings().config_file}: {field} takes nothing from blob {archive.blob}; "
+                f"declare the libraries it provides, or drop it from targets.{target}.blobs"
+            )
     versions = {"cuda": cuda.version, **{archive.component: archive.version for archive in archives.values()}}
-    return GpuStack(target=target, versions=versions, standin=any(a.standin for a in archives.values()),
-                    libraries=libraries, archives=list(archives.values()), unused=list(cuda.unused))
+    return GpuStack(
+        target=target,
+        versions=versions,
+        standin=any(a.standin for a in archives.values()),
+        libraries=libraries,
+        archives=list(archives.values()),
+        unused=list(cuda.unused),
+    )
 
 
 def standin_blobs(config: ProjectConfig, target: str, manifest: blobs.BlobManifest | None = None) -> list[str]:

@@ -60,29 +60,63 @@ class BuildGraph:
         self.preflight = preflight  # checked once before the first node is built
 
     @classmethod
-    def of(cls, project: Project, targets: list[str] | tuple[str, ...] = (), *,
-           with_pipelines: bool = True, base_lock: DebianLock | None = None,
-           rc_lock_text: str | None = None) -> "BuildGraph":
+    def of(
+        cls,
+        project: Project,
+        targets: list[str] | tuple[str, ...] = (),
+        *,
+        with_pipelines: bool = True,
+        base_lock: DebianLock | None = None,
+        rc_lock_text: str | None = None,
+    ) -> "BuildGraph":
         """base and rc, each target's runtime and (with_pipelines) one image per pipeline and target.
         base_lock / rc_lock_text: build from these (a freeze's fresh locks) instead of lock/.
         A graph with targets first checks every lock of the project (`nox -s lock-check`)."""
         config, pipelines = project.config, project.pipelines
         nodes = [
-            Node(base.ROLE, "base", (), lambda parents, options: base.build(
-                config, lock=base_lock, no_cache=options.no_cache, tag_suffix=options.tag_suffix,
-                backend=options.backend)),
-            Node(rc.ROLE, "rc", (base.ROLE,), lambda parents, options: rc.build(
-                config, parents[base.ROLE], lock_text=rc_lock_text, no_cache=options.no_cache,
-                tag_suffix=options.tag_suffix, backend=options.backend)),
+            Node(
+                base.ROLE,
+                "base",
+                (),
+                lambda parents, options: base.build(
+                    config,
+                    lock=base_lock,
+                    no_cache=options.no_cache,
+                    tag_suffix=options.tag_suffix,
+                    backend=options.backend,
+                ),
+            ),
+            Node(
+                rc.ROLE,
+                "rc",
+                (base.ROLE,),
+                lambda parents, options: rc.build(
+                    config,
+                    parents[base.ROLE],
+                    lock_text=rc_lock_text,
+                    no_cache=options.no_cache,
+                    tag_suffix=options.tag_suffix,
+                    backend=options.backend,
+                ),
+            ),
         ]
         for target in targets:
             config.target(target)  # an unknown target fails before anything is built
-            nodes.append(Node(runtime.role(target), "runtime", (base.ROLE, rc.ROLE), _runtime(config, target),
-                              target=target))
+            nodes.append(
+                Node(runtime.role(target), "runtime", (base.ROLE, rc.ROLE), _runtime(config, target), target=target)
+            )
             if with_pipelines:
-                nodes += [Node(pipeline_images.role(name, target), "pipeline", (runtime.role(target),),
-                               _pipeline(config, name, pipeline, target), target=target, pipeline=name)
-                          for name, pipeline in pipelines.items()]
+                nodes += [
+                    Node(
+                        pipeline_images.role(name, target),
+                        "pipeline",
+                        (runtime.role(target),),
+                        _pipeline(config, name, pipeline, target),
+                        target=target,
+                        pipeline=name,
+                    )
+                    for name, pipeline in pipelines.items()
+                ]
         return cls(nodes, preflight=(lambda: lock_kinds.check(project)) if targets else None)
 
     def __iter__(self):
@@ -93,8 +127,12 @@ class BuildGraph:
         if self.preflight is not None:
             self.preflight()
 
-    def build(self, options: BuildOptions = BuildOptions(), *,
-              on_built: Callable[[Node, ImageRecord, float], None] | None = None) -> dict[str, ImageRecord]:
+    def build(
+        self,
+        options: BuildOptions = BuildOptions(),
+        *,
+        on_built: Callable[[Node, ImageRecord, float], None] | None = None,
+    ) -> dict[str, ImageRecord]:
         """Check the preflight, then build (or find up to date) every node in order; role -> record."""
         self.check()
         built: dict[str, ImageRecord] = {}
@@ -108,23 +146,44 @@ class BuildGraph:
 
 def _runtime(config: ProjectConfig, target: str):
     def build(parents: dict[str, ImageRecord], options: BuildOptions) -> ImageRecord:
-        return runtime.build(config, target, parents[base.ROLE], parents[rc.ROLE],
-                             revision=options.revision, no_cache=options.no_cache, tag_suffix=options.tag_suffix,
-                             backend=options.backend)
+        return runtime.build(
+            config,
+            target,
+            parents[base.ROLE],
+            parents[rc.ROLE],
+            revision=options.revision,
+            no_cache=options.no_cache,
+            tag_suffix=options.tag_suffix,
+            backend=options.backend,
+        )
+
     return build
 
 
 def _pipeline(config: ProjectConfig, name: str, pipeline: Pipeline, target: str):
     def build(parents: dict[str, ImageRecord], options: BuildOptions) -> ImageRecord:
-        return pipeline_images.build(config, name, pipeline, target, parents[runtime.role(target)],
-                                     no_cache=options.no_cache, tag_suffix=options.tag_suffix,
-                                     backend=options.backend)
+        return pipeline_images.build(
+            config,
+            name,
+            pipeline,
+            target,
+            parents[runtime.role(target)],
+            no_cache=options.no_cache,
+            tag_suffix=options.tag_suffix,
+            backend=options.backend,
+        )
+
     return build
 
 
-def build_shared_images(config: ProjectConfig, *, no_cache: bool = False,
-                        base_lock: DebianLock | None = None,
-                        rc_lock_text: str | None = None) -> dict[str, ImageRecord]:
+def build_shared_images(
+    config: ProjectConfig,
+    *,
+    no_cache: bool = False,
+    base_lock: DebianLock | None = None,
+    rc_lock_text: str | None = None,
+) -> dict[str, ImageRecord]:
     """The images every target builds on (base, rc): the graph without targets."""
     return BuildGraph.of(Project(config, {}), base_lock=base_lock, rc_lock_text=rc_lock_text).build(
-        BuildOptions(no_cache=no_cache))
+        BuildOptions(no_cache=no_cache)
+    )

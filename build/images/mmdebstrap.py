@@ -16,14 +16,16 @@ VERSION_TIMEOUT_S = 60
 
 def require_mmdebstrap() -> None:
     if shutil.which("mmdebstrap") is None:
-        raise HpsforgeError("mmdebstrap is not installed",
-                            hint="as root on Debian, `./noxw -s engine` installs the pinned host tools")
+        raise HpsforgeError(
+            "mmdebstrap is not installed", hint="as root on Debian, `./noxw -s engine` installs the pinned host tools"
+        )
 
 
 def mmdebstrap_version() -> str:
     require_mmdebstrap()
-    return proc.run(["mmdebstrap", "--version"], what="asking mmdebstrap its version failed",
-                    timeout=VERSION_TIMEOUT_S).stdout.strip()
+    return proc.run(
+        ["mmdebstrap", "--version"], what="asking mmdebstrap its version failed", timeout=VERSION_TIMEOUT_S
+    ).stdout.strip()
 
 
 def run_mmdebstrap(arguments: list[str], epoch: int | None = None) -> None:
@@ -32,5 +34,6 @@ def run_mmdebstrap(arguments: list[str], epoch: int | None = None) -> None:
     env = {**os.environ, "LC_ALL": "C.UTF-8"}
     if epoch is not None:
         env["SOURCE_DATE_EPOCH"] = str(epoch)
-    proc.run(["mmdebstrap", *arguments], env=env, output="merge", what="mmdebstrap failed",
-             timeout=MMDEBSTRAP_TIMEOUT_S)
+    proc.run(
+        ["mmdebstrap", *arguments], env=env, output="merge", what="mmdebstrap failed", timeout=MMDEBSTRAP_TIMEOUT_S
+    )

@@ -28,10 +28,14 @@ def repository(name: str, target: str) -> str:
 
 def _tree_sha256(folder: Path) -> str:
     files = sorted(path for path in folder.rglob("*") if path.is_file())
-    return sha256_bytes(canonical_json([
-        (path.relative_to(folder).as_posix(), sha256_file(path), bool(path.stat().st_mode & 0o100))
-        for path in files
-    ]).encode())
+    return sha256_bytes(
+        canonical_json(
+            [
+                (path.relative_to(folder).as_posix(), sha256_file(path), bool(path.stat().st_mode & 0o100))
+                for path in files
+            ]
+        ).encode()
+    )
 
 
 def input_sha256(runtime_image: ImageRecord, server: Path) -> str:
@@ -44,9 +48,17 @@ def input_sha256(runtime_image: ImageRecord, server: Path) -> str:
     return sha256_bytes(canonical_json(inputs).encode())
 
 
-def build(config: ProjectConfig, name: str, pipeline: Pipeline, target: str,
-          runtime_image: ImageRecord, *, no_cache: bool = False, tag_suffix: str = "",
-          backend: buildkit.Backend = buildkit.Backend()) -> ImageRecord:
+def build(
+    config: ProjectConfig,
+    name: str,
+    pipeline: Pipeline,
+    target: str,
+    runtime_image: ImageRecord,
+    *,
+    no_cache: bool = False,
+    tag_suffix: str = "",
+    backend: buildkit.Backend = buildkit.Backend(),
+) -> ImageRecord:
     """Stage the server bundle (model files verified on the way), then build the image on the runtime."""
     print(f"hpsforge: staging the {name} server for {target}", flush=True)
     with tempfile.TemporaryDirectory(prefix=f"pipeline-{image_slug(name)}-", dir=scratch_dir()) as tmp:
@@ -68,14 +80,18 @@ def build(config: ProjectConfig, name: str, pipeline: Pipeline, target: str,
         }
         if standin:
             labels[gpu.STANDIN_LABEL] = "true: built on a runtime with stand-in cuDNN/TensorRT (tests only)"
-        return buildkit.build(buildkit.ImageBuild(
-            role=role(name, target),
-            dockerfile=settings().dockerfiles / "pipeline.Dockerfile",
-            context=context,
-            reference=f"{repository(name, target)}:{inputs_sha256[:12]}{tag_suffix}{suffix}",
-            source_date_epoch=config.base.source_date_epoch,
-            input_sha256=inputs_sha256,
-            parents=(("runtime", runtime_image),),
-            labels=tuple(sorted(labels.items())),
-            copy_only=True,
-        ), no_cache=no_cache, backend=backend)
+        return buildkit.build(
+            buildkit.ImageBuild(
+                role=role(name, target),
+                dockerfile=settings().dockerfiles / "pipeline.Dockerfile",
+                context=context,
+                reference=f"{repository(name, target)}:{inputs_sha256[:12]}{tag_suffix}{suffix}",
+                source_date_epoch=config.base.source_date_epoch,
+                input_sha256=inputs_sha256,
+                parents=(("runtime", runtime_image),),
+                labels=tuple(sorted(labels.items())),
+                copy_only=True,
+            ),
+            no_cache=no_cache,
+            backend=backend,
+        )

@@ -34,9 +34,15 @@ def require_fresh(config: RcConfig, lock_text: str | None = None) -> None:
         raise HpsforgeError("\n".join(problems))
 
 
-def build(config: ProjectConfig, base: ImageRecord, *, lock_text: str | None = None,
-          no_cache: bool = False, tag_suffix: str = "",
-          backend: buildkit.Backend = buildkit.Backend()) -> ImageRecord:
+def build(
+    config: ProjectConfig,
+    base: ImageRecord,
+    *,
+    lock_text: str | None = None,
+    no_cache: bool = False,
+    tag_suffix: str = "",
+    backend: buildkit.Backend = buildkit.Backend(),
+) -> ImageRecord:
     """Build the rc image from `lock_text` (default: lock/rc-requirements.txt) on `base`, offline:
     its wheels are fetched first (downloaded in the base image only when the store lacks them)."""
     lock_path, dockerfile = rc_lock_path(), settings().dockerfiles / "rc.Dockerfile"
@@ -47,9 +53,15 @@ def build(config: ProjectConfig, base: ImageRecord, *, lock_text: str | None = N
         lock_file = Path(context) / lock_path.name
         lock_file.write_text(lock_text)
         wheels = wheelhouse.fetch(ROLE, pip_download(base, BASE_PIP), lock_path=lock_file, where=base.reference)
-        input_sha256 = sha256_bytes(canonical_json({
-            "base": base.digest, "lock": sha256_bytes(lock_text.encode()), "dockerfile": sha256_file(dockerfile),
-        }).encode())
+        input_sha256 = sha256_bytes(
+            canonical_json(
+                {
+                    "base": base.digest,
+                    "lock": sha256_bytes(lock_text.encode()),
+                    "dockerfile": sha256_file(dockerfile),
+                }
+            ).encode()
+        )
         return buildkit.build(
             buildkit.ImageBuild(
                 role=ROLE,

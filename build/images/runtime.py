@@ -30,9 +30,17 @@ def role(target: str) -> str:
     return f"runtime-{target}"
 
 
-def build(config: ProjectConfig, target: str, base_image: ImageRecord, rc_image: ImageRecord, *,
-          revision: str | None = None, no_cache: bool = False, tag_suffix: str = "",
-          backend: buildkit.Backend = buildkit.Backend()) -> ImageRecord:
+def build(
+    config: ProjectConfig,
+    target: str,
+    base_image: ImageRecord,
+    rc_image: ImageRecord,
+    *,
+    revision: str | None = None,
+    no_cache: bool = False,
+    tag_suffix: str = "",
+    backend: buildkit.Backend = buildkit.Backend(),
+) -> ImageRecord:
     """Verify every input of the target's runtime, then build it; nothing is tagged on failure."""
     target_config = config.target(target)
     dockerfile, serve_script = settings().dockerfiles / "runtime.Dockerfile", settings().dockerfiles / "hps-serve"
@@ -40,9 +48,12 @@ def build(config: ProjectConfig, target: str, base_image: ImageRecord, rc_image:
     blob_files = blobs.verify_blobs(target_config.blobs, manifest=manifest)
     cuda = gpu.stack(config, target, manifest)
     if cuda is not None and cuda.standin:  # never recorded: the sessions skip stand-in references
-        print(f"hpsforge: WARNING: {', '.join(gpu.standin_blobs(config, target, manifest))} are generated "
-              f"STAND-INS ({manifest.path}): the image is tagged *{gpu.STANDIN_SUFFIX}, not recorded, "
-              "and cannot run on a GPU", flush=True)
+        print(
+            f"hpsforge: WARNING: {', '.join(gpu.standin_blobs(config, target, manifest))} are generated "
+            f"STAND-INS ({manifest.path}): the image is tagged *{gpu.STANDIN_SUFFIX}, not recorded, "
+            "and cannot run on a GPU",
+            flush=True,
+        )
     wheels = fetch_wheelhouse(target, rc_image)
     lock = pip_locks.lock_path(target)
     scratch = scratch_dir()
@@ -123,7 +134,8 @@ def name(target: str, image: ImageRecord, repository: str | None, tag: str | Non
 
 def _refuse_standin(image: ImageRecord, action: str) -> None:
     if gpu.is_standin_reference(image.reference):
-        raise UsageError(f"{image.reference} carries stand-in cuDNN/TensorRT libraries (a test build): "
-                         f"it is never {action} like a release",
-                         hint="put NVIDIA's tarballs in vendor_blobs/files and unset HPSFORGE_BLOB_MANIFEST")
-
+        raise UsageError(
+            f"{image.reference} carries stand-in cuDNN/TensorRT libraries (a test build): "
+            f"it is never {action} like a release",
+            hint="put NVIDIA's tarballs in vendor_blobs/files and unset HPSFORGE_BLOB_MANIFEST",
+        )

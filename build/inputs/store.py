@@ -52,8 +52,9 @@ class ContentStore:
         """The stored file for `sha256`, re-hashed now: a file changed on disk is refused."""
         path = self.path(sha256)
         if not path.exists():
-            raise InputUnavailableError(f"{label}: {path} is not in the store",
-                                        hint="run the command again to download it")
+            raise InputUnavailableError(
+                f"{label}: {path} is not in the store", hint="run the command again to download it"
+            )
         actual = sha256_file(path)
         if actual != sha256:
             raise HashMismatchError(
@@ -75,16 +76,19 @@ class ContentStore:
             shutil.copyfile(source, partial)
             actual = sha256_file(Path(partial))  # the copy is what enters the store: hash the copy
             if actual != sha256:
-                raise HashMismatchError(f"{label}: {source} does not match its sha256\n"
-                                        f"    expected sha256 {sha256}\n    actual   sha256 {actual}")
+                raise HashMismatchError(
+                    f"{label}: {source} does not match its sha256\n"
+                    f"    expected sha256 {sha256}\n    actual   sha256 {actual}"
+                )
             os.replace(partial, target)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(partial)
         return target
 
-    def fetch(self, sources: str | list[tuple[str, str]], sha256: str, size: int | None, label: str,
-              relock: str) -> Path:
+    def fetch(
+        self, sources: str | list[tuple[str, str]], sha256: str, size: int | None, label: str, relock: str
+    ) -> Path:
         """Return the verified file for `sha256`; if absent, take it from the first of `sources`
         ((place, url) pairs, tried in order) that serves it, then from the input archives named
         by $HPSFORGE_ARCHIVE. Bytes that differ from the lock are refused wherever they come from."""
@@ -107,7 +111,7 @@ class ContentStore:
         raise InputUnavailableError(
             f"{label} (sha256 {sha256}) cannot be had from any place:\n    " + "\n    ".join(tried),
             hint=f"import an input archive that holds it (`nox -s archive -- import DIR`, or set "
-                 f"HPSFORGE_ARCHIVE=DIR), or re-lock to what upstream serves now with `{relock}`",
+            f"HPSFORGE_ARCHIVE=DIR), or re-lock to what upstream serves now with `{relock}`",
         )
 
     def _download(self, url: str, sha256: str, size: int | None, label: str, relock: str) -> Path:
@@ -130,7 +134,7 @@ class ContentStore:
                     f"    expected sha256 {sha256} ({size} bytes)\n"
                     f"    actual   sha256 {digest.hexdigest()} ({received} bytes)",
                     hint="the source changed under the lock, or someone tampered with it; "
-                         f"re-lock with `{relock}` only if the new file is trusted",
+                    f"re-lock with `{relock}` only if the new file is trusted",
                 )
             os.replace(partial, target)
         finally:

@@ -94,8 +94,13 @@ def wheel_project(filename: str) -> str:
     return requirements_lock.canonical_name(filename.split("-", 1)[0])
 
 
-def fetch(target: str, download: Downloader, lock_path: Path | None = None,
-          store: ContentStore | None = None, where: str = "an image") -> Path:
+def fetch(
+    target: str,
+    download: Downloader,
+    lock_path: Path | None = None,
+    store: ContentStore | None = None,
+    where: str = "an image",
+) -> Path:
     """Make the target's wheelhouse match its lock; return the folder of verified wheels.
 
     With the lock's wheelset known and every file in the store, nothing is downloaded (works
@@ -113,15 +118,16 @@ def fetch(target: str, download: Downloader, lock_path: Path | None = None,
         if current is None or current.lock_sha256 != lock_sha256:
             _publish(target, known.model_copy(update={"target": target}), store)
         total = sum(w.size for w in known.wheels) / 1e6
-        print(f"hpsforge: {target} wheelhouse up to date: {len(known.wheels)} wheels, {total:.1f} MB, "
-              "nothing downloaded", flush=True)
+        print(
+            f"hpsforge: {target} wheelhouse up to date: {len(known.wheels)} wheels, {total:.1f} MB, nothing downloaded",
+            flush=True,
+        )
         return wheelhouse_dir(target)
     scratch = scratch_dir()
     with tempfile.TemporaryDirectory(prefix=f"fetch-{target}-", dir=scratch) as tmp:
         work = Path(tmp)
         shutil.copyfile(lock_path, work / "requirements.txt")
-        print(f"hpsforge: downloading the {len(lock.requirements)} wheels of {lock_path.name} in {where}",
-              flush=True)
+        print(f"hpsforge: downloading the {len(lock.requirements)} wheels of {lock_path.name} in {where}", flush=True)
         download(work)
         wheels = store_downloads(lock, work / "downloads", store)
     manifest = WheelhouseManifest(target=target, lock_sha256=lock_sha256, wheels=wheels)
@@ -132,8 +138,9 @@ def fetch(target: str, download: Downloader, lock_path: Path | None = None,
     return wheelhouse_dir(target)
 
 
-def wheelset(name: str, lock_path: Path, download: Callable[[], Downloader],
-             store: ContentStore | None = None) -> WheelhouseManifest:
+def wheelset(
+    name: str, lock_path: Path, download: Callable[[], Downloader], store: ContentStore | None = None
+) -> WheelhouseManifest:
     """The lock's wheelset, from the store when known, else fetched (`download()` is asked for
     only then: it may build an image)."""
     store = store or ContentStore()
@@ -146,8 +153,7 @@ def wheelset(name: str, lock_path: Path, download: Callable[[], Downloader],
     return known.model_copy(update={"target": name})
 
 
-def store_downloads(lock: requirements_lock.RequirementsLock, downloads: Path,
-                     store: ContentStore) -> list[WheelFile]:
+def store_downloads(lock: requirements_lock.RequirementsLock, downloads: Path, store: ContentStore) -> list[WheelFile]:
     """Check every downloaded file against the lock, then move it into the store."""
     locked = lock.by_name()
     wheels, seen = [], set()
@@ -202,10 +208,27 @@ def host_wheelset(store: ContentStore) -> WheelhouseManifest:
     store.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="host-wheels-", dir=store.root.parent) as tmp:
         print(f"hpsforge: downloading the {len(lock.requirements)} wheels of {lock_path.name}", flush=True)
-        proc.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
-                  "--require-hashes", "--dest", tmp, "-r", str(lock_path)],
-                 env=host_pip_environment(), timeout=HOST_DOWNLOAD_TIMEOUT_S, error=InputUnavailableError,
-                 what="pip could not download the host environment's wheels")
+        proc.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "--require-hashes",
+                "--dest",
+                tmp,
+                "-r",
+                str(lock_path),
+            ],
+            env=host_pip_environment(),
+            timeout=HOST_DOWNLOAD_TIMEOUT_S,
+            error=InputUnavailableError,
+            what="pip could not download the host environment's wheels",
+        )
         wheels = store_downloads(lock, Path(tmp), store)
     manifest = WheelhouseManifest(target="host", lock_sha256=lock_sha256, wheels=wheels)
     write_wheelset(manifest)

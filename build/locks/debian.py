@@ -73,9 +73,7 @@ class DebianLock(Model):
         try:
             return cls.model_validate_json(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise StaleLockError(
-                f"{path}: lock file missing", hint=f"create it with `{FREEZE_COMMAND}`"
-            ) from None
+            raise StaleLockError(f"{path}: lock file missing", hint=f"create it with `{FREEZE_COMMAND}`") from None
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "document"
@@ -101,5 +99,6 @@ class DebianLock(Model):
 
 def parse_deb822(text: str) -> list[dict[str, str]]:
     """Split a Packages/Release/status file into stanzas of (field -> value), with python-debian."""
-    return [dict(stanza) for stanza in Deb822.iter_paragraphs(text.splitlines(keepends=True), use_apt_pkg=False)
-            if stanza]
+    return [
+        dict(stanza) for stanza in Deb822.iter_paragraphs(text.splitlines(keepends=True), use_apt_pkg=False) if stanza
+    ]

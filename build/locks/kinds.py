@@ -65,10 +65,15 @@ def _model_sources_problems(project: Project) -> list[str]:
 def _target_kind(target: str) -> LockKind:
     path, refresh = pip_locks.lock_path(target), pip_locks.refresh_command(target)
     return LockKind(
-        name=target, path=path, refresh=refresh, pins="image-wheels", in_rc=True,
+        name=target,
+        path=path,
+        refresh=refresh,
+        pins="image-wheels",
+        in_rc=True,
         declaration=f"[python] and [targets.{target}] in hpsforge.toml, and every pipeline's requirements",
         problems=lambda p: _requirements_problems(
-            path, pip_locks.declaration_sha256(p.config, p.pipelines, target), refresh),
+            path, pip_locks.declaration_sha256(p.config, p.pipelines, target), refresh
+        ),
     )
 
 
@@ -77,29 +82,71 @@ def kinds(project: Project) -> list[LockKind]:
     engine_lock, base_lock, rc_lock = debian.engine_lock_path(), debian.base_lock_path(), pip_locks.rc_lock_path()
     client_lock, bench_lock = pip_locks.lock_path(pip_locks.CLIENT), pip_locks.lock_path(pip_locks.BENCH)
     return [
-        LockKind("engine", engine_lock, "[engine] in hpsforge.toml", f"{FREEZE} -- engine",
-                 lambda p: _debian_problems(engine_lock, p.config.engine.declaration_sha256()), "debs"),
-        LockKind("base", base_lock, "[base] in hpsforge.toml", f"{FREEZE} -- base",
-                 lambda p: _debian_problems(base_lock, p.config.base.declaration_sha256()), "debs"),
-        LockKind("rc", rc_lock, "[rc] in hpsforge.toml", f"{FREEZE} -- rc",
-                 lambda p: _requirements_problems(rc_lock, p.config.rc.declaration_sha256(), f"{FREEZE} -- rc"),
-                 "image-wheels"),
-        LockKind("model-sources", model_sources.model_sources_lock_path(),
-                 "the model and fixture sources in pipelines/*/pipeline.toml", model_sources.FREEZE,
-                 _model_sources_problems, "model-sources"),
+        LockKind(
+            "engine",
+            engine_lock,
+            "[engine] in hpsforge.toml",
+            f"{FREEZE} -- engine",
+            lambda p: _debian_problems(engine_lock, p.config.engine.declaration_sha256()),
+            "debs",
+        ),
+        LockKind(
+            "base",
+            base_lock,
+            "[base] in hpsforge.toml",
+            f"{FREEZE} -- base",
+            lambda p: _debian_problems(base_lock, p.config.base.declaration_sha256()),
+            "debs",
+        ),
+        LockKind(
+            "rc",
+            rc_lock,
+            "[rc] in hpsforge.toml",
+            f"{FREEZE} -- rc",
+            lambda p: _requirements_problems(rc_lock, p.config.rc.declaration_sha256(), f"{FREEZE} -- rc"),
+            "image-wheels",
+        ),
+        LockKind(
+            "model-sources",
+            model_sources.model_sources_lock_path(),
+            "the model and fixture sources in pipelines/*/pipeline.toml",
+            model_sources.FREEZE,
+            _model_sources_problems,
+            "model-sources",
+        ),
         *(_target_kind(target) for target in sorted(project.config.targets)),
-        LockKind(pip_locks.CLIENT, client_lock, "sdk/client/pyproject.toml", pip_locks.refresh_command(pip_locks.CLIENT),
-                 lambda p: _requirements_problems(client_lock, pip_locks.client_declaration_sha256(),
-                                                  pip_locks.refresh_command(pip_locks.CLIENT)),
-                 None, in_rc=True),
+        LockKind(
+            pip_locks.CLIENT,
+            client_lock,
+            "sdk/client/pyproject.toml",
+            pip_locks.refresh_command(pip_locks.CLIENT),
+            lambda p: _requirements_problems(
+                client_lock, pip_locks.client_declaration_sha256(), pip_locks.refresh_command(pip_locks.CLIENT)
+            ),
+            None,
+            in_rc=True,
+        ),
         # The serving benchmark's tools (bench images only): frozen after the cpu lock it follows.
-        LockKind(pip_locks.BENCH, bench_lock, "bench/requirements.in", pip_locks.refresh_command(pip_locks.BENCH),
-                 lambda p: _requirements_problems(bench_lock, pip_locks.bench_declaration_sha256(),
-                                                  pip_locks.refresh_command(pip_locks.BENCH)),
-                 "image-wheels", in_rc=True),
-        LockKind("host", pip_locks.host_lock_path(), "pyproject.toml (the host environment ./noxw installs)",
-                 HOST_REFRESH, lambda p: _requirements_problems(pip_locks.host_lock_path(), None, HOST_REFRESH),
-                 "host-wheels", frozen=False),
+        LockKind(
+            pip_locks.BENCH,
+            bench_lock,
+            "bench/requirements.in",
+            pip_locks.refresh_command(pip_locks.BENCH),
+            lambda p: _requirements_problems(
+                bench_lock, pip_locks.bench_declaration_sha256(), pip_locks.refresh_command(pip_locks.BENCH)
+            ),
+            "image-wheels",
+            in_rc=True,
+        ),
+        LockKind(
+            "host",
+            pip_locks.host_lock_path(),
+            "pyproject.toml (the host environment ./noxw installs)",
+            HOST_REFRESH,
+            lambda p: _requirements_problems(pip_locks.host_lock_path(), None, HOST_REFRESH),
+            "host-wheels",
+            frozen=False,
+        ),
     ]
 
 

@@ -49,8 +49,10 @@ class ModelSourcesLock(Model):
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "document"
-            raise StaleLockError(f"{path}: malformed lock ({where}: {first['msg']})",
-                                 hint=f"restore it from git or rewrite it with `{FREEZE}`") from None
+            raise StaleLockError(
+                f"{path}: malformed lock ({where}: {first['msg']})",
+                hint=f"restore it from git or rewrite it with `{FREEZE}`",
+            ) from None
 
     def canonical_text(self) -> str:
         return canonical_json(self.model_dump(mode="json"))
@@ -59,20 +61,30 @@ class ModelSourcesLock(Model):
         for entry in self.files:
             if (entry.pypi, entry.file) == (source.pypi, source.file):
                 return entry
-        raise StaleLockError(f"{model_sources_lock_path()}: {source.file} of {source.pypi} is not locked",
-                             hint=f"re-lock with `{FREEZE}`")
+        raise StaleLockError(
+            f"{model_sources_lock_path()}: {source.file} of {source.pypi} is not locked",
+            hint=f"re-lock with `{FREEZE}`",
+        )
 
     def problems(self, pipelines: dict[str, Pipeline]) -> list[str]:
         if self.input_sha256 != declaration_sha256(pipelines):
-            return [f"{model_sources_lock_path()} is stale: the pipelines' model sources changed since it was locked; "
-                    f"refresh with `{FREEZE}`"]
+            return [
+                f"{model_sources_lock_path()} is stale: the pipelines' model sources changed since it was locked; "
+                f"refresh with `{FREEZE}`"
+            ]
         return []
 
 
 def pypi_files(pipelines: dict[str, Pipeline]) -> list[tuple[str, str]]:
     """Every (release, file) a model or fixture is taken from, sorted and unique."""
-    return sorted({(artifact.source.pypi, artifact.source.file) for pipeline in pipelines.values()
-                   for artifact in [*pipeline.models, *pipeline.fixtures] if artifact.source.pypi})
+    return sorted(
+        {
+            (artifact.source.pypi, artifact.source.file)
+            for pipeline in pipelines.values()
+            for artifact in [*pipeline.models, *pipeline.fixtures]
+            if artifact.source.pypi
+        }
+    )
 
 
 def declaration_sha256(pipelines: dict[str, Pipeline]) -> str:

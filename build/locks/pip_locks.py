@@ -90,6 +90,8 @@ def shared_pin_differences(bench_lock: Path, base_lock: Path) -> list[str]:
     """Packages both locks pin at different versions (the bench image would not run the pipeline
     image's own packages)."""
     base = requirements_lock.read(base_lock).by_name()
-    return [f"{name}: {requirement.version} in {bench_lock.name}, {base[name].version} in {base_lock.name}"
-            for name, requirement in requirements_lock.read(bench_lock).by_name().items()
-            if name in base and base[name].version != requirement.version]
+    return [
+        f"{name}: {requirement.version} in {bench_lock.name}, {base[name].version} in {base_lock.name}"
+        for name, requirement in requirements_lock.read(bench_lock).by_name().items()
+        if name in base and base[name].version != requirement.version
+    ]

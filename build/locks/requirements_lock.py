@@ -108,12 +108,12 @@ def problems(lock: RequirementsLock, declared_sha256: str | None, refresh: str) 
     elif lock.input_sha256 is None:
         found.append(f"{lock.path}: no input-sha256 header; refresh with `{refresh}`")
     elif lock.input_sha256 != declared_sha256:
-        found.append(f"{lock.path} is stale: its declaration changed since it was locked; "
-                     f"refresh with `{refresh}`")
+        found.append(f"{lock.path} is stale: its declaration changed since it was locked; refresh with `{refresh}`")
     for requirement in lock.requirements:
         if not requirement.hashes:
-            found.append(f"{lock.path}: {requirement.name}=={requirement.version} has no --hash; "
-                         f"refresh with `{refresh}`")
+            found.append(
+                f"{lock.path}: {requirement.name}=={requirement.version} has no --hash; refresh with `{refresh}`"
+            )
     if not lock.requirements:
         found.append(f"{lock.path}: holds no requirements; refresh with `{refresh}`")
     return found

@@ -59,10 +59,28 @@ class ConformanceRun(BaseModel):
         return [result for result in self.results if result.outcome is Outcome.FAILED]
 
 
-def pytest_command(pipelines: list[str], report: Path, *, url: str | None = None, grpc_url: str | None = None,
-                   metrics_url: str | None = None, target: str = "cpu", extra: Sequence[str] = ()) -> list[str]:
-    command = [sys.executable, "-m", "pytest", str(SUITE), "-p", "no:cacheprovider", "-q", "-rf",
-               f"--hps-report={report}", f"--hps-target={target}"]
+def pytest_command(
+    pipelines: list[str],
+    report: Path,
+    *,
+    url: str | None = None,
+    grpc_url: str | None = None,
+    metrics_url: str | None = None,
+    target: str = "cpu",
+    extra: Sequence[str] = (),
+) -> list[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(SUITE),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-rf",
+        f"--hps-report={report}",
+        f"--hps-target={target}",
+    ]
     if pipelines:
         command.append(f"--hps-pipelines={','.join(pipelines)}")
     for option, value in (("--hps-url", url), ("--hps-grpc-url", grpc_url), ("--hps-metrics-url", metrics_url)):
@@ -85,10 +103,16 @@ def table(results: Sequence[CheckResult]) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    lines += [f"skipped {result.pipeline} / {result.check}: {result.message}"
-              for result in results if result.outcome is Outcome.SKIPPED]
-    lines += [f"FAILED {result.pipeline} / {result.check}: {result.message}"
-              for result in results if result.outcome is Outcome.FAILED]
+    lines += [
+        f"skipped {result.pipeline} / {result.check}: {result.message}"
+        for result in results
+        if result.outcome is Outcome.SKIPPED
+    ]
+    lines += [
+        f"FAILED {result.pipeline} / {result.check}: {result.message}"
+        for result in results
+        if result.outcome is Outcome.FAILED
+    ]
     return "\n".join(lines)
 
 
@@ -99,18 +123,27 @@ def read_results(path: Path) -> list[CheckResult]:
         raise HpsforgeError(f"{path}: not the conformance suite's report ({error.errors()[0]['msg']})") from None
 
 
-def run(pipelines: list[str], *, url: str | None = None, grpc_url: str | None = None, metrics_url: str | None = None,
-        target: str = "cpu", extra: Sequence[str] = ()) -> ConformanceRun:
+def run(
+    pipelines: list[str],
+    *,
+    url: str | None = None,
+    grpc_url: str | None = None,
+    metrics_url: str | None = None,
+    target: str = "cpu",
+    extra: Sequence[str] = (),
+) -> ConformanceRun:
     """Run the suite (on the pipeline images of `target`, or the server at `url`); pytest's exit code
     and each check's result."""
     with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
         report = Path(tmp) / "report.json"
-        command = pytest_command(pipelines, report, url=url, grpc_url=grpc_url, metrics_url=metrics_url,
-                                 target=target, extra=extra)
+        command = pytest_command(
+            pipelines, report, url=url, grpc_url=grpc_url, metrics_url=metrics_url, target=target, extra=extra
+        )
         # pytest prints to the console as it goes; its checks bound their own waits (container start,
         # readiness, requests), and a failing check is a result, not an error.
-        code = proc.run(command, cwd=PROJECT_ROOT, output="console", timeout=None, check=False,
-                        what="the conformance suite failed").returncode
+        code = proc.run(
+            command, cwd=PROJECT_ROOT, output="console", timeout=None, check=False, what="the conformance suite failed"
+        ).returncode
         results = read_results(report) if report.exists() else []
     if not results and code != 0:
         raise HpsforgeError(f"the conformance suite could not run (pytest exit {code}); see its output above")

@@ -31,8 +31,11 @@ class Entry:
 
     def differences(self, other: "Entry") -> list[str]:
         fields = ("kind", "size", "sha256", "mtime", "mode", "owner", "link")
-        return [f"{name} {getattr(self, name)!r} -> {getattr(other, name)!r}"
-                for name in fields if getattr(self, name) != getattr(other, name)]
+        return [
+            f"{name} {getattr(self, name)!r} -> {getattr(other, name)!r}"
+            for name in fields
+            if getattr(self, name) != getattr(other, name)
+        ]
 
 
 def _blob(layout: Path, digest: str) -> Path:
@@ -55,11 +58,25 @@ def layer_entries(blob: Path) -> dict[str, Entry]:
                 while chunk := stream.read(CHUNK):
                     hasher.update(chunk)
                 digest = hasher.hexdigest()
-            kind = "file" if info.isfile() else "dir" if info.isdir() else "symlink" if info.issym() else \
-                "hardlink" if info.islnk() else "other"
+            kind = (
+                "file"
+                if info.isfile()
+                else "dir"
+                if info.isdir()
+                else "symlink"
+                if info.issym()
+                else "hardlink"
+                if info.islnk()
+                else "other"
+            )
             entries["/" + info.name.removeprefix("./").lstrip("/")] = Entry(
-                kind=kind, size=info.size, sha256=digest, mtime=int(info.mtime), mode=info.mode,
-                owner=f"{info.uid}:{info.gid}", link=info.linkname,
+                kind=kind,
+                size=info.size,
+                sha256=digest,
+                mtime=int(info.mtime),
+                mode=info.mode,
+                owner=f"{info.uid}:{info.gid}",
+                link=info.linkname,
             )
     return entries
 
@@ -109,8 +126,11 @@ def _changed_files(first: Path, second: Path) -> list[tuple[Path, Path, str]]:
             continue
         blob_a, blob_b = _blob(first, layer_a["digest"]), _blob(second, layer_b["digest"])
         files_a, files_b = layer_entries(blob_a), layer_entries(blob_b)
-        changed += [(blob_a, blob_b, path) for path in sorted(set(files_a) & set(files_b))
-                    if files_a[path].kind == files_b[path].kind == "file" and files_a[path].sha256 != files_b[path].sha256]
+        changed += [
+            (blob_a, blob_b, path)
+            for path in sorted(set(files_a) & set(files_b))
+            if files_a[path].kind == files_b[path].kind == "file" and files_a[path].sha256 != files_b[path].sha256
+        ]
     return changed
 
 
@@ -137,9 +157,22 @@ def diffoscope_text(first: Path, second: Path) -> list[str]:
             _extract(blob_a, path, a)
             _extract(blob_b, path, b)
             # Exit 1 means "the files differ", which is why it runs; only a timeout raises.
-            result = proc.run(["diffoscope", "--text", "-", "--no-progress", "--no-default-limits",
-                               "--max-diff-block-lines", str(DIFFOSCOPE_LINES), a, b],
-                              what=f"diffoscope on {path} failed", timeout=DIFFOSCOPE_TIMEOUT_S, check=False)
+            result = proc.run(
+                [
+                    "diffoscope",
+                    "--text",
+                    "-",
+                    "--no-progress",
+                    "--no-default-limits",
+                    "--max-diff-block-lines",
+                    str(DIFFOSCOPE_LINES),
+                    a,
+                    b,
+                ],
+                what=f"diffoscope on {path} failed",
+                timeout=DIFFOSCOPE_TIMEOUT_S,
+                check=False,
+            )
             lines.append(f"diffoscope {path}:")
             lines += [f"  {line}" for line in result.stdout.splitlines()[:DIFFOSCOPE_LINES]]
     return lines

@@ -130,20 +130,30 @@ QUESTION_TIMEOUT_S = 60  # git and docker answering one question about this chec
 
 def project_revision() -> str:
     def git(*args: str) -> str:  # outside a git checkout (a release tarball) git exits 128: no revision
-        result = proc.run(["git", *args], cwd=settings().root, what=f"`git {' '.join(args)}` failed",
-                          timeout=QUESTION_TIMEOUT_S, check=False)
+        result = proc.run(
+            ["git", *args],
+            cwd=settings().root,
+            what=f"`git {' '.join(args)}` failed",
+            timeout=QUESTION_TIMEOUT_S,
+            check=False,
+        )
         return result.stdout.strip() if result.ok else ""
+
     commit = git("rev-parse", "HEAD") or "unknown"
     return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def machine_facts() -> Machine:
-    buildx = proc.run(["docker", "buildx", "version"], what="`docker buildx version` failed",
-                      timeout=QUESTION_TIMEOUT_S, check=False).stdout.split()
+    buildx = proc.run(
+        ["docker", "buildx", "version"], what="`docker buildx version` failed", timeout=QUESTION_TIMEOUT_S, check=False
+    ).stdout.split()
     server = docker.version().server
-    return Machine(engine=(server.version if server else None) or "unknown",
-                   buildx=buildx[1] if len(buildx) > 1 else "", kernel=platform.release(),
-                   architecture=platform.machine())
+    return Machine(
+        engine=(server.version if server else None) or "unknown",
+        buildx=buildx[1] if len(buildx) > 1 else "",
+        kernel=platform.release(),
+        architecture=platform.machine(),
+    )
 
 
 @contextmanager
@@ -154,8 +164,9 @@ def _store_from_archive(folder: Path) -> Iterator[None]:
         yield
 
 
-def _walk(graph: BuildGraph, options: BuildOptions) -> tuple[dict[str, images_lock.ImageRecord], dict[str, str],
-                                                             dict[str, float]]:
+def _walk(
+    graph: BuildGraph, options: BuildOptions
+) -> tuple[dict[str, images_lock.ImageRecord], dict[str, str], dict[str, float]]:
     """Build every node; an input that cannot be had marks that node and its descendants."""
     built: dict[str, images_lock.ImageRecord] = {}
     unavailable: dict[str, str] = {}
@@ -184,32 +195,45 @@ def explain(first: images_lock.ImageRecord, second: images_lock.ImageRecord, rep
     return lines
 
 
-def _verdict(first: images_lock.ImageRecord | None, rebuilt: images_lock.ImageRecord | None,
-             recorded: images_lock.ImageRecord | None, reason: str) -> tuple[Verdict, str, str | None]:
+def _verdict(
+    first: images_lock.ImageRecord | None,
+    rebuilt: images_lock.ImageRecord | None,
+    recorded: images_lock.ImageRecord | None,
+    reason: str,
+) -> tuple[Verdict, str, str | None]:
     """(verdict, reason, the recorded digest for these inputs)."""
-    same_inputs = recorded if recorded is not None and first is not None \
-        and recorded.input_sha256 == first.input_sha256 else None
+    same_inputs = (
+        recorded if recorded is not None and first is not None and recorded.input_sha256 == first.input_sha256 else None
+    )
     if first is None or rebuilt is None:
         return Verdict.INPUTS_UNAVAILABLE, reason, None
     if rebuilt.digest != first.digest:
-        return Verdict.NOT_REPRODUCIBLE, "the rebuild from nothing gave another digest", \
-            same_inputs.digest if same_inputs else None
+        return (
+            Verdict.NOT_REPRODUCIBLE,
+            "the rebuild from nothing gave another digest",
+            same_inputs.digest if same_inputs else None,
+        )
     if same_inputs is None:
         return Verdict.NEW_INPUTS, "lock/images.lock.json records no digest for these inputs", None
     if same_inputs.digest != first.digest:
-        return Verdict.NOT_REPRODUCIBLE, "lock/images.lock.json records another digest for the same inputs", \
-            same_inputs.digest
+        return (
+            Verdict.NOT_REPRODUCIBLE,
+            "lock/images.lock.json records another digest for the same inputs",
+            same_inputs.digest,
+        )
     return Verdict.REPRODUCIBLE, "", same_inputs.digest
 
 
-def run(graph: BuildGraph, targets: list[str], *, from_archive: Path | None = None,
-        report_dir: Path | None = None) -> ReproReport:
+def run(
+    graph: BuildGraph, targets: list[str], *, from_archive: Path | None = None, report_dir: Path | None = None
+) -> ReproReport:
     recorded = images_lock.ImagesLock.read().images
     print(f"hpsforge: repro: the first build of {len(graph.nodes)} images", flush=True)
     first, unavailable, _ = _walk(graph, BuildOptions())
     origin = f"an empty store seeded from {from_archive}" if from_archive else "the content store"
-    print(f"hpsforge: repro: rebuilding every image from nothing (fresh rootfs, no BuildKit cache, {origin})",
-          flush=True)
+    print(
+        f"hpsforge: repro: rebuilding every image from nothing (fresh rootfs, no BuildKit cache, {origin})", flush=True
+    )
     rebuild = BuildOptions(no_cache=True, tag_suffix="-repro")
     if from_archive is not None:
         with _store_from_archive(from_archive):
@@ -221,60 +245,93 @@ def run(graph: BuildGraph, targets: list[str], *, from_archive: Path | None = No
     images = []
     for node in graph:
         reason = unavailable.get(node.role) or unavailable_again.get(node.role, "")
-        verdict, reason, recorded_digest = _verdict(first.get(node.role), rebuilt.get(node.role),
-                                                    recorded.get(node.role), reason)
+        verdict, reason, recorded_digest = _verdict(
+            first.get(node.role), rebuilt.get(node.role), recorded.get(node.role), reason
+        )
         difference = None
-        if verdict is Verdict.NOT_REPRODUCIBLE and node.role in rebuilt \
-                and rebuilt[node.role].digest != first[node.role].digest:
+        if (
+            verdict is Verdict.NOT_REPRODUCIBLE
+            and node.role in rebuilt
+            and rebuilt[node.role].digest != first[node.role].digest
+        ):
             difference = report_dir / f"{node.role}.txt"
             explain(first[node.role], rebuilt[node.role], difference)
-        images.append(ImageResult(
-            role=node.role, kind=node.kind, target=node.target, pipeline=node.pipeline,
-            inputs_sha256=first[node.role].input_sha256 if node.role in first else None, recorded=recorded_digest,
-            first=first[node.role].digest if node.role in first else None,
-            rebuilt=rebuilt[node.role].digest if node.role in rebuilt else None, verdict=verdict,
-            seconds=round(seconds.get(node.role, 0.0), 1), reason=reason,
-            difference_report=str(difference) if difference else None))
-    report = ReproReport(format=FORMAT, revision=project_revision(),
-                         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), targets=targets,
-                         from_archive=from_archive is not None, machine=machine_facts(), images=images)
+        images.append(
+            ImageResult(
+                role=node.role,
+                kind=node.kind,
+                target=node.target,
+                pipeline=node.pipeline,
+                inputs_sha256=first[node.role].input_sha256 if node.role in first else None,
+                recorded=recorded_digest,
+                first=first[node.role].digest if node.role in first else None,
+                rebuilt=rebuilt[node.role].digest if node.role in rebuilt else None,
+                verdict=verdict,
+                seconds=round(seconds.get(node.role, 0.0), 1),
+                reason=reason,
+                difference_report=str(difference) if difference else None,
+            )
+        )
+    report = ReproReport(
+        format=FORMAT,
+        revision=project_revision(),
+        created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        targets=targets,
+        from_archive=from_archive is not None,
+        machine=machine_facts(),
+        images=images,
+    )
     atomic_write_text(report_dir / "report.json", canonical_json(report.model_dump(mode="json")))
     atomic_write_text(report_dir / "junit.xml", junit(report))
     return report
 
 
 # How JUnit shows each verdict but `reproducible` (a plain testcase).
-JUNIT_ELEMENTS = {Verdict.NOT_REPRODUCIBLE: "failure", Verdict.INPUTS_UNAVAILABLE: "error",
-                  Verdict.NEW_INPUTS: "skipped"}
+JUNIT_ELEMENTS = {
+    Verdict.NOT_REPRODUCIBLE: "failure",
+    Verdict.INPUTS_UNAVAILABLE: "error",
+    Verdict.NEW_INPUTS: "skipped",
+}
 
 
 def junit(report: ReproReport) -> str:
     """One testcase per image: CI dashboards show which image is not reproducible."""
-    failures, errors, skipped = (sum(image.verdict is verdict for image in report.images) for verdict in
-                                 (Verdict.NOT_REPRODUCIBLE, Verdict.INPUTS_UNAVAILABLE, Verdict.NEW_INPUTS))
+    failures, errors, skipped = (
+        sum(image.verdict is verdict for image in report.images)
+        for verdict in (Verdict.NOT_REPRODUCIBLE, Verdict.INPUTS_UNAVAILABLE, Verdict.NEW_INPUTS)
+    )
     total = sum(image.seconds for image in report.images)
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             f'<testsuite name="hpsforge.repro" tests="{len(report.images)}" failures="{failures}" '
-             f'errors="{errors}" skipped="{skipped}" time="{total:.1f}">']
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<testsuite name="hpsforge.repro" tests="{len(report.images)}" failures="{failures}" '
+        f'errors="{errors}" skipped="{skipped}" time="{total:.1f}">',
+    ]
     for image in report.images:
-        attributes = f'classname={quoteattr(f"repro.{image.kind}")} name={quoteattr(image.role)} time="{image.seconds:.1f}"'
-        detail = (f"first {image.first}, rebuilt {image.rebuilt}, recorded {image.recorded}; {image.reason}"
-                  + (f"; see {image.difference_report}" if image.difference_report else ""))
+        attributes = (
+            f'classname={quoteattr(f"repro.{image.kind}")} name={quoteattr(image.role)} time="{image.seconds:.1f}"'
+        )
+        detail = f"first {image.first}, rebuilt {image.rebuilt}, recorded {image.recorded}; {image.reason}" + (
+            f"; see {image.difference_report}" if image.difference_report else ""
+        )
         if image.verdict is Verdict.REPRODUCIBLE:
             lines.append(f"  <testcase {attributes}/>")
             continue
         tag = JUNIT_ELEMENTS[image.verdict]
-        lines += [f"  <testcase {attributes}>",
-                  f"    <{tag} message={quoteattr(image.verdict + ': ' + image.reason)}>{escape(detail)}</{tag}>",
-                  "  </testcase>"]
+        lines += [
+            f"  <testcase {attributes}>",
+            f"    <{tag} message={quoteattr(image.verdict + ': ' + image.reason)}>{escape(detail)}</{tag}>",
+            "  </testcase>",
+        ]
     lines.append("</testsuite>")
     return "\n".join(lines) + "\n"
 
 
 def summary(report: ReproReport) -> str:
-    rows = [f"  {image.role:34} {image.verdict:18} {image.first or '-':71} {image.seconds:6.1f} s"
-            + (f"  {image.reason}" if image.reason and image.verdict is not Verdict.REPRODUCIBLE else "")
-            for image in report.images]
+    rows = [
+        f"  {image.role:34} {image.verdict:18} {image.first or '-':71} {image.seconds:6.1f} s"
+        + (f"  {image.reason}" if image.reason and image.verdict is not Verdict.REPRODUCIBLE else "")
+        for image in report.images
+    ]
     return "\n".join(rows)
 
 
@@ -283,8 +340,11 @@ def fail_on(report: ReproReport, report_dir: Path | None = None) -> None:
     worst = report.worst()
     if worst.error is None:
         return
-    hint = "record the new digests with `nox -s images` and commit lock/images.lock.json" \
-        if worst is Verdict.NEW_INPUTS else None
+    hint = (
+        "record the new digests with `nox -s images` and commit lock/images.lock.json"
+        if worst is Verdict.NEW_INPUTS
+        else None
+    )
     raise worst.error(f"repro: {worst} (report: {(report_dir or default_report_dir()) / 'report.json'})", hint=hint)
 
 
@@ -299,8 +359,10 @@ def read_report(path: Path) -> ReproReport:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "document"
-        raise UsageError(f"{path}: not an hpsforge repro report ({where}: {first['msg']})",
-                         hint="give two output/repro/report.json files written by `nox -s repro`") from None
+        raise UsageError(
+            f"{path}: not an hpsforge repro report ({where}: {first['msg']})",
+            hint="give two output/repro/report.json files written by `nox -s repro`",
+        ) from None
 
 
 class CompareOutcome(StrEnum):
@@ -342,11 +404,15 @@ class ReportComparison(_Comparison):
             if other is None:
                 continue
             if image.outcome is CompareOutcome.INPUTS_DIFFER:
-                lines.append(f"{image.role}: inputs differ ({(mine.inputs_sha256 or '-')[:12]} vs "
-                             f"{(other.inputs_sha256 or '-')[:12]}): not compared")
+                lines.append(
+                    f"{image.role}: inputs differ ({(mine.inputs_sha256 or '-')[:12]} vs "
+                    f"{(other.inputs_sha256 or '-')[:12]}): not compared"
+                )
             elif image.outcome is CompareOutcome.DIFFERS:
-                lines.append(f"{image.role}: DIFFERS with the same inputs: {mine.first} ({a.engine}, {a.kernel}) "
-                             f"vs {other.first} ({b.engine}, {b.kernel})")
+                lines.append(
+                    f"{image.role}: DIFFERS with the same inputs: {mine.first} ({a.engine}, {a.kernel}) "
+                    f"vs {other.first} ({b.engine}, {b.kernel})"
+                )
         return lines
 
 
@@ -363,10 +429,24 @@ def compare(first_path: Path, second_path: Path) -> ReportComparison:
     reports cannot be compared."""
     a, b = read_report(first_path), read_report(second_path)
     if a.revision != b.revision:
-        raise UsageError(f"the reports are of different project revisions: revision {a.revision} ({first_path}) "
-                         f"vs {b.revision} ({second_path})", hint="compare reports of the same commit")
+        raise UsageError(
+            f"the reports are of different project revisions: revision {a.revision} ({first_path}) "
+            f"vs {b.revision} ({second_path})",
+            hint="compare reports of the same commit",
+        )
     theirs = {image.role: image for image in b.images}
     return ReportComparison(
-        first_report=first_path, second_report=second_path, first_machine=a.machine, second_machine=b.machine,
-        images=[ComparedImage(role=mine.role, outcome=_compare_image(mine, theirs.get(mine.role)), first=mine,
-                              second=theirs.get(mine.role)) for mine in a.images])
+        first_report=first_path,
+        second_report=second_path,
+        first_machine=a.machine,
+        second_machine=b.machine,
+        images=[
+            ComparedImage(
+                role=mine.role,
+                outcome=_compare_image(mine, theirs.get(mine.role)),
+                first=mine,
+                second=theirs.get(mine.role),
+            )
+            for mine in a.images
+        ],
+    )

@@ -34,16 +34,24 @@ def _hashes(*digests: str) -> list[dict]:
 
 
 def _debian_components(lock: debian.DebianLock, distro: str) -> list[dict]:
-    return [{
-        "type": "library",
-        "bom-ref": f"deb:{p.name}@{p.version}:{p.architecture}",
-        "name": p.name,
-        "version": p.version,
-        "purl": PackageURL(type="deb", namespace="debian", name=p.name, version=p.version,
-                           qualifiers={"arch": p.architecture, "distro": distro}).to_string(),
-        "hashes": _hashes(p.sha256),
-        "externalReferences": [{"type": "distribution", "url": p.url}],
-    } for p in lock.packages]
+    return [
+        {
+            "type": "library",
+            "bom-ref": f"deb:{p.name}@{p.version}:{p.architecture}",
+            "name": p.name,
+            "version": p.version,
+            "purl": PackageURL(
+                type="deb",
+                namespace="debian",
+                name=p.name,
+                version=p.version,
+                qualifiers={"arch": p.architecture, "distro": distro},
+            ).to_string(),
+            "hashes": _hashes(p.sha256),
+            "externalReferences": [{"type": "distribution", "url": p.url}],
+        }
+        for p in lock.packages
+    ]
 
 
 def _wheel_components(target: str) -> list[dict]:
@@ -57,14 +65,16 @@ def _wheel_components(target: str) -> list[dict]:
     for requirement in lock.requirements:
         name = requirements_lock.canonical_name(requirement.name)
         digests = [fetched[name]] if fetched.get(name) in requirement.hashes else list(requirement.hashes)
-        components.append({
-            "type": "library",
-            "bom-ref": f"pypi:{name}@{requirement.version}",
-            "name": name,
-            "version": requirement.version,
-            "purl": PackageURL(type="pypi", name=name, version=requirement.version).to_string(),
-            "hashes": _hashes(*digests),
-        })
+        components.append(
+            {
+                "type": "library",
+                "bom-ref": f"pypi:{name}@{requirement.version}",
+                "name": name,
+                "version": requirement.version,
+                "purl": PackageURL(type="pypi", name=name, version=requirement.version).to_string(),
+                "hashes": _hashes(*digests),
+            }
+        )
     return components
 
 
@@ -103,26 +113,34 @@ def _model_components(pipelines: dict[str, Pipeline]) -> list[dict]:
     components = []
     for pipeline_name, pipeline in pipelines.items():
         for artifact in pipeline.models:
-            components.append({
-                "type": "machine-learning-model",
-                "bom-ref": f"model:{pipeline_name}/{artifact.name}",
-                "name": f"{pipeline_name}/{artifact.name}",
-                "description": f"from {artifact.source.describe()}",
-                "components": [{
-                    "type": "file",
-                    "bom-ref": f"model:{pipeline_name}/{artifact.name}/{path}",
-                    "name": path,
-                    "hashes": _hashes(digest),
-                } for path, digest in sorted(artifact.files.items())],
-            })
+            components.append(
+                {
+                    "type": "machine-learning-model",
+                    "bom-ref": f"model:{pipeline_name}/{artifact.name}",
+                    "name": f"{pipeline_name}/{artifact.name}",
+                    "description": f"from {artifact.source.describe()}",
+                    "components": [
+                        {
+                            "type": "file",
+                            "bom-ref": f"model:{pipeline_name}/{artifact.name}/{path}",
+                            "name": path,
+                            "hashes": _hashes(digest),
+                        }
+                        for path, digest in sorted(artifact.files.items())
+                    ],
+                }
+            )
     return components
 
 
 def document(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str) -> dict:
     config.target(target)
-    components = (_debian_components(debian.DebianLock.read(debian.base_lock_path()), f"debian-{config.base.suite}")
-                  + _wheel_components(target) + _blob_components(config, target)
-                  + _model_components(pipelines))
+    components = (
+        _debian_components(debian.DebianLock.read(debian.base_lock_path()), f"debian-{config.base.suite}")
+        + _wheel_components(target)
+        + _blob_components(config, target)
+        + _model_components(pipelines)
+    )
     created = datetime.fromtimestamp(config.base.source_date_epoch, tz=timezone.utc)
     body = {
         "bomFormat": "CycloneDX",
@@ -131,8 +149,12 @@ def document(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str)
         "metadata": {
             "timestamp": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "tools": {"components": [{"type": "application", "name": "hpsforge"}]},
-            "component": {"type": "container", "bom-ref": f"image:{target}", "name": f"hpsforge-{target}",
-                          **({"properties": properties} if (properties := _image_properties(config, target)) else {})},
+            "component": {
+                "type": "container",
+                "bom-ref": f"image:{target}",
+                "name": f"hpsforge-{target}",
+                **({"properties": properties} if (properties := _image_properties(config, target)) else {}),
+            },
         },
         "components": components,
     }
@@ -141,8 +163,7 @@ def document(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str)
     return body
 
 
-def write(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str,
-          output_dir: Path | None = None) -> Path:
+def write(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str, output_dir: Path | None = None) -> Path:
     """Write output_dir (default output/sbom)/<target>.cdx.json."""
     path = (settings().output_dir / "sbom" if output_dir is None else output_dir) / f"{target}.cdx.json"
     atomic_write_text(path, canonical_json(document(config, pipelines, target)))

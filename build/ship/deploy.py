@@ -74,8 +74,12 @@ class Sizing:
     def of(cls, name: str, params: DeployParameters) -> "Sizing":
         shm = params.shm_mib or shm_mib(name, params.instances)
         start = params.start_seconds or MEASURED_START_S
-        return cls(cpu=params.instances * params.cpu_threads, memory_mib=params.instances * params.memory_mib + shm,
-                   shm_mib=shm, startup_failures=math.ceil(start * START_MARGIN / PROBE_PERIOD_S))
+        return cls(
+            cpu=params.instances * params.cpu_threads,
+            memory_mib=params.instances * params.memory_mib + shm,
+            shm_mib=shm,
+            startup_failures=math.ceil(start * START_MARGIN / PROBE_PERIOD_S),
+        )
 
 
 def shm_mib(name: str, instances: int) -> int:
@@ -93,8 +97,10 @@ def shm_mib(name: str, instances: int) -> int:
 
 def check_image(reference: str) -> str:
     """A cluster runs exactly the image built only when it names it by digest."""
-    hint = ("give REPOSITORY@sha256:<64 hex digits>, e.g. registry.example:5000/hps/ocr-cpu@sha256:..."
-            " (`docker buildx imagetools inspect REF` prints an image's digest)")
+    hint = (
+        "give REPOSITORY@sha256:<64 hex digits>, e.g. registry.example:5000/hps/ocr-cpu@sha256:..."
+        " (`docker buildx imagetools inspect REF` prints an image's digest)"
+    )
     try:
         digest = ImageReference.parse(reference).digest
     except UsageError as error:
@@ -110,8 +116,10 @@ def recorded_image(name: str, target: str, images: images_lock.ImagesLock | None
     role = pipeline_images.role(name, target)
     record = (images or images_lock.ImagesLock.read()).images.get(role)
     if record is None:
-        raise HpsforgeError(f"no {role} image is recorded in {images_lock.images_lock_path()}",
-                            hint=f"build it with `nox -s images -- {target}`, or pass --image REPOSITORY@sha256:...")
+        raise HpsforgeError(
+            f"no {role} image is recorded in {images_lock.images_lock_path()}",
+            hint=f"build it with `nox -s images -- {target}`, or pass --image REPOSITORY@sha256:...",
+        )
     if record.pushed:
         return record.pushed
     try:
@@ -119,8 +127,11 @@ def recorded_image(name: str, target: str, images: images_lock.ImagesLock | None
         reference = replace(ImageReference.parse(record.reference), tag=None, digest=record.digest)
     except UsageError as error:
         hint = f"rebuild it with `nox -s images -- {target}`, or pass --image REPOSITORY@sha256:..."
-        raise HpsforgeError(f"{images_lock.images_lock_path()}: {role} is recorded as {record.reference} "
-                            f"({record.digest}), not a digest reference: {error.message}", hint=hint) from None
+        raise HpsforgeError(
+            f"{images_lock.images_lock_path()}: {role} is recorded as {record.reference} "
+            f"({record.digest}), not a digest reference: {error.message}",
+            hint=hint,
+        ) from None
     return str(reference)
 
 
@@ -129,8 +140,12 @@ def has_registry(reference: str) -> bool:
 
 
 def _labels(slug: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": f"hps-{slug}", "app.kubernetes.io/component": "inference-server",
-            "app.kubernetes.io/part-of": "hpsforge", "app.kubernetes.io/managed-by": "hpsforge"}
+    return {
+        "app.kubernetes.io/name": f"hps-{slug}",
+        "app.kubernetes.io/component": "inference-server",
+        "app.kubernetes.io/part-of": "hpsforge",
+        "app.kubernetes.io/managed-by": "hpsforge",
+    }
 
 
 def _selector(slug: str) -> dict[str, str]:
@@ -145,18 +160,23 @@ def _get(path: str) -> dict:
     return {"httpGet": {"path": path, "port": "http"}}
 
 
-def _container(container_name: str, image: str, slug: str, target: str, params: DeployParameters,
-               sizing: Sizing) -> dict:
+def _container(
+    container_name: str, image: str, slug: str, target: str, params: DeployParameters, sizing: Sizing
+) -> dict:
     env = []
     if target in model_repo.DEVICES:
         env.append({"name": "HPS_DEVICE", "value": target})
     # The sizing, handed over by name only: HPS_CPU_THREADS is read by hps_server (unset, it counts
     # the node's cores, not this pod's); HPS_INSTANCES is the instance count per model the CPU was
     # sized for (the shipped configs run one, the default).
-    env += [{"name": "HPS_CPU_THREADS", "value": str(params.cpu_threads)},
-            {"name": "HPS_INSTANCES", "value": str(params.instances)},
-            {"name": "HPS_ADMIN_KEY",
-             "valueFrom": {"secretKeyRef": {"name": f"hps-{slug}-admin-key", "key": ADMIN_SECRET_KEY}}}]
+    env += [
+        {"name": "HPS_CPU_THREADS", "value": str(params.cpu_threads)},
+        {"name": "HPS_INSTANCES", "value": str(params.instances)},
+        {
+            "name": "HPS_ADMIN_KEY",
+            "valueFrom": {"secretKeyRef": {"name": f"hps-{slug}-admin-key", "key": ADMIN_SECRET_KEY}},
+        },
+    ]
     mounts = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "dshm", "mountPath": "/dev/shm"}]
     if params.state:
         env.append({"name": "HPS_STATE_DIR", "value": STATE_DIR})
@@ -171,18 +191,25 @@ def _container(container_name: str, image: str, slug: str, target: str, params: 
         # Requests equal limits: the Guaranteed class, and the CPU the threads were sized for.
         "resources": {"requests": dict(amounts), "limits": {**amounts, **DEVICE_RESOURCES.get(target, {})}},
         # Ready means every model is loaded, so it also ends the start; liveness only after that.
-        "startupProbe": {**_get("/v2/health/ready"), "periodSeconds": PROBE_PERIOD_S, "timeoutSeconds": 2,
-                         "failureThreshold": sizing.startup_failures},
-        "readinessProbe": {**_get("/v2/health/ready"), "periodSeconds": 5, "timeoutSeconds": 2,
-                           "failureThreshold": 2},
-        "livenessProbe": {**_get("/v2/health/live"), "periodSeconds": 10, "timeoutSeconds": 5,
-                          "failureThreshold": 3},
+        "startupProbe": {
+            **_get("/v2/health/ready"),
+            "periodSeconds": PROBE_PERIOD_S,
+            "timeoutSeconds": 2,
+            "failureThreshold": sizing.startup_failures,
+        },
+        "readinessProbe": {**_get("/v2/health/ready"), "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 2},
+        "livenessProbe": {**_get("/v2/health/live"), "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
         "securityContext": {
-            "runAsUser": SERVING_ID, "runAsGroup": SERVING_ID, "runAsNonRoot": True, "privileged": False,
-            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+            "runAsUser": SERVING_ID,
+            "runAsGroup": SERVING_ID,
+            "runAsNonRoot": True,
+            "privileged": False,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
             # Proven by tests/engine/test_deploy_readonly.py: with /tmp, /dev/shm (and the state
             # claim) mounted, nothing else is written.
-            "readOnlyRootFilesystem": True, "seccompProfile": {"type": "RuntimeDefault"},
+            "readOnlyRootFilesystem": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
         },
         "volumeMounts": mounts,
     }
@@ -191,13 +218,21 @@ def _container(container_name: str, image: str, slug: str, target: str, params: 
 def _pod_security() -> dict:
     # fsGroup makes a fresh claim writable by the serving user; OnRootMismatch skips the re-chown
     # of a full index on every start.
-    return {"runAsUser": SERVING_ID, "runAsGroup": SERVING_ID, "runAsNonRoot": True, "fsGroup": SERVING_ID,
-            "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "runAsUser": SERVING_ID,
+        "runAsGroup": SERVING_ID,
+        "runAsNonRoot": True,
+        "fsGroup": SERVING_ID,
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def _volumes(slug: str, params: DeployParameters, sizing: Sizing) -> list[dict]:
-    volumes = [{"name": "tmp", "emptyDir": {"sizeLimit": f"{TMP_MIB}Mi"}},
-               {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{sizing.shm_mib}Mi"}}]
+    volumes = [
+        {"name": "tmp", "emptyDir": {"sizeLimit": f"{TMP_MIB}Mi"}},
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{sizing.shm_mib}Mi"}},
+    ]
     if params.state:
         volumes.append({"name": "state", "persistentVolumeClaim": {"claimName": f"hps-{slug}-state"}})
     return volumes
@@ -219,9 +254,14 @@ def _pod_spec(containers: list[dict], slug: str, params: DeployParameters, sizin
         "volumes": _volumes(slug, params, sizing),
     }
     if params.max_replicas > 1:
-        spec["topologySpreadConstraints"] = [{
-            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": _selector(slug)}}]
+        spec["topologySpreadConstraints"] = [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": _selector(slug)},
+            }
+        ]
     return spec
 
 
@@ -229,8 +269,12 @@ def _claim(slug: str, params: DeployParameters) -> dict:
     spec = {"accessModes": [params.state.access_mode], "resources": {"requests": {"storage": params.state.size}}}
     if params.state.storage_class:
         spec["storageClassName"] = params.state.storage_class
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _metadata(f"hps-{slug}-state", slug),
-            "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(f"hps-{slug}-state", slug),
+        "spec": spec,
+    }
 
 
 def _strategy(params: DeployParameters) -> dict:
@@ -246,9 +290,14 @@ def kubernetes_manifests(name: str, params: DeployParameters, target: str, image
         "selector": {"matchLabels": _selector(slug)},
         "strategy": _strategy(params),
         "template": {
-            "metadata": {"labels": _labels(slug),
-                         "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(PORTS["metrics"]),
-                                         "prometheus.io/path": "/metrics"}},
+            "metadata": {
+                "labels": _labels(slug),
+                "annotations": {
+                    "prometheus.io/scrape": "true",
+                    "prometheus.io/port": str(PORTS["metrics"]),
+                    "prometheus.io/path": "/metrics",
+                },
+            },
             "spec": _pod_spec([_container("server", image, slug, target, params, sizing)], slug, params, sizing),
         },
     }
@@ -257,25 +306,59 @@ def kubernetes_manifests(name: str, params: DeployParameters, target: str, image
         # every apply resets it).
         deployment_spec = {"replicas": params.min_replicas, **deployment_spec}
     documents = {
-        "deployment.yaml": {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(full, slug),
-                            "spec": deployment_spec},
-        "service.yaml": {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(full, slug), "spec": {
-            "type": "ClusterIP", "selector": _selector(slug),
-            "ports": [{"name": kind, "port": port, "targetPort": kind, "protocol": "TCP",
-                       **({"appProtocol": "kubernetes.io/h2c"} if kind == "grpc" else {})}
-                      for kind, port in PORTS.items()]}},
+        "deployment.yaml": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": _metadata(full, slug),
+            "spec": deployment_spec,
+        },
+        "service.yaml": {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _metadata(full, slug),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": _selector(slug),
+                "ports": [
+                    {
+                        "name": kind,
+                        "port": port,
+                        "targetPort": kind,
+                        "protocol": "TCP",
+                        **({"appProtocol": "kubernetes.io/h2c"} if kind == "grpc" else {}),
+                    }
+                    for kind, port in PORTS.items()
+                ],
+            },
+        },
         # One pod at a time may go (a node drain), whatever the count: with two or more, one serves.
-        "poddisruptionbudget.yaml": {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-                                     "metadata": _metadata(full, slug),
-                                     "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(slug)}}},
+        "poddisruptionbudget.yaml": {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": _metadata(full, slug),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(slug)}},
+        },
     }
     if _scales(params):
         documents["horizontalpodautoscaler.yaml"] = {
-            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": _metadata(full, slug),
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": full},
-                     "minReplicas": params.min_replicas, "maxReplicas": params.max_replicas,
-                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-                         "type": "Utilization", "averageUtilization": params.target_cpu_utilization}}}]}}
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": _metadata(full, slug),
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": full},
+                "minReplicas": params.min_replicas,
+                "maxReplicas": params.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": params.target_cpu_utilization},
+                        },
+                    }
+                ],
+            },
+        }
     if params.state:
         documents["persistentvolumeclaim.yaml"] = _claim(slug, params)
     return documents
@@ -298,25 +381,41 @@ def kserve_manifests(name: str, params: DeployParameters, target: str, image: st
     pod = _pod_spec([], slug, params, sizing)
     predictor = {
         "model": {"modelFormat": {"name": model_format, "version": "1"}, "runtime": full, "protocolVersion": "v2"},
-        "minReplicas": params.min_replicas, "maxReplicas": params.max_replicas,
-        **{key: pod[key] for key in ("automountServiceAccountToken", "enableServiceLinks",
-                                     "terminationGracePeriodSeconds", "securityContext")},
+        "minReplicas": params.min_replicas,
+        "maxReplicas": params.max_replicas,
+        **{
+            key: pod[key]
+            for key in (
+                "automountServiceAccountToken",
+                "enableServiceLinks",
+                "terminationGracePeriodSeconds",
+                "securityContext",
+            )
+        },
         "deploymentStrategy": _strategy(params),
     }
     if "topologySpreadConstraints" in pod:
         predictor["topologySpreadConstraints"] = pod["topologySpreadConstraints"]
     annotations = {f"{KSERVE_API}/deploymentMode": "Standard"}
     if _scales(params):
-        predictor.update({"scaleMetric": "cpu", "scaleMetricType": "Utilization",
-                          "scaleTarget": params.target_cpu_utilization})
+        predictor.update(
+            {"scaleMetric": "cpu", "scaleMetricType": "Utilization", "scaleTarget": params.target_cpu_utilization}
+        )
     else:
         annotations[f"{KSERVE_API}/autoscalerClass"] = "none"  # a fixed count: no autoscaler
     documents = {
-        "servingruntime.yaml": {"apiVersion": f"{KSERVE_API}/v1alpha1", "kind": "ServingRuntime",
-                                "metadata": _metadata(full, slug), "spec": runtime_spec},
-        "inferenceservice.yaml": {"apiVersion": f"{KSERVE_API}/v1beta1", "kind": "InferenceService",
-                                  "metadata": {**_metadata(full, slug), "annotations": annotations},
-                                  "spec": {"predictor": predictor}},
+        "servingruntime.yaml": {
+            "apiVersion": f"{KSERVE_API}/v1alpha1",
+            "kind": "ServingRuntime",
+            "metadata": _metadata(full, slug),
+            "spec": runtime_spec,
+        },
+        "inferenceservice.yaml": {
+            "apiVersion": f"{KSERVE_API}/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {**_metadata(full, slug), "annotations": annotations},
+            "spec": {"predictor": predictor},
+        },
     }
     if params.state:
         documents["persistentvolumeclaim.yaml"] = _claim(slug, params)  # the same claim: the index follows
@@ -354,12 +453,13 @@ pipelines/{name}/pipeline.toml (schema: DeployParameters in build/pipelines.py).
 APPLY = {
     "kubernetes": "       kubectl apply -f kubernetes/     # service/hps-{slug}: http 8000, grpc 8001, metrics 8002\n",
     "kserve": "       kubectl apply -f kserve/         # KServe (Standard mode); service/hps-{slug}-predictor: "
-              "http on 80, grpc 8001, metrics 8002\n",
+    "http on 80, grpc 8001, metrics 8002\n",
 }
 
 
-def render(name: str, pipeline: Pipeline, target: str, image: str, kinds: tuple[str, ...],
-           command: str) -> dict[str, str]:
+def render(
+    name: str, pipeline: Pipeline, target: str, image: str, kinds: tuple[str, ...], command: str
+) -> dict[str, str]:
     """Every file of output/deploy/<name>/, by relative path."""
     params, sizing = pipeline.deploy, Sizing.of(name, pipeline.deploy)
     builders = {"kubernetes": kubernetes_manifests, "kserve": kserve_manifests}
@@ -367,17 +467,28 @@ def render(name: str, pipeline: Pipeline, target: str, image: str, kinds: tuple[
     for kind in kinds:
         for filename, document in builders[kind](name, params, target, image).items():
             files[f"{kind}/{filename}"] = _yaml(document, command)
-    replicas = (f"{params.min_replicas}-{params.max_replicas} (CPU autoscaled at "
-                f"{params.target_cpu_utilization}%)" if _scales(params) else str(params.min_replicas))
+    replicas = (
+        f"{params.min_replicas}-{params.max_replicas} (CPU autoscaled at {params.target_cpu_utilization}%)"
+        if _scales(params)
+        else str(params.min_replicas)
+    )
     slug = image_slug(name)
-    files["README.md"] = README.format(name=name, slug=slug, image=image, command=command,
-                                       apply="one of these (two ways to run the same pods, not both at once)"
-                                       if len(kinds) > 1 else "it",
-                                       commands="".join(APPLY[kind].format(slug=slug) for kind in kinds),
-                                       service=f"hps-{slug} 8000:8000" if "kubernetes" in kinds else f"hps-{slug}-predictor 8000:80",
-                                       cpu=sizing.cpu, instances=params.instances, threads=params.cpu_threads,
-                                       memory=sizing.memory_mib, shm=sizing.shm_mib, replicas=replicas,
-                                       key=ADMIN_SECRET_KEY)
+    files["README.md"] = README.format(
+        name=name,
+        slug=slug,
+        image=image,
+        command=command,
+        apply="one of these (two ways to run the same pods, not both at once)" if len(kinds) > 1 else "it",
+        commands="".join(APPLY[kind].format(slug=slug) for kind in kinds),
+        service=f"hps-{slug} 8000:8000" if "kubernetes" in kinds else f"hps-{slug}-predictor 8000:80",
+        cpu=sizing.cpu,
+        instances=params.instances,
+        threads=params.cpu_threads,
+        memory=sizing.memory_mib,
+        shm=sizing.shm_mib,
+        replicas=replicas,
+        key=ADMIN_SECRET_KEY,
+    )
     return dict(sorted(files.items()))
 
 
@@ -399,18 +510,34 @@ def write(name: str, files: dict[str, str], output_dir: Path | None = None) -> P
     return final
 
 
-def deploy(name: str, pipeline: Pipeline, target: str, kinds: tuple[str, ...], image: str | None = None,
-           output_dir: Path | None = None) -> Path:
+def deploy(
+    name: str,
+    pipeline: Pipeline,
+    target: str,
+    kinds: tuple[str, ...],
+    image: str | None = None,
+    output_dir: Path | None = None,
+) -> Path:
     """`nox -s deploy`: write output/deploy/<name>/ for `image` (default: the recorded digest); say what it holds."""
     given = image is not None
     image = check_image(image) if given else recorded_image(name, target)
-    command = " ".join(["nox -s deploy --", name, *(f"--{kind}" for kind in kinds),
-                        *(["--image", image] if given else []), *(["--target", target] if target != "cpu" else [])])
+    command = " ".join(
+        [
+            "nox -s deploy --",
+            name,
+            *(f"--{kind}" for kind in kinds),
+            *(["--image", image] if given else []),
+            *(["--target", target] if target != "cpu" else []),
+        ]
+    )
     folder = write(name, render(name, pipeline, target, image, kinds, command), output_dir)
     print(f"hpsforge: {name}: wrote {folder}/ ({image})", flush=True)
     for path in sorted(folder.rglob("*.yaml")):
         print(f"  {path.relative_to(folder)}")
     if not has_registry(image):
-        print(f"  note: {image} names no registry, so a cluster would pull it from Docker Hub: push it "
-              "and pass --image REGISTRY/...@sha256:...", flush=True)
+        print(
+            f"  note: {image} names no registry, so a cluster would pull it from Docker Hub: push it "
+            "and pass --image REGISTRY/...@sha256:...",
+            flush=True,
+        )
     return folder

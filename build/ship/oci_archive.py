@@ -78,6 +78,7 @@ USAGE = "HOST[:PORT]/REPOSITORY:TAG, e.g. 127.0.0.1:5000/hpsforge/inputs:2026-12
 
 # --- the archive index (hpsforge.archive's model) ----------------------------------------------
 
+
 def manifest_digest(reference: str) -> str:
     """The digest of the manifest `reference` names, as its registry serves it (the bytes are
     hashed here: the registry's own header is not trusted). Credentials: Docker's config."""
@@ -92,11 +93,13 @@ def parse_index(data: bytes, where: str) -> ArchiveIndex:
         return ArchiveIndex.model_validate_json(data)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(document)'}: {e['msg']}" for e in error.errors()[:5])
-        raise UsageError(f"{where} is not an hpsforge archive index ({ARCHIVE_FORMAT}): {problems}",
-                         hint="export the archive again") from None
+        raise UsageError(
+            f"{where} is not an hpsforge archive index ({ARCHIVE_FORMAT}): {problems}", hint="export the archive again"
+        ) from None
 
 
 # --- references ----------------------------------------------------------------------------------
+
 
 class Reference(ImageReference):
     """An archive's reference (core.reference's grammar) with the registry it is reached at;
@@ -119,7 +122,7 @@ class Reference(ImageReference):
     @property
     def plain_http(self) -> bool:
         """Loopback registries speak plain HTTP, as the Docker engine assumes too; all others HTTPS."""
-        name = self.host.rsplit(":", 1)[0] if not self.host.startswith("[") else self.host[1:self.host.index("]")]
+        name = self.host.rsplit(":", 1)[0] if not self.host.startswith("[") else self.host[1 : self.host.index("]")]
         if name == "localhost":
             return True
         with contextlib.suppress(ValueError):
@@ -134,18 +137,25 @@ class Reference(ImageReference):
 def parse_reference(text: str, *, push: bool) -> Reference:
     ref = Reference.parse(text)
     if ref.registry is None:
-        raise UsageError(f"malformed reference {text!r}: it names no registry host; expected {USAGE}",
-                         hint=f"write the registry's address first, e.g. 127.0.0.1:5000/{text}")
+        raise UsageError(
+            f"malformed reference {text!r}: it names no registry host; expected {USAGE}",
+            hint=f"write the registry's address first, e.g. 127.0.0.1:5000/{text}",
+        )
     if push and (ref.digest or not ref.tag):
-        raise UsageError(f"reference {text!r}: a push needs a tag and no digest ({USAGE})",
-                         hint="name the tag to push to; the pushed digest is printed afterwards")
+        raise UsageError(
+            f"reference {text!r}: a push needs a tag and no digest ({USAGE})",
+            hint="name the tag to push to; the pushed digest is printed afterwards",
+        )
     if not push and not (ref.tag or ref.digest):
-        raise UsageError(f"reference {text!r} names no tag or digest ({USAGE}, or …@sha256:<digest>)",
-                         hint="add the tag the archive was pushed under")
+        raise UsageError(
+            f"reference {text!r} names no tag or digest ({USAGE}, or …@sha256:<digest>)",
+            hint="add the tag the archive was pushed under",
+        )
     return ref
 
 
 # --- credentials: Docker's own configuration, nothing else -------------------------------------
+
 
 def docker_config_file() -> Path:
     """Where the Docker CLI keeps credentials: $DOCKER_CONFIG/config.json, else ~/.docker/config.json."""
@@ -161,8 +171,10 @@ def docker_credentials(host: str) -> tuple[str, str] | None:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise HpsforgeError(f"cannot read Docker's configuration {path}: {error}",
-                            hint=f"repair it, or log in again with `docker login {host}`") from None
+        raise HpsforgeError(
+            f"cannot read Docker's configuration {path}: {error}",
+            hint=f"repair it, or log in again with `docker login {host}`",
+        ) from None
     key = "https://index.docker.io/v1/" if host in ("docker.io", "index.docker.io") else host
     if helper := (config.get("credHelpers") or {}).get(key) or config.get("credsStore"):
         return _from_helper(helper, key, path)
@@ -175,8 +187,10 @@ def docker_credentials(host: str) -> tuple[str, str] | None:
             try:
                 user, _, secret = base64.b64decode(entry["auth"], validate=True).decode("utf-8").partition(":")
             except ValueError:
-                raise HpsforgeError(f"Docker's configuration {path} holds a malformed `auth` for {server}",
-                                    hint=f"log in again with `docker login {host}`") from None
+                raise HpsforgeError(
+                    f"Docker's configuration {path} holds a malformed `auth` for {server}",
+                    hint=f"log in again with `docker login {host}`",
+                ) from None
             return user, secret
         if entry.get("username"):
             return entry["username"], entry.get("password", "")
@@ -191,17 +205,26 @@ def _server_host(server: str) -> str:
 def _from_helper(helper: str, key: str, config: Path) -> tuple[str, str] | None:
     binary = f"docker-credential-{helper}"
     if shutil.which(binary) is None:
-        raise HpsforgeError(f"{config} names the credential helper {helper!r}, but {binary} is not installed",
-                            hint=f"install {binary}, or remove it from {config} and `docker login {key}`")
+        raise HpsforgeError(
+            f"{config} names the credential helper {helper!r}, but {binary} is not installed",
+            hint=f"install {binary}, or remove it from {config} and `docker login {key}`",
+        )
     # Exit 1 with "credentials not found" is an answer (no login for this registry), not a failure.
-    done = proc.run([binary, "get"], input=key, timeout=CREDENTIAL_HELPER_TIMEOUT_S, check=False,
-                    what=f"the credential helper {binary} gave no answer for {key}")
+    done = proc.run(
+        [binary, "get"],
+        input=key,
+        timeout=CREDENTIAL_HELPER_TIMEOUT_S,
+        check=False,
+        what=f"the credential helper {binary} gave no answer for {key}",
+    )
     answer = (done.stdout_bytes or done.stderr_bytes).decode(errors="replace").strip()
     if done.returncode != 0:
         if "credentials not found" in answer.lower():
             return None
-        raise HpsforgeError(f"the credential helper {binary} failed for {key}: {answer[:300]}",
-                            hint=f"check it with `echo {key} | {binary} get`, or log in again with `docker login {key}`")
+        raise HpsforgeError(
+            f"the credential helper {binary} failed for {key}: {answer[:300]}",
+            hint=f"check it with `echo {key} | {binary} get`, or log in again with `docker login {key}`",
+        )
     try:
         payload = json.loads(done.stdout_bytes)
         user, secret = payload["Username"], payload["Secret"]
@@ -214,11 +237,14 @@ def _from_helper(helper: str, key: str, config: Path) -> tuple[str, str] | None:
 
 def _identity_token_refused(host: str) -> NoReturn:
     # An identity token is an OAuth2 refresh token; oras-py's token auth only knows username/secret.
-    raise HpsforgeError(f"Docker's credentials for {host} are an identity token, which hpsforge cannot use",
-                        hint=f"log in with a username and a password or access token: `docker login -u USER {host}`")
+    raise HpsforgeError(
+        f"Docker's credentials for {host} are an identity token, which hpsforge cannot use",
+        hint=f"log in with a username and a password or access token: `docker login -u USER {host}`",
+    )
 
 
 # --- the registry client -------------------------------------------------------------------------
+
 
 class _TimeoutAdapter(requests.adapters.HTTPAdapter):
     def send(self, request, **kwargs):
@@ -240,8 +266,12 @@ class _Registry(oras.provider.Registry):
 
     def __init__(self, ref: Reference) -> None:
         bundle = host_ca_bundle()
-        super().__init__(hostname=ref.api_host, insecure=ref.plain_http,
-                         tls_verify=str(bundle) if bundle else True, auth_backend="token")
+        super().__init__(
+            hostname=ref.api_host,
+            insecure=ref.plain_http,
+            tls_verify=str(bundle) if bundle else True,
+            auth_backend="token",
+        )
         self.ref = ref
         self.base = ref.base_url
         # Credentials come from Docker's configuration only: requests' trust_env would also read
@@ -262,11 +292,13 @@ class _Registry(oras.provider.Registry):
             raise InputUnavailableError(
                 f"{self.ref.text}: TLS with the registry at {self.base} failed: {_reason(error)}",
                 hint="a registry on this machine is reached over plain HTTP only as 127.0.0.1 or localhost; "
-                     "otherwise add its CA to the host's CA bundle") from None
+                "otherwise add its CA to the host's CA bundle",
+            ) from None
         except (requests.ConnectionError, requests.Timeout) as error:
             raise InputUnavailableError(
                 f"{self.ref.text}: the registry at {self.base} does not answer ({_reason(error)})",
-                hint="start the registry, or correct the host and port in the reference, then run again") from None
+                hint="start the registry, or correct the host and port in the reference, then run again",
+            ) from None
 
     def do_request(self, url, method="GET", data=None, headers=None, json=None, stream=False):
         """One request with the current token; after a bearer challenge, one more with a new token
@@ -296,11 +328,16 @@ class _Registry(oras.provider.Registry):
 
     def refused(self, response: requests.Response, action: str) -> NoReturn:
         text = _error_text(response)
-        message = (f"{self.ref.text}: the registry at {self.base} refused to {action} "
-                   f"(HTTP {response.status_code}{': ' + text if text else ''})")
+        message = (
+            f"{self.ref.text}: the registry at {self.base} refused to {action} "
+            f"(HTTP {response.status_code}{': ' + text if text else ''})"
+        )
         if response.status_code in (401, 403):
-            raise InputUnavailableError(message, hint=f"log in with `docker login {self.ref.host}` "
-                                        "(hpsforge uses the credentials Docker stores), then run again")
+            raise InputUnavailableError(
+                message,
+                hint=f"log in with `docker login {self.ref.host}` "
+                "(hpsforge uses the credentials Docker stores), then run again",
+            )
         raise InputUnavailableError(message, hint="check the reference and the registry's log, then run again")
 
     # blobs
@@ -321,14 +358,19 @@ class _Registry(oras.provider.Registry):
         if isinstance(source, bytes) or size <= UPLOAD_PIECE:
             # In memory (at most UPLOAD_PIECE) so that a request re-sent after a challenge sends it again.
             data = source if isinstance(source, bytes) else source.read_bytes()
-            response = self.do_request(oras.utils.append_url_params(location, {"digest": digest}), "PUT",
-                                       data=data, headers=octets)
+            response = self.do_request(
+                oras.utils.append_url_params(location, {"digest": digest}), "PUT", data=data, headers=octets
+            )
         else:
             with open(source, "rb") as stream:
                 offset = 0
                 while piece := stream.read(UPLOAD_PIECE):
-                    response = self.do_request(location, "PATCH", data=piece, headers={
-                        **octets, "Content-Range": f"{offset}-{offset + len(piece) - 1}"})
+                    response = self.do_request(
+                        location,
+                        "PATCH",
+                        data=piece,
+                        headers={**octets, "Content-Range": f"{offset}-{offset + len(piece) - 1}"},
+                    )
                     if response.status_code != 202:
                         self.refused(response, f"take {label} (bytes from {offset})")
                     location = self._location(response)
@@ -360,7 +402,8 @@ class _Registry(oras.provider.Registry):
                 except requests.RequestException as error:
                     raise InputUnavailableError(
                         f"{self.ref.text}: the download of {label} broke off after {received} bytes ({_reason(error)})",
-                        hint="run the pull again") from None
+                        hint="run the pull again",
+                    ) from None
                 out.flush()
                 os.fsync(out.fileno())
         if actual.hexdigest() != expected or received != size:
@@ -369,7 +412,8 @@ class _Registry(oras.provider.Registry):
                 f"    expected sha256 {expected} ({size} bytes)\n"
                 f"    received sha256 {actual.hexdigest()} ({received}{'+' if received > size else ''} bytes)",
                 hint=f"the registry's copy is damaged: delete blob {digest} in the registry "
-                     "and push the archive again from an intact copy")
+                "and push the archive again from an intact copy",
+            )
 
     def small_blob(self, digest: str, size: int, label: str) -> bytes:
         with tempfile.TemporaryDirectory(prefix="hpsforge-blob-") as tmp:
@@ -379,28 +423,32 @@ class _Registry(oras.provider.Registry):
     # manifests
 
     def put_manifest(self, manifest: bytes, tag: str) -> str:
-        response = self.do_request(self._url("manifests", tag), "PUT", data=manifest,
-                                   headers={"Content-Type": MANIFEST_MEDIA_TYPE})
+        response = self.do_request(
+            self._url("manifests", tag), "PUT", data=manifest, headers={"Content-Type": MANIFEST_MEDIA_TYPE}
+        )
         if response.status_code != 201:
             self.refused(response, "take the manifest")
         digest = f"sha256:{sha256_bytes(manifest)}"
         if (stored := response.headers.get("Docker-Content-Digest")) and stored != digest:
-            raise HashMismatchError(f"{self.ref.text}: the registry stored the manifest as {stored}, "
-                                    f"but its bytes hash to {digest}",
-                                    hint="the registry rewrote the manifest; push to an OCI-conformant registry")
+            raise HashMismatchError(
+                f"{self.ref.text}: the registry stored the manifest as {stored}, but its bytes hash to {digest}",
+                hint="the registry rewrote the manifest; push to an OCI-conformant registry",
+            )
         return digest
 
     def get_manifest(self) -> tuple[bytes, str, str]:
         """(bytes, their digest, the registry's media type) of the reference's manifest."""
         accept = ", ".join((MANIFEST_MEDIA_TYPE, *OTHER_MANIFESTS))
-        response = self.do_request(self._url("manifests", self.ref.digest or self.ref.tag), "GET",
-                                   headers={"Accept": accept})
+        response = self.do_request(
+            self._url("manifests", self.ref.digest or self.ref.tag), "GET", headers={"Accept": accept}
+        )
         if response.status_code == 404:
             text = _error_text(response)
             raise InputUnavailableError(
                 f"{self.ref.text}: the registry at {self.base} has no such archive (HTTP 404{': ' + text if text else ''})",
                 hint=f"check the repository and tag (the registry lists the tags at {self._url('tags', 'list')}), "
-                     "or push the archive first")
+                "or push the archive first",
+            )
         if response.status_code != 200:
             self.refused(response, "send the manifest")
         data = response.content
@@ -408,8 +456,10 @@ class _Registry(oras.provider.Registry):
             raise UsageError(f"{self.ref.text}: its manifest is {len(data)} bytes, not an hpsforge archive's")
         digest = f"sha256:{sha256_bytes(data)}"
         if self.ref.digest and digest != self.ref.digest:
-            raise HashMismatchError(f"{self.ref.text}: the registry sent a manifest whose bytes hash to {digest}",
-                                    hint="the registry's copy is damaged or forged; push the archive again")
+            raise HashMismatchError(
+                f"{self.ref.text}: the registry sent a manifest whose bytes hash to {digest}",
+                hint="the registry's copy is damaged or forged; push the archive again",
+            )
         return data, digest, response.headers.get("Content-Type", "").split(";")[0].strip()
 
 
@@ -460,18 +510,24 @@ class _Progress:
         self.done_bytes += size
         if time.monotonic() - self.last >= PROGRESS_EVERY_S and self.done_files < self.files:
             self.last = time.monotonic()
-            print(f"hpsforge:   {self.verb} {self.done_files}/{self.files} files, "
-                  f"{self.done_bytes / 1e6:.1f}/{self.total / 1e6:.1f} MB", flush=True)
+            print(
+                f"hpsforge:   {self.verb} {self.done_files}/{self.files} files, "
+                f"{self.done_bytes / 1e6:.1f}/{self.total / 1e6:.1f} MB",
+                flush=True,
+            )
 
 
 # --- push ----------------------------------------------------------------------------------------
+
 
 def _read_folder(folder: Path) -> tuple[bytes, ArchiveIndex]:
     """index.json and the proof that files/ holds exactly its files, each hashing to its name."""
     index_path = folder / "index.json"
     if not index_path.is_file():
-        raise UsageError(f"{folder} is not an input archive folder (it has no index.json)",
-                         hint="give the folder an archive export wrote (index.json and files/)")
+        raise UsageError(
+            f"{folder} is not an input archive folder (it has no index.json)",
+            hint="give the folder an archive export wrote (index.json and files/)",
+        )
     index_bytes = index_path.read_bytes()
     if len(index_bytes) > INDEX_MAX:
         raise UsageError(f"{index_path} is {len(index_bytes)} bytes; an archive index is at most {INDEX_MAX}")
@@ -481,12 +537,15 @@ def _read_folder(folder: Path) -> tuple[bytes, ArchiveIndex]:
     listed = index.files()
     if missing := [sha for sha in listed if sha not in present]:
         shown = ", ".join(f"files/{sha} ({index.name_of(sha)})" for sha in missing[:3])
-        raise InputUnavailableError(f"{folder}: {len(missing)} files index.json lists are missing: {shown}",
-                                    hint="export the archive again")
+        raise InputUnavailableError(
+            f"{folder}: {len(missing)} files index.json lists are missing: {shown}", hint="export the archive again"
+        )
     if stray := sorted(present - set(listed)):
-        raise UsageError(f"{folder}/files holds {len(stray)} files index.json does not list: "
-                         + ", ".join(f"files/{name}" for name in stray[:3]),
-                         hint="remove them, or export the archive again")
+        raise UsageError(
+            f"{folder}/files holds {len(stray)} files index.json does not list: "
+            + ", ".join(f"files/{name}" for name in stray[:3]),
+            hint="remove them, or export the archive again",
+        )
     for sha, size in listed.items():
         path = files_dir / sha
         actual_size = path.stat().st_size
@@ -496,7 +555,8 @@ def _read_folder(folder: Path) -> tuple[bytes, ArchiveIndex]:
                 f"{path} ({index.name_of(sha)}) does not match index.json\n"
                 f"    expected sha256 {sha} ({size} bytes)\n"
                 f"    actual   {'sha256 ' + actual if actual else 'size'} ({actual_size} bytes)",
-                hint="export the archive again from the content store")
+                hint="export the archive again from the content store",
+            )
     return index_bytes, index
 
 
@@ -504,10 +564,20 @@ def _manifest(index_bytes: bytes, files: dict[str, int]) -> bytes:
     manifest = {
         "schemaVersion": 2,
         "mediaType": MANIFEST_MEDIA_TYPE,
-        "config": {"mediaType": INDEX_MEDIA_TYPE, "digest": f"sha256:{sha256_bytes(index_bytes)}",
-                   "size": len(index_bytes)},
-        "layers": [{"mediaType": FILE_MEDIA_TYPE, "digest": f"sha256:{sha}", "size": size,
-                    "annotations": {TITLE: f"files/{sha}"}} for sha, size in files.items()],
+        "config": {
+            "mediaType": INDEX_MEDIA_TYPE,
+            "digest": f"sha256:{sha256_bytes(index_bytes)}",
+            "size": len(index_bytes),
+        },
+        "layers": [
+            {
+                "mediaType": FILE_MEDIA_TYPE,
+                "digest": f"sha256:{sha}",
+                "size": size,
+                "annotations": {TITLE: f"files/{sha}"},
+            }
+            for sha, size in files.items()
+        ],
     }
     return json.dumps(manifest, separators=(",", ":")).encode()
 
@@ -524,8 +594,11 @@ def push(folder: Path, reference: str) -> str:
     files = index.files()
     manifest = _manifest(index_bytes, files)
     if len(manifest) > MANIFEST_MAX:
-        raise UsageError(f"{folder}: {len(files)} files make a manifest of {len(manifest)} bytes, "
-                         f"more than registries accept ({MANIFEST_MAX})", hint="split the archive")
+        raise UsageError(
+            f"{folder}: {len(files)} files make a manifest of {len(manifest)} bytes, "
+            f"more than registries accept ({MANIFEST_MAX})",
+            hint="split the archive",
+        )
     registry = _Registry(ref)
     registry.connect()
     total = sum(files.values())
@@ -543,13 +616,17 @@ def push(folder: Path, reference: str) -> str:
     if not registry.has_blob(config_digest):
         registry.upload(index_bytes, config_digest, len(index_bytes), "index.json")
     digest = registry.put_manifest(manifest, ref.tag)
-    print(f"hpsforge: pushed {ref.text} ({digest}) in {time.monotonic() - started:.1f} s: "
-          f"{_files(sent[0])} uploaded ({sent[1] / 1e6:.1f} MB), "
-          f"{_files(len(files) - sent[0])} already in the registry ({(total - sent[1]) / 1e6:.1f} MB)", flush=True)
+    print(
+        f"hpsforge: pushed {ref.text} ({digest}) in {time.monotonic() - started:.1f} s: "
+        f"{_files(sent[0])} uploaded ({sent[1] / 1e6:.1f} MB), "
+        f"{_files(len(files) - sent[0])} already in the registry ({(total - sent[1]) / 1e6:.1f} MB)",
+        flush=True,
+    )
     return digest
 
 
 # --- pull ----------------------------------------------------------------------------------------
+
 
 class _Descriptor(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
@@ -571,8 +648,10 @@ class _Manifest(BaseModel):
 
 
 def _not_an_archive(ref: Reference, what: str) -> NoReturn:
-    raise UsageError(f"{ref.text} is {what}, not an hpsforge archive (whose config is {INDEX_MEDIA_TYPE})",
-                     hint="pull a reference an archive push wrote, e.g. …/hpsforge/inputs:<date>")
+    raise UsageError(
+        f"{ref.text} is {what}, not an hpsforge archive (whose config is {INDEX_MEDIA_TYPE})",
+        hint="pull a reference an archive push wrote, e.g. …/hpsforge/inputs:<date>",
+    )
 
 
 def _archive_manifest(ref: Reference, data: bytes, content_type: str) -> _Manifest:
@@ -587,8 +666,11 @@ def _archive_manifest(ref: Reference, data: bytes, content_type: str) -> _Manife
     try:
         manifest = _Manifest.model_validate(raw)
     except ValidationError as error:
-        _not_an_archive(ref, f"a manifest of type {media_type or 'unknown'} that is malformed "
-                             f"({error.errors()[0]['loc']}: {error.errors()[0]['msg']})")
+        _not_an_archive(
+            ref,
+            f"a manifest of type {media_type or 'unknown'} that is malformed "
+            f"({error.errors()[0]['loc']}: {error.errors()[0]['msg']})",
+        )
     config_type = manifest.config.media_type
     if config_type in IMAGE_CONFIGS:
         _not_an_archive(ref, f"an OCI container image (config {config_type})")
@@ -597,9 +679,11 @@ def _archive_manifest(ref: Reference, data: bytes, content_type: str) -> _Manife
     for number, layer in enumerate(manifest.layers, 1):
         title = f"files/{layer.digest.removeprefix('sha256:')}"
         if layer.media_type != FILE_MEDIA_TYPE or layer.annotations.get(TITLE) != title:
-            raise UsageError(f"{ref.text}: layer {number} ({layer.media_type}, {layer.annotations.get(TITLE)!r}) "
-                             f"is not an archive file ({FILE_MEDIA_TYPE} titled {title})",
-                             hint="push the archive again with hpsforge")
+            raise UsageError(
+                f"{ref.text}: layer {number} ({layer.media_type}, {layer.annotations.get(TITLE)!r}) "
+                f"is not an archive file ({FILE_MEDIA_TYPE} titled {title})",
+                hint="push the archive again with hpsforge",
+            )
     return manifest
 
 
@@ -609,11 +693,16 @@ def _check_against_index(ref: Reference, manifest: _Manifest, index: ArchiveInde
     files = index.files()
     problems = [f"files/{sha} ({index.name_of(sha)}) has no layer" for sha in files if sha not in layers]
     problems += [f"layer files/{sha} is not in index.json" for sha in layers if sha not in files]
-    problems += [f"files/{sha} ({index.name_of(sha)}) is {layers[sha]} bytes in the manifest, {size} in index.json"
-                 for sha, size in files.items() if sha in layers and layers[sha] != size]
+    problems += [
+        f"files/{sha} ({index.name_of(sha)}) is {layers[sha]} bytes in the manifest, {size} in index.json"
+        for sha, size in files.items()
+        if sha in layers and layers[sha] != size
+    ]
     if problems:
-        raise HashMismatchError(f"{ref.text}: the manifest and its index.json disagree: " + "; ".join(problems[:3]),
-                                hint="push the archive again from an intact copy")
+        raise HashMismatchError(
+            f"{ref.text}: the manifest and its index.json disagree: " + "; ".join(problems[:3]),
+            hint="push the archive again from an intact copy",
+        )
 
 
 def _from_store(store: ContentStore, sha: str, target: Path) -> bool:
@@ -635,8 +724,10 @@ def pull(reference: str, folder: Path, *, store: ContentStore | None = None) -> 
     ref = parse_reference(reference, push=False)
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise UsageError(f"{folder} exists and is not an empty folder; a pull writes a whole archive",
-                         hint="pull into a new folder, or remove this one first")
+        raise UsageError(
+            f"{folder} exists and is not an empty folder; a pull writes a whole archive",
+            hint="pull into a new folder, or remove this one first",
+        )
     started = time.monotonic()
     registry = _Registry(ref)
     registry.connect()
@@ -670,13 +761,18 @@ def pull(reference: str, folder: Path, *, store: ContentStore | None = None) -> 
         try:
             os.rename(temp, folder)  # replaces an empty folder; refuses one that filled up meanwhile
         except OSError as error:
-            raise UsageError(f"cannot put the pulled archive at {folder}: {error.strerror}",
-                             hint="pull into a new folder, or remove this one first") from None
+            raise UsageError(
+                f"cannot put the pulled archive at {folder}: {error.strerror}",
+                hint="pull into a new folder, or remove this one first",
+            ) from None
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
     downloaded = f"{_files(len(files) - reused[0])} downloaded ({(total - reused[1]) / 1e6:.1f} MB)"
     from_store = f", {_files(reused[0])} from the content store ({reused[1] / 1e6:.1f} MB)" if store is not None else ""
-    print(f"hpsforge: pulled {ref.text} ({digest}) into {folder} in {time.monotonic() - started:.1f} s: "
-          f"{downloaded}{from_store}", flush=True)
+    print(
+        f"hpsforge: pulled {ref.text} ({digest}) into {folder} in {time.monotonic() - started:.1f} s: "
+        f"{downloaded}{from_store}",
+        flush=True,
+    )
     return digest

@@ -30,8 +30,9 @@ def check_prefix(prefix: str) -> str:
     except UsageError as error:
         raise UsageError(f"--push {prefix!r} is not {PREFIX_USAGE}: {error.message}") from None
     if probe.registry is None:
-        raise UsageError(f"--push {prefix!r} names no registry host",
-                         hint=f"write the registry's address first ({PREFIX_USAGE})")
+        raise UsageError(
+            f"--push {prefix!r} names no registry host", hint=f"write the registry's address first ({PREFIX_USAGE})"
+        )
     return prefix
 
 
@@ -46,9 +47,11 @@ def pushed_name(record: ImageRecord, prefix: str) -> ImageReference:
 def push(record: ImageRecord, prefix: str) -> ImageRecord:
     """Push one built image under `prefix`; prove the registry holds exactly the recorded digest."""
     if gpu.is_standin_reference(record.reference):
-        raise UsageError(f"{record.reference} carries stand-in cuDNN/TensorRT libraries (a test build): "
-                         "it is never pushed like a release",
-                         hint="put NVIDIA's tarballs in vendor_blobs/files and unset HPSFORGE_BLOB_MANIFEST")
+        raise UsageError(
+            f"{record.reference} carries stand-in cuDNN/TensorRT libraries (a test build): "
+            "it is never pushed like a release",
+            hint="put NVIDIA's tarballs in vendor_blobs/files and unset HPSFORGE_BLOB_MANIFEST",
+        )
     pushed_as = pushed_name(record, prefix)
     target = str(pushed_as)
     started = time.monotonic()
@@ -59,13 +62,15 @@ def push(record: ImageRecord, prefix: str) -> ImageRecord:
         raise InputUnavailableError(
             f"push of {record.reference} to {target} failed: {(error.stderr or '').strip()[-600:]}",
             hint=f"the image is built and recorded locally ({record.digest}); check the registry address and "
-                 "credentials (`docker login`), then push again") from None
+            "credentials (`docker login`), then push again",
+        ) from None
     answered = oci_archive.manifest_digest(target)
     if answered != record.digest:
         raise DigestMismatchError(
             f"{target}: the registry serves {answered}, not the digest built for {record.reference} ({record.digest})",
             hint="the local build is kept; the registry (or something between) rewrote the manifest: "
-                 "push to a registry that stores manifests unchanged")
+            "push to a registry that stores manifests unchanged",
+        )
     pushed = str(replace(pushed_as, tag=None, digest=record.digest))
     print(f"hpsforge: pushed {pushed} in {time.monotonic() - started:.1f} s", flush=True)
     return record.model_copy(update={"pushed": pushed})
@@ -76,14 +81,18 @@ def pull(reference: str) -> str:
     that very manifest."""
     digest = ImageReference.parse(reference).digest
     if digest is None:
-        raise UsageError(f"{reference!r} is not a reference by digest (NAME@sha256:<64 hex>)",
-                         hint="take it from lock/images.lock.json (`pushed`) or from the push's output")
+        raise UsageError(
+            f"{reference!r} is not a reference by digest (NAME@sha256:<64 hex>)",
+            hint="take it from lock/images.lock.json (`pushed`) or from the push's output",
+        )
     try:
         docker.image.pull(reference, quiet=True)
         held = docker.image.inspect(reference).id
     except DockerException as error:
-        raise InputUnavailableError(f"cannot pull {reference}: {(error.stderr or '').strip()[-600:]}",
-                                    hint="check the registry address and credentials (`docker login`)") from None
+        raise InputUnavailableError(
+            f"cannot pull {reference}: {(error.stderr or '').strip()[-600:]}",
+            hint="check the registry address and credentials (`docker login`)",
+        ) from None
     if held != digest:
         raise DigestMismatchError(f"{reference}: the engine holds {held} after the pull, not {digest}")
     return reference

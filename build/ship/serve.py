@@ -21,8 +21,14 @@ def container_name(name: str, target: str) -> str:
     return f"hps-{image_slug(name)}-{target}"
 
 
-def start(name: str, target: str, host: str, ports: dict[str, int], timeout_s: float = READY_TIMEOUT_S,
-          image: str | None = None) -> str:
+def start(
+    name: str,
+    target: str,
+    host: str,
+    ports: dict[str, int],
+    timeout_s: float = READY_TIMEOUT_S,
+    image: str | None = None,
+) -> str:
     """Run `image` (default: the recorded image of `name` for `target`), wait until ready; its
     container name."""
     role = pipeline_images.role(name, target)
@@ -30,23 +36,34 @@ def start(name: str, target: str, host: str, ports: dict[str, int], timeout_s: f
     if image is not None:
         record = images_lock.ImageRecord(reference=image, digest=image.rpartition("@")[2], input_sha256="")
     elif record is None:
-        raise HpsforgeError(f"no {role} image is recorded in lock/images.lock.json",
-                            hint=f"build it with `nox -s images -- {target}`")
+        raise HpsforgeError(
+            f"no {role} image is recorded in lock/images.lock.json", hint=f"build it with `nox -s images -- {target}`"
+        )
     container = container_name(name, target)
     if docker.container.exists(container):
-        raise HpsforgeError(f"a container named {container} exists already",
-                            hint=f"stop it with `docker rm -f {container}`")
+        raise HpsforgeError(
+            f"a container named {container} exists already", hint=f"stop it with `docker rm -f {container}`"
+        )
     print(f"hpsforge: starting {record.reference} as {container}", flush=True)
     try:
-        docker.run(record.reference, detach=True, name=container, shm_size="256m",
-                   publish=[(f"{host}:{ports[kind]}", port) for kind, port in CONTAINER_PORTS.items()],
-                   volumes=[(f"{container}-state", STATE_IN_CONTAINER)])
+        docker.run(
+            record.reference,
+            detach=True,
+            name=container,
+            shm_size="256m",
+            publish=[(f"{host}:{ports[kind]}", port) for kind, port in CONTAINER_PORTS.items()],
+            volumes=[(f"{container}-state", STATE_IN_CONTAINER)],
+        )
     except DockerException as error:
         raise HpsforgeError(f"cannot start {record.reference}: {(error.stderr or '').strip()[-400:]}") from None
     address = "127.0.0.1" if host in ("0.0.0.0", "") else host
     try:
-        seconds = ready.wait_until(lambda: ready.http_ready(f"{address}:{ports['http']}"), timeout_s, interval=1.0,
-                                   alive=lambda: docker.container.inspect(container).state.running)
+        seconds = ready.wait_until(
+            lambda: ready.http_ready(f"{address}:{ports['http']}"),
+            timeout_s,
+            interval=1.0,
+            alive=lambda: docker.container.inspect(container).state.running,
+        )
     except ready.NotReadyError as error:
         logs = docker.container.logs(container, tail=40)
         docker.container.remove(container, force=True)

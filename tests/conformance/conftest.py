@@ -44,8 +44,12 @@ def pytest_addoption(parser):
     group.addoption("--hps-metrics-url", default="", help="metrics HOST:PORT of that server")
     group.addoption("--hps-target", default="cpu", help="device target of the images to start")
     group.addoption("--hps-admin-key", default="", help="the running server's HPS_ADMIN_KEY (management check)")
-    group.addoption("--hps-image", action="append", default=[],
-                    help="PIPELINE=IMAGE: start this image for the pipeline instead of the recorded one")
+    group.addoption(
+        "--hps-image",
+        action="append",
+        default=[],
+        help="PIPELINE=IMAGE: start this image for the pipeline instead of the recorded one",
+    )
     group.addoption("--hps-report", default="", help="write each check's outcome as JSON here")
 
 
@@ -89,8 +93,7 @@ def container_log(container) -> str:
     if wrapped is None:
         return "(no container was created)"
     text = wrapped.logs(stdout=True, stderr=True).decode(errors="replace")
-    errors = [line for line in text.splitlines()
-              if line.startswith("E") or "failed to load" in line or "rror:" in line]
+    errors = [line for line in text.splitlines() if line.startswith("E") or "failed to load" in line or "rror:" in line]
     return "\n".join(errors[-10:]) + "\n--- last lines ---\n" + text[-3000:]
 
 
@@ -103,8 +106,12 @@ def start_container(image: str, pipeline: str, timeout_s: float = READY_TIMEOUT_
     """Start `image` and wait until Triton says ready; its log is in the error if it never is."""
     from testcontainers.core.container import DockerContainer
 
-    container = (DockerContainer(image).with_exposed_ports(8000, 8001, 8002).with_env("HPS_ADMIN_KEY", ADMIN_KEY)
-                 .with_kwargs(shm_size=SHM_SIZE, **kwargs))
+    container = (
+        DockerContainer(image)
+        .with_exposed_ports(8000, 8001, 8002)
+        .with_env("HPS_ADMIN_KEY", ADMIN_KEY)
+        .with_kwargs(shm_size=SHM_SIZE, **kwargs)
+    )
     try:
         container.start()
     except Exception as error:  # e.g. it exited at once: say why, with its log
@@ -112,9 +119,14 @@ def start_container(image: str, pipeline: str, timeout_s: float = READY_TIMEOUT_
         container.stop()
         pytest.fail(f"{pipeline}: the container did not start ({error}); its log:\n{log}")
     host = container.get_container_host_ip()
-    endpoint = Endpoint(pipeline, f"{host}:{container.get_exposed_port(8000)}",
-                        f"{host}:{container.get_exposed_port(8001)}",
-                        f"{host}:{container.get_exposed_port(8002)}", container, ADMIN_KEY)
+    endpoint = Endpoint(
+        pipeline,
+        f"{host}:{container.get_exposed_port(8000)}",
+        f"{host}:{container.get_exposed_port(8001)}",
+        f"{host}:{container.get_exposed_port(8002)}",
+        container,
+        ADMIN_KEY,
+    )
     try:
         endpoint.ready_seconds = wait_ready(endpoint, timeout_s)
     except BaseException:  # never ready: its log is in the failure; the container goes
@@ -125,6 +137,7 @@ def start_container(image: str, pipeline: str, timeout_s: float = READY_TIMEOUT_
 
 def wait_ready(endpoint: Endpoint, timeout_s: float = READY_TIMEOUT_S) -> float:
     """Seconds until the endpoint is ready (hps_client.ready, the one readiness wait)."""
+
     def alive() -> bool:
         wrapped = endpoint.container.get_wrapped_container() if endpoint.container else None
         if wrapped is None:
@@ -135,8 +148,11 @@ def wait_ready(endpoint: Endpoint, timeout_s: float = READY_TIMEOUT_S) -> float:
     try:
         return ready.wait_until(lambda: ready.http_ready(endpoint.http), timeout_s, interval=0.5, alive=alive)
     except ready.NotReadyError as error:
-        what = "the container exited before it was ready" if error.reason == "exited" else \
-            f"not ready after {timeout_s:.0f} s"
+        what = (
+            "the container exited before it was ready"
+            if error.reason == "exited"
+            else f"not ready after {timeout_s:.0f} s"
+        )
         pytest.fail(f"{endpoint.pipeline}: {what}; its log:\n{endpoint.logs()}")
 
 
@@ -152,8 +168,11 @@ def pipeline_image_records(request):
         pytest.skip(f"images of the {target} target are not built by the test suite")
     runtime_image = request.getfixturevalue(runtimes[target])
     overridden = {item.split("=", 1)[0] for item in request.config.getoption("--hps-image")}
-    return {name: pipeline_images.build(config, name, pipelines[name], target, runtime_image)
-            for name in selected_pipelines(request.config) if name not in overridden}
+    return {
+        name: pipeline_images.build(config, name, pipelines[name], target, runtime_image)
+        for name in selected_pipelines(request.config)
+        if name not in overridden
+    }
 
 
 def image_for(request, pipeline: str) -> str:
@@ -169,9 +188,13 @@ def server(request, pipeline):
     """The pipeline's server: started once per session (or the endpoint given with --hps-url)."""
     options = request.config
     if url := options.getoption("--hps-url"):
-        endpoint = Endpoint(pipeline, url, options.getoption("--hps-grpc-url") or _with_port_offset(url, 1),
-                            options.getoption("--hps-metrics-url") or _with_port_offset(url, 2),
-                            admin_key=options.getoption("--hps-admin-key") or None)
+        endpoint = Endpoint(
+            pipeline,
+            url,
+            options.getoption("--hps-grpc-url") or _with_port_offset(url, 1),
+            options.getoption("--hps-metrics-url") or _with_port_offset(url, 2),
+            admin_key=options.getoption("--hps-admin-key") or None,
+        )
         wait_ready(endpoint, 10)
         yield endpoint
         return
@@ -193,6 +216,7 @@ def fixtures_dir(pipeline):
 
 # The report `nox -s conformance` prints: one row per pipeline, one column per check.
 
+
 def pytest_configure(config):
     config._hps_results = []
 
@@ -209,15 +233,23 @@ def pytest_runtest_makereport(item, call):
             check += "[" + ",".join(str(value) for value in params.values()) + "]"
         message = ""
         if report.outcome == "failed":
-            message = str(getattr(report.longrepr, "reprcrash", None) and report.longrepr.reprcrash.message
-                          or report.longrepr)[:500]
+            message = str(
+                getattr(report.longrepr, "reprcrash", None) and report.longrepr.reprcrash.message or report.longrepr
+            )[:500]
         elif report.outcome == "skipped" and isinstance(report.longrepr, tuple):
             message = report.longrepr[2].removeprefix("Skipped: ")
         properties = dict(report.user_properties)
-        item.config._hps_results.append(conformance.CheckResult(
-            pipeline=pipeline, check=check, outcome=conformance.Outcome(report.outcome),
-            seconds=round(report.duration, 2), message=message, latency_ms=properties.get("latency_ms", {}),
-            ready_s=properties.get("ready_s")))
+        item.config._hps_results.append(
+            conformance.CheckResult(
+                pipeline=pipeline,
+                check=check,
+                outcome=conformance.Outcome(report.outcome),
+                seconds=round(report.duration, 2),
+                message=message,
+                latency_ms=properties.get("latency_ms", {}),
+                ready_s=properties.get("ready_s"),
+            )
+        )
 
 
 def pytest_sessionfinish(session):

@@ -24,8 +24,10 @@ def _envelope_cases(target: goldens.ConformanceTarget, valid: dict) -> dict[str,
     cases = {
         "not_json": ("this is not JSON", "not valid JSON"),
         "json_of_the_wrong_type": ("[1, 2, 3]", "must be a JSON object"),
-        "missing_required_field": ({k: v for k, v in valid.items() if k != target.required_field},
-                                   target.required_field),
+        "missing_required_field": (
+            {k: v for k, v in valid.items() if k != target.required_field},
+            target.required_field,
+        ),
         "field_of_the_wrong_type": ({**valid, target.required_field: 12345}, target.required_field),
         "nested_10000_levels": (DEEP, "nested too deeply"),
         "nested_10000_levels_in_a_field": ('{"%s": %s}' % (target.required_field, DEEP), "nested too deeply"),
@@ -40,8 +42,13 @@ def _envelope_cases(target: goldens.ConformanceTarget, valid: dict) -> dict[str,
 def _png(width: int, height: int, rows: bytes = b"\0" * 16) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _jpeg_header(width: int, height: int) -> bytes:
@@ -56,14 +63,23 @@ LIMIT = 64 * 1024 * 1024  # hps_server.images.MAX_PIXELS
 # OpenCV errors (OpenEXR, a codec it has but keeps off), damaged and empty images, other formats.
 BAD_IMAGES = {
     "png_declaring_100000x100000": (_png(100000, 100000), f"declares 100000x100000 pixels, over the limit of {LIMIT}"),
-    "jpeg_declaring_65000x65000": (_jpeg_header(65000, 65000), f"declares 65000x65000 pixels, over the limit of {LIMIT}"),
-    "gif_declaring_60000x60000": (b"GIF89a" + struct.pack("<HH", 60000, 60000) + b"\0" * 20,
-                                  f"declares 60000x60000 pixels, over the limit of {LIMIT}"),
-    "bmp_declaring_30000x30000": (b"BM" + struct.pack("<IHHI", 0, 0, 0, 54) + struct.pack(
-        "<IiiHHIIiiII", 40, 30000, 30000, 1, 24, 0, 0, 0, 0, 0, 0), f"declares 30000x30000 pixels, over the limit of {LIMIT}"),
+    "jpeg_declaring_65000x65000": (
+        _jpeg_header(65000, 65000),
+        f"declares 65000x65000 pixels, over the limit of {LIMIT}",
+    ),
+    "gif_declaring_60000x60000": (
+        b"GIF89a" + struct.pack("<HH", 60000, 60000) + b"\0" * 20,
+        f"declares 60000x60000 pixels, over the limit of {LIMIT}",
+    ),
+    "bmp_declaring_30000x30000": (
+        b"BM"
+        + struct.pack("<IHHI", 0, 0, 0, 54)
+        + struct.pack("<IiiHHIIiiII", 40, 30000, 30000, 1, 24, 0, 0, 0, 0, 0, 0),
+        f"declares 30000x30000 pixels, over the limit of {LIMIT}",
+    ),
     "pnm_declaring_100000x100000": (b"P6\n100000 100000\n255\n" + b"\0" * 64, f"more than the limit of {LIMIT} pixels"),
     "openexr": (b"\x76\x2f\x31\x01" + b"\0" * 100, "not a decodable image"),
-    "truncated_png": (GREY_PNG[:len(GREY_PNG) // 2], "not a decodable image"),
+    "truncated_png": (GREY_PNG[: len(GREY_PNG) // 2], "not a decodable image"),
     "png_of_0x0_pixels": (_png(0, 0), "not a decodable image"),
     "jpeg_header_without_data": (_jpeg_header(64, 64), "not a decodable image"),
     "pdf": (b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n", "not a decodable image"),
@@ -73,8 +89,9 @@ BAD_IMAGES = {
 
 def _still_serving(server, pipeline: str, golden: goldens.GoldenFile, valid: dict) -> None:
     status, envelope = wire.infer(server.http, golden.conformance.model, valid)
-    assert status == 200 and not goldens.problems(golden.valid_case, envelope), \
+    assert status == 200 and not goldens.problems(golden.valid_case, envelope), (
         f"the valid request after a bad one failed: {status} {str(envelope)[:300]}"
+    )
 
 
 @pytest.fixture
@@ -84,8 +101,9 @@ def golden(pipeline):
 
 @pytest.fixture
 def valid(pipeline, golden, fixtures_dir):
-    return goldens.resolve(golden.valid_case.request, PROJECT_ROOT / "pipelines" / pipeline / "goldens",
-                           fixtures_dir, {})
+    return goldens.resolve(
+        golden.valid_case.request, PROJECT_ROOT / "pipelines" / pipeline / "goldens", fixtures_dir, {}
+    )
 
 
 def test_bad_documents_get_a_422_envelope(pipeline, server, golden, valid):
@@ -108,8 +126,10 @@ def test_images_that_cannot_be_decoded_get_a_422_saying_why(pipeline, server, go
         status, envelope = wire.infer(server.http, golden.conformance.model, document)
         message = envelope.get("errorMsg", "")
         if status != 200 or envelope.get("errorCode") != 422 or expected not in message or field not in message:
-            failures.append(f"{name}: HTTP {status}, {str(envelope)[:300]} (expected a 422 naming {field!r} "
-                            f"and saying {expected!r})")
+            failures.append(
+                f"{name}: HTTP {status}, {str(envelope)[:300]} (expected a 422 naming {field!r} "
+                f"and saying {expected!r})"
+            )
         _still_serving(server, pipeline, golden, valid)
     assert not failures, "\n".join(failures)
 
@@ -152,9 +172,11 @@ def test_malformed_http_bodies_get_an_error_and_the_server_keeps_serving(pipelin
     500 (its own parser's status, before any model runs); what must hold is an error that says
     what is wrong, no crash and no hang."""
     path = f"/v2/models/{golden.conformance.model}/infer"
-    for name, body, expected in (("not_json", b"{not json", b"parse"),
-                                 ("nested_10000_levels", DEEP.encode(), b"inputs"),
-                                 ("no_inputs", b"{}", b"inputs")):
+    for name, body, expected in (
+        ("not_json", b"{not json", b"parse"),
+        ("nested_10000_levels", DEEP.encode(), b"inputs"),
+        ("no_inputs", b"{}", b"inputs"),
+    ):
         status, reply = wire.call(server.http, "POST", path, body)
         assert status >= 400 and expected in reply, f"{name}: HTTP {status} {reply[:200]!r}"
         _still_serving(server, pipeline, golden, valid)

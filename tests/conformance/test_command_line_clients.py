@@ -20,8 +20,10 @@ def _arguments(pipeline: str, fixtures_dir) -> tuple[list[str], str] | None:
         "OCR": ([str(golden / "hello_2026.png")], "Hello 2026"),
         "image_classification": ([str(golden / "textline_rot180.png"), "--topk", "1"], "  1  180"),
         "lexical_analysis": (["百度是一家高科技公司"], "百度/ORG 是/v 一家/m 高科技/n 公司/n"),
-        "face_recognition": (["build", f"{fixtures_dir}/portraits/obama.jpg=obama"] if fixtures_dir else [],
-                             '"imageCount": 1'),
+        "face_recognition": (
+            ["build", f"{fixtures_dir}/portraits/obama.jpg=obama"] if fixtures_dir else [],
+            '"imageCount": 1',
+        ),
     }.get(pipeline)
 
 
@@ -33,8 +35,12 @@ def test_command_line_client_prints_the_answer(pipeline, server, fixtures_dir, p
     arguments, expected = case
     url = server.http if protocol == "http" else server.grpc
     script = PROJECT_ROOT / "pipelines" / pipeline / "client" / "client.py"
-    result = subprocess.run([sys.executable, str(script), "--url", url, "--protocol", protocol, *arguments],
-                            capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(CLIENT_SOURCE)})
+    result = subprocess.run(
+        [sys.executable, str(script), "--url", url, "--protocol", protocol, *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(CLIENT_SOURCE)},
+    )
     assert result.returncode == 0, f"client.py failed: {result.stderr[-1000:]}"
     assert expected in result.stdout, f"client.py printed:\n{result.stdout[-1000:]}"

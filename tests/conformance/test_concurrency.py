@@ -17,16 +17,21 @@ CONCURRENT, ROUNDS = 32, 3
 
 def _self_contained(golden: goldens.GoldenFile) -> list[goldens.GoldenCase]:
     """Cases of the conformance model that need nothing saved by an earlier case."""
-    return [case for case in golden.cases if case.model == golden.conformance.model
-            and not re.search(r"\$\{\w+\}", json.dumps(case.request))]
+    return [
+        case
+        for case in golden.cases
+        if case.model == golden.conformance.model and not re.search(r"\$\{\w+\}", json.dumps(case.request))
+    ]
 
 
 def test_concurrent_mixed_requests_each_get_their_own_answer(pipeline, server, fixtures_dir):
     pipeline_dir = PROJECT_ROOT / "pipelines" / pipeline
     golden = goldens.load_file(pipeline_dir)
     cases = _self_contained(golden)
-    invalid = [goldens.GoldenCase(name="not_json", model=golden.conformance.model, request={}, error_code=422),
-               goldens.GoldenCase(name="missing_field", model=golden.conformance.model, request={}, error_code=422)]
+    invalid = [
+        goldens.GoldenCase(name="not_json", model=golden.conformance.model, request={}, error_code=422),
+        goldens.GoldenCase(name="missing_field", model=golden.conformance.model, request={}, error_code=422),
+    ]
     requests = {case.name: goldens.resolve(case.request, pipeline_dir / "goldens", fixtures_dir, {}) for case in cases}
 
     def send(job: tuple[int, goldens.GoldenCase]) -> str | None:
@@ -50,8 +55,10 @@ def test_concurrent_mixed_requests_each_get_their_own_answer(pipeline, server, f
     failures = []
     with ThreadPoolExecutor(CONCURRENT) as pool:
         for round_number in range(ROUNDS):
-            jobs = [(round_number * CONCURRENT + index, mix[(index + round_number) % len(mix)])
-                    for index in range(CONCURRENT)]
+            jobs = [
+                (round_number * CONCURRENT + index, mix[(index + round_number) % len(mix)])
+                for index in range(CONCURRENT)
+            ]
             failures += [problem for problem in pool.map(send, jobs) if problem]
     assert not failures, f"{len(failures)} of {CONCURRENT * ROUNDS} answers wrong:\n" + "\n".join(failures[:10])
 
@@ -64,9 +71,11 @@ def test_several_documents_in_one_request_each_get_their_own_answer(pipeline, se
     target, valid_case = golden.conformance, golden.valid_case
     valid = goldens.resolve(valid_case.request, pipeline_dir / "goldens", fixtures_dir, {})
     log_ids = [f"several-{slot}-{pipeline}" for slot in range(3)]
-    documents = [{**valid, "logId": log_ids[0]},
-                 {**{k: v for k, v in valid.items() if k != target.required_field}, "logId": log_ids[1]},
-                 {**valid, "logId": log_ids[2]}]
+    documents = [
+        {**valid, "logId": log_ids[0]},
+        {**{k: v for k, v in valid.items() if k != target.required_field}, "logId": log_ids[1]},
+        {**valid, "logId": log_ids[2]},
+    ]
     body = wire.infer_body([json.dumps(document) for document in documents], shape=[3, 1])
     status, raw = wire.call(server.http, "POST", f"/v2/models/{target.model}/infer", body)
     assert status == 200, f"a [3, 1] request answered HTTP {status}: {raw[:500]!r}"
@@ -76,5 +85,6 @@ def test_several_documents_in_one_request_each_get_their_own_answer(pipeline, se
     assert [envelope.get("logId") for envelope in envelopes] == log_ids, "slots answered out of order"
     problems = {0: goldens.problems(valid_case, envelopes[0]), 2: goldens.problems(valid_case, envelopes[2])}
     assert not any(problems.values()), f"valid documents: {problems}"
-    assert envelopes[1].get("errorCode") == 422 and target.required_field in envelopes[1].get("errorMsg", ""), \
+    assert envelopes[1].get("errorCode") == 422 and target.required_field in envelopes[1].get("errorMsg", ""), (
         f"the invalid document (no {target.required_field!r}): {envelopes[1]}"
+    )

@@ -37,8 +37,7 @@ def test_face_index_concurrent_add_remove(pipeline, request):
     server, fixtures_dir = request.getfixturevalue("server"), request.getfixturevalue("fixtures_dir")
     goldens_dir = PROJECT_ROOT / "pipelines" / pipeline / "goldens"
     image = goldens.resolve("fixture:portraits/obama.jpg", goldens_dir, fixtures_dir, {})
-    built = _ok(server.http, BUILD, {"imageLabelPairs": [{"image": image, "label": f"seed-{n}"}
-                                                          for n in range(SEEDS)]})
+    built = _ok(server.http, BUILD, {"imageLabelPairs": [{"image": image, "label": f"seed-{n}"} for n in range(SEEDS)]})
     key = built["indexKey"]
     assert built["imageCount"] == SEEDS and built["ids"] == list(range(SEEDS)), built
 
@@ -54,8 +53,11 @@ def test_face_index_concurrent_add_remove(pipeline, request):
         added = [job.result() for job in add_jobs]
         removed = [job.result() for job in remove_jobs]
 
-    failed = [f"{envelope.get('logId')}: {envelope.get('errorCode')} {envelope.get('errorMsg')}"
-              for envelope in added + removed if envelope.get("errorCode") != 0]
+    failed = [
+        f"{envelope.get('logId')}: {envelope.get('errorCode')} {envelope.get('errorMsg')}"
+        for envelope in added + removed
+        if envelope.get("errorCode") != 0
+    ]
     assert not failed, f"{len(failed)} of {ADDS + SEEDS} concurrent writes failed:\n" + "\n".join(failed)
     new_ids = [envelope["result"]["ids"] for envelope in added]
     assert all(len(ids) == 1 for ids in new_ids), new_ids
@@ -66,8 +68,9 @@ def test_face_index_concurrent_add_remove(pipeline, request):
     # SEEDS + k + 1 - imageCount removes before it: never fewer than the add before it saw.
     count_of = {envelope["result"]["ids"][0]: envelope["result"]["imageCount"] for envelope in added}
     removes_before = [SEEDS + k + 1 - count_of[SEEDS + k] for k in range(ADDS)]
-    assert removes_before == sorted(removes_before) and 0 <= removes_before[0] and removes_before[-1] <= SEEDS, \
+    assert removes_before == sorted(removes_before) and 0 <= removes_before[0] and removes_before[-1] <= SEEDS, (
         f"imageCount of the adds, in id order: {[count_of[SEEDS + k] for k in range(ADDS)]}"
+    )
     assert all(0 <= envelope["result"]["imageCount"] < SEEDS + ADDS for envelope in removed), removed
 
     # The survivors, counted by one more add: every add kept, every seed gone, the next id new.
@@ -89,6 +92,7 @@ def test_face_index_concurrent_add_remove(pipeline, request):
     assert len(result["faces"]) == 1, result
     matches = result["faces"][0]["recResults"]
     labels = [match["label"] for match in matches]
-    assert sorted(labels) == sorted(expected), \
+    assert sorted(labels) == sorted(expected), (
         f"infer matched {sorted(labels)}, the index should hold {sorted(expected)}"
+    )
     assert all(abs(match["score"] - 1.0) < 0.005 for match in matches), matches

@@ -25,8 +25,10 @@ STATEFUL_CASE = {"face_recognition": "obama2_still_obama_via_obama3"}
 def own_server(request, pipeline):
     """A fresh container of the pipeline's image, for this check alone; removed afterwards."""
     if request.config.getoption("--hps-url"):
-        pytest.skip("lifecycle checks restart and stop their server: they need a container the suite "
-                    "starts, not the running server given with --hps-url")
+        pytest.skip(
+            "lifecycle checks restart and stop their server: they need a container the suite "
+            "starts, not the running server given with --hps-url"
+        )
     endpoint = conftest.start_container(conftest.image_for(request, pipeline), pipeline)
     request.node.user_properties.append(("ready_s", round(endpoint.ready_seconds, 1)))
     try:
@@ -50,6 +52,7 @@ def _send(endpoint):
         if status != 200:
             return {"errorCode": None, "errorMsg": f"HTTP {status}: {json.dumps(reply)[:300]}"}
         return reply
+
     return send
 
 
@@ -64,10 +67,13 @@ def test_ready_means_every_model_loaded(pipeline, own_server):
     status, body = wire.call(own_server.http, "POST", "/v2/repository/index", b"{}", headers=_admin(own_server))
     assert status == 200, f"repository index (with the admin key): HTTP {status} {body[:300]!r}"
     states = {entry["name"]: entry.get("state", "") for entry in json.loads(body)}
-    not_ready = {model: states.get(model, "(not listed)") for model in _model_folders(pipeline)
-                 if states.get(model) != "READY"}
-    assert not not_ready, (f"{pipeline}: /v2/health/ready answered 200 while these models were not READY: "
-                           f"{not_ready}; the index: {states}\n{own_server.logs()}")
+    not_ready = {
+        model: states.get(model, "(not listed)") for model in _model_folders(pipeline) if states.get(model) != "READY"
+    }
+    assert not not_ready, (
+        f"{pipeline}: /v2/health/ready answered 200 while these models were not READY: "
+        f"{not_ready}; the index: {states}\n{own_server.logs()}"
+    )
     for model in _model_folders(pipeline):
         status, body = wire.call(own_server.http, "GET", f"/v2/models/{model}/ready")
         assert status == 200, f"{pipeline}: server ready but {model} is not: HTTP {status} {body[:200]!r}"
@@ -98,8 +104,10 @@ def test_restart_keeps_state(pipeline, own_server, fixtures_dir, record_property
     case = next(case for case in golden.cases if case.name == name)
     request = goldens.resolve(case.request, pipeline_dir / "goldens", fixtures_dir, saved)
     problems = goldens.problems(case, _send(own_server)(case.model, request))
-    assert not problems, (f"{pipeline}: after docker restart, case {name} (variables saved before the restart: "
-                          f"{saved}):\n  " + "\n  ".join(problems) + f"\n{own_server.logs()}")
+    assert not problems, (
+        f"{pipeline}: after docker restart, case {name} (variables saved before the restart: "
+        f"{saved}):\n  " + "\n  ".join(problems) + f"\n{own_server.logs()}"
+    )
 
 
 def test_sigterm_stops_cleanly_within_30s(pipeline, own_server):
@@ -109,10 +117,13 @@ def test_sigterm_stops_cleanly_within_30s(pipeline, own_server):
     try:
         exit_code = wrapped.wait(timeout=STOP_LIMIT_S + 30)["StatusCode"]
     except Exception as error:  # the engine API's read timeout: still running
-        pytest.fail(f"{pipeline}: still running {STOP_LIMIT_S + 30} s after SIGTERM ({error!r}); its log:\n"
-                    f"{own_server.logs()}")
+        pytest.fail(
+            f"{pipeline}: still running {STOP_LIMIT_S + 30} s after SIGTERM ({error!r}); its log:\n{own_server.logs()}"
+        )
     stopped_s = time.monotonic() - began
     print(f"{pipeline}: exited {exit_code} {stopped_s:.1f} s after SIGTERM")
-    assert stopped_s <= STOP_LIMIT_S, (f"{pipeline}: took {stopped_s:.1f} s to stop after SIGTERM (limit "
-                                       f"{STOP_LIMIT_S} s); its log:\n{own_server.logs()}")
+    assert stopped_s <= STOP_LIMIT_S, (
+        f"{pipeline}: took {stopped_s:.1f} s to stop after SIGTERM (limit "
+        f"{STOP_LIMIT_S} s); its log:\n{own_server.logs()}"
+    )
     assert exit_code == 0, f"{pipeline}: exit code {exit_code} after SIGTERM; its log:\n{own_server.logs()}"

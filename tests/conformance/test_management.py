@@ -25,8 +25,9 @@ LOAD_TIMEOUT_S = 240
 @pytest.fixture
 def keyed(server):
     if server.admin_key is None:
-        pytest.skip("the server's admin key is unknown (give it with --hps-admin-key): "
-                    "model management cannot be checked")
+        pytest.skip(
+            "the server's admin key is unknown (give it with --hps-admin-key): model management cannot be checked"
+        )
     return server
 
 
@@ -54,8 +55,9 @@ def _stays_ready(server, model: str, after: str) -> None:
 def _repository_call(server, protocol: str, action: str, model: str) -> None:
     """Load or unload `model` with the key; raises (AssertionError or the client's error) if refused."""
     if protocol == "http":
-        status, body = wire.call(server.http, "POST", f"/v2/repository/models/{model}/{action}", b"{}",
-                                 headers={HEADER: server.admin_key})
+        status, body = wire.call(
+            server.http, "POST", f"/v2/repository/models/{model}/{action}", b"{}", headers={HEADER: server.admin_key}
+        )
         assert status == 200, f"{action} of {model} with the key over HTTP: {status} {body[:300]!r}"
         return
     import tritonclient.grpc as grpc
@@ -78,8 +80,9 @@ def test_management_refused_without_the_key(pipeline, keyed):
         for path in (f"/v2/repository/models/{model}/unload", "/v2/repository/index"):
             status, body = wire.call(keyed.http, "POST", path, b"{}", headers=headers)
             assert 400 <= status < 500, f"POST {path} with {label}: HTTP {status} (expected a 4xx) {body[:300]!r}"
-            assert "restricted" in body.decode(errors="replace").lower(), \
+            assert "restricted" in body.decode(errors="replace").lower(), (
                 f"POST {path} with {label}: the refusal does not name the restriction: {body[:300]!r}"
+            )
         _stays_ready(keyed, model, f"an HTTP unload with {label}")
 
     client = grpc.InferenceServerClient(keyed.grpc)
@@ -87,8 +90,9 @@ def test_management_refused_without_the_key(pipeline, keyed):
         for label, headers in {"no key": None, "a wrong key": {GRPC_HEADER: "not-" + keyed.admin_key}}.items():
             with pytest.raises(InferenceServerException) as refused:
                 client.unload_model(model, headers=headers)
-            assert "restricted" in str(refused.value).lower(), \
+            assert "restricted" in str(refused.value).lower(), (
                 f"gRPC unload with {label}: the refusal does not name the restriction: {refused.value}"
+            )
             _stays_ready(keyed, model, f"a gRPC unload with {label}")
         assert client.is_model_ready(model)
     finally:
@@ -114,8 +118,12 @@ def test_management_with_the_key(pipeline, keyed, fixtures_dir, protocol):
         _repository_call(keyed, protocol, "unload", model)
         unloaded_s = _wait(lambda: not _model_ready(keyed, model), UNLOAD_TIMEOUT_S, f"{model} not ready", keyed)
         # Unloading is asynchronous: load again once it finished (state UNAVAILABLE).
-        _wait(lambda: _state(keyed, model) not in ("READY", "UNLOADING"), UNLOAD_TIMEOUT_S,
-              f"{model} finished unloading", keyed)
+        _wait(
+            lambda: _state(keyed, model) not in ("READY", "UNLOADING"),
+            UNLOAD_TIMEOUT_S,
+            f"{model} finished unloading",
+            keyed,
+        )
         status, reply = wire.infer(keyed.http, model, request)
         assert status != 200, f"{model} still answered after its unload: {str(reply)[:300]}"
 
@@ -123,8 +131,10 @@ def test_management_with_the_key(pipeline, keyed, fixtures_dir, protocol):
         _repository_call(keyed, protocol, "load", model)
         _wait(lambda: _model_ready(keyed, model), LOAD_TIMEOUT_S, f"{model} ready again", keyed)
         loaded_s = time.monotonic() - began
-        print(f"{pipeline} {protocol}: {model} not ready {unloaded_s:.2f} s after the unload; "
-              f"loaded again in {loaded_s:.1f} s")
+        print(
+            f"{pipeline} {protocol}: {model} not ready {unloaded_s:.2f} s after the unload; "
+            f"loaded again in {loaded_s:.1f} s"
+        )
         status, envelope = wire.infer(keyed.http, model, request)
         assert status == 200, f"{model} after the reload: HTTP {status} {str(envelope)[:300]}"
         problems = goldens.problems(target.valid_case, envelope)

@@ -33,8 +33,11 @@ def _steady(read, interval_s: float = 1.5, timeout_s: float = 15.0):
 
 
 def _models(pipeline: str) -> list[str]:
-    return sorted(path.name for path in (PROJECT_ROOT / "pipelines" / pipeline / "server" / "model_repo").iterdir()
-                  if (path / "config.pbtxt").exists())
+    return sorted(
+        path.name
+        for path in (PROJECT_ROOT / "pipelines" / pipeline / "server" / "model_repo").iterdir()
+        if (path / "config.pbtxt").exists()
+    )
 
 
 def _target(pipeline: str) -> goldens.GoldenFile:
@@ -71,13 +74,16 @@ def test_every_model_ready_with_metadata_and_config(pipeline, server):
 
 def test_statistics_count_inferences(pipeline, server, fixtures_dir):
     target = _target(pipeline)
+
     def count() -> int:
         status, body = wire.call(server.http, "GET", f"/v2/models/{target.conformance.model}/stats")
         assert status == 200, f"statistics endpoint answered {status}"
         return sum(stat["inference_count"] for stat in json.loads(body)["model_stats"])
+
     before = count()
-    request = goldens.resolve(target.valid_case.request, PROJECT_ROOT / "pipelines" / pipeline / "goldens",
-                              fixtures_dir, {})
+    request = goldens.resolve(
+        target.valid_case.request, PROJECT_ROOT / "pipelines" / pipeline / "goldens", fixtures_dir, {}
+    )
     assert wire.infer(server.http, target.conformance.model, request)[1]["errorCode"] == 0
     assert _settled(count, before + 1) == before + 1
 
@@ -85,18 +91,24 @@ def test_statistics_count_inferences(pipeline, server, fixtures_dir):
 def test_metrics_count_successes_and_failures(pipeline, server, fixtures_dir):
     target = _target(pipeline)
     model = target.conformance.model
-    request = goldens.resolve(target.valid_case.request, PROJECT_ROOT / "pipelines" / pipeline / "goldens",
-                              fixtures_dir, {})
-    success, answered_ok, answered_422 = _steady(lambda: (
-        wire.metric(server.metrics, "nv_inference_request_success", model=model),
-        wire.metric(server.metrics, "hps_requests_total", model=model, error_code="0"),
-        wire.metric(server.metrics, "hps_requests_total", model=model, error_code="422")))
+    request = goldens.resolve(
+        target.valid_case.request, PROJECT_ROOT / "pipelines" / pipeline / "goldens", fixtures_dir, {}
+    )
+    success, answered_ok, answered_422 = _steady(
+        lambda: (
+            wire.metric(server.metrics, "nv_inference_request_success", model=model),
+            wire.metric(server.metrics, "hps_requests_total", model=model, error_code="0"),
+            wire.metric(server.metrics, "hps_requests_total", model=model, error_code="422"),
+        )
+    )
     sent = 3
     for _ in range(sent):
         assert wire.infer(server.http, model, request)[1]["errorCode"] == 0
     assert wire.infer(server.http, model, "not json")[1]["errorCode"] == 422
+
     def sample(name: str, expected: float, **labels: str) -> float:
         return _settled(lambda: wire.metric(server.metrics, name, model=model, **labels), expected)
+
     assert sample("nv_inference_request_success", success + sent + 1) == success + sent + 1
     assert sample("hps_requests_total", answered_ok + sent, error_code="0") == answered_ok + sent
     assert sample("hps_requests_total", answered_422 + 1, error_code="422") == answered_422 + 1
@@ -109,8 +121,9 @@ def test_stage_timings_are_on_the_metrics_port(pipeline, server, fixtures_dir):
 
     target = _target(pipeline)
     model = target.conformance.model
-    request = goldens.resolve(target.valid_case.request, PROJECT_ROOT / "pipelines" / pipeline / "goldens",
-                              fixtures_dir, {})
+    request = goldens.resolve(
+        target.valid_case.request, PROJECT_ROOT / "pipelines" / pipeline / "goldens", fixtures_dir, {}
+    )
 
     def counts() -> dict[str, float]:
         histograms = stages.parse(stages.scrape(server.metrics))

@@ -10,11 +10,16 @@ import urllib.request
 TIMEOUT_S = 120
 
 
-def call(http: str, method: str, path: str, body: bytes | None = None,
-         headers: dict | None = None) -> tuple[int, bytes]:
+def call(
+    http: str, method: str, path: str, body: bytes | None = None, headers: dict | None = None
+) -> tuple[int, bytes]:
     """(status, body) of one HTTP call; error statuses are returned, not raised."""
-    request = urllib.request.Request(f"http://{http}{path}", data=body, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        f"http://{http}{path}",
+        data=body,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             return response.status, response.read()
@@ -24,8 +29,9 @@ def call(http: str, method: str, path: str, body: bytes | None = None,
 
 def infer_body(documents: list, name: str = "input", datatype: str = "BYTES", shape: list | None = None) -> bytes:
     """A KServe v2 JSON inference body; `documents` are sent as the tensor's data as given."""
-    return json.dumps({"inputs": [{"name": name, "datatype": datatype,
-                                   "shape": shape or [len(documents), 1], "data": documents}]}).encode()
+    return json.dumps(
+        {"inputs": [{"name": name, "datatype": datatype, "shape": shape or [len(documents), 1], "data": documents}]}
+    ).encode()
 
 
 def infer(http: str, model: str, document: str | dict) -> tuple[int, dict]:

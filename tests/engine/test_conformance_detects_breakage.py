@@ -44,8 +44,17 @@ def derive(tmp_path):
         # the containerd image store does not answer to; the tag is what the suite needs.
         log = []
         try:
-            log.extend(docker.buildx.build(context, file=dockerfile, tags=[tag], load=True, provenance=False,
-                                           progress="plain", stream_logs=True))
+            log.extend(
+                docker.buildx.build(
+                    context,
+                    file=dockerfile,
+                    tags=[tag],
+                    load=True,
+                    provenance=False,
+                    progress="plain",
+                    stream_logs=True,
+                )
+            )
         except DockerException as error:
             pytest.fail(f"building {tag} failed: {error}\n{''.join(log)[-3000:]}")
         assert docker.image.exists(tag), f"{tag} was built but is not in the engine:\n{''.join(log)[-3000:]}"
@@ -74,16 +83,20 @@ def _run_suite(image: str, checks: str = "golden") -> conformance.ConformanceRun
 def test_wrong_results_fail_the_golden_check(recorded, derive, tmp_path):
     toml = _server_file(recorded.reference, f"{SERVER}/pipeline.toml", tmp_path).decode()
     assert toml.count(LABELS) == 1, f"{SERVER}/pipeline.toml of {recorded.reference} has no `{LABELS}` line"
-    broken = derive(recorded.reference, f"COPY pipeline.toml {SERVER}/pipeline.toml\n",
-                    {"pipeline.toml": toml.replace(LABELS, SWAPPED).encode()})
+    broken = derive(
+        recorded.reference,
+        f"COPY pipeline.toml {SERVER}/pipeline.toml\n",
+        {"pipeline.toml": toml.replace(LABELS, SWAPPED).encode()},
+    )
     checked = _run_suite(broken)
     table = conformance.table(checked.results)
     assert not checked.passed, f"the suite passed an image whose labels are swapped:\n{table}"
     golden = [result for result in checked.failed() if result.check.startswith("golden_cases[")]
     assert golden, f"no golden_cases check failed:\n{table}"
     for result in golden:
-        assert "upright" in result.message and "categories.0.name" in result.message, \
+        assert "upright" in result.message and "categories.0.name" in result.message, (
             f"{result.check} does not name the case and the field that differ: {result.message}"
+        )
 
 
 def test_missing_model_folder_fails_the_suite(recorded, derive):
@@ -97,7 +110,9 @@ def test_missing_model_folder_fails_the_suite(recorded, derive):
     assert any(check.startswith("golden_cases[") for check in failed), f"no golden_cases check failed:\n{table}"
     explained = ("not ready", "exited before it was ready", "unknown model", "not found", "not READY")
     for check, message in failed.items():
-        assert any(reason in message for reason in explained), \
+        assert any(reason in message for reason in explained), (
             f"{check} fails without saying the server is not ready or the model is missing: {message}"
-    assert model in failed.get("ready_means_every_model_loaded", ""), \
+        )
+    assert model in failed.get("ready_means_every_model_loaded", ""), (
         f"the failure does not name the missing model {model}:\n{table}"
+    )

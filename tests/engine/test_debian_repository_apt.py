@@ -44,12 +44,24 @@ def stand_in(tmp_path_factory, signing_key, lock):
 def mmdebstrap(keyring: Path, url: str) -> subprocess.CompletedProcess[str]:
     # The base's sources (hpsforge.toml), pointed at the stand-in: the essential set needs both
     # archives (perl-base, liblzma5, ... come from debian-security in the lock).
-    sources = [f"deb {source.uri.replace('http://deb.debian.org', url)} {source.suite} main"
-               for source in load_config().base.sources]
+    sources = [
+        f"deb {source.uri.replace('http://deb.debian.org', url)} {source.suite} main"
+        for source in load_config().base.sources
+    ]
     return subprocess.run(
-        ["mmdebstrap", "--variant=essential", f"--keyring={keyring}", "--format=null", "bookworm", "/dev/null",
-         *sources],
-        env={**os.environ, "LC_ALL": "C.UTF-8"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            "mmdebstrap",
+            "--variant=essential",
+            f"--keyring={keyring}",
+            "--format=null",
+            "bookworm",
+            "/dev/null",
+            *sources,
+        ],
+        env={**os.environ, "LC_ALL": "C.UTF-8"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         timeout=300,
     )
 
@@ -61,10 +73,15 @@ def test_apt_installs_the_essential_set_from_it(stand_in, signing_key, lock):
     # apt read every suite's signed Release first, then the indices they vouch for, then .debs; the
     # empty suite's index it never fetches (the signed Release says it is 0 bytes).
     requests = stand_in.requests
-    assert set(requests[:3]) == {"/debian/dists/bookworm/InRelease", "/debian/dists/bookworm-updates/InRelease",
-                                 "/debian-security/dists/bookworm-security/InRelease"}, requests[:10]
-    assert set(requests[3:5]) == {"/debian/dists/bookworm/main/binary-amd64/Packages.xz",
-                                  "/debian-security/dists/bookworm-security/main/binary-amd64/Packages.xz"}
+    assert set(requests[:3]) == {
+        "/debian/dists/bookworm/InRelease",
+        "/debian/dists/bookworm-updates/InRelease",
+        "/debian-security/dists/bookworm-security/InRelease",
+    }, requests[:10]
+    assert set(requests[3:5]) == {
+        "/debian/dists/bookworm/main/binary-amd64/Packages.xz",
+        "/debian-security/dists/bookworm-security/main/binary-amd64/Packages.xz",
+    }
     assert all(path.endswith(".deb") for path in requests[5:])
     # The essential set's .debs came from both archives' pools, at their locked paths.
     fetched = {path for path in requests if path.endswith(".deb")}

@@ -57,7 +57,9 @@ def _run_arguments(deployment: dict, volumes_dir: Path) -> dict:
         "tmpfs": [],
         "mounts": [],
     }
-    assert [item["valueFrom"]["secretKeyRef"]["key"] for item in container["env"] if "valueFrom" in item] == ["admin-key"]
+    assert [item["valueFrom"]["secretKeyRef"]["key"] for item in container["env"] if "valueFrom" in item] == [
+        "admin-key"
+    ]
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
     for mount in container["volumeMounts"]:
         volume = volumes[mount["name"]]
@@ -65,7 +67,9 @@ def _run_arguments(deployment: dict, volumes_dir: Path) -> dict:
             assert volume["emptyDir"]["medium"] == "Memory"
             arguments["shm_size"] = f"{_mib(volume['emptyDir']['sizeLimit'])}m"
         elif "emptyDir" in volume:  # kubelet makes it world-writable
-            arguments["tmpfs"].append(f"{mount['mountPath']}:rw,size={_mib(volume['emptyDir']['sizeLimit'])}m,mode=1777")
+            arguments["tmpfs"].append(
+                f"{mount['mountPath']}:rw,size={_mib(volume['emptyDir']['sizeLimit'])}m,mode=1777"
+            )
         elif "persistentVolumeClaim" in volume:
             # As kubelet leaves a claim with fsGroup: group-owned, setgid, group-writable.
             host = volumes_dir / mount["name"]
@@ -116,10 +120,14 @@ def test_the_deployment_runs_read_only_and_answers_its_goldens(name, cpu_images,
         budget = startup.get("initialDelaySeconds", 0) + startup["failureThreshold"] * startup["periodSeconds"]
         while _status(f"http://{http}{startup['httpGet']['path']}") != 200:
             if not docker.container.inspect(container).state.running:
-                pytest.fail(f"{name} exited under the Deployment's constraints:\n{docker.container.logs(container, tail=40)}")
+                pytest.fail(
+                    f"{name} exited under the Deployment's constraints:\n{docker.container.logs(container, tail=40)}"
+                )
             if time.monotonic() - started > budget:
-                pytest.fail(f"{name} was not ready within the startup probe's {budget} s "
-                            f"(MEASURED_START_S x START_MARGIN in build/deploy.py):\n{docker.container.logs(container, tail=40)}")
+                pytest.fail(
+                    f"{name} was not ready within the startup probe's {budget} s "
+                    f"(MEASURED_START_S x START_MARGIN in build/deploy.py):\n{docker.container.logs(container, tail=40)}"
+                )
             time.sleep(0.5)
         print(f"{name}: ready in {time.monotonic() - started:.1f} s under the Deployment's limits (budget {budget} s)")
         for probe in ("readinessProbe", "livenessProbe"):
@@ -132,8 +140,9 @@ def test_the_deployment_runs_read_only_and_answers_its_goldens(name, cpu_images,
             model_files.extract(name, PIPELINES[name].fixtures, fixtures)
         saved, failures = {}, []
         for case in goldens.load(pipeline_dir):
-            status, envelope = wire.infer(http, case.model,
-                                          goldens.resolve(case.request, pipeline_dir / "goldens", fixtures, saved))
+            status, envelope = wire.infer(
+                http, case.model, goldens.resolve(case.request, pipeline_dir / "goldens", fixtures, saved)
+            )
             if status != 200:
                 envelope = {"errorCode": None, "errorMsg": f"HTTP {status}: {json.dumps(envelope)[:300]}"}
             failures += [f"{case.name}: {problem}" for problem in goldens.problems(case, envelope)]
@@ -158,8 +167,9 @@ def test_without_its_tmp_volume_the_read_only_server_cannot_start(cpu_images, tm
     name = "image_classification"
     role = pipeline_images.role(name, "cpu")
     image = deploy.recorded_image(name, "cpu", images_lock.ImagesLock(images={role: cpu_images[role]}))
-    deployment = yaml.safe_load(deploy.render(name, PIPELINES[name], "cpu", image, ("kubernetes",), "test")
-                                ["kubernetes/deployment.yaml"])
+    deployment = yaml.safe_load(
+        deploy.render(name, PIPELINES[name], "cpu", image, ("kubernetes",), "test")["kubernetes/deployment.yaml"]
+    )
     (spec,) = deployment["spec"]["template"]["spec"]["containers"]
     spec["volumeMounts"] = [mount for mount in spec["volumeMounts"] if mount["mountPath"] != "/tmp"]
     container = f"hps-deploy-test-{image_slug(name)}-no-tmp"

@@ -15,16 +15,31 @@ from hpsforge.locks.debian import DebianLock
 def test_the_engine_closure_installs_offline_into_a_clean_bookworm_rootfs(config, engine_status, tmp_path):
     lock = DebianLock.read(debian.engine_lock_path())
     repo = tmp_path / "repo"
-    local_repository(config.engine.host_suite, host_architecture(), lock.packages, debs.fetch(lock, ContentStore()), repo)
+    local_repository(
+        config.engine.host_suite, host_architecture(), lock.packages, debs.fetch(lock, ContentStore()), repo
+    )
     names = [package.name for package in config.engine.packages]
     report = tmp_path / "versions.txt"
-    check = ("dockerd --version; docker --version; docker buildx version; containerd --version; "
-             "runc --version | head -1; mmdebstrap --version")
-    result = subprocess.run([
-        "unshare", "-n", "mmdebstrap", "--variant=minbase", f"--include={','.join(names)}",
-        f"--customize-hook=chroot \"$1\" sh -ec {shlex.quote(check)} > {shlex.quote(str(report))}",
-        "--format=null", config.engine.host_suite, "/dev/null", f"deb [trusted=yes] copy://{repo} ./",
-    ], capture_output=True, text=True)
+    check = (
+        "dockerd --version; docker --version; docker buildx version; containerd --version; "
+        "runc --version | head -1; mmdebstrap --version"
+    )
+    result = subprocess.run(
+        [
+            "unshare",
+            "-n",
+            "mmdebstrap",
+            "--variant=minbase",
+            f"--include={','.join(names)}",
+            f'--customize-hook=chroot "$1" sh -ec {shlex.quote(check)} > {shlex.quote(str(report))}',
+            "--format=null",
+            config.engine.host_suite,
+            "/dev/null",
+            f"deb [trusted=yes] copy://{repo} ./",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     versions = report.read_text()
     print(versions)
@@ -39,11 +54,23 @@ def test_a_closure_missing_a_dependency_fails_the_offline_install(config, engine
     kept = [package for package in lock.packages if package.name != "runc"]
     store = ContentStore()
     repo = tmp_path / "repo"
-    local_repository(config.engine.host_suite, host_architecture(), kept,
-                     [store.verified(p.sha256, p.deb_name) for p in kept], repo)
-    result = subprocess.run([
-        "unshare", "-n", "mmdebstrap", "--variant=minbase", "--include=docker.io", "--format=null",
-        config.engine.host_suite, "/dev/null", f"deb [trusted=yes] copy://{repo} ./",
-    ], capture_output=True, text=True)
+    local_repository(
+        config.engine.host_suite, host_architecture(), kept, [store.verified(p.sha256, p.deb_name) for p in kept], repo
+    )
+    result = subprocess.run(
+        [
+            "unshare",
+            "-n",
+            "mmdebstrap",
+            "--variant=minbase",
+            "--include=docker.io",
+            "--format=null",
+            config.engine.host_suite,
+            "/dev/null",
+            f"deb [trusted=yes] copy://{repo} ./",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0
     assert "runc" in result.stdout + result.stderr

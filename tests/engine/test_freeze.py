@@ -16,8 +16,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _freeze(*locks: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([str(PROJECT_ROOT / "noxw"), "-s", "freeze", "--", *locks], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, env={**os.environ, **env})
+    return subprocess.run(
+        [str(PROJECT_ROOT / "noxw"), "-s", "freeze", "--", *locks],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
 
 
 @pytest.fixture(scope="module", params=["engine", "base"])
@@ -57,8 +62,9 @@ def test_a_freeze_twice_gives_the_committed_lock(mirror, lock_dir):
 @pytest.mark.parametrize("mirror", ["engine"], indirect=True)  # engine packages are declared by constraint
 def test_a_constraint_the_mirror_cannot_meet_fails_listing_what_it_has(mirror, lock_dir, tmp_path):
     _, _, served = mirror
-    text = served.config.read_text().replace('version = ">= 26.1.5, << 26.2~", suite = "trixie" }',
-                                             'version = ">= 27.0, << 27.1~", suite = "trixie" }', 1)
+    text = served.config.read_text().replace(
+        'version = ">= 26.1.5, << 26.2~", suite = "trixie" }', 'version = ">= 27.0, << 27.1~", suite = "trixie" }', 1
+    )
     config = tmp_path / "hpsforge.toml"
     config.write_text(text)
     before = {path.name: path.read_bytes() for path in lock_dir.glob("*.json")}

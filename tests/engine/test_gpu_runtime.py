@@ -27,13 +27,18 @@ def _gpu_images_leave_with_this_module():
     end they leave the engine, with their layouts and BuildKit's copies of their build contexts,
     about 12 GB that the rest of a run on a shared CI disk needs more."""
     yield
-    built = [image for image in docker.image.list() for tag in image.repo_tags
-             if tag.startswith("hpsforge/") and gpu.is_standin_reference(tag)]
+    built = [
+        image
+        for image in docker.image.list()
+        for tag in image.repo_tags
+        if tag.startswith("hpsforge/") and gpu.is_standin_reference(tag)
+    ]
     for image in {image.id: image for image in built}.values():
         docker.image.remove(image.repo_tags, force=True)
         buildkit.forget_layout(image.id)
-    subprocess.run(["docker", "builder", "prune", "--force", "--filter", "type=source.local"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["docker", "builder", "prune", "--force", "--filter", "type=source.local"], check=True, capture_output=True
+    )
 
 
 def _run(image: str, *command: str, entrypoint: str = "hps-gpu-check", **kwargs) -> str:
@@ -80,25 +85,42 @@ def test_labels_tag_and_record_say_stand_in(runtime_gpu, gpu_images):
 
 
 def test_the_image_holds_the_locked_wheels_and_only_the_libraries_a_server_needs(config, runtime_gpu):
-    listing = _run(runtime_gpu.reference, "-c", f"""
+    listing = _run(
+        runtime_gpu.reference,
+        "-c",
+        f"""
 import importlib.metadata as m, json, os, glob
 print(json.dumps({{
   "installed": sorted(f"{{d.name}}=={{d.version}}" for d in m.distributions()),
   "nvidia": sorted(os.path.relpath(p, "/opt/nvidia") for p in glob.glob("/opt/nvidia/**", recursive=True)),
   "wheel_files": sorted(os.path.relpath(p, "{SITE}") for p in glob.glob("{SITE}/nvidia/**", recursive=True)),
   "ld_conf": open("/etc/ld.so.conf.d/hpsforge-gpu.conf").read().split(),
-}}))""", entrypoint="/opt/hps/bin/python")
+}}))""",
+        entrypoint="/opt/hps/bin/python",
+    )
     found = json.loads(listing)
-    locked = {requirements_lock.canonical_name(r.name): r.version
-              for r in requirements_lock.read(pip_locks.lock_path("gpu")).requirements}
+    locked = {
+        requirements_lock.canonical_name(r.name): r.version
+        for r in requirements_lock.read(pip_locks.lock_path("gpu")).requirements
+    }
     installed = dict(line.split("==") for line in found["installed"])
     assert {requirements_lock.canonical_name(name): version for name, version in installed.items()} == locked
     kept = {path.rsplit("/", 1)[-1] for path in found["nvidia"] if "/lib/" in path}
     assert kept == {
-        *(f"libcudnn{part}.so{suffix}" for part in ("", "_ops_infer", "_ops_train", "_cnn_infer", "_cnn_train",
-                                                     "_adv_infer", "_adv_train") for suffix in (".8", ".8.9.7")),
-        "libcudnn.so", "libnvinfer.so", "libnvinfer.so.8", "libnvinfer.so.8.6.1", "libnvinfer_plugin.so",
-        "libnvinfer_plugin.so.8", "libnvinfer_plugin.so.8.6.1", "libnvinfer_builder_resource.so.8.6.1"}
+        *(
+            f"libcudnn{part}.so{suffix}"
+            for part in ("", "_ops_infer", "_ops_train", "_cnn_infer", "_cnn_train", "_adv_infer", "_adv_train")
+            for suffix in (".8", ".8.9.7")
+        ),
+        "libcudnn.so",
+        "libnvinfer.so",
+        "libnvinfer.so.8",
+        "libnvinfer.so.8.6.1",
+        "libnvinfer_plugin.so",
+        "libnvinfer_plugin.so.8",
+        "libnvinfer_plugin.so.8.6.1",
+        "libnvinfer_builder_resource.so.8.6.1",
+    }
     assert all(path.split("/")[1:2] in (["lib"], []) for path in found["nvidia"]), found["nvidia"]  # no include/, docs
     assert not [path for path in found["wheel_files"] if "/include" in path or path.endswith(".a")]
     for unused in config.targets["gpu"].cuda.unused:
@@ -116,8 +138,12 @@ def test_paddle_2_6_2_runs_paddle_inference_on_the_cpu(runtime_gpu):
 def test_hps_device_gpu_without_a_gpu_is_a_clear_exit(gpu_images):
     image = gpu_images["pipeline-image-classification-gpu"].reference
     started = time.monotonic()
-    result = subprocess.run(["docker", "run", "--rm", "--network=none", "-e", "HPS_DEVICE=gpu", image],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["docker", "run", "--rm", "--network=none", "-e", "HPS_DEVICE=gpu", image],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and time.monotonic() - started < 30, result.stderr
     assert "HPS_DEVICE=gpu, but no usable NVIDIA GPU is visible" in result.stderr
     assert result.stderr.strip().count("\n") == 0 and result.stdout == "", result.stderr  # Triton never started
@@ -149,19 +175,26 @@ def _build_broken(config, shared_images, tmp_path, **broken) -> str:
 
 
 def test_a_tarball_lacking_a_library_stops_the_build_naming_the_library_and_the_archive(
-        config, shared_images, runtime_gpu, tmp_path):
+    config, shared_images, runtime_gpu, tmp_path
+):
     message = _build_broken(config, shared_images, tmp_path, omit={"libcudnn_adv_train.so.8"})
     assert "nothing was tagged or recorded" in message
-    assert ("install-gpu-libraries: error: libcudnn_adv_train.so.8 is not in "
-            "cudnn-linux-x86_64-8.9.7.29_cuda11-archive.tar.xz (vendor blob cudnn-8.9.7.29-cuda11)") in message
+    assert (
+        "install-gpu-libraries: error: libcudnn_adv_train.so.8 is not in "
+        "cudnn-linux-x86_64-8.9.7.29_cuda11-archive.tar.xz (vendor blob cudnn-8.9.7.29-cuda11)"
+    ) in message
 
 
 def test_a_library_that_does_not_load_fails_the_build_in_hps_gpu_check(config, shared_images, runtime_gpu, tmp_path):
     message = _build_broken(config, shared_images, tmp_path, unloadable={"libnvinfer_plugin.so"})
-    assert "hps-gpu-check: error: libnvinfer_plugin.so (opened by Paddle) does not load: " \
-           "libhpsforge-not-there.so.1: cannot open shared object file" in message
-    assert "it comes from TensorRT-8.6.1.6.Linux.x86_64-gnu.cuda-11.8.tar.gz (vendor blob tensorrt-8.6.1.6-cuda11.8)" \
+    assert (
+        "hps-gpu-check: error: libnvinfer_plugin.so (opened by Paddle) does not load: "
+        "libhpsforge-not-there.so.1: cannot open shared object file" in message
+    )
+    assert (
+        "it comes from TensorRT-8.6.1.6.Linux.x86_64-gnu.cuda-11.8.tar.gz (vendor blob tensorrt-8.6.1.6-cuda11.8)"
         in message
+    )
 
 
 def test_every_gpu_pipeline_image_passes_conformance_in_cpu_fallback(gpu_images, gpu_standins):
@@ -171,6 +204,9 @@ def test_every_gpu_pipeline_image_passes_conformance_in_cpu_fallback(gpu_images,
         checked = conformance.run([], target="gpu")
     print("\n" + conformance.table(checked.results))
     assert checked.passed, conformance.table(checked.results)
-    golden = {result.pipeline for result in checked.results if result.check.startswith("golden") and
-              result.outcome is conformance.Outcome.PASSED}
+    golden = {
+        result.pipeline
+        for result in checked.results
+        if result.check.startswith("golden") and result.outcome is conformance.Outcome.PASSED
+    }
     assert golden == set(load_pipelines()), golden

@@ -25,7 +25,9 @@ def _served_config(image: str, **options) -> dict:
     try:
         port = docker.container.inspect(container).network_settings.ports["8000/tcp"][0]["HostPort"]
         address = f"127.0.0.1:{port}"
-        ready.wait_until(lambda: ready.http_ready(address), 240, alive=lambda: docker.container.inspect(container).state.running)
+        ready.wait_until(
+            lambda: ready.http_ready(address), 240, alive=lambda: docker.container.inspect(container).state.running
+        )
         with urllib.request.urlopen(f"http://{address}/v2/models/{MODEL}/config", timeout=10) as response:
             return json.loads(response.read())
     finally:

@@ -41,6 +41,7 @@ def start_registry(tmp_path, registry_tool):
             pytest.fail(str(error))
         with_blocks.append(block)
         return registry
+
     yield start
     for block in reversed(with_blocks):
         block.__exit__(None, None, None)
@@ -54,11 +55,14 @@ def registry(start_registry) -> LocalRegistry:
 @pytest.fixture
 def archive(tmp_path) -> tuple[Path, dict[str, str]]:
     folder = tmp_path / "archive"
-    shas = make_archive(folder, {
-        "foo_1.0_amd64.deb": b"a small deb\n" * 500,
-        "paddle-1.0-cp311-none-any.whl": os.urandom(BIG),
-        "model.tar.gz": os.urandom(200_000),
-    })
+    shas = make_archive(
+        folder,
+        {
+            "foo_1.0_amd64.deb": b"a small deb\n" * 500,
+            "paddle-1.0-cp311-none-any.whl": os.urandom(BIG),
+            "model.tar.gz": os.urandom(200_000),
+        },
+    )
     return folder, shas
 
 
@@ -101,7 +105,8 @@ def test_the_registry_holds_an_hpsforge_artifact(registry, archive):
     assert manifest["config"]["mediaType"] == INDEX_MEDIA_TYPE
     assert {layer["mediaType"] for layer in manifest["layers"]} == {FILE_MEDIA_TYPE}
     assert sorted(layer["annotations"][TITLE] for layer in manifest["layers"]) == sorted(
-        f"files/{sha}" for sha in set(shas.values()))
+        f"files/{sha}" for sha in set(shas.values())
+    )
     config, _ = _get(f"{registry.url}/v2/hpsforge/inputs/blobs/{manifest['config']['digest']}")
     assert config == (folder / "index.json").read_bytes()
 
@@ -127,7 +132,10 @@ def test_a_stopped_registry_is_named_with_the_reference(registry, archive, tmp_p
     folder, _ = archive
     reference = registry.reference("hpsforge/inputs", "down")
     registry.stop()
-    for action in (lambda: oci_archive.push(folder, reference), lambda: oci_archive.pull(reference, tmp_path / "pulled")):
+    for action in (
+        lambda: oci_archive.push(folder, reference),
+        lambda: oci_archive.pull(reference, tmp_path / "pulled"),
+    ):
         started = time.monotonic()
         with pytest.raises(InputUnavailableError, match=f"{reference}: the registry at {registry.url} does not answer"):
             action()
@@ -201,8 +209,11 @@ def test_credentials_come_from_docker_config_only(start_registry, archive, tmp_p
     with pytest.raises(InputUnavailableError, match=r"refused to .*\(HTTP 401\)") as raised:
         oci_archive.push(folder, reference)  # its first request is a HEAD: a status, no text
     assert raised.value.hint.startswith(f"log in with `docker login {registry.host}`")
-    with pytest.raises(InputUnavailableError, match=r"refused to send the manifest \(HTTP 401: UNAUTHORIZED: "
-                                                    r"authentication required") as raised:
+    with pytest.raises(
+        InputUnavailableError,
+        match=r"refused to send the manifest \(HTTP 401: UNAUTHORIZED: "
+        r"authentication required",
+    ) as raised:
         oci_archive.pull(reference, tmp_path / "pulled")
     assert raised.value.hint.startswith(f"log in with `docker login {registry.host}`")
 
@@ -210,9 +221,11 @@ def test_credentials_come_from_docker_config_only(start_registry, archive, tmp_p
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     helper = bin_dir / "docker-credential-hpsforgetest"
-    helper.write_text('#!/bin/sh\nread host\n'
-                      f'[ "$host" = {registry.host} ] || {{ echo "credentials not found in native keychain"; exit 1; }}\n'
-                      'echo \'{"Username": "archive-user", "Secret": "archive-secret"}\'\n')
+    helper.write_text(
+        "#!/bin/sh\nread host\n"
+        f'[ "$host" = {registry.host} ] || {{ echo "credentials not found in native keychain"; exit 1; }}\n'
+        'echo \'{"Username": "archive-user", "Secret": "archive-secret"}\'\n'
+    )
     helper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     (config_dir / "config.json").write_text(json.dumps({"auths": {registry.host: {}}, "credsStore": "hpsforgetest"}))
@@ -251,8 +264,12 @@ def test_bearer_tokens_from_the_realm_with_docker_credentials(start_registry, ar
         tokens.issued.clear()
         digest = oci_archive.push(folder, reference)
         # oras-py joins a scope's actions in set order (the hash seed's): compare them as sets.
-        scopes = [(name, frozenset(actions.split(","))) for user, scope in tokens.issued if user == "archive-user"
-                  for name, _, actions in [scope.rpartition(":")]]
+        scopes = [
+            (name, frozenset(actions.split(",")))
+            for user, scope in tokens.issued
+            if user == "archive-user"
+            for name, _, actions in [scope.rpartition(":")]
+        ]
         assert ("repository:hpsforge/inputs", {"pull"}) in scopes
         assert ("repository:hpsforge/inputs", {"pull", "push"}) in scopes
 

@@ -19,22 +19,48 @@ COMMITTED = Path(os.environ["HPSFORGE_COMMITTED_RECORD"])
 
 
 def _offline(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(["unshare", "-n", str(PROJECT_ROOT / "noxw"), *args], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, env={**os.environ, **env})
+    return subprocess.run(
+        ["unshare", "-n", str(PROJECT_ROOT / "noxw"), *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
 
 
 def _noxw(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(PROJECT_ROOT / "noxw"), *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [str(PROJECT_ROOT / "noxw"), *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _containers_created(since: float) -> list[str]:
     """Containers of the images hpsforge runs its tools in (base, rc) created since `since`: a
     container reaches the network from the daemon's namespace, so an honest offline build starts
     none. (Other images' containers are someone else's: the engine is shared.)"""
-    events = subprocess.run(["docker", "events", "--since", f"{since:.0f}", "--until", f"{time.time():.0f}",
-                             "--filter", "type=container", "--filter", "event=create",
-                             "--format", "{{.Actor.Attributes.image}}"], capture_output=True, text=True, check=True)
+    events = subprocess.run(
+        [
+            "docker",
+            "events",
+            "--since",
+            f"{since:.0f}",
+            "--until",
+            f"{time.time():.0f}",
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=create",
+            "--format",
+            "{{.Actor.Attributes.image}}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return [image for image in events.stdout.split() if image.startswith(("hpsforge/base:", "hpsforge/rc:"))]
 
 
@@ -44,9 +70,11 @@ def _digests(record: Path) -> dict[str, str]:
 
 def test_the_namespace_really_has_no_network():
     address = socket.gethostbyname("deb.debian.org")  # resolved here: the namespace has no DNS either
-    probe = subprocess.run(["unshare", "-n", "python3", "-c",
-                            f"import socket; socket.create_connection(({address!r}, 80), timeout=5)"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        ["unshare", "-n", "python3", "-c", f"import socket; socket.create_connection(({address!r}, 80), timeout=5)"],
+        capture_output=True,
+        text=True,
+    )
     assert probe.returncode != 0 and "Network is unreachable" in probe.stderr
 
 
@@ -61,9 +89,17 @@ def test_a_warm_images_run_needs_no_network(cpu_images, tmp_path):
     assert _digests(record) == _digests(COMMITTED)
 
 
-@pytest.mark.parametrize("session", [["lock-check"], ["verify", "--", "cpu"], ["fetch", "--", "cpu"],
-                                     ["sbom", "--", "cpu"], ["assemble", "--", "image_classification"]],
-                         ids=lambda session: session[0])
+@pytest.mark.parametrize(
+    "session",
+    [
+        ["lock-check"],
+        ["verify", "--", "cpu"],
+        ["fetch", "--", "cpu"],
+        ["sbom", "--", "cpu"],
+        ["assemble", "--", "image_classification"],
+    ],
+    ids=lambda session: session[0],
+)
 def test_every_checking_session_works_with_no_network(cpu_images, session):
     result = _offline("-s", *session, env={})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -90,8 +126,16 @@ def travelled_archive(cpu_images, registry_tool, tmp_path_factory):
         index = json.loads((archive / "index.json").read_text())
         shutil.rmtree(archive)
         started = time.monotonic()
-        fetched = _noxw("-s", "archive", "--", "import", "--pull", reference, str(pulled),
-                        env={"HPSFORGE_CACHE": str(scratch_store)})
+        fetched = _noxw(
+            "-s",
+            "archive",
+            "--",
+            "import",
+            "--pull",
+            reference,
+            str(pulled),
+            env={"HPSFORGE_CACHE": str(scratch_store)},
+        )
         assert fetched.returncode == 0, fetched.stdout[-3000:] + fetched.stderr[-3000:]
         timings["pull + import"] = time.monotonic() - started
     shutil.rmtree(root / "registry")
@@ -112,8 +156,9 @@ def test_the_whole_graph_rebuilds_from_an_archive_with_no_network_to_the_recorde
 
     pulled, timings = travelled_archive
     started = time.time()
-    result = _offline("-s", "repro", "--", "cpu", "--from-archive", str(pulled),
-                      env={"HPSFORGE_IMAGES_RECORD": str(COMMITTED)})
+    result = _offline(
+        "-s", "repro", "--", "cpu", "--from-archive", str(pulled), env={"HPSFORGE_IMAGES_RECORD": str(COMMITTED)}
+    )
     timings["whole-graph repro of cpu from the archive"] = time.time() - started
     print(result.stdout[-2500:])
     print("; ".join(f"{label}: {seconds:.0f} s" for label, seconds in timings.items()))
@@ -122,7 +167,8 @@ def test_the_whole_graph_rebuilds_from_an_archive_with_no_network_to_the_recorde
     report = repro.read_report(repro.default_report_dir() / "report.json")
     assert report.from_archive and report.targets == ["cpu"]
     assert {image.role: image.verdict for image in report.images} == {
-        role: "reproducible" for role in _digests(COMMITTED)}
+        role: "reproducible" for role in _digests(COMMITTED)
+    }
     assert {image.role: image.rebuilt for image in report.images} == _digests(COMMITTED)
 
 
@@ -134,8 +180,13 @@ def test_noxw_sets_up_the_host_environment_from_the_archive_with_no_network(trav
     for part in ("noxw", "noxfile.py", "pyproject.toml", "build", "lock", "sdk"):
         source = PROJECT_ROOT / part
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, checkout / part)
-    listed = subprocess.run(["unshare", "-n", str(checkout / "noxw"), "-l"], cwd=checkout, capture_output=True,
-                            text=True, env={**os.environ, "HPSFORGE_ARCHIVE": str(pulled)})
+    listed = subprocess.run(
+        ["unshare", "-n", str(checkout / "noxw"), "-l"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HPSFORGE_ARCHIVE": str(pulled)},
+    )
     assert listed.returncode == 0, listed.stdout[-3000:] + listed.stderr[-3000:]
     assert f"noxw: installing from the input archive {pulled}" in listed.stderr
     assert "images -> " in listed.stdout

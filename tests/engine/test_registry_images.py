@@ -20,13 +20,23 @@ from tests.support.registry import TEST_HTPASSWD, local_registry
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = Path(os.environ["HPSFORGE_COMMITTED_RECORD"])
-PUSHED_ROLES = {"runtime-cpu", "pipeline-ocr-cpu", "pipeline-face-recognition-cpu",
-                "pipeline-image-classification-cpu", "pipeline-lexical-analysis-cpu"}
+PUSHED_ROLES = {
+    "runtime-cpu",
+    "pipeline-ocr-cpu",
+    "pipeline-face-recognition-cpu",
+    "pipeline-image-classification-cpu",
+    "pipeline-lexical-analysis-cpu",
+}
 
 
 def _noxw(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(PROJECT_ROOT / "noxw"), *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [str(PROJECT_ROOT / "noxw"), *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +47,9 @@ def pushed(cpu_images, registry_tool, tmp_path_factory):
     shutil.copyfile(COMMITTED, record)
     with local_registry(root / "registry") as served:
         started = time.monotonic()
-        result = _noxw("-s", "images", "--", "cpu", "--push", f"{served.host}/hps",
-                       env={"HPSFORGE_IMAGES_RECORD": str(record)})
+        result = _noxw(
+            "-s", "images", "--", "cpu", "--push", f"{served.host}/hps", env={"HPSFORGE_IMAGES_RECORD": str(record)}
+        )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         print(f"push of every cpu runtime and pipeline image: {time.monotonic() - started:.0f} s")
         yield served, ImagesLock.read(record)
@@ -51,21 +62,33 @@ def test_every_image_is_pushed_and_recorded_by_the_digest_the_registry_serves(pu
     engine_status  # skopeo is one of engine.tools
     from hpsforge.core.config import load_config
     from hpsforge.images import engine
+
     engine.install_tool(load_config().engine, "skopeo")
     for role in sorted(PUSHED_ROLES):
         image = images[role]
         assert image.pushed == f"{served.host}/hps/{image.reference.split('/', 1)[1].split(':')[0]}@{image.digest}"
         layout = tmp_path / role
         started = time.monotonic()
-        copied = subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "--preserve-digests",
-                                 f"docker://{image.pushed}", f"oci:{layout}"], capture_output=True, text=True)
+        copied = subprocess.run(
+            [
+                "skopeo",
+                "copy",
+                "--src-tls-verify=false",
+                "--preserve-digests",
+                f"docker://{image.pushed}",
+                f"oci:{layout}",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert copied.returncode == 0, copied.stderr
         index = json.loads((layout / "index.json").read_text())
         assert [m["digest"] for m in index["manifests"]] == [image.digest], role
         print(f"{role}: read back into an OCI layout in {time.monotonic() - started:.1f} s")
     # Every other record is untouched; the digests are the committed ones.
-    assert {role: image.digest for role, image in images.items()} == \
-        {role: image.digest for role, image in ImagesLock.read(COMMITTED).images.items()}
+    assert {role: image.digest for role, image in images.items()} == {
+        role: image.digest for role, image in ImagesLock.read(COMMITTED).images.items()
+    }
 
 
 def test_serve_runs_exactly_the_pushed_digest(pushed, serve_slot):
@@ -74,9 +97,20 @@ def test_serve_runs_exactly_the_pushed_digest(pushed, serve_slot):
     reference = record.images["pipeline-image-classification-cpu"].pushed
     local = f"{reference.split('@')[0]}:{record.images['pipeline-image-classification-cpu'].reference.split(':')[-1]}"
     docker.image.remove(local, force=True)  # the pushed name is pulled afresh
-    result = _noxw("-s", "serve", "--", "image_classification", "--image", reference,
-                   "--http-port", str(ports["http"]), "--grpc-port", str(ports["grpc"]),
-                   "--metrics-port", str(ports["metrics"]))
+    result = _noxw(
+        "-s",
+        "serve",
+        "--",
+        "image_classification",
+        "--image",
+        reference,
+        "--http-port",
+        str(ports["http"]),
+        "--grpc-port",
+        str(ports["grpc"]),
+        "--metrics-port",
+        str(ports["metrics"]),
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert docker.container.inspect(name).image == reference.split("@")[1]
     assert f"starting {reference}" in result.stdout and "ready in" in result.stdout
@@ -117,11 +151,14 @@ def test_a_rebuild_with_an_empty_buildkit_cache_reads_the_registry_cache_to_the_
     started = time.monotonic()
     read = _noxw("-s", "images", "--", "cpu", "--rebuild", "--cache-from", cache, env=env)
     assert read.returncode == 0, read.stdout[-3000:] + read.stderr[-3000:]
-    print(f"rebuild of every cpu image from the registry cache, local BuildKit cache empty: "
-          f"{time.monotonic() - started:.0f} s")
+    print(
+        f"rebuild of every cpu image from the registry cache, local BuildKit cache empty: "
+        f"{time.monotonic() - started:.0f} s"
+    )
     assert "importing cache manifest from" in read.stdout
-    assert {role: image.digest for role, image in ImagesLock.read(record).images.items()} == \
-        {role: image.digest for role, image in ImagesLock.read(COMMITTED).images.items()}
+    assert {role: image.digest for role, image in ImagesLock.read(record).images.items()} == {
+        role: image.digest for role, image in ImagesLock.read(COMMITTED).images.items()
+    }
 
 
 def test_a_registry_that_refuses_the_push_is_named_and_the_build_kept(cpu_images, registry_tool, tmp_path):

@@ -18,11 +18,17 @@ def _marker_image(tmp_path, shared_images, name: str, marker: str) -> images_loc
     (context / "same.txt").write_text("identical in both images\n")
     (context / "marker.txt").write_text(marker)
     (context / "Dockerfile").write_text("FROM base\nCOPY same.txt /srv/same.txt\nCOPY marker.txt /srv/marker.txt\n")
-    return buildkit.build(buildkit.ImageBuild(
-        role="repro-test", dockerfile=context / "Dockerfile", context=context,
-        reference=f"hpsforge/repro-test:{name}", source_date_epoch=0, input_sha256=f"repro-test-{name}-{marker}",
-        parents=(("base", shared_images["base"]),),
-    ))
+    return buildkit.build(
+        buildkit.ImageBuild(
+            role="repro-test",
+            dockerfile=context / "Dockerfile",
+            context=context,
+            reference=f"hpsforge/repro-test:{name}",
+            source_date_epoch=0,
+            input_sha256=f"repro-test-{name}-{marker}",
+            parents=(("base", shared_images["base"]),),
+        )
+    )
 
 
 def test_the_report_names_the_one_file_that_differs(tmp_path, shared_images):
@@ -46,6 +52,7 @@ def test_the_report_names_the_one_file_that_differs(tmp_path, shared_images):
 
 def _clock_graph(tmp_path, shared_images) -> BuildGraph:
     """Two small images on the base: one reproducible, one holding its build time."""
+
     def node(name: str, step: str) -> Node:
         context = tmp_path / name
         context.mkdir()
@@ -53,14 +60,24 @@ def _clock_graph(tmp_path, shared_images) -> BuildGraph:
         (context / "Dockerfile").write_text(f"FROM base\nCOPY same.txt /srv/same.txt\n{step}\n")
 
         def build(parents, options):
-            return buildkit.build(buildkit.ImageBuild(
-                role=f"pipeline-{name}-test", dockerfile=context / "Dockerfile", context=context,
-                reference=f"hpsforge/{name}-test:{name}{options.tag_suffix}", source_date_epoch=0,
-                input_sha256=f"repro-graph-test-{name}", parents=(("base", shared_images["base"]),),
-            ), no_cache=options.no_cache)
+            return buildkit.build(
+                buildkit.ImageBuild(
+                    role=f"pipeline-{name}-test",
+                    dockerfile=context / "Dockerfile",
+                    context=context,
+                    reference=f"hpsforge/{name}-test:{name}{options.tag_suffix}",
+                    source_date_epoch=0,
+                    input_sha256=f"repro-graph-test-{name}",
+                    parents=(("base", shared_images["base"]),),
+                ),
+                no_cache=options.no_cache,
+            )
+
         return Node(f"pipeline-{name}-test", "pipeline", (), build, target="test", pipeline=name)
-    return BuildGraph([node("steady", "RUN echo steady > /srv/steady.txt"),
-                       node("clock", "RUN date +%s%N > /srv/built-at")])
+
+    return BuildGraph(
+        [node("steady", "RUN echo steady > /srv/steady.txt"), node("clock", "RUN date +%s%N > /srv/built-at")]
+    )
 
 
 def test_a_non_reproducible_image_is_named_with_its_layer_and_file(tmp_path, shared_images, diffoscope_tool):
@@ -115,9 +132,7 @@ def test_pipeline_images_are_reproducible(runtime_cpu, config):
     from hpsforge.images import pipeline_images
 
     pipeline = load_pipelines()["image_classification"]
-    first = pipeline_images.build(config, "image_classification", pipeline, "cpu", runtime_cpu,
-                                  no_cache=True)
+    first = pipeline_images.build(config, "image_classification", pipeline, "cpu", runtime_cpu, no_cache=True)
     time.sleep(1.1)  # a wall-clock timestamp leaking into the layer would now differ
-    second = pipeline_images.build(config, "image_classification", pipeline, "cpu", runtime_cpu,
-                                   no_cache=True)
+    second = pipeline_images.build(config, "image_classification", pipeline, "cpu", runtime_cpu, no_cache=True)
     assert first.digest == second.digest

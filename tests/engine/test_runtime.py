@@ -19,9 +19,11 @@ SIZE_LIMIT = 1.5e9
 @pytest.fixture(scope="module")
 def triton(runtime_cpu):
     """The runtime serving tests/assets/model_repository, ready before the tests start."""
-    container = (DockerContainer(runtime_cpu.reference)
-                 .with_volume_mapping(str(MODEL_REPOSITORY), "/models", "ro")
-                 .with_exposed_ports(8000, 8001))
+    container = (
+        DockerContainer(runtime_cpu.reference)
+        .with_volume_mapping(str(MODEL_REPOSITORY), "/models", "ro")
+        .with_exposed_ports(8000, 8001)
+    )
     container.start()
     try:
         host = container.get_container_host_ip()
@@ -79,19 +81,26 @@ def test_runtime_runs_as_non_root_with_tini_and_a_healthcheck(runtime_cpu):
     assert "/v2/health/ready" in " ".join(image.config.healthcheck.test)
     assert image.config.labels["io.hpsforge.target"] == "cpu"
     assert image.config.labels["io.hpsforge.inputs-sha256"] == runtime_cpu.input_sha256
-    uid = docker.run(runtime_cpu.reference, ["-c", "import os; print(os.getuid())"],
-                     entrypoint="python3", remove=True)
+    uid = docker.run(runtime_cpu.reference, ["-c", "import os; print(os.getuid())"], entrypoint="python3", remove=True)
     assert uid.strip() == "1000"
 
 
 def test_runtime_holds_exactly_the_locked_wheels(runtime_cpu):
     from hpsforge.locks import pip_locks, requirements_lock
 
-    locked = {requirements_lock.canonical_name(r.name): r.version
-              for r in requirements_lock.read(pip_locks.lock_path("cpu")).requirements}
-    listing = docker.run(runtime_cpu.reference, [
-        "-c", "import importlib.metadata as m; print(*(f'{d.name}=={d.version}' for d in m.distributions()))",
-    ], entrypoint="/opt/hps/bin/python", remove=True)
+    locked = {
+        requirements_lock.canonical_name(r.name): r.version
+        for r in requirements_lock.read(pip_locks.lock_path("cpu")).requirements
+    }
+    listing = docker.run(
+        runtime_cpu.reference,
+        [
+            "-c",
+            "import importlib.metadata as m; print(*(f'{d.name}=={d.version}' for d in m.distributions()))",
+        ],
+        entrypoint="/opt/hps/bin/python",
+        remove=True,
+    )
     installed = dict(line.split("==") for line in listing.split())
     installed = {requirements_lock.canonical_name(name): version for name, version in installed.items()}
     assert installed == locked
@@ -114,9 +123,13 @@ def test_push_to_an_unreachable_registry_fails_clearly_and_keeps_the_build(cpu_i
     root = Path(__file__).resolve().parents[2]
     record = tmp_path / "images.lock.json"
     shutil.copyfile(images_lock_path(), record)
-    result = subprocess.run([str(root / "noxw"), "-s", "images", "--", "cpu", "--push", "127.0.0.1:9/hps"],
-                            capture_output=True, text=True, cwd=root,
-                            env={**__import__("os").environ, "HPSFORGE_IMAGES_RECORD": str(record)})
+    result = subprocess.run(
+        [str(root / "noxw"), "-s", "images", "--", "cpu", "--push", "127.0.0.1:9/hps"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**__import__("os").environ, "HPSFORGE_IMAGES_RECORD": str(record)},
+    )
     output = result.stdout + result.stderr
     runtime = cpu_images["runtime-cpu"]
     tag = runtime.reference.rpartition(":")[2]

@@ -19,7 +19,9 @@ def test_serve_starts_the_recorded_image_and_prints_addresses(serve_slot, capsys
     with urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=5) as response:
         assert b"nv_inference_request_success" in response.read()
     # The state volume (the face index lives there) is writable by the serving user.
-    state = docker.container.execute(name, ["sh", "-c", 'mkdir -p "$HOME/hps-state" && touch "$HOME/hps-state/probe" && id -u'])
+    state = docker.container.execute(
+        name, ["sh", "-c", 'mkdir -p "$HOME/hps-state" && touch "$HOME/hps-state/probe" && id -u']
+    )
     assert state.strip() == "1000"
     with pytest.raises(HpsforgeError, match="exists already"):
         serve.start(PIPELINE, "cpu", "127.0.0.1", ports)

@@ -11,8 +11,24 @@ PIPELINE = "image_classification"  # the quickest to load and to answer
 
 
 def test_the_serving_benchmark_runs_every_part_and_writes_its_report_and_plot(runtime_cpu, tmp_path, capsys):
-    report = cli.run_bench(["cpu", "--serving", PIPELINE, "--quick", "--seconds", "0.3", "--warmup", "0.2",
-                                 "--concurrency", "1,2", "--min-requests", "1", "--output", str(tmp_path)])
+    report = cli.run_bench(
+        [
+            "cpu",
+            "--serving",
+            PIPELINE,
+            "--quick",
+            "--seconds",
+            "0.3",
+            "--warmup",
+            "0.2",
+            "--concurrency",
+            "1,2",
+            "--min-requests",
+            "1",
+            "--output",
+            str(tmp_path),
+        ]
+    )
     printed = capsys.readouterr().out
     text = (tmp_path / "serving.json").read_text()
     assert ServingReport.model_validate_json(text).json_text() == text  # what the models wrote, they read
@@ -25,7 +41,13 @@ def test_the_serving_benchmark_runs_every_part_and_writes_its_report_and_plot(ru
         for protocol in ("http", "grpc"):
             assert [point["concurrency"] for point in triton[protocol]] == [1, 2]
             assert all(point["requests"] > 0 and point["failed"] == 0 for point in triton[protocol])
-        assert {row["stage"] for row in triton["stages"]} == {"decode", "preprocess", "inference", "postprocess", "encode"}
+        assert {row["stage"] for row in triton["stages"]} == {
+            "decode",
+            "preprocess",
+            "inference",
+            "postprocess",
+            "encode",
+        }
         assert entry["in_process"][0]["workloads"][workload]["requests"] > 0
         assert [point["concurrency"] for point in entry["flask"][0]["workloads"][workload]] == [1, 2]
         assert "in_process_best" in entry["summary"][workload] and "flask_best" in entry["summary"][workload]

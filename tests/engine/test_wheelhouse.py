@@ -28,7 +28,8 @@ def isolated_cache(tmp_path, monkeypatch):
 
 
 def test_fetch_stores_verified_wheels_and_a_second_run_downloads_nothing(
-        shared_images, tmp_path, isolated_cache, monkeypatch):
+    shared_images, tmp_path, isolated_cache, monkeypatch
+):
     lock = small_lock(tmp_path, [SIX_WHEEL_SHA256])
     folder = containers.fetch_wheelhouse("small", shared_images["rc"], lock_path=lock)
     wheel = folder / "six-1.17.0-py2.py3-none-any.whl"

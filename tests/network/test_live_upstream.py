@@ -15,8 +15,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _noxw(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(PROJECT_ROOT / "noxw"), *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [str(PROJECT_ROOT / "noxw"), *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _served(url: str) -> str | None:
@@ -39,9 +44,12 @@ def test_every_locked_deb_and_model_source_is_still_served_upstream(engine_statu
     for entry in model_sources.ModelSourcesLock.read().files:
         if (why := _served(entry.url)) is not None:
             gone.append(f"{model_sources.model_sources_lock_path().name}: {entry.url}: {why}")
-    assert not gone, ("upstream moved: files the committed locks name are no longer served there:\n  "
-                      + "\n  ".join(gone) + "\nre-lock with `./noxw -s freeze` (users with an input archive "
-                      "or snapshot.debian.org access still build the recorded images)")
+    assert not gone, (
+        "upstream moved: files the committed locks name are no longer served there:\n  "
+        + "\n  ".join(gone)
+        + "\nre-lock with `./noxw -s freeze` (users with an input archive "
+        "or snapshot.debian.org access still build the recorded images)"
+    )
 
 
 def test_a_live_freeze_of_every_lock_succeeds_and_passes_lock_check(engine_status, tmp_path):
@@ -49,18 +57,26 @@ def test_a_live_freeze_of_every_lock_succeeds_and_passes_lock_check(engine_statu
     shutil.copytree(PROJECT_ROOT / "lock", locks)
     env = {"HPSFORGE_LOCK_DIR": str(locks)}
     frozen = _noxw("-s", "freeze", env=env)
-    assert frozen.returncode == 0, ("a live freeze failed; if upstream moved, adjust the declarations and "
-                                    f"re-lock with `./noxw -s freeze`:\n{frozen.stdout[-3000:]}{frozen.stderr[-3000:]}")
+    assert frozen.returncode == 0, (
+        "a live freeze failed; if upstream moved, adjust the declarations and "
+        f"re-lock with `./noxw -s freeze`:\n{frozen.stdout[-3000:]}{frozen.stderr[-3000:]}"
+    )
     checked = _noxw("-s", "lock-check", env=env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    drift = [path.name for path in sorted(locks.rglob("*")) if path.is_file()
-             and path.read_bytes() != (PROJECT_ROOT / "lock" / path.relative_to(locks)).read_bytes()]
+    drift = [
+        path.name
+        for path in sorted(locks.rglob("*"))
+        if path.is_file() and path.read_bytes() != (PROJECT_ROOT / "lock" / path.relative_to(locks)).read_bytes()
+    ]
     print(f"locks a freeze would change today: {', '.join(drift) or 'none'}")
 
 
 def test_an_unsatisfiable_pin_fails_the_freeze_and_replaces_no_lock(engine_status, tmp_path):
-    conflicting = (PROJECT_ROOT / "hpsforge.toml").read_text().replace(
-        'requirements = ["paddlepaddle==3.3.1"]', 'requirements = ["paddlepaddle==3.3.1", "numpy>=2"]')
+    conflicting = (
+        (PROJECT_ROOT / "hpsforge.toml")
+        .read_text()
+        .replace('requirements = ["paddlepaddle==3.3.1"]', 'requirements = ["paddlepaddle==3.3.1", "numpy>=2"]')
+    )
     assert "numpy>=2" in conflicting
     config = tmp_path / "hpsforge.toml"
     config.write_text(conflicting)

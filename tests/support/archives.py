@@ -14,8 +14,9 @@ def make_archive(folder: Path, files: dict[str, bytes], kind: str = "deb") -> di
     for name, data in files.items():
         sha = hashlib.sha256(data).hexdigest()
         (folder / "files" / sha).write_bytes(data)
-        entries.append({"name": name, "kind": kind, "size": len(data), "sha256": sha,
-                        "locks": ["lock/debian.lock.json"]})
+        entries.append(
+            {"name": name, "kind": kind, "size": len(data), "sha256": sha, "locks": ["lock/debian.lock.json"]}
+        )
         shas[name] = sha
     index = {"format": "hpsforge-archive/1", "entries": entries}
     (folder / "index.json").write_text(json.dumps(index, indent=2) + "\n")

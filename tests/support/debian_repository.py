@@ -36,15 +36,19 @@ def _run(command: list[str], *, env: dict[str, str] | None = None, data: bytes |
     """stdout of `command`; on failure an error carrying its stderr (gpg explains itself there)."""
     result = subprocess.run(command, input=data, capture_output=True, env=env)
     if result.returncode != 0:
-        raise RuntimeError(f"{command[0]} failed (exit {result.returncode}): "
-                           + result.stderr.decode(errors="replace").strip())
+        raise RuntimeError(
+            f"{command[0]} failed (exit {result.returncode}): " + result.stderr.decode(errors="replace").strip()
+        )
     return result.stdout
 
 
 def _gpg(home: Path, *args: str, data: bytes | None = None) -> bytes:
     """gpg on GNUPGHOME `home`, never ~/.gnupg; no passphrase, no prompt."""
-    return _run(["gpg", "--batch", "--quiet", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", "", *args],
-                env={**os.environ, "GNUPGHOME": str(home)}, data=data)
+    return _run(
+        ["gpg", "--batch", "--quiet", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", "", *args],
+        env={**os.environ, "GNUPGHOME": str(home)},
+        data=data,
+    )
 
 
 class SigningKey:
@@ -83,9 +87,20 @@ class SigningKey:
 
     def _sign(self, mode: str, data: bytes, at: int | None) -> bytes:
         # A frozen clock fixes the signature's timestamp: the bytes depend on the data and `at` only.
-        return _gpg(self.home, "--faked-system-time", f"{KEY_CREATED if at is None else at}!",
-                    "--local-user", self.fingerprint, "--digest-algo", "SHA512", "--armor", mode, "--output", "-",
-                    data=data)
+        return _gpg(
+            self.home,
+            "--faked-system-time",
+            f"{KEY_CREATED if at is None else at}!",
+            "--local-user",
+            self.fingerprint,
+            "--digest-algo",
+            "SHA512",
+            "--armor",
+            mode,
+            "--output",
+            "-",
+            data=data,
+        )
 
     def clearsign(self, data: bytes, at: int | None = None) -> bytes:
         """`data` inside a cleartext signature: an InRelease."""
@@ -146,8 +161,14 @@ class DebianRepository:
         """A suite that is published even with no package in it (bookworm-updates, say)."""
         self._suites.setdefault((archive, suite), {})
 
-    def add(self, archive: str, suite: str, deb: Path, filename: str | None = None,
-            overrides: Mapping[str, str] | None = None) -> None:
+    def add(
+        self,
+        archive: str,
+        suite: str,
+        deb: Path,
+        filename: str | None = None,
+        overrides: Mapping[str, str] | None = None,
+    ) -> None:
         """Put `deb` at root/<archive>/<filename> (default: its pool path) and list it in `suite`;
         `overrides` replace control fields the way the archive's overrides do (Priority, say)."""
         stanza = deb822.Packages(_run(["dpkg-deb", "--field", str(deb)]).decode())
@@ -170,7 +191,9 @@ class DebianRepository:
         self.add_suite(archive, suite)
         self._suites[(archive, suite)][filename] = stanza
 
-    def add_older_version(self, archive: str, suite: str, deb: Path, overrides: Mapping[str, str] | None = None) -> None:
+    def add_older_version(
+        self, archive: str, suite: str, deb: Path, overrides: Mapping[str, str] | None = None
+    ) -> None:
         """List in `suite` an older version of `deb`'s package, whose file is never served.
 
         Debian's stable suite keeps the release's version of a package that a security update
@@ -197,8 +220,9 @@ class DebianRepository:
             indices = {
                 f"{binary}/Packages": packages,
                 # Fixed preset and check: lzma output depends only on its input then.
-                f"{binary}/Packages.xz": lzma.compress(packages, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64,
-                                                       preset=6),
+                f"{binary}/Packages.xz": lzma.compress(
+                    packages, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=6
+                ),
             }
             for name, data in indices.items():
                 (dist / name).write_bytes(data)
@@ -218,11 +242,15 @@ class DebianRepository:
         release["Architectures"] = self.architecture
         release["Components"] = COMPONENT
         release["Description"] = f"hermetic test repository: {archive} {suite}"
-        release["MD5Sum"] = [{"md5sum": hashlib.md5(data).hexdigest(), "size": str(len(data)), "name": name}
-                             for name, data in indices.items()]
+        release["MD5Sum"] = [
+            {"md5sum": hashlib.md5(data).hexdigest(), "size": str(len(data)), "name": name}
+            for name, data in indices.items()
+        ]
         # apt insists on a strong hash: with MD5Sum alone it calls the repository "weak" and stops.
-        release["SHA256"] = [{"sha256": hashlib.sha256(data).hexdigest(), "size": str(len(data)), "name": name}
-                             for name, data in indices.items()]
+        release["SHA256"] = [
+            {"sha256": hashlib.sha256(data).hexdigest(), "size": str(len(data)), "name": name}
+            for name, data in indices.items()
+        ]
         return release.dump().encode()
 
 
@@ -231,9 +259,15 @@ def archive_of(uri: str) -> str:
     return uri.rstrip("/").rsplit("/", 1)[-1]
 
 
-def repository_from_packages(root: Path, key: SigningKey, packages: Iterable[DebPackage],
-                             suites: Mapping[str, str], empty_suites: Iterable[tuple[str, str]] = (),
-                             store: ContentStore | None = None, date: str = DEFAULT_DATE) -> DebianRepository:
+def repository_from_packages(
+    root: Path,
+    key: SigningKey,
+    packages: Iterable[DebPackage],
+    suites: Mapping[str, str],
+    empty_suites: Iterable[tuple[str, str]] = (),
+    store: ContentStore | None = None,
+    date: str = DEFAULT_DATE,
+) -> DebianRepository:
     """A published repository of locked packages, each file taken from the content store.
 
     Every package goes into archive `archive_of(package.uri)` at its locked `filename`, listed
@@ -286,11 +320,13 @@ class HttpStandIn:
         self.requests: list[str] = []
         self.gone: set[str] = set()
         self._server = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), partial(_Handler, stand_in=self, directory=str(directory)))
+            ("127.0.0.1", 0), partial(_Handler, stand_in=self, directory=str(directory))
+        )
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         # A short poll interval: stop() waits for one, and tests stop servers often.
-        self._thread = threading.Thread(target=partial(self._server.serve_forever, poll_interval=0.05),
-                                        name=f"HttpStandIn {self.url}", daemon=True)
+        self._thread = threading.Thread(
+            target=partial(self._server.serve_forever, poll_interval=0.05), name=f"HttpStandIn {self.url}", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

@@ -73,12 +73,17 @@ class DiskWatch:
         short = [device for device, free in self.started.items() if free < WHOLE_RUN_NEEDS_GB * GB]
         if not short:
             return None
-        return "; ".join(f"{', '.join(self.names[device])}: only {self.started[device] / GB:.1f} GB free"
-                         for device in short) + \
-            f", and a whole run takes about {WHOLE_RUN_NEEDS_GB} GB: it may stop with 'No space left on device'"
+        return (
+            "; ".join(
+                f"{', '.join(self.names[device])}: only {self.started[device] / GB:.1f} GB free" for device in short
+            )
+            + f", and a whole run takes about {WHOLE_RUN_NEEDS_GB} GB: it may stop with 'No space left on device'"
+        )
 
     def lines(self) -> list[str]:
-        return [f"{', '.join(self.names[device])}: {self.started[device] / GB:.1f} GB free at the start, "
-                f"{self.least[device] / GB:.1f} GB at the least: free space fell by up to "
-                f"{(self.started[device] - self.least[device]) / GB:.1f} GB"
-                for device in self._devices]
+        return [
+            f"{', '.join(self.names[device])}: {self.started[device] / GB:.1f} GB free at the start, "
+            f"{self.least[device] / GB:.1f} GB at the least: free space fell by up to "
+            f"{(self.started[device] - self.least[device]) / GB:.1f} GB"
+            for device in self._devices
+        ]

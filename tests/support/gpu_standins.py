@@ -44,8 +44,13 @@ MADE_BY = "tests/support/gpu_standins.py"
 # libraries need which (DT_NEEDED) among them.
 OTHER_LIBRARIES = {
     "cudnn": [],
-    "tensorrt": ["libnvinfer_lean.so", "libnvinfer_dispatch.so", "libnvinfer_vc_plugin.so",
-                 "libnvonnxparser.so", "libnvparsers.so"],
+    "tensorrt": [
+        "libnvinfer_lean.so",
+        "libnvinfer_dispatch.so",
+        "libnvinfer_vc_plugin.so",
+        "libnvonnxparser.so",
+        "libnvparsers.so",
+    ],
 }
 STATIC_ARCHIVES = {
     "cudnn": ["libcudnn_adv_infer_static.a", "libcudnn_cnn_infer_static.a", "libcudnn_ops_infer_static.a"],
@@ -53,9 +58,16 @@ STATIC_ARCHIVES = {
 }
 OTHER_FILES = {
     "cudnn": ["LICENSE", "include/cudnn.h", "include/cudnn_version.h", "include/cudnn_ops_infer.h"],
-    "tensorrt": ["include/NvInfer.h", "include/NvInferPlugin.h", "doc/Acknowledgements.txt",
-                 "samples/sampleOnnxMNIST/sampleOnnxMNIST.cpp", "data/mnist/README.md", "bin/trtexec",
-                 "python/tensorrt-8.6.1-cp311-none-linux_x86_64.whl", "targets/x86_64-linux-gnu/lib/stubs/README"],
+    "tensorrt": [
+        "include/NvInfer.h",
+        "include/NvInferPlugin.h",
+        "doc/Acknowledgements.txt",
+        "samples/sampleOnnxMNIST/sampleOnnxMNIST.cpp",
+        "data/mnist/README.md",
+        "bin/trtexec",
+        "python/tensorrt-8.6.1-cp311-none-linux_x86_64.whl",
+        "targets/x86_64-linux-gnu/lib/stubs/README",
+    ],
 }
 NEEDS = {
     "libcudnn_ops_train": ["libcudnn_ops_infer.so.8"],
@@ -96,17 +108,30 @@ def _library(name: str, version: str) -> StandinLibrary:
     return StandinLibrary(stem, f"{stem}.so.{release}", f"{stem}.so.{major}", (f"{stem}.so.{major}", f"{stem}.so"))
 
 
-def _compile(library: StandinLibrary, version: str, lib_dir: Path, stubs: Path, work: Path, *,
-             unloadable: bool) -> None:
+def _compile(
+    library: StandinLibrary, version: str, lib_dir: Path, stubs: Path, work: Path, *, unloadable: bool
+) -> None:
     source = work / "standin.c"  # one fixed name: it is recorded in the symbol table
     source.write_text(
         f'const char hpsforge_standin[] = "STAND-IN for {library.file}, made by {MADE_BY}: not NVIDIA\'s library";\n'
-        + _version_function(library.stem, version))
+        + _version_function(library.stem, version)
+    )
     needed = NEEDS.get(library.stem, [])
     if unloadable:
         needed = [*needed, "libhpsforge-not-there.so.1"]
-    command = ["gcc", "-shared", "-fPIC", "-O0", "-o", str(lib_dir / library.file), f"-Wl,-soname,{library.soname}",
-               source.name, "-Wl,--no-as-needed", f"-L{lib_dir}", f"-L{stubs}"]
+    command = [
+        "gcc",
+        "-shared",
+        "-fPIC",
+        "-O0",
+        "-o",
+        str(lib_dir / library.file),
+        f"-Wl,-soname,{library.soname}",
+        source.name,
+        "-Wl,--no-as-needed",
+        f"-L{lib_dir}",
+        f"-L{stubs}",
+    ]
     for name in needed:
         if name in EXTERNAL or name.startswith("libhpsforge-"):
             _stub(stubs, name, work)
@@ -118,8 +143,12 @@ def _stub(stubs: Path, soname: str, work: Path) -> None:
     """A link-time stand-in for a library another input provides: only its soname matters."""
     if not (stubs / soname).exists():
         (work / "empty.c").write_text("")
-        subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(stubs / soname), f"-Wl,-soname,{soname}", "empty.c"],
-                       check=True, cwd=work, capture_output=True)
+        subprocess.run(
+            ["gcc", "-shared", "-fPIC", "-o", str(stubs / soname), f"-Wl,-soname,{soname}", "empty.c"],
+            check=True,
+            cwd=work,
+            capture_output=True,
+        )
 
 
 def _build_order(libraries: set[StandinLibrary]) -> list[StandinLibrary]:
@@ -139,6 +168,7 @@ def _build_order(libraries: set[StandinLibrary]) -> list[StandinLibrary]:
 
 def _tar(folder: Path, top: str, destination: Path) -> None:
     """A reproducible tarball of `folder` as `top/`: sorted, fixed times and owners."""
+
     def normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.mtime, info.uid, info.gid, info.uname, info.gname = MTIME, 0, 0, "root", "root"
         if not info.issym():
@@ -192,16 +222,24 @@ class Standins:
                     os.environ[key] = value
 
 
-def make(destination: Path, config: ProjectConfig, target: str = "gpu", *, omit: frozenset[str] = frozenset(),
-         unloadable: frozenset[str] = frozenset()) -> Standins:
+def make(
+    destination: Path,
+    config: ProjectConfig,
+    target: str = "gpu",
+    *,
+    omit: frozenset[str] = frozenset(),
+    unloadable: frozenset[str] = frozenset(),
+) -> Standins:
     """Stand-in archives for every blob of `target`, and their manifest, under `destination`.
 
     omit: declared library names left out of their archive (a broken tarball);
     unloadable: declared library names whose file needs a library nobody provides.
     """
     if shutil.which("gcc") is None:
-        raise RuntimeError("the gpu stand-ins are shared objects compiled on the spot: install gcc "
-                           "(apt-get install gcc) to build and test the gpu images")
+        raise RuntimeError(
+            "the gpu stand-ins are shared objects compiled on the spot: install gcc "
+            "(apt-get install gcc) to build and test the gpu images"
+        )
     real = blobs.load_manifest(PROJECT_ROOT / "vendor_blobs" / "manifest.toml")  # the project's manifest
     cuda = config.target(target).cuda
     directory = destination / "files"
@@ -222,8 +260,14 @@ def make(destination: Path, config: ProjectConfig, target: str = "gpu", *, omit:
             for library in _build_order({_library(item, blob.version) for item in wanted}):
                 if any(item in (library.file, *library.links) for item in omit):
                     continue
-                _compile(library, blob.version, lib_dir, stubs, work,
-                         unloadable=any(item in (library.file, *library.links) for item in unloadable))
+                _compile(
+                    library,
+                    blob.version,
+                    lib_dir,
+                    stubs,
+                    work,
+                    unloadable=any(item in (library.file, *library.links) for item in unloadable),
+                )
                 target_name = library.file
                 for link in library.links:
                     (lib_dir / link).symlink_to(target_name)
@@ -238,12 +282,13 @@ def make(destination: Path, config: ProjectConfig, target: str = "gpu", *, omit:
             entries.append(
                 "[[blobs]]\n"
                 f'name = "{blob.name}"\nfile = "{blob.file}"\n'
-                f"size = {archive.stat().st_size}\nsha256 = \"{sha256_file(archive)}\"\n"
+                f'size = {archive.stat().st_size}\nsha256 = "{sha256_file(archive)}"\n'
                 f'url = "file://{archive}"\n'
                 'license = "none: a generated stand-in, not NVIDIA software"\n'
                 f'targets = ["{target}"]\ncomponent = "{blob.component}"\nversion = "{blob.version}"\n'
                 f"standin = true\n"
-                f'note = "STAND-IN for NVIDIA\'s {blob.file}, generated by {MADE_BY} (tests only)"\n')
+                f'note = "STAND-IN for NVIDIA\'s {blob.file}, generated by {MADE_BY} (tests only)"\n'
+            )
     manifest = destination / "standin-manifest.toml"
     manifest.write_text("# STAND-INS generated by the test suite: never a release input.\n\n" + "\n".join(entries))
     return Standins(manifest, directory)
@@ -256,8 +301,10 @@ def main(argv: list[str]) -> int:
 
     from hpsforge.core.config import load_config
 
-    parser = argparse.ArgumentParser(prog="python -m tests.support.gpu_standins",
-                                     description="generate STAND-IN cuDNN/TensorRT archives (tests only)")
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.support.gpu_standins",
+        description="generate STAND-IN cuDNN/TensorRT archives (tests only)",
+    )
     parser.add_argument("destination", type=Path, help="an empty or missing folder")
     destination = parser.parse_args(argv).destination.resolve()
     if destination.exists() and any(destination.iterdir()):

@@ -51,18 +51,24 @@ def locked_packages(lock_path: Path) -> list[debian.DebPackage]:
 def local_mirror(root: Path, key: SigningKey, lock_path: Path) -> Iterator[LocalMirror]:
     config = load_config()
     # The engine's own packages come from their declared suite (trixie); the rest by archive.
-    from_suite = {p.name: p.suite for p in [*config.engine.packages, *config.engine.tools]
-                  if p.suite not in {s.suite for s in config.engine.host_sources}}
+    from_suite = {
+        p.name: p.suite
+        for p in [*config.engine.packages, *config.engine.tools]
+        if p.suite not in {s.suite for s in config.engine.host_sources}
+    }
     by_archive = {"debian": "bookworm", "debian-security": "bookworm-security"}
     repository = DebianRepository(root / "mirror", key)
     repository.add_suite("debian", "bookworm-updates")
     store = ContentStore()
     for package in locked_packages(lock_path):
         suite = from_suite.get(package.name) or by_archive[archive_of(package.uri)]
-        repository.add(archive_of(package.uri), suite, store.path(package.sha256), package.filename,
-                       {"Priority": package.priority})
+        repository.add(
+            archive_of(package.uri), suite, store.path(package.sha256), package.filename, {"Priority": package.priority}
+        )
         if suite == "bookworm-security":  # bookworm itself still lists the release's version
-            repository.add_older_version("debian", "bookworm", store.path(package.sha256), {"Priority": package.priority})
+            repository.add_older_version(
+                "debian", "bookworm", store.path(package.sha256), {"Priority": package.priority}
+            )
     repository.publish()
     with HttpStandIn(root / "mirror") as server:
         text = (PROJECT_ROOT / "hpsforge.toml").read_text(encoding="utf-8")

@@ -51,8 +51,12 @@ def _strict(schema, closed: bool = True):
             schema[key] = [_strict(branch, closed=False) for branch in schema[key]]
     if "not" in schema:
         schema["not"] = _strict(schema["not"], closed=False)
-    if (closed and "properties" in schema and "additionalProperties" not in schema
-            and not schema.get("x-kubernetes-preserve-unknown-fields")):
+    if (
+        closed
+        and "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
         schema["additionalProperties"] = False
     return schema
 
@@ -68,8 +72,11 @@ def _kserve_schema(kind: str, version: str) -> dict:
 
 @functools.cache
 def _object_meta_validator(kubernetes_version: str) -> jsonschema.Draft202012Validator:
-    folder = importlib_resources.files("kubernetes_validate") / "kubernetes-json-schema" / \
-        f"v{kubernetes_version}-local-strict"
+    folder = (
+        importlib_resources.files("kubernetes_validate")
+        / "kubernetes-json-schema"
+        / f"v{kubernetes_version}-local-strict"
+    )
     definitions = json.loads((folder / "_definitions.json").read_text(encoding="utf-8"))
     registry = Resource.from_contents(definitions) @ Registry()
     return jsonschema.Draft202012Validator({"$ref": f"{definitions['$id']}#/$defs/{OBJECT_META}"}, registry=registry)
@@ -84,8 +91,10 @@ def validate(document: dict, kubernetes_version: str = KUBERNETES_VERSIONS[0]) -
         if group != "serving.kserve.io":
             raise ManifestInvalid(f"{where}: apiVersion {api_version} is not KServe's")
         # The CRD schemas are OpenAPI 3.0 schemas: JSON Schema draft 4 is what they build on.
-        checks = [((), jsonschema.Draft4Validator(_kserve_schema(kind, version)), document),
-                  (("metadata",), _object_meta_validator(kubernetes_version), document.get("metadata", {}))]
+        checks = [
+            ((), jsonschema.Draft4Validator(_kserve_schema(kind, version)), document),
+            (("metadata",), _object_meta_validator(kubernetes_version), document.get("metadata", {})),
+        ]
         for prefix, validator, part in checks:
             error = jsonschema.exceptions.best_match(validator.iter_errors(part))
             if error is not None:

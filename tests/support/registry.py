@@ -23,8 +23,10 @@ from typing import Iterator
 START_TIMEOUT_S = 15
 # htpasswd line for archive-user / archive-secret (bcrypt, cost 4 so that each request stays fast).
 TEST_HTPASSWD = "archive-user:$2b$04$V/h87yt93UJZdREz/hVs8.JB0afrwHp1pgN7l048EUXyxyyhqBFhW\n"
-INSTALL_HINT = ("the tests need Debian's `docker-registry` package (distribution 2.8, /usr/bin/docker-registry): "
-                "apt-get install --no-install-recommends docker-registry")
+INSTALL_HINT = (
+    "the tests need Debian's `docker-registry` package (distribution 2.8, /usr/bin/docker-registry): "
+    "apt-get install --no-install-recommends docker-registry"
+)
 
 
 class RegistryUnavailable(RuntimeError):
@@ -104,15 +106,22 @@ def _start(root: Path, htpasswd: str | None, auth: dict | None) -> LocalRegistry
     env = {key: value for key, value in os.environ.items() if not key.startswith("REGISTRY_")}
     log = root / "registry.log"
     with open(log, "wb") as log_stream:
-        process = subprocess.Popen([binary, "serve", str(root / "config.yml")], stdout=log_stream,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        process = subprocess.Popen(
+            [binary, "serve", str(root / "config.yml")],
+            stdout=log_stream,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
     registry = LocalRegistry(f"127.0.0.1:{port}", storage, log, process)
     deadline = time.monotonic() + START_TIMEOUT_S
     while not _answers(registry.url):
         if not registry.running or time.monotonic() > deadline:
             registry.stop()
-            raise RegistryUnavailable(f"docker-registry did not answer on {registry.url} within "
-                                      f"{START_TIMEOUT_S} s (exit {process.poll()}):\n{log.read_text()[-2000:]}")
+            raise RegistryUnavailable(
+                f"docker-registry did not answer on {registry.url} within "
+                f"{START_TIMEOUT_S} s (exit {process.poll()}):\n{log.read_text()[-2000:]}"
+            )
         time.sleep(0.05)
     return registry
 

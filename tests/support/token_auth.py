@@ -40,8 +40,14 @@ class TokenServer:
 
     def registry_auth(self) -> dict:
         """The `auth:` section of a registry configuration trusting this server."""
-        return {"token": {"realm": self.realm, "service": SERVICE, "issuer": ISSUER,
-                          "rootcertbundle": str(self.certificate)}}
+        return {
+            "token": {
+                "realm": self.realm,
+                "service": SERVICE,
+                "issuer": ISSUER,
+                "rootcertbundle": str(self.certificate),
+            }
+        }
 
     def token(self, user: str, scopes: list[str]) -> str:
         access = []
@@ -52,14 +58,27 @@ class TokenServer:
             access.append({"type": kind, "name": name, "actions": granted})
             self.issued.append((user, scope))
         now = int(time.time())
-        der = subprocess.run(["openssl", "x509", "-in", str(self.certificate), "-outform", "DER"],
-                             capture_output=True, check=True).stdout
+        der = subprocess.run(
+            ["openssl", "x509", "-in", str(self.certificate), "-outform", "DER"], capture_output=True, check=True
+        ).stdout
         header = {"alg": "RS256", "typ": "JWT", "x5c": [base64.b64encode(der).decode()]}
-        claims = {"iss": ISSUER, "sub": user, "aud": SERVICE, "exp": now + 300, "nbf": now - 10, "iat": now,
-                  "jti": uuid.uuid4().hex, "access": access}
+        claims = {
+            "iss": ISSUER,
+            "sub": user,
+            "aud": SERVICE,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": uuid.uuid4().hex,
+            "access": access,
+        }
         signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
-        signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)],
-                                   input=signing_input.encode(), capture_output=True, check=True).stdout
+        signature = subprocess.run(
+            ["openssl", "dgst", "-sha256", "-sign", str(self.key)],
+            input=signing_input.encode(),
+            capture_output=True,
+            check=True,
+        ).stdout
         return f"{signing_input}.{_b64url(signature)}"
 
 
@@ -67,9 +86,26 @@ class TokenServer:
 def token_server(root: Path, users: dict[str, str]) -> Iterator[TokenServer]:
     root.mkdir(parents=True, exist_ok=True)
     key, certificate = root / "token.key", root / "token.crt"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=hpsforge test token server", "-keyout", str(key), "-out", str(certificate)],
-                   capture_output=True, check=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=hpsforge test token server",
+            "-keyout",
+            str(key),
+            "-out",
+            str(certificate),
+        ],
+        capture_output=True,
+        check=True,
+    )
     holder: dict[str, TokenServer] = {}
 
     class Handler(BaseHTTPRequestHandler):

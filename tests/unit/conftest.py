@@ -16,8 +16,10 @@ def _loopback_only(self, address):
         except ValueError:
             loopback = host == "localhost"
         if not loopback:
-            raise AssertionError(f"a unit test reached the network ({host}:{address[1]}): "
-                                 "move it to tests/network, or serve the data on 127.0.0.1")
+            raise AssertionError(
+                f"a unit test reached the network ({host}:{address[1]}): "
+                "move it to tests/network, or serve the data on 127.0.0.1"
+            )
     return _connect(self, address)
 
 

@@ -37,12 +37,26 @@ def test_import_proves_every_file_then_seeds_the_store(tmp_path, store):
     wheel = b"a wheel"
     digest = hashlib.sha256(wheel).hexdigest()
     (tmp_path / "archive" / "files" / digest).write_bytes(wheel)
-    wheelset = {"target": "cpu", "lock_sha256": "c" * 64,
-                "wheels": [{"filename": "w-1.0-py3-none-any.whl", "sha256": digest, "size": len(wheel)}]}
-    _rewrite_index(tmp_path / "archive", lambda index: (
-        index["entries"].append({"name": "w-1.0-py3-none-any.whl", "kind": "wheel", "size": len(wheel),
-                                 "sha256": digest, "locks": ["lock/requirements/cpu.txt"]}),
-        index.__setitem__("wheelsets", [wheelset])))
+    wheelset = {
+        "target": "cpu",
+        "lock_sha256": "c" * 64,
+        "wheels": [{"filename": "w-1.0-py3-none-any.whl", "sha256": digest, "size": len(wheel)}],
+    }
+    _rewrite_index(
+        tmp_path / "archive",
+        lambda index: (
+            index["entries"].append(
+                {
+                    "name": "w-1.0-py3-none-any.whl",
+                    "kind": "wheel",
+                    "size": len(wheel),
+                    "sha256": digest,
+                    "locks": ["lock/requirements/cpu.txt"],
+                }
+            ),
+            index.__setitem__("wheelsets", [wheelset]),
+        ),
+    )
     imported = archive.import_(tmp_path / "archive", store)
     assert len(imported.entries) == 4
     for name, sha in shas.items():
@@ -98,8 +112,9 @@ def test_a_foreign_folder_is_not_an_archive(tmp_path, store):
 
 def test_an_index_naming_a_file_twice_is_refused(tmp_path, store):
     make_archive(tmp_path / "archive", FILES)
-    _rewrite_index(tmp_path / "archive", lambda index: index["entries"].append(
-        {**index["entries"][0], "name": "alpha-again.deb"}))
+    _rewrite_index(
+        tmp_path / "archive", lambda index: index["entries"].append({**index["entries"][0], "name": "alpha-again.deb"})
+    )
     with pytest.raises(UsageError) as refused:
         archive.import_(tmp_path / "archive", store)
     assert "is listed twice (alpha_1.0_amd64.deb, alpha-again.deb)" in str(refused.value)
@@ -108,9 +123,19 @@ def test_an_index_naming_a_file_twice_is_refused(tmp_path, store):
 
 def test_a_wheelset_naming_a_wheel_the_archive_lacks_is_refused(tmp_path, store):
     make_archive(tmp_path / "archive", FILES)
-    _rewrite_index(tmp_path / "archive", lambda index: index.__setitem__("wheelsets", [
-        {"target": "cpu", "lock_sha256": "c" * 64,
-         "wheels": [{"filename": "ghost-1.0-py3-none-any.whl", "sha256": "d" * 64, "size": 1}]}]))
+    _rewrite_index(
+        tmp_path / "archive",
+        lambda index: index.__setitem__(
+            "wheelsets",
+            [
+                {
+                    "target": "cpu",
+                    "lock_sha256": "c" * 64,
+                    "wheels": [{"filename": "ghost-1.0-py3-none-any.whl", "sha256": "d" * 64, "size": 1}],
+                }
+            ],
+        ),
+    )
     with pytest.raises(UsageError, match="names wheels it does not hold: ghost-1.0-py3-none-any.whl"):
         archive.import_(tmp_path / "archive", store)
 

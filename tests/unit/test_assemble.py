@@ -168,9 +168,14 @@ def test_stage_client(pipelines_dir, tmp_path):
     wheel = assemble.stage_client("Demo", destination, EPOCH)
     assert wheel == destination / "hps_client-0.1.0-py3-none-any.whl"
     assert sorted(path.name for path in destination.iterdir()) == [
-        "client.py", "hps_client-0.1.0-py3-none-any.whl", "requirements.txt"]
+        "client.py",
+        "hps_client-0.1.0-py3-none-any.whl",
+        "requirements.txt",
+    ]
     assert (destination / "client.py").read_bytes() == (pipelines_dir / "Demo" / "client" / "client.py").read_bytes()
-    assert (destination / "requirements.txt").read_bytes() == (PROJECT_ROOT / "lock" / "requirements" / "client.txt").read_bytes()
+    assert (destination / "requirements.txt").read_bytes() == (
+        PROJECT_ROOT / "lock" / "requirements" / "client.txt"
+    ).read_bytes()
     with zipfile.ZipFile(wheel) as archive:  # built by flit_core: the README is its description
         metadata = archive.read("hps_client-0.1.0.dist-info/METADATA").decode("utf-8")
     assert "Description-Content-Type: text/markdown" in metadata
@@ -253,6 +258,7 @@ def test_assemble_client_only_twice_gives_the_same_archive(tmp_path):
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail loudly if run_assemble gets past its argument checks."""
+
     def forbidden(*args, **kwargs):
         raise AssertionError("run_assemble did work before rejecting its arguments")
 

@@ -112,9 +112,13 @@ def test_cached_layouts_share_their_common_blobs(tmp_path, monkeypatch):
 
     monkeypatch.setenv("HPSFORGE_CACHE", str(tmp_path / "cache"))
     runtime_layer, pipeline_layer = b"runtime layer" * 100, b"pipeline layer"
-    buildkit._keep_layout(_built(tmp_path, "runtime", {"1" * 64: runtime_layer}), buildkit.layout_dir("sha256:" + "a" * 64))
-    buildkit._keep_layout(_built(tmp_path, "pipeline", {"1" * 64: runtime_layer, "2" * 64: pipeline_layer}),
-                          buildkit.layout_dir("sha256:" + "b" * 64))
+    buildkit._keep_layout(
+        _built(tmp_path, "runtime", {"1" * 64: runtime_layer}), buildkit.layout_dir("sha256:" + "a" * 64)
+    )
+    buildkit._keep_layout(
+        _built(tmp_path, "pipeline", {"1" * 64: runtime_layer, "2" * 64: pipeline_layer}),
+        buildkit.layout_dir("sha256:" + "b" * 64),
+    )
     runtime_copy = buildkit.layout_dir("sha256:" + "a" * 64) / "blobs" / "sha256" / ("1" * 64)
     pipeline_copy = buildkit.layout_dir("sha256:" + "b" * 64) / "blobs" / "sha256" / ("1" * 64)
     assert runtime_copy.samefile(pipeline_copy) and runtime_copy.read_bytes() == runtime_layer
@@ -133,7 +137,9 @@ def test_a_damaged_shared_blob_is_not_linked_into_a_new_layout(tmp_path, monkeyp
     monkeypatch.setenv("HPSFORGE_CACHE", str(tmp_path / "cache"))
     buildkit.shared_blobs_dir().mkdir(parents=True)
     (buildkit.shared_blobs_dir() / ("1" * 64)).write_bytes(b"trunc")
-    buildkit._keep_layout(_built(tmp_path, "image", {"1" * 64: b"the whole layer"}), buildkit.layout_dir("sha256:" + "a" * 64))
+    buildkit._keep_layout(
+        _built(tmp_path, "image", {"1" * 64: b"the whole layer"}), buildkit.layout_dir("sha256:" + "a" * 64)
+    )
     blob = buildkit.layout_dir("sha256:" + "a" * 64) / "blobs" / "sha256" / ("1" * 64)
     assert blob.read_bytes() == b"the whole layer"
     assert (buildkit.shared_blobs_dir() / ("1" * 64)).read_bytes() == b"the whole layer"
@@ -144,8 +150,9 @@ def test_forgetting_a_layout_keeps_the_blobs_another_layout_links(tmp_path, monk
 
     monkeypatch.setenv("HPSFORGE_CACHE", str(tmp_path / "cache"))
     buildkit._keep_layout(_built(tmp_path, "a", {"1" * 64: b"shared"}), buildkit.layout_dir("sha256:" + "a" * 64))
-    buildkit._keep_layout(_built(tmp_path, "b", {"1" * 64: b"shared", "2" * 64: b"own"}),
-                          buildkit.layout_dir("sha256:" + "b" * 64))
+    buildkit._keep_layout(
+        _built(tmp_path, "b", {"1" * 64: b"shared", "2" * 64: b"own"}), buildkit.layout_dir("sha256:" + "b" * 64)
+    )
     buildkit.forget_layout("sha256:" + "b" * 64)
     assert not buildkit.layout_dir("sha256:" + "b" * 64).exists()
     assert sorted(p.name for p in buildkit.shared_blobs_dir().iterdir()) == ["1" * 64]

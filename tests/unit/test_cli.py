@@ -5,14 +5,35 @@ import subprocess
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SESSIONS = ("engine", "freeze", "lock-check", "verify", "fetch", "sbom", "images", "assemble", "serve", "conformance", "repro", "bench",
-            "archive", "deploy", "host-lock", "unit", "tests")
+SESSIONS = (
+    "engine",
+    "freeze",
+    "lock-check",
+    "verify",
+    "fetch",
+    "sbom",
+    "images",
+    "assemble",
+    "serve",
+    "conformance",
+    "repro",
+    "bench",
+    "archive",
+    "deploy",
+    "host-lock",
+    "unit",
+    "tests",
+)
 
 
 def noxw(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(PROJECT_ROOT / "noxw"), *args], capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, cwd=PROJECT_ROOT, timeout=120,
+        [str(PROJECT_ROOT / "noxw"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=PROJECT_ROOT,
+        timeout=120,
     )
 
 
@@ -81,8 +102,10 @@ def test_verify_gpu_names_every_missing_blob_and_where_to_put_it(tmp_path):
     result = noxw("-s", "verify", "--", "gpu", env={"HPSFORGE_BLOBS_DIR": str(tmp_path)})
     output = result.stdout + result.stderr
     assert result.returncode == 4  # an input that cannot be had
-    for file in ("cudnn-linux-x86_64-8.9.7.29_cuda11-archive.tar.xz",
-                 "TensorRT-8.6.1.6.Linux.x86_64-gnu.cuda-11.8.tar.gz"):
+    for file in (
+        "cudnn-linux-x86_64-8.9.7.29_cuda11-archive.tar.xz",
+        "TensorRT-8.6.1.6.Linux.x86_64-gnu.cuda-11.8.tar.gz",
+    ):
         assert f"save it as {tmp_path / file}" in output
 
 
@@ -91,7 +114,10 @@ def test_verify_cpu_checks_every_model_file():
     assert result.returncode == 0, result.stdout + result.stderr
     from hpsforge.core.pipelines import load_pipelines
 
-    declared = sum(len(artifact.files) for pipeline in load_pipelines().values()
-                   for artifact in [*pipeline.models, *pipeline.fixtures])
+    declared = sum(
+        len(artifact.files)
+        for pipeline in load_pipelines().values()
+        for artifact in [*pipeline.models, *pipeline.fixtures]
+    )
     assert declared >= 40  # every pipeline's model files and golden fixtures
     assert f"0 vendor blob(s) and {declared} model file(s) verified" in result.stdout

@@ -139,8 +139,9 @@ def test_declaration_sha256_changes_only_with_what_a_lock_is_resolved_from(tmp_p
     assert edited.engine.declaration_sha256() == original.engine.declaration_sha256()
     assert edited.rc.declaration_sha256() == original.rc.declaration_sha256()
     # Fields no lock is resolved from (an epoch, an image name, a minimum version) leave it alone.
-    epoch_text = re.sub(r"source_date_epoch = (\d+)", lambda m: f"source_date_epoch = {int(m.group(1)) + 1}",
-                        config_text)
+    epoch_text = re.sub(
+        r"source_date_epoch = (\d+)", lambda m: f"source_date_epoch = {int(m.group(1)) + 1}", config_text
+    )
     assert load_config(_write(tmp_path, epoch_text)).base.declaration_sha256() == original.base.declaration_sha256()
     renamed = original.rc.model_copy(update={"image": "hpsforge/other"})
     assert renamed.declaration_sha256() == original.rc.declaration_sha256()

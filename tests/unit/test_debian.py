@@ -67,7 +67,9 @@ def test_parse_deb822_empty():
     assert parse_deb822("\n\n") == []
 
 
-def _package(name: str, version: str = "1.0-1", data: bytes | None = None, uri: str = "http://deb.example/debian") -> DebPackage:
+def _package(
+    name: str, version: str = "1.0-1", data: bytes | None = None, uri: str = "http://deb.example/debian"
+) -> DebPackage:
     data = data if data is not None else name.encode()
     return DebPackage(
         name=name,
@@ -154,8 +156,9 @@ def test_write_is_deterministic_and_round_trips(tmp_path, lock):
     assert lock.write(first) is True
     assert lock.write(first) is False  # unchanged: not rewritten
     # Built independently (fields in another order), the lock is spelled the same.
-    same = DebianLock.model_validate({"packages": [p.model_dump() for p in lock.packages],
-                                      "input_sha256": lock.input_sha256})
+    same = DebianLock.model_validate(
+        {"packages": [p.model_dump() for p in lock.packages], "input_sha256": lock.input_sha256}
+    )
     assert same.write(second) is True
     assert first.read_bytes() == second.read_bytes()
     assert first.read_bytes().endswith(b"\n")
@@ -185,10 +188,12 @@ def test_fetch_falls_back_to_the_snapshot_then_names_every_place(tmp_path, monke
     snapshot.parent.mkdir()
     snapshot.write_bytes(data)
     package = _package("beta", data=data, uri=(tmp_path / "mirror").as_uri()).model_copy(
-        update={"snapshot": snapshot.as_uri()})
+        update={"snapshot": snapshot.as_uri()}
+    )
     assert debs.fetch(DebianLock(input_sha256="1" * 64, packages=[package]), ContentStore())[0].read_bytes() == data
     gone = _package("gamma", data=b"gamma", uri=(tmp_path / "mirror").as_uri()).model_copy(
-        update={"snapshot": (tmp_path / "snapshot" / "gamma.deb").as_uri()})
+        update={"snapshot": (tmp_path / "snapshot" / "gamma.deb").as_uri()}
+    )
     with pytest.raises(HpsforgeError) as refused:
         debs.fetch(DebianLock(input_sha256="1" * 64, packages=[gone]), ContentStore())
     message = str(refused.value)

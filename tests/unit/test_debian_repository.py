@@ -32,13 +32,17 @@ def build_deb(directory: Path, package: str, version: str, architecture: str = "
     (root / "DEBIAN").mkdir(parents=True)
     (root / "usr/share" / package).mkdir(parents=True)
     (root / "usr/share" / package / "README").write_text(f"{package} {version}\n")
-    control = {"Package": package, "Version": version, "Architecture": architecture,
-               "Maintainer": "Tests <tests@hpsforge.invalid>",
-               "Description": f"{package} for tests\n a second line\n .\n and a paragraph", **fields}
+    control = {
+        "Package": package,
+        "Version": version,
+        "Architecture": architecture,
+        "Maintainer": "Tests <tests@hpsforge.invalid>",
+        "Description": f"{package} for tests\n a second line\n .\n and a paragraph",
+        **fields,
+    }
     (root / "DEBIAN/control").write_text("".join(f"{key}: {value}\n" for key, value in control.items()))
     deb = directory / f"{package}_{version.replace(':', '_')}_{architecture}.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)], check=True,
-                   capture_output=True)
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)], check=True, capture_output=True)
     return deb
 
 
@@ -47,8 +51,9 @@ def debs(tmp_path_factory) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("debs")
     return {
         "hello": build_deb(directory, "hello", "2.10-3"),
-        "libfoo1": build_deb(directory, "libfoo1", "1:1.2-1", "amd64", Source="foo-lib (1.2-1)",
-                             Depends="hello (>= 2)"),
+        "libfoo1": build_deb(
+            directory, "libfoo1", "1:1.2-1", "amd64", Source="foo-lib (1.2-1)", Depends="hello (>= 2)"
+        ),
         "libbar2": build_deb(directory, "libbar2", "3.0-1", "amd64", Source="libbar"),
         "hello-security": build_deb(directory, "hello", "2.10-3+deb12u1"),
     }
@@ -73,14 +78,22 @@ def served(tmp_path, signing_key, debs):
 
 
 def test_pool_paths_follow_debian():
-    assert pool_path({"Package": "hello", "Version": "2.10-3", "Architecture": "amd64"}) == \
-        "pool/main/h/hello/hello_2.10-3_amd64.deb"
+    assert (
+        pool_path({"Package": "hello", "Version": "2.10-3", "Architecture": "amd64"})
+        == "pool/main/h/hello/hello_2.10-3_amd64.deb"
+    )
     # lib* sources take four letters; the source's own name (without its version) names the folder;
     # the epoch stays out of the file name.
-    assert pool_path({"Package": "libssl3", "Source": "openssl", "Version": "3.0.17-1~deb12u2",
-                      "Architecture": "amd64"}) == "pool/main/o/openssl/libssl3_3.0.17-1~deb12u2_amd64.deb"
-    assert pool_path({"Package": "libfoo1", "Source": "libfoo (1:1.2-1)", "Version": "1:1.2-1+b1",
-                      "Architecture": "amd64"}) == "pool/main/libf/libfoo/libfoo1_1.2-1+b1_amd64.deb"
+    assert (
+        pool_path({"Package": "libssl3", "Source": "openssl", "Version": "3.0.17-1~deb12u2", "Architecture": "amd64"})
+        == "pool/main/o/openssl/libssl3_3.0.17-1~deb12u2_amd64.deb"
+    )
+    assert (
+        pool_path(
+            {"Package": "libfoo1", "Source": "libfoo (1:1.2-1)", "Version": "1:1.2-1+b1", "Architecture": "amd64"}
+        )
+        == "pool/main/libf/libfoo/libfoo1_1.2-1+b1_amd64.deb"
+    )
 
 
 def test_signed_index_lists_the_stanzas_and_the_files_are_served(served, signing_key, debs):
@@ -98,21 +111,28 @@ def test_signed_index_lists_the_stanzas_and_the_files_are_served(served, signing
     assert by_name["libbar2"]["Filename"] == "pool/main/libb/libbar/libbar2_3.0-1_amd64.deb"
     data = debs["libfoo1"].read_bytes()
     assert (libfoo["Size"], libfoo["SHA256"], libfoo["MD5sum"]) == (
-        str(len(data)), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
+        str(len(data)),
+        hashlib.sha256(data).hexdigest(),
+        hashlib.md5(data).hexdigest(),
+    )
     with urllib.request.urlopen(f"{stand_in.url}/debian/{libfoo['Filename']}") as response:
         assert response.read() == data
     # The signed Release is read first, then the index it vouches for, then the .deb.
-    assert stand_in.requests == ["/debian/dists/bookworm/InRelease",
-                                 "/debian/dists/bookworm/main/binary-amd64/Packages.xz",
-                                 f"/debian/{libfoo['Filename']}"]
+    assert stand_in.requests == [
+        "/debian/dists/bookworm/InRelease",
+        "/debian/dists/bookworm/main/binary-amd64/Packages.xz",
+        f"/debian/{libfoo['Filename']}",
+    ]
 
 
 def test_suites_and_archives_are_separate(served, signing_key):
     stand_in, _ = served
-    security = signed_packages_index(stand_in.url + "/debian-security", "bookworm-security",
-                                     signing_key.keyring, "amd64")
+    security = signed_packages_index(
+        stand_in.url + "/debian-security", "bookworm-security", signing_key.keyring, "amd64"
+    )
     assert [(s["Package"], s["Version"], s["Filename"]) for s in security] == [
-        ("hello", "2.10-3+deb12u1", "pool/main/h/hello/hello_2.10-3+deb12u1_all.deb")]
+        ("hello", "2.10-3+deb12u1", "pool/main/h/hello/hello_2.10-3+deb12u1_all.deb")
+    ]
     assert signed_packages_index(stand_in.url + "/debian", "bookworm-updates", signing_key.keyring, "amd64") == []
 
 
@@ -121,8 +141,12 @@ def test_release_carries_what_apt_needs(served, signing_key):
     dist = root / "debian/dists/bookworm"
     release = deb822.Release(dist.joinpath("Release").read_text())
     assert {key: release[key] for key in ("Suite", "Codename", "Date", "Architectures", "Components")} == {
-        "Suite": "bookworm", "Codename": "bookworm", "Date": "Sat, 01 Nov 2025 00:00:00 UTC",
-        "Architectures": "amd64", "Components": "main"}
+        "Suite": "bookworm",
+        "Codename": "bookworm",
+        "Date": "Sat, 01 Nov 2025 00:00:00 UTC",
+        "Architectures": "amd64",
+        "Components": "main",
+    }
     for table, algorithm in (("SHA256", "sha256"), ("MD5Sum", "md5sum")):
         listed = {entry["name"]: (entry[algorithm], int(entry["size"])) for entry in release[table]}
         assert sorted(listed) == ["main/binary-amd64/Packages", "main/binary-amd64/Packages.xz"]
@@ -132,11 +156,25 @@ def test_release_carries_what_apt_needs(served, signing_key):
     packages = (dist / "main/binary-amd64/Packages").read_bytes()
     assert lzma.decompress((dist / "main/binary-amd64/Packages.xz").read_bytes()) == packages
     # InRelease and Release.gpg both verify with gpgv against the exported keyring.
-    signed = subprocess.run(["gpgv", "--keyring", str(signing_key.keyring), "--output", "-",
-                             str(dist / "InRelease")], capture_output=True, check=True)
+    signed = subprocess.run(
+        ["gpgv", "--keyring", str(signing_key.keyring), "--output", "-", str(dist / "InRelease")],
+        capture_output=True,
+        check=True,
+    )
     assert signed.stdout == (dist / "Release").read_bytes()
-    detached = subprocess.run(["gpgv", "--status-fd", "1", "--keyring", str(signing_key.keyring),
-                               str(dist / "Release.gpg"), str(dist / "Release")], capture_output=True, check=True)
+    detached = subprocess.run(
+        [
+            "gpgv",
+            "--status-fd",
+            "1",
+            "--keyring",
+            str(signing_key.keyring),
+            str(dist / "Release.gpg"),
+            str(dist / "Release"),
+        ],
+        capture_output=True,
+        check=True,
+    )
     # Signed at the Release's Date (VALIDSIG <fingerprint> <day> <timestamp> ...), as a mirror would be.
     validsig = next(line.split() for line in detached.stdout.decode().splitlines() if "VALIDSIG" in line)
     assert (validsig[2], validsig[4]) == (signing_key.fingerprint, "1761955200")
@@ -159,8 +197,10 @@ def test_publish_is_deterministic(tmp_path, signing_key, debs):
     assert first == published(shuffled.root)
     later = published(mirror(tmp_path / "c", signing_key, debs, date="Sun, 02 Nov 2025 00:00:00 UTC").root)
     assert later["debian/dists/bookworm/Release"] != first["debian/dists/bookworm/Release"]
-    assert later["debian/dists/bookworm/main/binary-amd64/Packages"] == \
-        first["debian/dists/bookworm/main/binary-amd64/Packages"]
+    assert (
+        later["debian/dists/bookworm/main/binary-amd64/Packages"]
+        == first["debian/dists/bookworm/main/binary-amd64/Packages"]
+    )
 
 
 def test_altered_index_is_refused(served, signing_key, debs):
@@ -214,17 +254,28 @@ def test_repository_from_locked_packages(tmp_path, signing_key, debs):
         digest = hashlib.sha256(data).hexdigest()
         store.path(digest).parent.mkdir(parents=True, exist_ok=True)
         store.path(digest).write_bytes(data)
-        control = deb822.Deb822(subprocess.run(["dpkg-deb", "--field", str(deb)], capture_output=True,
-                                               text=True, check=True).stdout)
-        return DebPackage(name=control["Package"], version=control["Version"],
-                          architecture=control["Architecture"], uri=uri, filename=filename,
-                          size=len(data), sha256=digest, snapshot="https://snapshot.debian.org/file/" + "0" * 40,
-                          priority="optional")
+        control = deb822.Deb822(
+            subprocess.run(["dpkg-deb", "--field", str(deb)], capture_output=True, text=True, check=True).stdout
+        )
+        return DebPackage(
+            name=control["Package"],
+            version=control["Version"],
+            architecture=control["Architecture"],
+            uri=uri,
+            filename=filename,
+            size=len(data),
+            sha256=digest,
+            snapshot="https://snapshot.debian.org/file/" + "0" * 40,
+            priority="optional",
+        )
 
     packages = [
         locked(debs["libfoo1"], "http://deb.debian.org/debian", "pool/main/f/foo/libfoo1_1.2-1_amd64.deb"),
-        locked(debs["hello-security"], "http://deb.debian.org/debian-security/",
-               "pool/updates/main/h/hello/hello_2.10-3+deb12u1_all.deb"),
+        locked(
+            debs["hello-security"],
+            "http://deb.debian.org/debian-security/",
+            "pool/updates/main/h/hello/hello_2.10-3+deb12u1_all.deb",
+        ),
     ]
     suites = {"debian": "bookworm", "debian-security": "bookworm-security"}
     root = tmp_path / "mirror"
@@ -233,12 +284,16 @@ def test_repository_from_locked_packages(tmp_path, signing_key, debs):
         archive = package.uri.rstrip("/").rsplit("/", 1)[-1]
         assert (root / archive / package.filename).read_bytes() == store.path(package.sha256).read_bytes()
     with HttpStandIn(root) as stand_in:
-        security = signed_packages_index(stand_in.url + "/debian-security", "bookworm-security",
-                                         signing_key.keyring, "amd64")
+        security = signed_packages_index(
+            stand_in.url + "/debian-security", "bookworm-security", signing_key.keyring, "amd64"
+        )
         assert [(s["Package"], s["Filename"], s["SHA256"]) for s in security] == [
-            ("hello", packages[1].filename, packages[1].sha256)]
-        assert [s["Package"] for s in signed_packages_index(stand_in.url + "/debian", "bookworm",
-                                                            signing_key.keyring, "amd64")] == ["libfoo1"]
+            ("hello", packages[1].filename, packages[1].sha256)
+        ]
+        assert [
+            s["Package"]
+            for s in signed_packages_index(stand_in.url + "/debian", "bookworm", signing_key.keyring, "amd64")
+        ] == ["libfoo1"]
         assert signed_packages_index(stand_in.url + "/debian", "bookworm-updates", signing_key.keyring, "amd64") == []
     with pytest.raises(ValueError, match="no suite given for archive 'debian-security'"):
         repository_from_packages(tmp_path / "partial", signing_key, packages, {"debian": "bookworm"}, store=store)

@@ -11,16 +11,19 @@ from hpsforge.freeze.apt import pin_host_package
 SERIES = ">= 26.1.5, << 26.2~"
 
 
-@pytest.mark.parametrize("version, allowed", [
-    ("26.1.5+dfsg1-9+deb13u1", True),
-    ("26.1.5+dfsg1-9+deb13u1+b1", True),   # a binNMU of the same upstream version
-    ("26.1.5+dfsg1-10", True),              # a newer Debian revision
-    ("26.1.9+dfsg1-1", True),
-    ("26.2.0+dfsg1-1", False),
-    ("26.2~rc1-1", False),                  # a pre-release of 26.2 sorts after the series' end: ~
-    ("26.1.4+dfsg1-3", False),
-    ("1:20.10.24+dfsg1-1", False),          # an epoch wins over everything
-])
+@pytest.mark.parametrize(
+    "version, allowed",
+    [
+        ("26.1.5+dfsg1-9+deb13u1", True),
+        ("26.1.5+dfsg1-9+deb13u1+b1", True),  # a binNMU of the same upstream version
+        ("26.1.5+dfsg1-10", True),  # a newer Debian revision
+        ("26.1.9+dfsg1-1", True),
+        ("26.2.0+dfsg1-1", False),
+        ("26.2~rc1-1", False),  # a pre-release of 26.2 sorts after the series' end: ~
+        ("26.1.4+dfsg1-3", False),
+        ("1:20.10.24+dfsg1-1", False),  # an epoch wins over everything
+    ],
+)
 def test_series_constraint(version, allowed):
     assert Constraint.parse(SERIES).allows(version) is allowed
 
@@ -42,7 +45,11 @@ def test_a_malformed_constraint_names_the_field(tmp_path):
     from hpsforge.core.config import load_config
     from hpsforge.core.settings import PROJECT_ROOT
 
-    text = (PROJECT_ROOT / "hpsforge.toml").read_text().replace('version = ">= 26.1.5, << 26.2~"', 'version = "~> 26.1"', 1)
+    text = (
+        (PROJECT_ROOT / "hpsforge.toml")
+        .read_text()
+        .replace('version = ">= 26.1.5, << 26.2~"', 'version = "~> 26.1"', 1)
+    )
     path = tmp_path / "hpsforge.toml"
     path.write_text(text)
     with pytest.raises(HpsforgeError) as refused:
@@ -51,13 +58,23 @@ def test_a_malformed_constraint_names_the_field(tmp_path):
 
 
 def _stanza(name: str, version: str, arch: str = "amd64") -> dict[str, str]:
-    return {"Package": name, "Version": version, "Architecture": arch, "Size": "10",
-            "Filename": f"pool/main/d/docker.io/{name}_{version}_{arch}.deb", "SHA256": "ab" * 32}
+    return {
+        "Package": name,
+        "Version": version,
+        "Architecture": arch,
+        "Size": "10",
+        "Filename": f"pool/main/d/docker.io/{name}_{version}_{arch}.deb",
+        "SHA256": "ab" * 32,
+    }
 
 
-INDEX = [_stanza("docker-cli", "26.1.5+dfsg1-9+deb13u1+b1"), _stanza("docker-cli", "26.1.5+dfsg1-9+deb13u1+b2", "arm64"),
-         _stanza("docker-cli", "27.0.1+dfsg1-1"), _stanza("docker-cli", "26.1.5+dfsg1-9+deb13u1"),
-         _stanza("docker.io", "26.1.5+dfsg1-9+deb13u1+b3")]
+INDEX = [
+    _stanza("docker-cli", "26.1.5+dfsg1-9+deb13u1+b1"),
+    _stanza("docker-cli", "26.1.5+dfsg1-9+deb13u1+b2", "arm64"),
+    _stanza("docker-cli", "27.0.1+dfsg1-1"),
+    _stanza("docker-cli", "26.1.5+dfsg1-9+deb13u1"),
+    _stanza("docker.io", "26.1.5+dfsg1-9+deb13u1+b3"),
+]
 
 
 def test_freeze_pins_the_newest_version_of_the_series_for_this_architecture():

@@ -11,8 +11,9 @@ def test_the_report_says_how_far_free_space_fell(tmp_path, monkeypatch):
     watch = disk.DiskWatch({"the store": tmp_path / "not" / "made" / "yet", "temporary files": tmp_path})
     watch.sample()
     watch.sample()
-    assert watch.lines() == ["the store, temporary files: 50.0 GB free at the start, 42.0 GB at the least: "
-                             "free space fell by up to 8.0 GB"]
+    assert watch.lines() == [
+        "the store, temporary files: 50.0 GB free at the start, 42.0 GB at the least: free space fell by up to 8.0 GB"
+    ]
     assert watch.warning() is None
 
 

@@ -40,9 +40,17 @@ def places(tmp_path):
 
 def _lock(mirror: HttpStandIn, snapshot: HttpStandIn | str) -> DebianLock:
     snapshot_root = snapshot if isinstance(snapshot, str) else snapshot.url
-    package = DebPackage(name="thing", version="1.0-1", architecture="amd64", uri=f"{mirror.url}/debian",
-                         filename=FILENAME, size=len(DATA), sha256=hashlib.sha256(DATA).hexdigest(),
-                         snapshot=f"{snapshot_root}/file/{hashlib.sha1(DATA).hexdigest()}", priority="optional")
+    package = DebPackage(
+        name="thing",
+        version="1.0-1",
+        architecture="amd64",
+        uri=f"{mirror.url}/debian",
+        filename=FILENAME,
+        size=len(DATA),
+        sha256=hashlib.sha256(DATA).hexdigest(),
+        snapshot=f"{snapshot_root}/file/{hashlib.sha1(DATA).hexdigest()}",
+        priority="optional",
+    )
     return DebianLock(input_sha256="0" * 64, packages=[package])
 
 
@@ -76,8 +84,9 @@ def test_with_mirror_down_and_snapshot_unreachable_an_archive_serves_it(store, p
     assert debs.fetch(lock, store)[0].read_bytes() == DATA
 
 
-def test_when_every_place_fails_the_error_names_the_file_the_three_places_and_the_ways_out(store, places, tmp_path,
-                                                                                             monkeypatch):
+def test_when_every_place_fails_the_error_names_the_file_the_three_places_and_the_ways_out(
+    store, places, tmp_path, monkeypatch
+):
     mirror, snapshot = places
     mirror.gone.add(f"/debian/{FILENAME}")
     lock = _lock(mirror, _closed_port())

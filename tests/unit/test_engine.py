@@ -109,7 +109,8 @@ def test_an_engine_hpsforge_starts_gets_the_containerd_store_and_a_bounded_build
     write_daemon_config(load_config().engine, path)
     assert json.loads(path.read_text()) == {
         "features": {"containerd-snapshotter": True},
-        "builder": {"gc": {"enabled": True, "defaultKeepStorage": "10GB"}}}
+        "builder": {"gc": {"enabled": True, "defaultKeepStorage": "10GB"}},
+    }
 
 
 def test_the_daemon_config_keeps_the_users_own_settings(tmp_path):

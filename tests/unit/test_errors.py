@@ -13,8 +13,15 @@ from hpsforge.core import errors
 from hpsforge.core.errors import ExitCode
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-KINDS = [errors.HpsforgeError, errors.UsageError, errors.StaleLockError, errors.InputUnavailableError,
-         errors.HashMismatchError, errors.DigestMismatchError, errors.NewInputsError]
+KINDS = [
+    errors.HpsforgeError,
+    errors.UsageError,
+    errors.StaleLockError,
+    errors.InputUnavailableError,
+    errors.HashMismatchError,
+    errors.DigestMismatchError,
+    errors.NewInputsError,
+]
 
 
 def test_every_error_kind_has_its_own_code_and_only_success_has_none():

@@ -5,7 +5,7 @@ from hpsforge.bundle import goldens
 from hpsforge.core.settings import PROJECT_ROOT
 from hpsforge.core.pipelines import load_pipelines
 
-VALID = '''
+VALID = """
 [conformance]
 model = "m"
 valid_case = "ok"
@@ -20,7 +20,7 @@ close = { "s" = [[1.0, 2.0], 0.1] }
 at_least = { "n" = 3 }
 length = { "a" = 1 }
 save = { k = "a.0.b" }
-'''
+"""
 
 
 def _pipeline(tmp_path, text):
@@ -35,12 +35,15 @@ def test_every_pipeline_has_loadable_goldens():
         assert golden.valid_case.error_code is None, f"{name}: the valid case must expect success"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("not [ toml", "not valid TOML"),
-    ("[[cases]]\nname = 'a'\nmodel = 'm'\nrequest = {}\n", "conformance: Field required"),
-    (VALID.replace('valid_case = "ok"', 'valid_case = "nope"'), "valid_case 'nope' is not a case"),
-    (VALID.replace('exact =', 'exakt ='), "exakt: Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("not [ toml", "not valid TOML"),
+        ("[[cases]]\nname = 'a'\nmodel = 'm'\nrequest = {}\n", "conformance: Field required"),
+        (VALID.replace('valid_case = "ok"', 'valid_case = "nope"'), "valid_case 'nope' is not a case"),
+        (VALID.replace("exact =", "exakt ="), "exakt: Extra inputs are not permitted"),
+    ],
+)
 def test_bad_golden_files_name_the_file_and_the_problem(tmp_path, text, message):
     folder = _pipeline(tmp_path, text)
     with pytest.raises(goldens.GoldenError, match="cases.toml") as raised:

@@ -16,9 +16,22 @@ CONFIG_FILE = PROJECT_ROOT / "hpsforge.toml"
 MANIFEST = PROJECT_ROOT / "vendor_blobs" / "manifest.toml"
 from hpsforge.core.errors import HpsforgeError, StaleLockError, UsageError
 
-ISSUE_LIBRARIES = {"libcublas.so", "libcublasLt.so", "libcufft.so", "libcurand.so", "libcusolver.so",
-                   "libcusparse.so", "libnccl.so", "libnvToolsExt.so", "libcudnn.so", "libcupti.so", "libnvrtc.so",
-                   "libcuda.so", "libnvinfer.so", "libnvinfer_plugin.so"}
+ISSUE_LIBRARIES = {
+    "libcublas.so",
+    "libcublasLt.so",
+    "libcufft.so",
+    "libcurand.so",
+    "libcusolver.so",
+    "libcusparse.so",
+    "libnccl.so",
+    "libnvToolsExt.so",
+    "libcudnn.so",
+    "libcupti.so",
+    "libnvrtc.so",
+    "libcuda.so",
+    "libnvinfer.so",
+    "libnvinfer_plugin.so",
+}
 CUDNN_SUBLIBRARIES = {f"libcudnn_{part}_{kind}.so.8" for part in ("ops", "cnn", "adv") for kind in ("infer", "train")}
 
 
@@ -61,8 +74,10 @@ def test_archive_libraries_are_grouped_by_blob_with_their_image_folder(config):
 
 def test_labels_name_the_cuda_stack(config):
     assert gpu.stack(config, "gpu").labels() == {
-        "io.hpsforge.cuda.version": "11.8", "io.hpsforge.cudnn.version": "8.9.7.29",
-        "io.hpsforge.tensorrt.version": "8.6.1.6"}
+        "io.hpsforge.cuda.version": "11.8",
+        "io.hpsforge.cudnn.version": "8.9.7.29",
+        "io.hpsforge.tensorrt.version": "8.6.1.6",
+    }
 
 
 def test_a_target_without_cuda_has_no_stack(config):
@@ -70,9 +85,14 @@ def test_a_target_without_cuda_has_no_stack(config):
 
 
 def test_a_source_that_is_not_locked_names_the_field_and_the_relock(config):
-    broken = _with_libraries(config, [{"name": "libcublas.so", "source": "nvidia-cublas-cu12", "user": "Paddle"},
-                                      {"name": "libcudnn.so", "source": "cudnn-8.9.7.29-cuda11", "user": "Paddle"},
-                                      {"name": "libnvinfer.so", "source": "tensorrt-8.6.1.6-cuda11.8", "user": "Paddle"}])
+    broken = _with_libraries(
+        config,
+        [
+            {"name": "libcublas.so", "source": "nvidia-cublas-cu12", "user": "Paddle"},
+            {"name": "libcudnn.so", "source": "cudnn-8.9.7.29-cuda11", "user": "Paddle"},
+            {"name": "libnvinfer.so", "source": "tensorrt-8.6.1.6-cuda11.8", "user": "Paddle"},
+        ],
+    )
     with pytest.raises(StaleLockError) as caught:
         gpu.stack(broken, "gpu")
     message = str(caught.value)
@@ -92,11 +112,14 @@ def test_a_blob_nothing_is_taken_from_is_refused(config):
         gpu.stack(broken, "gpu")
 
 
-@pytest.mark.parametrize("library, reason", [
-    ({"name": "cublas.dll", "source": "nvidia-cublas-cu11", "user": "Paddle"}, "is not well-formed"),
-    ({"name": "libcublas.so", "source": "", "user": "Paddle"}, "at least 1 character"),
-    ({"name": "libcublas.so", "source": "nvidia-cublas-cu11"}, "Field required"),
-])
+@pytest.mark.parametrize(
+    "library, reason",
+    [
+        ({"name": "cublas.dll", "source": "nvidia-cublas-cu11", "user": "Paddle"}, "is not well-formed"),
+        ({"name": "libcublas.so", "source": "", "user": "Paddle"}, "at least 1 character"),
+        ({"name": "libcublas.so", "source": "nvidia-cublas-cu11"}, "Field required"),
+    ],
+)
 def test_library_declarations_are_validated(tmp_path, library, reason):
     line = '{ name = "libcublas.so", source = "nvidia-cublas-cu11", user = "Paddle" }'
     written = "{ " + ", ".join(f'{key} = "{value}"' for key, value in library.items()) + " }"
@@ -120,9 +143,11 @@ def _standin_manifest(tmp_path: Path) -> Path:
     text = ""
     for name in ("cudnn-8.9.7.29-cuda11", "tensorrt-8.6.1.6-cuda11.8"):
         blob = real.get(name)
-        text += (f'[[blobs]]\nname = "{blob.name}"\nfile = "{blob.file}"\nsha256 = "{"0" * 64}"\n'
-                 f'url = "file:///nowhere"\nlicense = "none"\ntargets = ["gpu"]\ncomponent = "{blob.component}"\n'
-                 f'version = "{blob.version}"\nstandin = true\n\n')
+        text += (
+            f'[[blobs]]\nname = "{blob.name}"\nfile = "{blob.file}"\nsha256 = "{"0" * 64}"\n'
+            f'url = "file:///nowhere"\nlicense = "none"\ntargets = ["gpu"]\ncomponent = "{blob.component}"\n'
+            f'version = "{blob.version}"\nstandin = true\n\n'
+        )
     path = tmp_path / "standin-manifest.toml"
     path.write_text(text)
     return path
@@ -155,8 +180,9 @@ def test_stand_in_images_are_never_named_or_pushed():
     from hpsforge.images import runtime
     from hpsforge.ship import registry
 
-    image = images_lock.ImageRecord(reference="hpsforge/runtime-gpu:03d3c532acea-standin",
-                                 digest="sha256:" + "1" * 64, input_sha256="2" * 64)
+    image = images_lock.ImageRecord(
+        reference="hpsforge/runtime-gpu:03d3c532acea-standin", digest="sha256:" + "1" * 64, input_sha256="2" * 64
+    )
     with pytest.raises(UsageError, match="never pushed like a release"):
         registry.push(image, "127.0.0.1:5000/hps")
     with pytest.raises(UsageError, match="never named like a release"):
@@ -175,6 +201,8 @@ def test_the_sbom_records_the_cuda_stack(config):
     properties = {p["name"]: p["value"] for p in document["metadata"]["component"]["properties"]}
     assert properties == gpu.stack(config, "gpu").labels()
     versions = {c["name"]: c["version"] for c in document["components"] if c["bom-ref"].startswith("blob:")}
-    assert versions == {"cudnn-linux-x86_64-8.9.7.29_cuda11-archive.tar.xz": "8.9.7.29",
-                        "TensorRT-8.6.1.6.Linux.x86_64-gnu.cuda-11.8.tar.gz": "8.6.1.6"}
+    assert versions == {
+        "cudnn-linux-x86_64-8.9.7.29_cuda11-archive.tar.xz": "8.9.7.29",
+        "TensorRT-8.6.1.6.Linux.x86_64-gnu.cuda-11.8.tar.gz": "8.6.1.6",
+    }
     assert "properties" not in sbom.document(config, load_pipelines(), "cpu")["metadata"]["component"]

@@ -10,8 +10,13 @@ from hpsforge.inputs import blobs
 
 
 def _run(*args: str):
-    return subprocess.run([sys.executable, "-m", "tests.support.gpu_standins", *args], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tests.support.gpu_standins", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_it_writes_the_stand_ins_and_prints_the_variables_that_select_them(tmp_path):

@@ -48,8 +48,11 @@ def _elf(sections: dict[str, bytes]) -> bytes:
 
 
 def test_the_fatbin_reader_counts_each_arch_once_per_container(tmp_path):
-    containers = [_fatbin([(2, 61), (2, 70), (2, 86)]), _fatbin([(2, 61), (2, 86), (2, 86)]),
-                  _fatbin([(1, 52), (2, 90)])]
+    containers = [
+        _fatbin([(2, 61), (2, 70), (2, 86)]),
+        _fatbin([(2, 61), (2, 86), (2, 86)]),
+        _fatbin([(1, 52), (2, 90)]),
+    ]
     path = tmp_path / "libpaddle.so"
     path.write_bytes(_elf({".text": b"\x90" * 32, ".nv_fatbin": b"".join(containers)}))
     found = check.fatbin_archs(path)
@@ -73,17 +76,20 @@ def test_a_file_that_is_not_elf_has_no_kernels(tmp_path):
 PADDLE_262 = {"sm": [61, 70, 75, 80, 86], "ptx": []}
 
 
-@pytest.mark.parametrize("capability, expected", [
-    ((8, 6), "sm_86 cubins"),   # RTX 30xx, A10, A40
-    ((8, 9), "sm_86 cubins"),   # Ada (L4, L40, RTX 40xx): sm_86 cubins run on 8.9
-    ((8, 0), "sm_80 cubins"),   # A100, A30
-    ((7, 5), "sm_75 cubins"),   # T4
-    ((7, 0), "sm_70 cubins"),   # V100
-    ((6, 1), "sm_61 cubins"),   # P4, P40
-    ((6, 0), None),             # P100: sm_61 cubins do not run on 6.0
-    ((9, 0), None),             # H100: no sm_90, no PTX
-    ((12, 0), None),            # Blackwell
-])
+@pytest.mark.parametrize(
+    "capability, expected",
+    [
+        ((8, 6), "sm_86 cubins"),  # RTX 30xx, A10, A40
+        ((8, 9), "sm_86 cubins"),  # Ada (L4, L40, RTX 40xx): sm_86 cubins run on 8.9
+        ((8, 0), "sm_80 cubins"),  # A100, A30
+        ((7, 5), "sm_75 cubins"),  # T4
+        ((7, 0), "sm_70 cubins"),  # V100
+        ((6, 1), "sm_61 cubins"),  # P4, P40
+        ((6, 0), None),  # P100: sm_61 cubins do not run on 6.0
+        ((9, 0), None),  # H100: no sm_90, no PTX
+        ((12, 0), None),  # Blackwell
+    ],
+)
 def test_which_gpus_paddle_2_6_2_has_kernels_for(capability, expected):
     assert check.runs_on(PADDLE_262, *capability) == expected
 
@@ -92,8 +98,10 @@ def test_ptx_is_compiled_for_newer_gpus():
     assert check.runs_on({"sm": [80], "ptx": [80]}, 9, 0) == "compute_80 PTX (JIT)"
 
 
-@pytest.mark.parametrize("code, thousands, text", [(8907, True, "8.9.7"), (8601, True, "8.6.1"),
-                                                    (12060, False, "12.6"), (11080, False, "11.8")])
+@pytest.mark.parametrize(
+    "code, thousands, text",
+    [(8907, True, "8.9.7"), (8601, True, "8.6.1"), (12060, False, "12.6"), (11080, False, "11.8")],
+)
 def test_version_codes(code, thousands, text):
     assert check._version_code(code, thousands=thousands) == text
 
@@ -115,14 +123,19 @@ def test_without_a_gpu_only_the_images_own_libraries_must_resolve(monkeypatch):
     driver = {"name": "libhpsforge-no-driver.so.1", "user": "Triton", "kind": "driver", "provider": "the host's driver"}
     facts = check.report(_spec(driver))
     assert facts["problems"] == []
-    missing = {"name": "libhpsforge-missing.so", "user": "cuDNN", "kind": "archive",
-               "provider": "cudnn-linux-x86_64-8.9.7.29_cuda11-archive.tar.xz (vendor blob cudnn-8.9.7.29-cuda11)"}
+    missing = {
+        "name": "libhpsforge-missing.so",
+        "user": "cuDNN",
+        "kind": "archive",
+        "provider": "cudnn-linux-x86_64-8.9.7.29_cuda11-archive.tar.xz (vendor blob cudnn-8.9.7.29-cuda11)",
+    }
     facts = check.report(_spec(driver, missing))
     assert len(facts["problems"]) == 1
     problem = facts["problems"][0]
     assert problem.startswith("libhpsforge-missing.so (opened by cuDNN) does not load")
-    assert problem.endswith("it comes from cudnn-linux-x86_64-8.9.7.29_cuda11-archive.tar.xz "
-                            "(vendor blob cudnn-8.9.7.29-cuda11)")
+    assert problem.endswith(
+        "it comes from cudnn-linux-x86_64-8.9.7.29_cuda11-archive.tar.xz (vendor blob cudnn-8.9.7.29-cuda11)"
+    )
 
 
 def test_with_a_gpu_the_driver_libraries_count_and_unsupported_gpus_are_named(monkeypatch):
@@ -140,8 +153,10 @@ def test_a_driver_too_old_for_tritons_cudart_is_named(monkeypatch):
     monkeypatch.setattr(check, "driver_devices", lambda: ([device], ""))
     monkeypatch.setattr(check, "paddle_facts", lambda site_packages: {"version": "2.6.2", "kernels": PADDLE_262})
     problems = check.report(_spec())["problems"]
-    assert problems == ["the driver supports CUDA 11.4; Triton's bundled cudart 12.6 needs a driver for CUDA 12.0 "
-                        "or newer (Linux >= 525.60.13)"]
+    assert problems == [
+        "the driver supports CUDA 11.4; Triton's bundled cudart 12.6 needs a driver for CUDA 12.0 "
+        "or newer (Linux >= 525.60.13)"
+    ]
 
 
 def test_no_driver_means_no_gpu_and_says_how_to_get_one():

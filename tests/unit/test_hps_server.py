@@ -104,8 +104,17 @@ def test_decode_invalid_utf8_names_the_byte():
     assert "byte 16" in error.message
 
 
-@pytest.mark.parametrize("raw, kind", [(b"[1, 2]", "list"), (b'"text"', "str"), (b"42", "int"),
-                                       (b"4.5", "float"), (b"null", "NoneType"), (b"true", "bool")])
+@pytest.mark.parametrize(
+    "raw, kind",
+    [
+        (b"[1, 2]", "list"),
+        (b'"text"', "str"),
+        (b"42", "int"),
+        (b"4.5", "float"),
+        (b"null", "NoneType"),
+        (b"true", "bool"),
+    ],
+)
 def test_decode_rejects_non_object_json(raw, kind):
     assert _wire_error(raw).message == f"request must be a JSON object, not {kind}"
 
@@ -200,7 +209,10 @@ def test_success_dumps_pydantic_models_by_alias():
 
 def test_request_error_envelope():
     assert _json(wire.request_error("L", RequestError("topk: must be positive"))) == {
-        "logId": "L", "errorCode": 422, "errorMsg": "topk: must be positive"}
+        "logId": "L",
+        "errorCode": 422,
+        "errorMsg": "topk: must be positive",
+    }
     assert _json(wire.request_error("L", RequestError()))["errorMsg"] == "request cannot be served"
 
 
@@ -310,7 +322,9 @@ def test_infer_batch_raising_fails_every_valid_request(tmp_path):
         def infer_batch(self, requests):
             raise RuntimeError("boom")
 
-    answers = [_json(raw) for raw in Crashing(tmp_path).answer([b'{"logId":"a","value":1}', b'{"logId":"b","value":2}'])]
+    answers = [
+        _json(raw) for raw in Crashing(tmp_path).answer([b'{"logId":"a","value":1}', b'{"logId":"b","value":2}'])
+    ]
     assert [answer["errorCode"] for answer in answers] == [500, 500]
     assert [answer["logId"] for answer in answers] == ["a", "b"]
 
@@ -351,7 +365,6 @@ def test_answer_logs_the_batch(echo, capsys):
     assert "echo: 2 request(s)" in logged and "logId a, b" in logged
 
 
-
 # --- JsonModel.execute (with a stand-in for Triton's triton_python_backend_utils) ---------------
 
 
@@ -388,6 +401,7 @@ def _fake_pb_utils() -> types.ModuleType:
             class Counter:
                 def increment(self, value: float) -> None:
                     family.counts[key] = family.counts.get(key, 0) + value
+
             return Counter()
 
     def get_input_tensor_by_name(request: InferenceRequest, name: str) -> Tensor | None:
@@ -423,8 +437,10 @@ def _documents(*documents: bytes, shape: tuple[int, ...]) -> np.ndarray:
 def test_execute_answers_each_document_of_multi_document_requests_in_its_own_slot(echo, pb_utils):
     first = _documents(b'{"logId":"a","value":1}', b'{"logId":"b"}', b'{"logId":"c","value":3}', shape=(3, 1))
     second = _documents(b'{"logId":"d","value":4}', shape=(1, 1))
-    requests = [pb_utils.InferenceRequest(pb_utils.Tensor("input", first)),
-                pb_utils.InferenceRequest(pb_utils.Tensor("input", second))]
+    requests = [
+        pb_utils.InferenceRequest(pb_utils.Tensor("input", first)),
+        pb_utils.InferenceRequest(pb_utils.Tensor("input", second)),
+    ]
 
     responses = echo.execute(requests)
 
@@ -446,8 +462,10 @@ def test_execute_answers_each_document_of_multi_document_requests_in_its_own_slo
     metrics.flush()  # what the background thread sends once a second
     counts = pb_utils.MetricFamily.counts
     requests = {key: value for key, value in counts.items() if key[0] == "hps_requests_total"}
-    assert requests == {("hps_requests_total", ("error_code", "0"), ("model", "echo")): 3,
-                        ("hps_requests_total", ("error_code", "422"), ("model", "echo")): 1}
+    assert requests == {
+        ("hps_requests_total", ("error_code", "0"), ("model", "echo")): 3,
+        ("hps_requests_total", ("error_code", "422"), ("model", "echo")): 1,
+    }
     # Every document of the batch observed each stage once; the buckets are cumulative.
     for stage in ("decode", "preprocess", "inference", "postprocess", "encode"):
         labels = (("model", "echo"), ("stage", stage))
@@ -464,6 +482,7 @@ def test_execute_request_of_only_invalid_documents(echo, pb_utils):
     assert [answer["errorCode"] for answer in answers] == [422, 422]
     assert echo.batches == []
 
+
 # --- ServerContext ---------------------------------------------------------------------------
 
 
@@ -473,21 +492,24 @@ def _context(tmp_path: Path, allowlist: str = "", settings: dict | None = None) 
     return ServerContext(root=tmp_path, model_name="m", settings=settings or {}, url_allowlist=_origins(allowlist))
 
 
-@pytest.mark.parametrize("url, allowed", [
-    ("https://a.example/img.jpg", True),
-    ("https://a.example", True),
-    ("https://A.Example/path?q=1", True),
-    ("https://a.example.evil.org/img.jpg", False),
-    ("http://a.example/img.jpg", False),
-    ("https://evil.org/a.example", False),
-    ("https://a.example@evil.org/img.jpg", False),
-    ("https://evil.org#https://a.example", False),
-    ("https://a.example:8443/img.jpg", False),
-    ("https://b.example:8443/img.jpg", True),
-    ("https://b.example/img.jpg", False),
-    ("ftp://a.example/img.jpg", False),
-    ("a.example/img.jpg", False),
-])
+@pytest.mark.parametrize(
+    "url, allowed",
+    [
+        ("https://a.example/img.jpg", True),
+        ("https://a.example", True),
+        ("https://A.Example/path?q=1", True),
+        ("https://a.example.evil.org/img.jpg", False),
+        ("http://a.example/img.jpg", False),
+        ("https://evil.org/a.example", False),
+        ("https://a.example@evil.org/img.jpg", False),
+        ("https://evil.org#https://a.example", False),
+        ("https://a.example:8443/img.jpg", False),
+        ("https://b.example:8443/img.jpg", True),
+        ("https://b.example/img.jpg", False),
+        ("ftp://a.example/img.jpg", False),
+        ("a.example/img.jpg", False),
+    ],
+)
 def test_url_allowed_by_exact_origin(tmp_path, url, allowed):
     context = _context(tmp_path, "https://a.example, https://b.example:8443/any/path")
     assert context.url_allowed(url) is allowed
@@ -569,13 +591,13 @@ def test_from_triton_args_reads_settings_and_environment(tmp_path, clean_env):
     root = tmp_path / "srv"
     model_dir = root / "model_repo" / "ocr"
     model_dir.mkdir(parents=True)
-    (root / "pipeline.toml").write_text('description = "x"\n\n[settings]\ntopk = 3\nlabels = ["a"]\n',
-                                        encoding="utf-8")
+    (root / "pipeline.toml").write_text('description = "x"\n\n[settings]\ntopk = 3\nlabels = ["a"]\n', encoding="utf-8")
     clean_env.setenv("HPS_CPU_THREADS", "3")
     clean_env.setenv("HPS_STATE_DIR", str(tmp_path / "state"))
     clean_env.setenv("HPS_URL_ALLOWLIST", "https://img.example,http://10.0.0.1:8080/x")
-    context = ServerContext.from_triton_args(_triton_args(model_dir, model_instance_kind="GPU",
-                                                          model_instance_device_id="1"))
+    context = ServerContext.from_triton_args(
+        _triton_args(model_dir, model_instance_kind="GPU", model_instance_device_id="1")
+    )
     assert context.root == root
     assert context.model_name == "ocr"
     assert (context.device, context.device_id, context.threads) == ("gpu", 1, 3)
@@ -661,7 +683,9 @@ def test_decode_bytes_url_not_allowed(tmp_path):
 
 
 def test_decode_bytes_url_not_allowed_by_default(tmp_path):
-    assert "HPS_URL_ALLOWLIST" in _request_error("http://127.0.0.1:9/a.png", ServerContext(root=tmp_path, model_name="m"))
+    assert "HPS_URL_ALLOWLIST" in _request_error(
+        "http://127.0.0.1:9/a.png", ServerContext(root=tmp_path, model_name="m")
+    )
 
 
 class _LocalServer:

@@ -48,7 +48,10 @@ def test_the_planned_threads_of_a_model_come_from_its_config(tmp_path, monkeypat
     monkeypatch.delenv("HPS_SERVER_ROOT", raising=False)
     monkeypatch.setenv("HPS_CPU_THREADS", "4")
     plain = _args(tmp_path)
-    args = {**plain, "model_config": json.dumps({"name": "m", "parameters": {"hps_cpu_threads": {"string_value": "1"}}})}
+    args = {
+        **plain,
+        "model_config": json.dumps({"name": "m", "parameters": {"hps_cpu_threads": {"string_value": "1"}}}),
+    }
     assert ServerContext.from_triton_args(args).threads == 1
     assert ServerContext.from_triton_args(plain).threads == 4  # no parameter: the environment
     args["model_config"] = json.dumps({"parameters": {"hps_cpu_threads": {"string_value": "none"}}})
@@ -67,8 +70,13 @@ from hps_server import RequestError, images  # noqa: E402
 def _png(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _jpeg(width: int, height: int) -> bytes:
@@ -82,8 +90,10 @@ HEADERS = {
     "jpeg": (_jpeg(65000, 60000), (65000, 60000)),
     "gif": (b"GIF89a" + struct.pack("<HH", 60000, 50000) + b"\0" * 8, (60000, 50000)),
     "bmp": (b"BM" + b"\0" * 16 + struct.pack("<ii", 30000, -20000) + b"\0" * 28, (30000, 20000)),
-    "webp-vp8x": (b"RIFF\0\0\0\0WEBPVP8X" + b"\0" * 8 + (16383).to_bytes(3, "little") + (9999).to_bytes(3, "little"),
-                  (16384, 10000)),
+    "webp-vp8x": (
+        b"RIFF\0\0\0\0WEBPVP8X" + b"\0" * 8 + (16383).to_bytes(3, "little") + (9999).to_bytes(3, "little"),
+        (16384, 10000),
+    ),
 }
 
 
@@ -93,8 +103,9 @@ def test_declared_size_reads_the_header_only(kind):
     assert images.declared_size(data) == size
 
 
-@pytest.mark.parametrize("data", [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"%PDF-1.4", b"II*\0" + b"\0" * 40,
-                                  _jpeg(10, 10)[:8]])
+@pytest.mark.parametrize(
+    "data", [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"%PDF-1.4", b"II*\0" + b"\0" * 40, _jpeg(10, 10)[:8]]
+)
 def test_declared_size_of_other_or_truncated_data_is_unknown(data):
     assert images.declared_size(data) is None
 
@@ -116,8 +127,9 @@ def test_an_image_declaring_too_many_pixels_is_a_422_naming_the_limit_before_dec
         patch.setitem(sys.modules, "cv2", fake)
         with pytest.raises(RequestError) as raised:
             images.decode_image(base64.b64encode(data).decode(), context, "file")
-    assert str(raised.value) == (f"file: the image declares {width}x{height} pixels, over the limit of "
-                                 f"{images.MAX_PIXELS} pixels")
+    assert str(raised.value) == (
+        f"file: the image declares {width}x{height} pixels, over the limit of {images.MAX_PIXELS} pixels"
+    )
 
 
 def test_opencv_errors_are_422s(tmp_path):
@@ -133,8 +145,12 @@ def test_opencv_errors_are_422s(tmp_path):
     data = base64.b64encode(b"P6\n100000 100000\n255\n").decode()  # a format whose size is not read here
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(sys.modules, "cv2", fake)
-        fake.imdecode = lambda *args: (_ for _ in ()).throw(CvError("(-215:Assertion failed) pixels <= CV_IO_MAX_IMAGE_PIXELS"))
-        with pytest.raises(RequestError, match=f"image: the image declares more than the limit of {images.MAX_PIXELS} pixels"):
+        fake.imdecode = lambda *args: (_ for _ in ()).throw(
+            CvError("(-215:Assertion failed) pixels <= CV_IO_MAX_IMAGE_PIXELS")
+        )
+        with pytest.raises(
+            RequestError, match=f"image: the image declares more than the limit of {images.MAX_PIXELS} pixels"
+        ):
             images.decode_image(data, context)
         fake.imdecode = lambda *args: (_ for _ in ()).throw(CvError("OpenEXR codec is disabled"))
         with pytest.raises(RequestError, match="image: not a decodable image"):
@@ -238,6 +254,7 @@ def test_the_adaptive_predictor_runs_and_hands_out_the_current_predictors_handle
             class Handle:
                 def copy_from_cpu(self, value):
                     fake.fed = value
+
             return Handle()
 
         def run(self):
@@ -262,10 +279,12 @@ def test_the_burst_plan_comes_from_the_config(tmp_path, monkeypatch):
     monkeypatch.delenv("HPS_SERVER_ROOT", raising=False)
     monkeypatch.delenv("HPS_CPU_THREADS", raising=False)
     (tmp_path / "busy").write_bytes(bytes(2))
-    parameters = {"hps_cpu_threads": {"string_value": "1"}, "hps_burst_threads": {"string_value": "2"},
-                  "hps_busy_file": {"string_value": str(tmp_path / "busy")}}
-    args = {**_args(tmp_path), "model_instance_name": "m_0_1",
-            "model_config": json.dumps({"parameters": parameters})}
+    parameters = {
+        "hps_cpu_threads": {"string_value": "1"},
+        "hps_burst_threads": {"string_value": "2"},
+        "hps_busy_file": {"string_value": str(tmp_path / "busy")},
+    }
+    args = {**_args(tmp_path), "model_instance_name": "m_0_1", "model_config": json.dumps({"parameters": parameters})}
     context = ServerContext.from_triton_args(args)
     assert (context.threads, context.burst_threads, context.instance_name) == (1, 2, "m_0_1")
     assert context.occupancy_allows_burst()
@@ -273,6 +292,13 @@ def test_the_burst_plan_comes_from_the_config(tmp_path, monkeypatch):
     with busy as alone:
         assert alone and (tmp_path / "busy").read_bytes() == b"\x00\x01"
     busy.close()
-    gpu = ServerContext(root=tmp_path, model_name="m", device="gpu", threads=1, burst_threads=2,
-                        busy_file=tmp_path / "busy", instance_name="m_0_0")
+    gpu = ServerContext(
+        root=tmp_path,
+        model_name="m",
+        device="gpu",
+        threads=1,
+        burst_threads=2,
+        busy_file=tmp_path / "busy",
+        instance_name="m_0_0",
+    )
     assert not gpu.occupancy_allows_burst()

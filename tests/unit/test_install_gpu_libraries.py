@@ -24,13 +24,17 @@ install = scripts.load(SCRIPT, "install_gpu_libraries")
 def _archive(directory: Path, *, drop: tuple[str, ...] = (), extra: dict[str, str] | None = None) -> Path:
     """A cuDNN-shaped tar.xz: lib/ with .so chains, a static archive, headers; `drop` leaves names out."""
     entries: dict[str, str | bytes] = {
-        "lib/libcudnn.so.8.9.7": b"\x7fELF cudnn", "lib/libcudnn.so.8": "->libcudnn.so.8.9.7",
+        "lib/libcudnn.so.8.9.7": b"\x7fELF cudnn",
+        "lib/libcudnn.so.8": "->libcudnn.so.8.9.7",
         "lib/libcudnn.so": "->libcudnn.so.8",
-        "lib/libcudnn_ops_infer.so.8.9.7": b"\x7fELF ops", "lib/libcudnn_ops_infer.so.8": "->libcudnn_ops_infer.so.8.9.7",
+        "lib/libcudnn_ops_infer.so.8.9.7": b"\x7fELF ops",
+        "lib/libcudnn_ops_infer.so.8": "->libcudnn_ops_infer.so.8.9.7",
         "lib/libcudnn_ops_infer.so": "->libcudnn_ops_infer.so.8",
-        "lib/libcudnn_unused.so.8.9.7": b"\x7fELF unused", "lib/libcudnn_unused.so.8": "->libcudnn_unused.so.8.9.7",
+        "lib/libcudnn_unused.so.8.9.7": b"\x7fELF unused",
+        "lib/libcudnn_unused.so.8": "->libcudnn_unused.so.8.9.7",
         "lib/libcudnn_static.a": b"!<arch>\n" + b"x" * 1000,
-        "include/cudnn.h": b"/* header */", "LICENSE": b"license",
+        "include/cudnn.h": b"/* header */",
+        "LICENSE": b"license",
         **(extra or {}),
     }
     path = directory / FILE
@@ -50,8 +54,15 @@ def _archive(directory: Path, *, drop: tuple[str, ...] = (), extra: dict[str, st
 
 
 def _plan(libraries=("libcudnn.so", "libcudnn_ops_infer.so.8")) -> dict:
-    return {"blob": "cudnn-8.9.7.29-cuda11", "file": FILE, "component": "cudnn", "version": "8.9.7.29",
-            "into": "/opt/nvidia/cudnn/lib", "standin": True, "libraries": list(libraries)}
+    return {
+        "blob": "cudnn-8.9.7.29-cuda11",
+        "file": FILE,
+        "component": "cudnn",
+        "version": "8.9.7.29",
+        "into": "/opt/nvidia/cudnn/lib",
+        "standin": True,
+        "libraries": list(libraries),
+    }
 
 
 def test_only_the_declared_libraries_and_their_links_are_kept(tmp_path, capsys):
@@ -59,8 +70,12 @@ def test_only_the_declared_libraries_and_their_links_are_kept(tmp_path, capsys):
     result = install.extract_archive(_plan(), tmp_path, tmp_path / "root")
     into = tmp_path / "root" / "opt" / "nvidia" / "cudnn" / "lib"
     assert sorted(path.name for path in into.iterdir()) == [
-        "libcudnn.so", "libcudnn.so.8", "libcudnn.so.8.9.7",
-        "libcudnn_ops_infer.so.8", "libcudnn_ops_infer.so.8.9.7"]  # ops_infer's own dev link is not declared
+        "libcudnn.so",
+        "libcudnn.so.8",
+        "libcudnn.so.8.9.7",
+        "libcudnn_ops_infer.so.8",
+        "libcudnn_ops_infer.so.8.9.7",
+    ]  # ops_infer's own dev link is not declared
     assert (into / "libcudnn.so").is_symlink() and (into / "libcudnn.so").resolve() == into / "libcudnn.so.8.9.7"
     assert (into / "libcudnn.so.8.9.7").read_bytes() == b"\x7fELF cudnn"
     assert result["left_out"]["static archives"][0] == 1 and result["left_out"]["headers"][0] == 1
@@ -69,11 +84,18 @@ def test_only_the_declared_libraries_and_their_links_are_kept(tmp_path, capsys):
     assert "kept 5 files" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("dropped, wanted, expected", [
-    ("libcudnn_ops_infer.so.8", "libcudnn_ops_infer.so.8", "libcudnn_ops_infer.so.8 is not in"),
-    ("libcudnn.so.8.9.7", "libcudnn.so", "libcudnn.so is not in {file} (vendor blob cudnn-8.9.7.29-cuda11): "
-                                         "its link leads to libcudnn.so.8.9.7, which is not there"),
-])
+@pytest.mark.parametrize(
+    "dropped, wanted, expected",
+    [
+        ("libcudnn_ops_infer.so.8", "libcudnn_ops_infer.so.8", "libcudnn_ops_infer.so.8 is not in"),
+        (
+            "libcudnn.so.8.9.7",
+            "libcudnn.so",
+            "libcudnn.so is not in {file} (vendor blob cudnn-8.9.7.29-cuda11): "
+            "its link leads to libcudnn.so.8.9.7, which is not there",
+        ),
+    ],
+)
 def test_a_library_the_archive_lacks_is_named_with_the_archive(tmp_path, dropped, wanted, expected):
     _archive(tmp_path, drop=(dropped,))
     with pytest.raises(install.PlanError) as caught:
@@ -109,8 +131,13 @@ def _wheel(tmp_path: Path, *names: str) -> list[Path]:
 
 
 def _library(name: str, project: str = "nvidia-cublas-cu11") -> dict:
-    return {"name": name, "user": "Paddle", "kind": "wheel", "project": project,
-            "provider": f"{project} 11.11.3.6 (wheel)"}
+    return {
+        "name": name,
+        "user": "Paddle",
+        "kind": "wheel",
+        "project": project,
+        "provider": f"{project} 11.11.3.6 (wheel)",
+    }
 
 
 def test_an_unversioned_name_is_linked_to_the_wheels_file(tmp_path):
@@ -122,16 +149,20 @@ def test_an_unversioned_name_is_linked_to_the_wheels_file(tmp_path):
 
 def test_a_renamed_bundled_copy_is_loaded_by_path_and_kept_off_the_loader_path(tmp_path):
     files = _wheel(tmp_path, "libcudart-09529672.so.12.6.77", "libcurl-75a2bf80.so.4.7.0")
-    path, on_loader_path = install.link_wheel_library(_library("libcudart.so.12", "nvidia-pytriton"),
-                                                      lambda project: files)
+    path, on_loader_path = install.link_wheel_library(
+        _library("libcudart.so.12", "nvidia-pytriton"), lambda project: files
+    )
     assert path.name == "libcudart-09529672.so.12.6.77" and not on_loader_path
     assert not (path.parent / "libcudart.so.12").exists()  # nothing added to Triton's private folder
 
 
 def test_a_library_the_wheel_lacks_is_named_with_the_wheel(tmp_path):
     files = _wheel(tmp_path, "libcublasLt.so.11")
-    with pytest.raises(install.PlanError, match=r"libcublas.so \(opened by Paddle\) is not in nvidia-cublas-cu11 "
-                                                r"11.11.3.6 \(wheel\)"):
+    with pytest.raises(
+        install.PlanError,
+        match=r"libcublas.so \(opened by Paddle\) is not in nvidia-cublas-cu11 "
+        r"11.11.3.6 \(wheel\)",
+    ):
         install.link_wheel_library(_library("libcublas.so"), lambda project: files)
 
 
@@ -141,8 +172,12 @@ def test_install_writes_the_loader_path_and_removes_what_nothing_opens(tmp_path)
     include.mkdir()
     (include / "cublas.h").write_text("/* header */")
     _archive(tmp_path)
-    plan = {"target": "gpu", "unused": ["nvidia/cublas/lib/libnvblas.so.11"],
-            "libraries": [_library("libcublas.so")], "archives": [_plan()]}
+    plan = {
+        "target": "gpu",
+        "unused": ["nvidia/cublas/lib/libnvblas.so.11"],
+        "libraries": [_library("libcublas.so")],
+        "archives": [_plan()],
+    }
     root = tmp_path / "root"
     folders = install.install(plan, tmp_path, tmp_path / "site-packages", root, files_of=lambda project: files)
     assert folders == sorted([str(files[0].parent), "/opt/nvidia/cudnn/lib"])
@@ -160,8 +195,17 @@ def test_main_prints_each_problem_as_an_error_line_and_fails(tmp_path, capsys):
     _archive(tmp_path, drop=("libcudnn_ops_infer.so.8",))
     plan = {"target": "gpu", "standin": True, "unused": [], "libraries": [], "archives": [_plan()]}
     (tmp_path / "plan.json").write_text(json.dumps(plan))
-    code = install.main([str(tmp_path / "plan.json"), str(tmp_path), str(tmp_path / "sp"),
-                         str(tmp_path / "installed.json"), "--root", str(tmp_path / "root"), "--no-ldconfig"])
+    code = install.main(
+        [
+            str(tmp_path / "plan.json"),
+            str(tmp_path),
+            str(tmp_path / "sp"),
+            str(tmp_path / "installed.json"),
+            "--root",
+            str(tmp_path / "root"),
+            "--no-ldconfig",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert f"install-gpu-libraries: error: libcudnn_ops_infer.so.8 is not in {FILE}" in err

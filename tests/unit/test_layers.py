@@ -19,8 +19,14 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 def _lint_imports(python_path: Path | None = None, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(python_path)} if python_path else None
-    return subprocess.run([str(LINT_IMPORTS), "--config", str(PROJECT_ROOT / "pyproject.toml"), "--no-cache"],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--config", str(PROJECT_ROOT / "pyproject.toml"), "--no-cache"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_contracts_are_kept():
@@ -50,7 +56,7 @@ def _cycle(imports: dict[str, set[str]]) -> list[str] | None:
         path.append(module)
         for imported in sorted(imports.get(module, ())):
             if state.get(imported) == 1:
-                return path[path.index(imported):] + [imported]
+                return path[path.index(imported) :] + [imported]
             if imported not in state and (found := visit(imported)):
                 return found
         path.pop()
@@ -81,8 +87,13 @@ def _module_level_environment_reads(source: str) -> list[int]:
     def walk(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):
             nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-            if not nested and isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name) \
-                    and child.value.id == "os" and child.attr in ("environ", "getenv"):
+            if (
+                not nested
+                and isinstance(child, ast.Attribute)
+                and isinstance(child.value, ast.Name)
+                and child.value.id == "os"
+                and child.attr in ("environ", "getenv")
+            ):
                 found.append(child.lineno)
             walk(child, nested)
 
@@ -96,15 +107,24 @@ def test_the_environment_check_sees_a_read_at_import():
 
 
 def test_no_module_reads_the_environment_at_import():
-    readers = {str(path.relative_to(PACKAGE)): lines for path in sorted(PACKAGE.rglob("*.py"))
-               if (lines := _module_level_environment_reads(path.read_text(encoding="utf-8")))}
+    readers = {
+        str(path.relative_to(PACKAGE)): lines
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (lines := _module_level_environment_reads(path.read_text(encoding="utf-8")))
+    }
     assert readers == {}
 
 
 def test_only_cli_parses_command_line_arguments():
-    parsers = sorted(str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
-                     if "argparse" in {alias.name for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-                                       if isinstance(node, (ast.Import, ast.ImportFrom))
-                                       for alias in (node.names if isinstance(node, ast.Import) else
-                                                     [ast.alias(name=node.module or "")])})
+    parsers = sorted(
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if "argparse"
+        in {
+            alias.name
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(name=node.module or "")])
+        }
+    )
     assert parsers == ["cli.py"]

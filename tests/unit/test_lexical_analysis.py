@@ -115,17 +115,35 @@ def _run(model_dir: Path, predictor: FakePredictor, *requests: list[bytes]) -> l
 
 def test_a_rejected_document_in_the_middle_keeps_every_answer_in_its_row(model_dir):
     predictor = FakePredictor()
-    documents = _documents({"logId": "first", "texts": ["百度是一家公司"]},
-                           {"logId": "second", "texts": []},
-                           {"logId": "third", "texts": ["春天的花", " Ａ公司 "]})
+    documents = _documents(
+        {"logId": "first", "texts": ["百度是一家公司"]},
+        {"logId": "second", "texts": []},
+        {"logId": "third", "texts": ["春天的花", " Ａ公司 "]},
+    )
     ((first, second, third),) = _run(model_dir, predictor, documents)
 
-    assert first == {"logId": "first", "errorCode": 0, "errorMsg": "Success", "result": {"results": [
-        {"text": "百度是一家公司", "words": ["百度", "是", "一家", "公司"], "tags": ["ORG", "v", "m", "n"]}]}}
+    assert first == {
+        "logId": "first",
+        "errorCode": 0,
+        "errorMsg": "Success",
+        "result": {
+            "results": [
+                {"text": "百度是一家公司", "words": ["百度", "是", "一家", "公司"], "tags": ["ORG", "v", "m", "n"]}
+            ]
+        },
+    }
     assert second["logId"] == "second" and second["errorCode"] == 422 and "texts" in second["errorMsg"]
-    assert third == {"logId": "third", "errorCode": 0, "errorMsg": "Success", "result": {"results": [
-        {"text": "春天的花", "words": ["春天", "的", "花"], "tags": ["TIME", "u", "n"]},
-        {"text": "Ａ公司", "words": ["Ａ", "公司"], "tags": ["n", "n"]}]}}  # stripped; Ａ read as A
+    assert third == {
+        "logId": "third",
+        "errorCode": 0,
+        "errorMsg": "Success",
+        "result": {
+            "results": [
+                {"text": "春天的花", "words": ["春天", "的", "花"], "tags": ["TIME", "u", "n"]},
+                {"text": "Ａ公司", "words": ["Ａ", "公司"], "tags": ["n", "n"]},
+            ]
+        },
+    }  # stripped; Ａ read as A
     # One run for the batch: the texts of the valid documents, in order; nothing of the rejected one.
     assert predictor.runs == [[[1, 3, 4, 5, 2], [6, 7, 8], [9, 2]]]
 
@@ -133,8 +151,11 @@ def test_a_rejected_document_in_the_middle_keeps_every_answer_in_its_row(model_d
 def test_documents_of_several_requests_in_one_dynamic_batch_keep_their_rows(model_dir):
     predictor = FakePredictor()
     one = _documents("not JSON", {"logId": "b", "texts": ["公司"]})
-    two = _documents({"logId": "c", "texts": ["百度"]}, {"logId": "d", "texts": ["春天"], "mode": "seg"},
-                     {"logId": "e", "texts": ["的花"]})
+    two = _documents(
+        {"logId": "c", "texts": ["百度"]},
+        {"logId": "d", "texts": ["春天"], "mode": "seg"},
+        {"logId": "e", "texts": ["的花"]},
+    )
     (first, second) = _run(model_dir, predictor, one, two)
 
     assert [answer["errorCode"] for answer in first] == [422, 0]

@@ -35,19 +35,28 @@ def fresh(project, monkeypatch, tmp_path):
     (tmp_path / "bench").mkdir()
     shutil.copyfile(PROJECT_ROOT / "bench" / "requirements.in", tmp_path / "bench" / "requirements.in")
     monkeypatch.setenv("HPSFORGE_PROJECT", str(tmp_path))
-    for path, declared in ((debian.engine_lock_path(), config.engine.declaration_sha256()),
-                           (debian.base_lock_path(), config.base.declaration_sha256())):
+    for path, declared in (
+        (debian.engine_lock_path(), config.engine.declaration_sha256()),
+        (debian.base_lock_path(), config.base.declaration_sha256()),
+    ):
         debian.DebianLock.read(path).model_copy(update={"input_sha256": declared}).write(path)
-    headed = {pip_locks.rc_lock_path(): config.rc.declaration_sha256(),
-              pip_locks.lock_path(pip_locks.CLIENT): pip_locks.client_declaration_sha256(),
-              pip_locks.lock_path(pip_locks.BENCH): pip_locks.bench_declaration_sha256(),
-              **{pip_locks.lock_path(target): pip_locks.declaration_sha256(config, pipelines, target)
-                 for target in config.targets}}
+    headed = {
+        pip_locks.rc_lock_path(): config.rc.declaration_sha256(),
+        pip_locks.lock_path(pip_locks.CLIENT): pip_locks.client_declaration_sha256(),
+        pip_locks.lock_path(pip_locks.BENCH): pip_locks.bench_declaration_sha256(),
+        **{
+            pip_locks.lock_path(target): pip_locks.declaration_sha256(config, pipelines, target)
+            for target in config.targets
+        },
+    }
     for path, declared in headed.items():
         path.write_text(_refresh_header(path.read_text(), declared))
     model_lock = model_sources.model_sources_lock_path()
-    model_lock.write_text(model_sources.ModelSourcesLock.read().model_copy(
-        update={"input_sha256": model_sources.declaration_sha256(pipelines)}).canonical_text())
+    model_lock.write_text(
+        model_sources.ModelSourcesLock.read()
+        .model_copy(update={"input_sha256": model_sources.declaration_sha256(pipelines)})
+        .canonical_text()
+    )
     assert lock_kinds.problems(project) == []
     return tmp_path / "lock"
 
@@ -104,8 +113,7 @@ def test_changed_pipeline_requirements_make_every_target_lock_stale(project, fre
     found = lock_kinds.problems(Project(config, changed))
     assert len(found) == len(config.targets), found
     for target in config.targets:
-        assert any(str(pip_locks.lock_path(target)) in line and f"nox -s freeze -- {target}" in line
-                   for line in found)
+        assert any(str(pip_locks.lock_path(target)) in line and f"nox -s freeze -- {target}" in line for line in found)
 
 
 def test_changed_model_source_makes_model_sources_lock_stale(project, fresh):
@@ -122,10 +130,15 @@ def test_changed_model_source_makes_model_sources_lock_stale(project, fresh):
 
 def test_model_sources_lock_is_not_needed_without_pypi_sources(project, fresh, monkeypatch):
     config, pipelines = project.config, project.pipelines
-    changed = {name: pipeline.model_copy(update={
-        "models": [a for a in pipeline.models if not a.source.pypi],
-        "fixtures": [a for a in pipeline.fixtures if not a.source.pypi],
-    }) for name, pipeline in pipelines.items()}
+    changed = {
+        name: pipeline.model_copy(
+            update={
+                "models": [a for a in pipeline.models if not a.source.pypi],
+                "fixtures": [a for a in pipeline.fixtures if not a.source.pypi],
+            }
+        )
+        for name, pipeline in pipelines.items()
+    }
     assert model_sources.pypi_files(changed) == []
     (fresh / "model-sources.json").unlink()
     assert lock_kinds.problems(Project(config, changed)) == []
@@ -220,8 +233,16 @@ def test_every_lock_kind_of_the_registry_is_checked(project, fresh):
     """Each entry of locks/kinds.py: a missing lock is one problem naming its file and command."""
     config = project.config
     kinds = lock_kinds.kinds(project)
-    assert [kind.name for kind in kinds] == ["engine", "base", "rc", "model-sources", *sorted(config.targets),
-                                             "client", "bench", "host"]
+    assert [kind.name for kind in kinds] == [
+        "engine",
+        "base",
+        "rc",
+        "model-sources",
+        *sorted(config.targets),
+        "client",
+        "bench",
+        "host",
+    ]
     for kind in kinds:
         assert kind.path.is_relative_to(fresh), kind.name  # the fixture's copies, not lock/
         saved = kind.path.read_bytes()
@@ -236,8 +257,16 @@ def test_every_lock_kind_of_the_registry_is_checked(project, fresh):
 def test_freeze_selects_locks_by_name(project):
     from hpsforge.core.errors import UsageError
 
-    assert [kind.name for kind in lock_kinds.select(project, [])] == ["engine", "base", "rc", "model-sources", "cpu",
-                                                                 "gpu", "client", "bench"]
+    assert [kind.name for kind in lock_kinds.select(project, [])] == [
+        "engine",
+        "base",
+        "rc",
+        "model-sources",
+        "cpu",
+        "gpu",
+        "client",
+        "bench",
+    ]
     assert [kind.name for kind in lock_kinds.select(project, ["gpu", "engine"])] == ["engine", "gpu"]
     with pytest.raises(UsageError, match="unknown lock\\(s\\) tpu, host; freeze knows: engine, base"):
         lock_kinds.select(project, ["tpu", "host"])

@@ -70,13 +70,13 @@ def test_ensemble_is_unchanged(tmp_path, device):
 
 
 def test_source_with_an_instance_group_is_rejected(tmp_path):
-    source = _model(tmp_path, "ocr", PYTHON_CONFIG + 'instance_group [{{ count: 2, kind: KIND_CPU }}]\n')
+    source = _model(tmp_path, "ocr", PYTHON_CONFIG + "instance_group [{{ count: 2, kind: KIND_CPU }}]\n")
     message = _error(source)
     assert str(source) in message and "leave instance_group out" in message
 
 
 def test_indented_instance_group_is_rejected(tmp_path):
-    source = _model(tmp_path, "ocr", PYTHON_CONFIG + '  instance_group [{{ kind: KIND_GPU }}]\n')
+    source = _model(tmp_path, "ocr", PYTHON_CONFIG + "  instance_group [{{ kind: KIND_GPU }}]\n")
     assert "instance_group" in _error(source, "gpu")
 
 
@@ -90,7 +90,7 @@ def test_name_differing_from_the_folder_is_rejected(tmp_path):
     source.write_text(PYTHON_CONFIG.format(name="ocr-v2"), encoding="utf-8")
     message = _error(source)
     assert str(source) in message
-    assert 'name "ocr-v2" differs from its folder \'ocr\'' in message
+    assert "name \"ocr-v2\" differs from its folder 'ocr'" in message
 
 
 def test_ensemble_name_differing_from_the_folder_is_rejected(tmp_path):
@@ -159,13 +159,20 @@ def test_stage_writes_per_device_configs(tmp_path):
     assert model_repo.stage(source_repo, destination) == ["ocr", "pipeline"]
 
     assert _files(destination) == {
-        "ocr/config.pbtxt", "ocr/configs/cpu.pbtxt", "ocr/configs/gpu.pbtxt", "ocr/1/model.py", "ocr/1/labels.txt",
-        "pipeline/config.pbtxt", "pipeline/configs/cpu.pbtxt", "pipeline/configs/gpu.pbtxt",
+        "ocr/config.pbtxt",
+        "ocr/configs/cpu.pbtxt",
+        "ocr/configs/gpu.pbtxt",
+        "ocr/1/model.py",
+        "ocr/1/labels.txt",
+        "pipeline/config.pbtxt",
+        "pipeline/configs/cpu.pbtxt",
+        "pipeline/configs/gpu.pbtxt",
     }
     assert not (destination / "ocr" / "1" / "__pycache__").exists()
     ocr = destination / "ocr"
     assert (ocr / "config.pbtxt").read_text(encoding="utf-8") == model_repo.device_config(
-        source_repo / "ocr" / "config.pbtxt", "cpu")
+        source_repo / "ocr" / "config.pbtxt", "cpu"
+    )
     assert (ocr / "config.pbtxt").read_bytes() == (ocr / "configs" / "cpu.pbtxt").read_bytes()
     assert "KIND_GPU" in (ocr / "configs" / "gpu.pbtxt").read_text(encoding="utf-8")
     assert "KIND_CPU" in (ocr / "configs" / "cpu.pbtxt").read_text(encoding="utf-8")
@@ -200,9 +207,11 @@ def test_real_pipelines_stage(tmp_path):
 
 
 def test_multiline_input_names_are_not_the_model_name(tmp_path):
-    config = ('backend: "python"\nmax_batch_size: 8\ninput [\n  {\n    name: "input"\n    data_type: TYPE_STRING\n'
-              '    dims: [1]\n  }\n]\noutput [\n  {\n    name: "output"\n    data_type: TYPE_STRING\n    dims: [1]\n'
-              '  }\n]\n')
+    config = (
+        'backend: "python"\nmax_batch_size: 8\ninput [\n  {\n    name: "input"\n    data_type: TYPE_STRING\n'
+        '    dims: [1]\n  }\n]\noutput [\n  {\n    name: "output"\n    data_type: TYPE_STRING\n    dims: [1]\n'
+        "  }\n]\n"
+    )
     source = _model(tmp_path, "ocr", config.replace("{", "{{").replace("}", "}}"))
     assert "KIND_CPU" in model_repo.device_config(source, "cpu")
 
@@ -210,20 +219,35 @@ def test_multiline_input_names_are_not_the_model_name(tmp_path):
 # --- read as Triton reads it: protobuf's text format into its ModelConfig message -----------------
 
 
-@pytest.mark.parametrize("config, line_column, says", [
-    (PYTHON_CONFIG.replace("max_batch_size: 8", "max_batch_size: eight"), "3:17",
-     "(field max_batch_size): 'max_batch_size: eight': Couldn't parse integer: eight"),
-    (PYTHON_CONFIG + "bogus_field: 3\n", "7:1",
-     'Message type "inference.ModelConfig" has no field named "bogus_field"'),
-    (PYTHON_CONFIG.replace("max_queue_delay_microseconds", "max_queue_delay_microsecond"), "4:20",
-     '(field dynamic_batching): Message type "inference.ModelDynamicBatching" has no field named '
-     '"max_queue_delay_microsecond"'),
-    (PYTHON_CONFIG.replace('"input", data_type: TYPE_STRING', '"input", data_type: TYPE_STRNG'), "5:36",
-     '(field data_type): \'input [{ name: "input", data_type: TYPE_STRNG, dims: [1] }]\': Enum type '
-     '"inference.DataType" has no value named TYPE_STRNG'),
-    (PYTHON_CONFIG.replace("dims: [1] }}]\noutput", "dims: [1] }}\noutput"), "6:1", 'Expected ","'),
-    (PYTHON_CONFIG + 'name: "again"\n', "7:7", 'should not have multiple "name" fields'),
-])
+@pytest.mark.parametrize(
+    "config, line_column, says",
+    [
+        (
+            PYTHON_CONFIG.replace("max_batch_size: 8", "max_batch_size: eight"),
+            "3:17",
+            "(field max_batch_size): 'max_batch_size: eight': Couldn't parse integer: eight",
+        ),
+        (
+            PYTHON_CONFIG + "bogus_field: 3\n",
+            "7:1",
+            'Message type "inference.ModelConfig" has no field named "bogus_field"',
+        ),
+        (
+            PYTHON_CONFIG.replace("max_queue_delay_microseconds", "max_queue_delay_microsecond"),
+            "4:20",
+            '(field dynamic_batching): Message type "inference.ModelDynamicBatching" has no field named '
+            '"max_queue_delay_microsecond"',
+        ),
+        (
+            PYTHON_CONFIG.replace('"input", data_type: TYPE_STRING', '"input", data_type: TYPE_STRNG'),
+            "5:36",
+            "(field data_type): 'input [{ name: \"input\", data_type: TYPE_STRNG, dims: [1] }]': Enum type "
+            '"inference.DataType" has no value named TYPE_STRNG',
+        ),
+        (PYTHON_CONFIG.replace("dims: [1] }}]\noutput", "dims: [1] }}\noutput"), "6:1", 'Expected ","'),
+        (PYTHON_CONFIG + 'name: "again"\n', "7:7", 'should not have multiple "name" fields'),
+    ],
+)
 def test_a_malformed_config_names_the_file_line_column_and_field(tmp_path, config, line_column, says):
     source = _model(tmp_path, "ocr", config)
     with pytest.raises(UsageError) as caught:

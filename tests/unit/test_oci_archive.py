@@ -41,25 +41,48 @@ def _unused_port() -> int:
 @pytest.fixture
 def archive(tmp_path) -> tuple[Path, dict[str, str]]:
     folder = tmp_path / "archive"
-    shas = make_archive(folder, {"foo_1.0_amd64.deb": b"a deb\n" * 100, "bar-1.0-py3-none-any.whl": b"a wheel",
-                                 "empty.txt": b""})
+    shas = make_archive(
+        folder, {"foo_1.0_amd64.deb": b"a deb\n" * 100, "bar-1.0-py3-none-any.whl": b"a wheel", "empty.txt": b""}
+    )
     return folder, shas
 
 
 # references
 
-@pytest.mark.parametrize("text, host, repository, tag, digest, plain_http", [
-    ("127.0.0.1:5000/hpsforge/inputs:2026-12-01", "127.0.0.1:5000", "hpsforge/inputs", "2026-12-01", None, True),
-    ("localhost/inputs:v1", "localhost", "inputs", "v1", None, True),
-    ("[::1]:5000/a/b:c", "[::1]:5000", "a/b", "c", None, True),
-    ("registry.example.com/team/hpsforge.inputs:x_1@sha256:" + "a" * 64, "registry.example.com",
-     "team/hpsforge.inputs", "x_1", "sha256:" + "a" * 64, False),
-    ("registry.example.com:8443/in__puts--x@sha256:" + "b" * 64, "registry.example.com:8443", "in__puts--x", None,
-     "sha256:" + "b" * 64, False),
-])
+
+@pytest.mark.parametrize(
+    "text, host, repository, tag, digest, plain_http",
+    [
+        ("127.0.0.1:5000/hpsforge/inputs:2026-12-01", "127.0.0.1:5000", "hpsforge/inputs", "2026-12-01", None, True),
+        ("localhost/inputs:v1", "localhost", "inputs", "v1", None, True),
+        ("[::1]:5000/a/b:c", "[::1]:5000", "a/b", "c", None, True),
+        (
+            "registry.example.com/team/hpsforge.inputs:x_1@sha256:" + "a" * 64,
+            "registry.example.com",
+            "team/hpsforge.inputs",
+            "x_1",
+            "sha256:" + "a" * 64,
+            False,
+        ),
+        (
+            "registry.example.com:8443/in__puts--x@sha256:" + "b" * 64,
+            "registry.example.com:8443",
+            "in__puts--x",
+            None,
+            "sha256:" + "b" * 64,
+            False,
+        ),
+    ],
+)
 def test_references_that_parse(text, host, repository, tag, digest, plain_http):
     ref = parse_reference(text, push=False)
-    assert (ref.host, ref.repository, ref.tag, ref.digest, ref.plain_http) == (host, repository, tag, digest, plain_http)
+    assert (ref.host, ref.repository, ref.tag, ref.digest, ref.plain_http) == (
+        host,
+        repository,
+        tag,
+        digest,
+        plain_http,
+    )
     assert ref.base_url.startswith("http://" if plain_http else "https://")
 
 
@@ -68,17 +91,20 @@ def test_docker_hub_is_reached_at_its_api_host():
     assert ref.base_url == "https://registry-1.docker.io" and ref.host == "docker.io"
 
 
-@pytest.mark.parametrize("text, push, says", [
-    ("inputs:t1", True, "malformed reference"),
-    ("hpsforge/inputs:t1", True, "names no registry host"),
-    ("127.0.0.1:5000/Hpsforge/inputs:t1", True, "malformed reference"),
-    ("127.0.0.1:5000/hpsforge/inputs:bad tag", True, "malformed reference"),
-    ("127.0.0.1:5000/hpsforge/inputs:" + "t" * 129, True, "malformed reference"),
-    ("127.0.0.1:5000/hpsforge/inputs@sha256:" + "a" * 63, False, "malformed reference"),
-    ("127.0.0.1:5000/hpsforge/inputs", True, "a push needs a tag"),
-    ("127.0.0.1:5000/hpsforge/inputs:t@sha256:" + "a" * 64, True, "a push needs a tag and no digest"),
-    ("127.0.0.1:5000/hpsforge/inputs", False, "names no tag or digest"),
-])
+@pytest.mark.parametrize(
+    "text, push, says",
+    [
+        ("inputs:t1", True, "malformed reference"),
+        ("hpsforge/inputs:t1", True, "names no registry host"),
+        ("127.0.0.1:5000/Hpsforge/inputs:t1", True, "malformed reference"),
+        ("127.0.0.1:5000/hpsforge/inputs:bad tag", True, "malformed reference"),
+        ("127.0.0.1:5000/hpsforge/inputs:" + "t" * 129, True, "malformed reference"),
+        ("127.0.0.1:5000/hpsforge/inputs@sha256:" + "a" * 63, False, "malformed reference"),
+        ("127.0.0.1:5000/hpsforge/inputs", True, "a push needs a tag"),
+        ("127.0.0.1:5000/hpsforge/inputs:t@sha256:" + "a" * 64, True, "a push needs a tag and no digest"),
+        ("127.0.0.1:5000/hpsforge/inputs", False, "names no tag or digest"),
+    ],
+)
 def test_malformed_references_are_usage_errors_naming_them(text, push, says):
     with pytest.raises(UsageError, match=says) as raised:
         parse_reference(text, push=push)
@@ -86,6 +112,7 @@ def test_malformed_references_are_usage_errors_naming_them(text, push, says):
 
 
 # the archive folder, checked before the registry is contacted (nothing listens on the port)
+
 
 def test_push_refuses_a_folder_without_index(tmp_path):
     (tmp_path / "files").mkdir()
@@ -147,6 +174,7 @@ def test_a_registry_that_does_not_answer_fails_at_once_naming_reference_and_addr
 
 # the manifest
 
+
 def test_the_manifest_lists_index_as_config_and_each_file_once_as_a_titled_layer(archive):
     folder, shas = archive
     index_bytes = (folder / "index.json").read_bytes()
@@ -157,7 +185,8 @@ def test_the_manifest_lists_index_as_config_and_each_file_once_as_a_titled_layer
     assert manifest["mediaType"] == MANIFEST_MEDIA_TYPE and manifest["config"]["mediaType"] == INDEX_MEDIA_TYPE
     assert manifest["config"]["size"] == len(index_bytes)
     assert [(layer["mediaType"], layer["digest"], layer["annotations"][TITLE]) for layer in manifest["layers"]] == [
-        (FILE_MEDIA_TYPE, f"sha256:{sha}", f"files/{sha}") for sha in shas.values()]
+        (FILE_MEDIA_TYPE, f"sha256:{sha}", f"files/{sha}") for sha in shas.values()
+    ]
 
 
 def _ref():
@@ -171,23 +200,63 @@ def _descriptor(media_type: str, fill: str = "a", title: str | None = None) -> d
     return layer
 
 
-@pytest.mark.parametrize("manifest, content_type, says", [
-    ({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-      "config": _descriptor("application/vnd.docker.container.image.v1+json"), "layers": []}, "",
-     r"is a Docker image \(application/vnd.docker.distribution.manifest.v2\+json\)"),
-    ({"schemaVersion": 2, "manifests": []}, "application/vnd.oci.image.index.v1+json", "is an OCI image index"),
-    ({"schemaVersion": 2, "mediaType": MANIFEST_MEDIA_TYPE,
-      "config": _descriptor("application/vnd.oci.image.config.v1+json"), "layers": []}, "",
-     r"is an OCI container image \(config application/vnd.oci.image.config.v1\+json\)"),
-    ({"schemaVersion": 2, "mediaType": MANIFEST_MEDIA_TYPE, "artifactType": "application/vnd.cncf.helm.chart",
-      "config": _descriptor("application/vnd.oci.empty.v1+json"), "layers": []}, "",
-     "is an OCI artifact of type application/vnd.cncf.helm.chart"),
-    ({"schemaVersion": 2, "mediaType": MANIFEST_MEDIA_TYPE, "config": _descriptor(INDEX_MEDIA_TYPE),
-      "layers": [_descriptor("application/vnd.oci.image.layer.v1.tar", "b", "files/" + "b" * 64)]}, "",
-     "layer 1 .* is not an archive file"),
-    ({"schemaVersion": 2, "mediaType": MANIFEST_MEDIA_TYPE, "config": _descriptor(INDEX_MEDIA_TYPE),
-      "layers": [_descriptor(FILE_MEDIA_TYPE, "b", "../../etc/passwd")]}, "", "layer 1 .* is not an archive file"),
-])
+@pytest.mark.parametrize(
+    "manifest, content_type, says",
+    [
+        (
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": _descriptor("application/vnd.docker.container.image.v1+json"),
+                "layers": [],
+            },
+            "",
+            r"is a Docker image \(application/vnd.docker.distribution.manifest.v2\+json\)",
+        ),
+        ({"schemaVersion": 2, "manifests": []}, "application/vnd.oci.image.index.v1+json", "is an OCI image index"),
+        (
+            {
+                "schemaVersion": 2,
+                "mediaType": MANIFEST_MEDIA_TYPE,
+                "config": _descriptor("application/vnd.oci.image.config.v1+json"),
+                "layers": [],
+            },
+            "",
+            r"is an OCI container image \(config application/vnd.oci.image.config.v1\+json\)",
+        ),
+        (
+            {
+                "schemaVersion": 2,
+                "mediaType": MANIFEST_MEDIA_TYPE,
+                "artifactType": "application/vnd.cncf.helm.chart",
+                "config": _descriptor("application/vnd.oci.empty.v1+json"),
+                "layers": [],
+            },
+            "",
+            "is an OCI artifact of type application/vnd.cncf.helm.chart",
+        ),
+        (
+            {
+                "schemaVersion": 2,
+                "mediaType": MANIFEST_MEDIA_TYPE,
+                "config": _descriptor(INDEX_MEDIA_TYPE),
+                "layers": [_descriptor("application/vnd.oci.image.layer.v1.tar", "b", "files/" + "b" * 64)],
+            },
+            "",
+            "layer 1 .* is not an archive file",
+        ),
+        (
+            {
+                "schemaVersion": 2,
+                "mediaType": MANIFEST_MEDIA_TYPE,
+                "config": _descriptor(INDEX_MEDIA_TYPE),
+                "layers": [_descriptor(FILE_MEDIA_TYPE, "b", "../../etc/passwd")],
+            },
+            "",
+            "layer 1 .* is not an archive file",
+        ),
+    ],
+)
 def test_what_is_not_an_archive_is_named(manifest, content_type, says):
     with pytest.raises(UsageError, match=says) as raised:
         oci_archive._archive_manifest(_ref(), json.dumps(manifest).encode(), content_type)
@@ -203,13 +272,15 @@ def test_manifest_and_index_must_list_the_same_files(archive):
     shorter = manifest.model_copy(update={"layers": manifest.layers[1:]})
     with pytest.raises(HashMismatchError, match=r"\(foo_1.0_amd64.deb\) has no layer"):
         oci_archive._check_against_index(_ref(), shorter, index)
-    resized = manifest.model_copy(update={"layers": [manifest.layers[0].model_copy(update={"size": 1}),
-                                                     *manifest.layers[1:]]})
+    resized = manifest.model_copy(
+        update={"layers": [manifest.layers[0].model_copy(update={"size": 1}), *manifest.layers[1:]]}
+    )
     with pytest.raises(HashMismatchError, match="is 1 bytes in the manifest, 600 in index.json"):
         oci_archive._check_against_index(_ref(), resized, index)
 
 
 # credentials: Docker's configuration only
+
 
 @pytest.fixture
 def docker_config(tmp_path, monkeypatch):
@@ -222,6 +293,7 @@ def docker_config(tmp_path, monkeypatch):
 
     def write(config: dict) -> None:
         (directory / "config.json").write_text(json.dumps(config))
+
     return write
 
 
@@ -231,12 +303,14 @@ def helper_bin(tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "docker-credential-fake"
-    script.write_text('#!/bin/sh\nread host\n'
-                      'if [ "$host" = reg.example:5000 ]; then\n'
-                      '  echo \'{"ServerURL": "reg.example:5000", "Username": "helper-user", "Secret": "s3cret"}\'\n'
-                      'elif [ "$host" = token.example ]; then\n'
-                      '  echo \'{"ServerURL": "token.example", "Username": "<token>", "Secret": "refresh"}\'\n'
-                      'else\n  echo "credentials not found in native keychain"; exit 1\nfi\n')
+    script.write_text(
+        "#!/bin/sh\nread host\n"
+        'if [ "$host" = reg.example:5000 ]; then\n'
+        '  echo \'{"ServerURL": "reg.example:5000", "Username": "helper-user", "Secret": "s3cret"}\'\n'
+        'elif [ "$host" = token.example ]; then\n'
+        '  echo \'{"ServerURL": "token.example", "Username": "<token>", "Secret": "refresh"}\'\n'
+        'else\n  echo "credentials not found in native keychain"; exit 1\nfi\n'
+    )
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     return bin_dir
@@ -247,8 +321,14 @@ def test_no_docker_config_means_no_credentials(docker_config):
 
 
 def test_credentials_stored_in_the_config_file(docker_config):
-    docker_config({"auths": {"reg.example:5000": {"auth": base64.b64encode(b"file-user:pa:ss").decode()},
-                             "https://other.example/v1/": {"auth": base64.b64encode(b"other:pw").decode()}}})
+    docker_config(
+        {
+            "auths": {
+                "reg.example:5000": {"auth": base64.b64encode(b"file-user:pa:ss").decode()},
+                "https://other.example/v1/": {"auth": base64.b64encode(b"other:pw").decode()},
+            }
+        }
+    )
     assert docker_credentials("reg.example:5000") == ("file-user", "pa:ss")
     assert docker_credentials("other.example") == ("other", "pw")
     assert docker_credentials("unknown.example") is None
@@ -258,8 +338,9 @@ def test_home_docker_config_without_docker_config_variable(tmp_path, monkeypatch
     monkeypatch.delenv("DOCKER_CONFIG", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".docker").mkdir()
-    (tmp_path / ".docker" / "config.json").write_text(json.dumps(
-        {"auths": {"reg.example:5000": {"auth": base64.b64encode(b"home:pw").decode()}}}))
+    (tmp_path / ".docker" / "config.json").write_text(
+        json.dumps({"auths": {"reg.example:5000": {"auth": base64.b64encode(b"home:pw").decode()}}})
+    )
     assert docker_credentials("reg.example:5000") == ("home", "pw")
 
 
@@ -274,7 +355,9 @@ def test_credential_helpers_are_asked_first(docker_config, helper_bin):
 
 def test_a_missing_helper_is_named(docker_config, helper_bin):
     docker_config({"credsStore": "pass"})
-    with pytest.raises(HpsforgeError, match="names the credential helper 'pass', but docker-credential-pass is not installed"):
+    with pytest.raises(
+        HpsforgeError, match="names the credential helper 'pass', but docker-credential-pass is not installed"
+    ):
         docker_credentials("reg.example:5000")
 
 
@@ -312,6 +395,9 @@ def test_a_helper_that_hangs_is_stopped_and_named(docker_config, tmp_path, monke
     monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin:/bin")
     monkeypatch.setattr(oci_archive, "CREDENTIAL_HELPER_TIMEOUT_S", 0.5)
     docker_config({"credsStore": "stuck"})
-    with pytest.raises(HpsforgeError, match=r"the credential helper docker-credential-stuck gave no answer for "
-                                            r"reg.example:5000 \(docker-credential-stuck: did not finish within 0.5 s"):
+    with pytest.raises(
+        HpsforgeError,
+        match=r"the credential helper docker-credential-stuck gave no answer for "
+        r"reg.example:5000 \(docker-credential-stuck: did not finish within 0.5 s",
+    ):
         docker_credentials("reg.example:5000")

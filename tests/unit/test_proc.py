@@ -36,8 +36,9 @@ def test_a_result_carries_the_exit_code_and_both_streams() -> None:
 
 
 def test_a_failure_names_the_program_the_exit_code_and_quotes_stderr() -> None:
-    error = _failure(["sh", "-c", "echo progress; echo 'E: it broke' >&2; exit 3"], what="apt-get update failed",
-                     hint="re-lock")
+    error = _failure(
+        ["sh", "-c", "echo progress; echo 'E: it broke' >&2; exit 3"], what="apt-get update failed", hint="re-lock"
+    )
     assert type(error) is HpsforgeError and error.exit_code == 1
     assert error.message == "apt-get update failed (sh: exit code 3):\n    E: it broke"
     assert error.hint == "re-lock"
@@ -64,8 +65,11 @@ def test_a_huge_line_is_cut_to_its_end() -> None:
 
 
 def test_the_call_sites_error_kind_is_raised() -> None:
-    error = _failure(["sh", "-c", "echo 'gpgv: BAD signature' >&2; exit 1"],
-                     what="InRelease: signature does not verify", error=HashMismatchError)
+    error = _failure(
+        ["sh", "-c", "echo 'gpgv: BAD signature' >&2; exit 1"],
+        what="InRelease: signature does not verify",
+        error=HashMismatchError,
+    )
     assert type(error) is HashMismatchError and error.exit_code == 5
     assert "(sh: exit code 1)" in error.message and "gpgv: BAD signature" in error.message
 
@@ -82,8 +86,13 @@ def test_a_signal_is_named() -> None:
 
 def test_a_timeout_stops_the_program_and_quotes_what_it_printed() -> None:
     started = time.monotonic()
-    error = _failure(["sh", "-c", "echo 'waiting for the mirror' >&2; exec sleep 30"], what="resolving failed",
-                     timeout=0.5, error=InputUnavailableError, hint="try again")
+    error = _failure(
+        ["sh", "-c", "echo 'waiting for the mirror' >&2; exec sleep 30"],
+        what="resolving failed",
+        timeout=0.5,
+        error=InputUnavailableError,
+        hint="try again",
+    )
     assert time.monotonic() - started < 10
     assert type(error) is InputUnavailableError
     assert error.message == "resolving failed (sh: did not finish within 0.5 s, stopped):\n    waiting for the mirror"
@@ -99,8 +108,9 @@ def test_a_timeout_is_not_held_up_by_a_grandchild_keeping_the_pipes(monkeypatch:
 
 
 def test_a_missing_program_is_a_host_problem_whatever_the_call_site_kind() -> None:
-    error = _failure(["hpsforge-no-such-program", "--version"], what="verifying failed", error=HashMismatchError,
-                     hint="install it")
+    error = _failure(
+        ["hpsforge-no-such-program", "--version"], what="verifying failed", error=HashMismatchError, hint="install it"
+    )
     assert type(error) is HpsforgeError and error.exit_code == 1
     assert error.message == "verifying failed (hpsforge-no-such-program: not installed, or not on PATH)"
     assert error.hint == "install it"
@@ -108,8 +118,7 @@ def test_a_missing_program_is_a_host_problem_whatever_the_call_site_kind() -> No
 
 def test_a_missing_path_and_a_missing_working_folder_are_named(tmp_path: Path) -> None:
     assert f"{tmp_path}/bin/tool does not exist" in _failure([str(tmp_path / "bin" / "tool")]).message
-    assert f"its working folder {tmp_path / 'gone'} does not exist" in \
-        _failure(["true"], cwd=tmp_path / "gone").message
+    assert f"its working folder {tmp_path / 'gone'} does not exist" in _failure(["true"], cwd=tmp_path / "gone").message
 
 
 def test_a_file_that_cannot_be_executed_is_named(tmp_path: Path) -> None:
@@ -136,10 +145,12 @@ def test_merged_output_keeps_the_order_of_one_log() -> None:
 
 
 def test_console_output_is_not_captured_and_the_error_points_at_it(capfd: pytest.CaptureFixture[str]) -> None:
-    error = _failure(["sh", "-c", "echo 'Could not find a version'; exit 1"], output="console",
-                     what="pip-compile could not lock the host environment")
-    assert error.message == ("pip-compile could not lock the host environment (sh: exit code 1); "
-                             "its output is above")
+    error = _failure(
+        ["sh", "-c", "echo 'Could not find a version'; exit 1"],
+        output="console",
+        what="pip-compile could not lock the host environment",
+    )
+    assert error.message == ("pip-compile could not lock the host environment (sh: exit code 1); its output is above")
     assert "Could not find a version" in capfd.readouterr().out
 
 
@@ -156,15 +167,20 @@ def test_a_program_that_stops_reading_fails_by_its_own_exit_code() -> None:
         for _ in range(64):
             stdin.write(b"x" * 65536)
 
-    error = _failure(["sh", "-c", "echo 'load: no space left' >&2; exit 4"], input=write,
-                     what="loading the image failed")
+    error = _failure(
+        ["sh", "-c", "echo 'load: no space left' >&2; exit 4"], input=write, what="loading the image failed"
+    )
     assert error.message == "loading the image failed (sh: exit code 4):\n    load: no space left"
 
 
 def test_stdout_read_by_a_function_and_the_rest_drained() -> None:
     seen: list[bytes] = []
-    result = proc.run(["sh", "-c", "head -c 1000000 /dev/zero || exit 7; echo done >&2"],
-                      output=lambda out: seen.append(out.read(10)), what="x", timeout=30)
+    result = proc.run(
+        ["sh", "-c", "head -c 1000000 /dev/zero || exit 7; echo done >&2"],
+        output=lambda out: seen.append(out.read(10)),
+        what="x",
+        timeout=30,
+    )
     assert seen == [b"\0" * 10] and result.ok and result.stderr == "done\n" and result.stdout_bytes == b""
 
 
@@ -187,8 +203,9 @@ def test_a_streamed_run_times_out_too(streamed: str) -> None:
     if streamed == "input":
         error = _failure(["sh", "-c", "echo stuck >&2; exec sleep 30"], input=lambda stdin: None, timeout=0.5)
     else:
-        error = _failure(["sh", "-c", "echo stuck >&2; exec sleep 30"], output=lambda stdout: stdout.read(),
-                         timeout=0.5)
+        error = _failure(
+            ["sh", "-c", "echo stuck >&2; exec sleep 30"], output=lambda stdout: stdout.read(), timeout=0.5
+        )
     assert time.monotonic() - started < 10
     assert error.message == "the step failed (sh: did not finish within 0.5 s, stopped):\n    stuck"
 
@@ -198,8 +215,9 @@ def test_a_function_reading_stdout_takes_no_input() -> None:
         proc.run(["cat"], input=b"x", output=lambda stdout: None, what="x", timeout=5)
 
 
-def test_echo_prints_each_command_when_asked(monkeypatch: pytest.MonkeyPatch,
-                                             capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_echo_prints_each_command_when_asked(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     proc.run(["sh", "-c", "echo x"], what="x", timeout=30)
     assert "hpsforge: $" not in capfd.readouterr().err
     monkeypatch.setenv("HPSFORGE_ECHO", "1")  # read at the call, not at import
@@ -237,39 +255,57 @@ def _runs_programs(tree: ast.Module) -> list[str]:
         if isinstance(node, ast.Import | ast.ImportFrom):
             names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [alias.name for alias in node.names]
             found += [f"import {name}" for name in names if name in ("subprocess", "pty", "multiprocessing")]
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" \
-                and (node.attr in ("system", "popen", "fork", "forkpty") or node.attr.startswith(("exec", "spawn",
-                                                                                                 "posix_spawn"))):
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+            and (
+                node.attr in ("system", "popen", "fork", "forkpty")
+                or node.attr.startswith(("exec", "spawn", "posix_spawn"))
+            )
+        ):
             found.append(f"os.{node.attr}")
     return found
 
 
 def test_the_one_way_finder_finds_the_other_ways() -> None:
-    assert _runs_programs(ast.parse("import subprocess\nos.system('x')\nos.execvp('x', [])")) == \
-        ["import subprocess", "os.system", "os.execvp"]
+    assert _runs_programs(ast.parse("import subprocess\nos.system('x')\nos.execvp('x', [])")) == [
+        "import subprocess",
+        "os.system",
+        "os.execvp",
+    ]
     assert _runs_programs(ast.parse("from subprocess import run\nos.environ.get('x')")) == ["import subprocess"]
 
 
 def test_build_runs_programs_only_through_proc() -> None:
-    offenders = {str(path.relative_to(PACKAGE)): found for path in sorted(PACKAGE.rglob("*.py"))
-                 if path != PACKAGE / "core" / "proc.py"
-                 and (found := _runs_programs(ast.parse(path.read_text(encoding="utf-8"))))}
+    offenders = {
+        str(path.relative_to(PACKAGE)): found
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != PACKAGE / "core" / "proc.py"
+        and (found := _runs_programs(ast.parse(path.read_text(encoding="utf-8"))))
+    }
     assert offenders == {}
 
 
 # Call sites keep their words, and gain the program's.
 
-def test_mmdebstraps_log_tail_is_quoted_and_its_environment_set(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_mmdebstraps_log_tail_is_quoted_and_its_environment_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from hpsforge.images import mmdebstrap
 
     fake = tmp_path / "mmdebstrap"
-    fake.write_text('#!/bin/sh\necho "I: LC_ALL=$LC_ALL SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH"\n'
-                    'echo "E: apt-get download failed" >&2\nexit 1\n')
+    fake.write_text(
+        '#!/bin/sh\necho "I: LC_ALL=$LC_ALL SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH"\n'
+        'echo "E: apt-get download failed" >&2\nexit 1\n'
+    )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
     with pytest.raises(HpsforgeError) as raised:
         mmdebstrap.run_mmdebstrap(["--variant=essential"], epoch=1700000000)
-    assert raised.value.message == ("mmdebstrap failed (mmdebstrap: exit code 1):\n"
-                                    "    I: LC_ALL=C.UTF-8 SOURCE_DATE_EPOCH=1700000000\n"
-                                    "    E: apt-get download failed")
+    assert raised.value.message == (
+        "mmdebstrap failed (mmdebstrap: exit code 1):\n"
+        "    I: LC_ALL=C.UTF-8 SOURCE_DATE_EPOCH=1700000000\n"
+        "    E: apt-get download failed"
+    )

@@ -14,17 +14,37 @@ DIGEST = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
 
 
-def _image(role: str, first: str | None = DIGEST, rebuilt: str = DIGEST, verdict: Verdict = Verdict.REPRODUCIBLE,
-           inputs: str = "1" * 64) -> repro.ImageResult:
-    return repro.ImageResult(role=role, kind="pipeline", target="cpu", pipeline=role, inputs_sha256=inputs,
-                             recorded=first, first=first, rebuilt=rebuilt, verdict=verdict, seconds=1.0)
+def _image(
+    role: str,
+    first: str | None = DIGEST,
+    rebuilt: str = DIGEST,
+    verdict: Verdict = Verdict.REPRODUCIBLE,
+    inputs: str = "1" * 64,
+) -> repro.ImageResult:
+    return repro.ImageResult(
+        role=role,
+        kind="pipeline",
+        target="cpu",
+        pipeline=role,
+        inputs_sha256=inputs,
+        recorded=first,
+        first=first,
+        rebuilt=rebuilt,
+        verdict=verdict,
+        seconds=1.0,
+    )
 
 
 def _report(*images: repro.ImageResult, revision: str = "abc123", kernel: str = "6.1") -> repro.ReproReport:
-    return repro.ReproReport(format=repro.FORMAT, revision=revision, created="2026-12-01T00:00:00Z", targets=["cpu"],
-                             from_archive=False, machine=repro.Machine(engine="26.1.5", buildx="0.13.1", kernel=kernel,
-                                                                       architecture="x86_64"),
-                             images=list(images))
+    return repro.ReproReport(
+        format=repro.FORMAT,
+        revision=revision,
+        created="2026-12-01T00:00:00Z",
+        targets=["cpu"],
+        from_archive=False,
+        machine=repro.Machine(engine="26.1.5", buildx="0.13.1", kernel=kernel, architecture="x86_64"),
+        images=list(images),
+    )
 
 
 def _write(tmp_path, name: str, report: repro.ReproReport):
@@ -37,10 +57,18 @@ def test_the_worst_verdict_decides_the_run():
     assert _report(_image("a"), _image("b")).worst() is Verdict.REPRODUCIBLE
     assert _report().worst() is Verdict.REPRODUCIBLE
     assert _report(_image("a", verdict=Verdict.NEW_INPUTS), _image("b")).worst() is Verdict.NEW_INPUTS
-    assert _report(_image("a", verdict=Verdict.NEW_INPUTS), _image("b", verdict=Verdict.INPUTS_UNAVAILABLE)).worst() \
+    assert (
+        _report(_image("a", verdict=Verdict.NEW_INPUTS), _image("b", verdict=Verdict.INPUTS_UNAVAILABLE)).worst()
         is Verdict.INPUTS_UNAVAILABLE
-    assert _report(_image("a", verdict=Verdict.NOT_REPRODUCIBLE), _image("b", verdict=Verdict.INPUTS_UNAVAILABLE),
-                   _image("c", verdict=Verdict.NEW_INPUTS)).worst() is Verdict.NOT_REPRODUCIBLE
+    )
+    assert (
+        _report(
+            _image("a", verdict=Verdict.NOT_REPRODUCIBLE),
+            _image("b", verdict=Verdict.INPUTS_UNAVAILABLE),
+            _image("c", verdict=Verdict.NEW_INPUTS),
+        ).worst()
+        is Verdict.NOT_REPRODUCIBLE
+    )
 
 
 def test_each_verdict_carries_its_exit_code_and_error_kind():
@@ -57,8 +85,12 @@ def test_each_verdict_carries_its_exit_code_and_error_kind():
 def test_report_json_keeps_the_verdict_strings(tmp_path):
     report = _report(*(_image(verdict.value, verdict=verdict) for verdict in Verdict))
     written = json.loads(report.model_dump_json())
-    assert [image["verdict"] for image in written["images"]] == \
-        ["reproducible", "new-inputs", "inputs-unavailable", "not-reproducible"]
+    assert [image["verdict"] for image in written["images"]] == [
+        "reproducible",
+        "new-inputs",
+        "inputs-unavailable",
+        "not-reproducible",
+    ]
     read = repro.read_report(_write(tmp_path, "report.json", report))
     assert [image.verdict for image in read.images] == list(Verdict)
 
@@ -73,23 +105,44 @@ def test_fail_on_raises_with_the_verdicts_exit_code(verdict, tmp_path):
 
 
 def test_junit_has_one_testcase_per_image_and_marks_each_verdict():
-    report = _report(_image("ok"), _image("drift", rebuilt=OTHER, verdict=Verdict.NOT_REPRODUCIBLE),
-                     _image("gone", verdict=Verdict.INPUTS_UNAVAILABLE), _image("fresh", verdict=Verdict.NEW_INPUTS))
+    report = _report(
+        _image("ok"),
+        _image("drift", rebuilt=OTHER, verdict=Verdict.NOT_REPRODUCIBLE),
+        _image("gone", verdict=Verdict.INPUTS_UNAVAILABLE),
+        _image("fresh", verdict=Verdict.NEW_INPUTS),
+    )
     suite = ElementTree.fromstring(repro.junit(report))
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("4", "1", "1", "1")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == (
+        "4",
+        "1",
+        "1",
+        "1",
+    )
     kinds = {case.get("name"): [child.tag for child in case] for case in suite}
     assert kinds == {"ok": [], "drift": ["failure"], "gone": ["error"], "fresh": ["skipped"]}
 
 
 def test_compare_names_the_image_that_differs_with_the_same_inputs(tmp_path):
-    a = _write(tmp_path, "a.json", _report(_image("base"), _image("ocr"), _image("lac", inputs="2" * 64),
-                                           _image("gpu", first=None), _image("gone")))
-    b = _write(tmp_path, "b.json", _report(_image("base"), _image("ocr", first=OTHER), _image("lac", first=OTHER),
-                                           _image("gpu"), kernel="6.8"))
+    a = _write(
+        tmp_path,
+        "a.json",
+        _report(
+            _image("base"), _image("ocr"), _image("lac", inputs="2" * 64), _image("gpu", first=None), _image("gone")
+        ),
+    )
+    b = _write(
+        tmp_path,
+        "b.json",
+        _report(_image("base"), _image("ocr", first=OTHER), _image("lac", first=OTHER), _image("gpu"), kernel="6.8"),
+    )
     comparison = repro.compare(a, b)
     assert {image.role: image.outcome for image in comparison.images} == {
-        "base": CompareOutcome.SAME, "ocr": CompareOutcome.DIFFERS, "lac": CompareOutcome.INPUTS_DIFFER,
-        "gpu": CompareOutcome.NOT_BUILT, "gone": CompareOutcome.NOT_BUILT}
+        "base": CompareOutcome.SAME,
+        "ocr": CompareOutcome.DIFFERS,
+        "lac": CompareOutcome.INPUTS_DIFFER,
+        "gpu": CompareOutcome.NOT_BUILT,
+        "gone": CompareOutcome.NOT_BUILT,
+    }
     (differing,) = comparison.differing()
     assert differing.role == "ocr" and (differing.first.first, differing.second.first) == (DIGEST, OTHER)
     lines = comparison.lines()

@@ -79,18 +79,22 @@ def test_parse_without_header_has_no_input_hash():
 
 def test_parse_ignores_malformed_hashes():
     # Upper-case, short and over-long digests are not sha256 hashes of the lock format.
-    text = (f"foo==1.0 \\\n    --hash=sha256:{'A' * 64} \\\n    --hash=sha256:{'1' * 63} \\\n"
-            f"    --hash=sha256:{'1' * 65}\n")
+    text = (
+        f"foo==1.0 \\\n    --hash=sha256:{'A' * 64} \\\n    --hash=sha256:{'1' * 63} \\\n    --hash=sha256:{'1' * 65}\n"
+    )
     assert _lock(text).requirements[0].hashes == frozenset()
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("PyYAML", "pyyaml"),
-    ("pip_tools", "pip-tools"),
-    ("pip-tools", "pip-tools"),
-    ("Zope.Interface", "zope-interface"),
-    ("a__b-._c", "a-b-c"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("PyYAML", "pyyaml"),
+        ("pip_tools", "pip-tools"),
+        ("pip-tools", "pip-tools"),
+        ("Zope.Interface", "zope-interface"),
+        ("a__b-._c", "a-b-c"),
+    ],
+)
 def test_canonical_name(name, expected):
     assert canonical_name(name) == expected
 

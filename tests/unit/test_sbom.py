@@ -43,6 +43,7 @@ def fast_iri_check(monkeypatch):
     """jsonschema checks `iri-reference` with a full RFC 3987 Earley parser: ~30 ms a URL, so the
     ~130 URLs of a document would take seconds. Validation of everything else is unchanged;
     test_urls_are_valid_iris runs the real parser over one URL of each kind."""
+
     def is_iri_reference(instance: object) -> bool:
         if not isinstance(instance, str):
             return True
@@ -50,6 +51,7 @@ def fast_iri_check(monkeypatch):
             raise ValueError(f"not an IRI reference: {instance!r}")
         urlsplit(instance)
         return True
+
     monkeypatch.setitem(Draft7Validator.FORMAT_CHECKER.checkers, "iri-reference", (is_iri_reference, ValueError))
 
 
@@ -133,10 +135,16 @@ def test_every_debian_package_is_listed(project, target):
         assert f"distro=debian-{config.base.suite}" in component["purl"]
         # Each purl reads back as its package (the version percent-decoded).
         purl = PackageURL.from_string(component["purl"])
-        assert (purl.type, purl.namespace, purl.name, purl.version) == ("deb", "debian", component["name"],
-                                                                        component["version"])
-        assert purl.qualifiers == {"arch": component["bom-ref"].rsplit(":", 1)[1],
-                                   "distro": f"debian-{config.base.suite}"}
+        assert (purl.type, purl.namespace, purl.name, purl.version) == (
+            "deb",
+            "debian",
+            component["name"],
+            component["version"],
+        )
+        assert purl.qualifiers == {
+            "arch": component["bom-ref"].rsplit(":", 1)[1],
+            "distro": f"debian-{config.base.suite}",
+        }
 
 
 def test_debian_purls_in_packageurls_canonical_form(project):
@@ -147,11 +155,13 @@ def test_debian_purls_in_packageurls_canonical_form(project):
     packages = {p.name: p for p in debian.DebianLock.read(debian.base_lock_path()).packages}
     suite = f"debian-{config.base.suite}"
     epoch = next(p for p in packages.values() if ":" in p.version and "+" in p.version)
-    assert purls[epoch.name] == (f"pkg:deb/debian/{epoch.name}@{epoch.version.replace('+', '%2B')}"
-                                 f"?arch={epoch.architecture}&distro={suite}")
+    assert purls[epoch.name] == (
+        f"pkg:deb/debian/{epoch.name}@{epoch.version.replace('+', '%2B')}?arch={epoch.architecture}&distro={suite}"
+    )
     stdcxx = packages["libstdc++6"]
-    assert purls["libstdc++6"] == (f"pkg:deb/debian/libstdc%2B%2B6@{stdcxx.version.replace('+', '%2B')}"
-                                   f"?arch={stdcxx.architecture}&distro={suite}")
+    assert purls["libstdc++6"] == (
+        f"pkg:deb/debian/libstdc%2B%2B6@{stdcxx.version.replace('+', '%2B')}?arch={stdcxx.architecture}&distro={suite}"
+    )
     hand_made = f"pkg:deb/debian/libstdc++6@{quote(stdcxx.version, safe='')}?arch={stdcxx.architecture}&distro={suite}"
     assert PackageURL.from_string(hand_made) == PackageURL.from_string(purls["libstdc++6"])
 
@@ -170,8 +180,7 @@ def test_every_locked_requirement_is_listed(project, target):
 
 def test_each_target_lists_its_own_paddle(project):
     config, pipelines = project
-    names = {t: {c["name"] for c in _components(sbom.document(config, pipelines, t), "pypi:")}
-             for t in ("cpu", "gpu")}
+    names = {t: {c["name"] for c in _components(sbom.document(config, pipelines, t), "pypi:")} for t in ("cpu", "gpu")}
     assert "paddlepaddle" in names["cpu"] and "paddlepaddle-gpu" not in names["cpu"]
     assert "paddlepaddle-gpu" in names["gpu"] and "paddlepaddle" not in names["gpu"]
 
@@ -182,7 +191,8 @@ def test_every_model_file_is_listed(project, target):
     components = _components(sbom.document(config, pipelines, target), "model:")
     expected = {
         f"{name}/{artifact.name}": artifact.files
-        for name, pipeline in pipelines.items() for artifact in pipeline.models
+        for name, pipeline in pipelines.items()
+        for artifact in pipeline.models
     }
     assert expected
     listed = {}
@@ -267,7 +277,8 @@ def _write_manifest(cache, target: str, lock_sha256: str, wheels: list[dict]) ->
     folder = cache / "wheelhouse" / target
     folder.mkdir(parents=True)
     (folder / "manifest.json").write_text(
-        json.dumps({"target": target, "lock_sha256": lock_sha256, "wheels": wheels}), encoding="utf-8")
+        json.dumps({"target": target, "lock_sha256": lock_sha256, "wheels": wheels}), encoding="utf-8"
+    )
 
 
 def _numpy(document: dict) -> dict:
@@ -280,9 +291,18 @@ def test_fresh_wheelhouse_manifest_narrows_hashes_to_the_fetched_wheel(project, 
     lock_file = pip_locks.lock_path("cpu")
     numpy = requirements_lock.read(lock_file).by_name()["numpy"]
     chosen = sorted(numpy.hashes)[0]
-    _write_manifest(empty_cache, "cpu", sha256_file(lock_file), [{
-        "filename": f"numpy-{numpy.version}-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-        "sha256": chosen, "size": 1}])
+    _write_manifest(
+        empty_cache,
+        "cpu",
+        sha256_file(lock_file),
+        [
+            {
+                "filename": f"numpy-{numpy.version}-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+                "sha256": chosen,
+                "size": 1,
+            }
+        ],
+    )
     component = _numpy(sbom.document(config, pipelines, "cpu"))
     assert component["version"] == numpy.version
     assert _digests(component) == [chosen]
@@ -292,8 +312,17 @@ def test_stale_wheelhouse_manifest_is_ignored(project, empty_cache):
     config, pipelines = project
     lock_file = pip_locks.lock_path("cpu")
     numpy = requirements_lock.read(lock_file).by_name()["numpy"]
-    _write_manifest(empty_cache, "cpu", "0" * 64, [{
-        "filename": "numpy-1.26.3-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-        "sha256": "ab" * 32, "size": 1}])
+    _write_manifest(
+        empty_cache,
+        "cpu",
+        "0" * 64,
+        [
+            {
+                "filename": "numpy-1.26.3-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+                "sha256": "ab" * 32,
+                "size": 1,
+            }
+        ],
+    )
     component = _numpy(sbom.document(config, pipelines, "cpu"))
     assert set(_digests(component)) <= numpy.hashes

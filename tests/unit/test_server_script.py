@@ -16,8 +16,10 @@ sys.path.insert(0, str(SDK_SERVER))
 
 from hps_server import launch  # noqa: E402
 
-CPU_CONFIG = 'name: "{name}"\nbackend: "python"\n{extra}\n# Written by hpsforge for the {device} device.\n' \
-             'instance_group [{{ count: 1, kind: KIND_{kind} }}]\n'
+CPU_CONFIG = (
+    'name: "{name}"\nbackend: "python"\n{extra}\n# Written by hpsforge for the {device} device.\n'
+    "instance_group [{{ count: 1, kind: KIND_{kind} }}]\n"
+)
 
 
 def _model(repo: Path, name: str, extra: str = "") -> None:
@@ -26,7 +28,8 @@ def _model(repo: Path, name: str, extra: str = "") -> None:
     (repo / name / "configs").mkdir()
     for device, kind in (("cpu", "CPU"), ("gpu", "GPU")):
         (repo / name / "configs" / f"{device}.pbtxt").write_text(
-            CPU_CONFIG.format(name=name, extra=extra, device=device, kind=kind))
+            CPU_CONFIG.format(name=name, extra=extra, device=device, kind=kind)
+        )
     (repo / name / "config.pbtxt").write_text(CPU_CONFIG.format(name=name, extra=extra, device="cpu", kind="CPU"))
 
 
@@ -45,10 +48,15 @@ def bundle(tmp_path):
 
 
 def _run(bundle, *args, **env):
-    environment = {"PATH": f"{bundle / 'bin'}:{os.environ['PATH']}", "HOME": str(bundle),
-                   "HPS_RUNTIME_DIR": str(bundle / "run"), **env}
-    return subprocess.run(["sh", str(bundle / "server.sh"), *args], capture_output=True, text=True,
-                          env=environment, timeout=30)
+    environment = {
+        "PATH": f"{bundle / 'bin'}:{os.environ['PATH']}",
+        "HOME": str(bundle),
+        "HPS_RUNTIME_DIR": str(bundle / "run"),
+        **env,
+    }
+    return subprocess.run(
+        ["sh", str(bundle / "server.sh"), *args], capture_output=True, text=True, env=environment, timeout=30
+    )
 
 
 def test_every_declared_model_is_loaded_by_name_and_caller_arguments_come_last(bundle):
@@ -131,14 +139,17 @@ def _cgroup(tmp_path: Path, v2: str | None = None, v1: tuple[str, str] | None = 
     return tmp_path
 
 
-@pytest.mark.parametrize("v2, v1, quota", [
-    ("max 100000\n", None, None),            # no limit
-    ("150000 100000\n", None, 1.5),          # docker run --cpus 1.5
-    ("50000 100000\n", None, 0.5),           # half a CPU still gets one instance
-    (None, ("-1", "100000"), None),          # cgroup v1 without a quota
-    (None, ("300000", "100000"), 3.0),       # cgroup v1 with one
-    (None, None, None),                      # no cgroup files at all
-])
+@pytest.mark.parametrize(
+    "v2, v1, quota",
+    [
+        ("max 100000\n", None, None),  # no limit
+        ("150000 100000\n", None, 1.5),  # docker run --cpus 1.5
+        ("50000 100000\n", None, 0.5),  # half a CPU still gets one instance
+        (None, ("-1", "100000"), None),  # cgroup v1 without a quota
+        (None, ("300000", "100000"), 3.0),  # cgroup v1 with one
+        (None, None, None),  # no cgroup files at all
+    ],
+)
 def test_the_cgroup_quota_limits_the_cpus(tmp_path, monkeypatch, v2, v1, quota):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     cpus = launch.usable_cpus(_cgroup(tmp_path, v2, v1))

@@ -20,26 +20,33 @@ def _bundle(tmp_path: Path, gpu_count: str | None) -> Path:
     for device in ("cpu", "gpu"):
         if device == "cpu":
             (tmp_path / "model_repo" / "ocr" / "config.pbtxt").write_text(
-                'name: "ocr"\nbackend: "python"\ninstance_group [{ count: 1, kind: KIND_CPU }]\n')
+                'name: "ocr"\nbackend: "python"\ninstance_group [{ count: 1, kind: KIND_CPU }]\n'
+            )
         (tmp_path / "model_repo" / "ocr" / "configs" / f"{device}.pbtxt").write_text(
-            f'name: "ocr"\nbackend: "python"\ninstance_group [{{ count: 1, kind: KIND_{device.upper()} }}]\n')
+            f'name: "ocr"\nbackend: "python"\ninstance_group [{{ count: 1, kind: KIND_{device.upper()} }}]\n'
+        )
     (tmp_path / "MODELS").write_text("ocr\n")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "tritonserver").write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
     if gpu_count is not None:
-        (bin_dir / "hps-gpu-check").write_text(
-            f'#!/bin/sh\n[ "$1" = --count ] || exit 9\necho "{gpu_count}"\n')
+        (bin_dir / "hps-gpu-check").write_text(f'#!/bin/sh\n[ "$1" = --count ] || exit 9\necho "{gpu_count}"\n')
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
     return tmp_path
 
 
 def _run(bundle: Path, **env):
-    environment = {"PATH": f"{bundle / 'bin'}:{os.environ['PATH']}", "HOME": str(bundle), "HPS_ADMIN_KEY": "k" * 20,
-                   "HPS_RUNTIME_DIR": str(bundle / "run"), **env}
-    return subprocess.run(["sh", str(bundle / "server.sh")], capture_output=True, text=True, env=environment,
-                          timeout=30)
+    environment = {
+        "PATH": f"{bundle / 'bin'}:{os.environ['PATH']}",
+        "HOME": str(bundle),
+        "HPS_ADMIN_KEY": "k" * 20,
+        "HPS_RUNTIME_DIR": str(bundle / "run"),
+        **env,
+    }
+    return subprocess.run(
+        ["sh", str(bundle / "server.sh")], capture_output=True, text=True, env=environment, timeout=30
+    )
 
 
 def _config_name(result) -> str:
@@ -87,4 +94,3 @@ def test_cpu_never_asks_for_a_gpu(tmp_path):
     (bundle / "bin" / "hps-gpu-check").write_text("#!/bin/sh\nexit 99\n")  # would fail if asked
     result = _run(bundle, HPS_DEVICE="cpu")
     assert result.returncode == 0 and _config_name(result) == "--model-config-name=cpu"
-

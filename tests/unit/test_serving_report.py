@@ -44,8 +44,10 @@ def test_the_table_is_the_one_the_run_printed(recorded):
 def test_the_summary_is_computed_from_the_measurements(recorded):
     entry = recorded.pipelines[PIPELINE]
     for workload in entry.cases:
-        assert serving_report.summarize(workload, entry.in_process, entry.flask, entry.triton,
-                                        entry.triton_before) == entry.summary[workload]
+        assert (
+            serving_report.summarize(workload, entry.in_process, entry.flask, entry.triton, entry.triton_before)
+            == entry.summary[workload]
+        )
     summary = entry.summary["golden"]
     assert summary.in_process_best is not None and summary.in_process_best.label == "1x2"
     assert summary.triton_http is not None and summary.triton_http.qps_c8 is None  # no c=8 point in a smoke run
@@ -54,12 +56,21 @@ def test_the_summary_is_computed_from_the_measurements(recorded):
 def _minimal(recorded: ServingReport) -> ServingReport:
     """The recorded run as if measured with --no-in-process --no-flask, no "before", HTTP only."""
     entry = recorded.pipelines[PIPELINE]
-    triton = TritonRun.of({workload: measured.model_copy(update={"grpc": None})
-                           for workload, measured in entry.triton.workloads.items()}, entry.triton.ready_s)
+    triton = TritonRun.of(
+        {workload: measured.model_copy(update={"grpc": None}) for workload, measured in entry.triton.workloads.items()},
+        entry.triton.ready_s,
+    )
     summary = {workload: serving_report.summarize(workload, None, None, triton, None) for workload in entry.cases}
-    lean = entry.model_copy(update={"in_process": None, "flask": None, "triton_before": None, "triton": triton,
-                                    "images": entry.images.model_copy(update={"triton_before": None}),
-                                    "summary": summary})
+    lean = entry.model_copy(
+        update={
+            "in_process": None,
+            "flask": None,
+            "triton_before": None,
+            "triton": triton,
+            "images": entry.images.model_copy(update={"triton_before": None}),
+            "summary": summary,
+        }
+    )
     return recorded.model_copy(update={"pipelines": {PIPELINE: lean}})
 
 
@@ -72,7 +83,8 @@ def test_what_was_not_measured_is_absent_and_what_could_not_be_had_is_null(recor
     assert "grpc" not in entry["triton"]["golden"] and entry["triton"]["golden"]["http"]
     assert entry["summary"]["golden"] == {
         "triton_http": {"qps_c8": None, "p50_c1_ms": entry["triton"]["golden"]["http"][0]["p50_ms"], "cpu_ms_c8": None},
-        "triton_grpc": {"qps_c8": None, "p50_c1_ms": None, "cpu_ms_c8": None}}
+        "triton_grpc": {"qps_c8": None, "p50_c1_ms": None, "cpu_ms_c8": None},
+    }
     rows = serving_report.table(_minimal(recorded)).splitlines()
     assert sum(row.startswith(f"{PIPELINE} / ") and "stage times" not in row for row in rows) == 2  # no "before"
     assert not any(row.startswith("  in-process") for row in rows)
@@ -113,8 +125,10 @@ def _plot_with_a_stand_in_matplotlib(report: ServingReport, tmp_path: Path) -> n
     spec = importlib.util.spec_from_file_location("bench_plot", PROJECT_ROOT / "bench" / "plot.py")
     assert spec is not None and spec.loader is not None
     plot = importlib.util.module_from_spec(spec)
-    with mock.patch.dict(sys.modules, {"matplotlib": matplotlib, "matplotlib.pyplot": pyplot}), \
-            mock.patch.object(sys, "argv", ["plot.py", str(source), str(tmp_path / "serving.png")]):
+    with (
+        mock.patch.dict(sys.modules, {"matplotlib": matplotlib, "matplotlib.pyplot": pyplot}),
+        mock.patch.object(sys, "argv", ["plot.py", str(source), str(tmp_path / "serving.png")]),
+    ):
         spec.loader.exec_module(plot)
         assert plot.main() == 0
     figure.savefig.assert_called_once_with(str(tmp_path / "serving.png"), dpi=110)
@@ -128,12 +142,22 @@ def _labels(axis: mock.MagicMock) -> list[str]:
 def test_bench_plot_reads_what_the_model_writes(recorded, tmp_path):
     axes = _plot_with_a_stand_in_matplotlib(recorded, tmp_path)
     assert [_labels(axis) for axis in axes.flat] == [
-        ["Triton HTTP", "Triton gRPC", "Triton HTTP, before", "Triton gRPC, before", "Flask+gunicorn (-w 2)",
-         "in-process (1x2)"]] * 2
+        [
+            "Triton HTTP",
+            "Triton gRPC",
+            "Triton HTTP, before",
+            "Triton gRPC, before",
+            "Flask+gunicorn (-w 2)",
+            "in-process (1x2)",
+        ]
+    ] * 2
     golden = axes.flat[0]
     http = recorded.pipelines[PIPELINE].triton.workloads["golden"].points("http")
-    assert golden.plot.call_args_list[0].args == ([point.concurrency for point in http], [point.qps for point in http],
-                                                  "o-")
+    assert golden.plot.call_args_list[0].args == (
+        [point.concurrency for point in http],
+        [point.qps for point in http],
+        "o-",
+    )
     golden.set_title.assert_called_once_with(f"{PIPELINE}: golden (upright)", fontsize=10)
 
 

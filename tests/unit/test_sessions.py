@@ -53,8 +53,11 @@ def _bench_without_the_engine(monkeypatch) -> list[tuple]:
     calls: list[tuple] = []
     monkeypatch.setattr(cli.engine, "ensure", lambda config: calls.append(("engine",)))
     monkeypatch.setattr(cli.rebuild, "rebuild", lambda project, target: calls.append(("rebuild", target)) or [])
-    monkeypatch.setattr(cli.rebuild, "registry_cache", lambda project, target, reference: calls.append(
-        ("registry_cache", target, reference)) or [])
+    monkeypatch.setattr(
+        cli.rebuild,
+        "registry_cache",
+        lambda project, target, reference: calls.append(("registry_cache", target, reference)) or [],
+    )
     return calls
 
 
@@ -62,8 +65,9 @@ def test_registry_cache_refuses_to_empty_the_build_cache_unless_told(monkeypatch
     from hpsforge import cli
 
     calls = _bench_without_the_engine(monkeypatch)
-    with pytest.raises(UsageError, match=r"empties the engine's whole BuildKit cache \(`docker buildx prune --all`\)") \
-            as refused:
+    with pytest.raises(
+        UsageError, match=r"empties the engine's whole BuildKit cache \(`docker buildx prune --all`\)"
+    ) as refused:
         cli.run_bench(["cpu", "--registry-cache", "registry.example:5000/cache"])
     assert refused.value.exit_code == 2 and "--prune-local-cache" in str(refused.value)
     with pytest.raises(UsageError, match="--prune-local-cache goes with --registry-cache"):
@@ -81,5 +85,6 @@ def test_the_help_says_what_registry_cache_prunes(capsys):
     shown = " ".join(capsys.readouterr().out.split())
     assert "--registry-cache REF also time rebuilds with an empty local BuildKit cache" in shown
     assert "needs --prune-local-cache" in shown
-    assert "empty the engine's WHOLE BuildKit cache (`docker buildx prune --all`, twice), other projects' builds" \
-        in shown
+    assert (
+        "empty the engine's WHOLE BuildKit cache (`docker buildx prune --all`, twice), other projects' builds" in shown
+    )

@@ -30,8 +30,11 @@ def test_wheel_name_and_contents(wheel):
     assert wheel.name == WHEEL
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-    package = sorted(path.relative_to(CLIENT / "src").as_posix() for path in (CLIENT / "src" / "hps_client").iterdir()
-                     if path.is_file() and path.suffix != ".pyc")
+    package = sorted(
+        path.relative_to(CLIENT / "src").as_posix()
+        for path in (CLIENT / "src" / "hps_client").iterdir()
+        if path.is_file() and path.suffix != ".pyc"
+    )
     assert "hps_client/py.typed" in package
     assert names == [*package, f"{INFO}/entry_points.txt", f"{INFO}/WHEEL", f"{INFO}/METADATA", f"{INFO}/RECORD"]
     assert [entry.name for entry in wheel.parent.iterdir()] == [WHEEL]  # no build leftovers
@@ -77,7 +80,8 @@ def test_another_epoch_gives_other_bytes(wheel, tmp_path):
     with zipfile.ZipFile(later) as new, zipfile.ZipFile(wheel) as old:
         assert {info.date_time for info in new.infolist()} == {(2026, 1, 2, 0, 0, 0)}
         assert [(name, new.read(name)) for name in new.namelist()] == [
-            (name, old.read(name)) for name in old.namelist()]
+            (name, old.read(name)) for name in old.namelist()
+        ]
 
 
 def test_an_epoch_before_1980_is_clamped(tmp_path):
@@ -101,15 +105,36 @@ def test_built_from_the_project_root(wheel, tmp_path, monkeypatch):
 
 def test_pip_installs_the_wheel_and_it_imports(wheel, tmp_path):
     target = tmp_path / "site"
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                           "--disable-pip-version-check", "--no-compile", "--target", str(target), str(wheel)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert (target / "hps_client" / "py.typed").exists() and (target / "bin" / "hps-client").exists()
     # The installed copy, not the checkout's sdk/client/src (its dependencies from the host environment).
-    done = subprocess.run([sys.executable, "-c", "import hps_client; print(hps_client.__file__, hps_client.Client)"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(target)})
+    done = subprocess.run(
+        [sys.executable, "-c", "import hps_client; print(hps_client.__file__, hps_client.Client)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(target)},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(str(target / "hps_client" / "__init__.py"))
 

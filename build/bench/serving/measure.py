@@ -111,20 +111,36 @@ def _running(container: str) -> bool:
 
 
 @contextmanager
-def _server(image: str, label: str, ports: tuple[int, ...], metrics_port: int | None = None,
-            ready_path: str = ready.READY_PATH, **options: Any) -> Iterator[Server]:
+def _server(
+    image: str,
+    label: str,
+    ports: tuple[int, ...],
+    metrics_port: int | None = None,
+    ready_path: str = ready.READY_PATH,
+    **options: Any,
+) -> Iterator[Server]:
     """A detached container publishing `ports` on 127.0.0.1, once `ready_path` answers 200."""
     name = f"hps-bench-{label}-{os.getpid()}"
     try:
-        docker.run(image, detach=True, name=name, shm_size=SHM_SIZE,
-                   publish=[("127.0.0.1:", port) for port in ports], **options)
+        docker.run(
+            image,
+            detach=True,
+            name=name,
+            shm_size=SHM_SIZE,
+            publish=[("127.0.0.1:", port) for port in ports],
+            **options,
+        )
     except DockerException as error:
         raise HpsforgeError(f"cannot start {image}: {(error.stderr or '').strip()[-400:]}") from None
     try:
         http = _host_port(name, ports[0])
         try:
-            ready_s = ready.wait_until(lambda: ready.http_ready(http, ready_path), READY_TIMEOUT_S,
-                                       alive=lambda: _running(name), what=f"{label} ({image})")
+            ready_s = ready.wait_until(
+                lambda: ready.http_ready(http, ready_path),
+                READY_TIMEOUT_S,
+                alive=lambda: _running(name),
+                what=f"{label} ({image})",
+            )
         except ready.NotReadyError as error:
             raise HpsforgeError(f"{error}; the end of its log:\n{docker.container.logs(name, tail=40)}") from None
         yield Server(name, http, _host_port(name, metrics_port) if metrics_port else None, ready_s)
@@ -144,12 +160,23 @@ def _post(url: str, body: bytes, timeout: float = 300) -> tuple[int, bytes]:
 
 def _triton_send(http: str) -> goldens.Send:
     def send(model: str, request: dict[str, Any]) -> dict[str, Any]:
-        body = json.dumps({"inputs": [{"name": "input", "datatype": "BYTES", "shape": [1, 1],
-                                       "data": [json.dumps(request, ensure_ascii=False)]}]}).encode()
+        body = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "input",
+                        "datatype": "BYTES",
+                        "shape": [1, 1],
+                        "data": [json.dumps(request, ensure_ascii=False)],
+                    }
+                ]
+            }
+        ).encode()
         status, reply = _post(f"http://{http}/v2/models/{model}/infer", body)
         if status != 200:
             return {"errorCode": None, "errorMsg": f"HTTP {status}: {reply[:300]!r}"}
         return json.loads(json.loads(reply)["outputs"][0]["data"][0])
+
     return send
 
 
@@ -157,6 +184,7 @@ def _json_send(http: str) -> goldens.Send:
     def send(model: str, request: dict[str, Any]) -> dict[str, Any]:
         status, reply = _post(f"http://{http}/{model}", document_bytes(request))
         return json.loads(reply) if status == 200 else {"errorCode": None, "errorMsg": f"HTTP {status}"}
+
     return send
 
 
@@ -165,14 +193,21 @@ def document_bytes(request: dict[str, Any]) -> bytes:
     return json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _tool(image: str, arguments: list[str], volumes: list[tuple[str, str, str]],
-          network: str | None = None) -> list[dict[str, Any]]:
+def _tool(
+    image: str, arguments: list[str], volumes: list[tuple[str, str, str]], network: str | None = None
+) -> list[dict[str, Any]]:
     """Run a bench tool (python3 /bench/<tool>) in the bench image; its JSON documents, one a line."""
     try:
-        output = docker.run(image, ["python3", *arguments], remove=True, entrypoint="",
-                            networks=[network] if network else [], shm_size=SHM_SIZE,
-                            volumes=[(str(BENCH_TOOLS), "/bench", "ro"), *volumes],
-                            envs={"HPS_LOG_REQUESTS": "0"})
+        output = docker.run(
+            image,
+            ["python3", *arguments],
+            remove=True,
+            entrypoint="",
+            networks=[network] if network else [],
+            shm_size=SHM_SIZE,
+            volumes=[(str(BENCH_TOOLS), "/bench", "ro"), *volumes],
+            envs={"HPS_LOG_REQUESTS": "0"},
+        )
     except DockerException as error:
         raise HpsforgeError(f"{arguments[0]} failed in {image}:\n{(error.stderr or '').strip()[-2000:]}") from None
     documents = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
@@ -212,9 +247,14 @@ def _triton_statistics(http: str, model: str) -> dict[str, int]:
     except (OSError, ValueError, KeyError, IndexError):
         return {}
     stats = entry["inference_stats"]
-    return {"inferences": entry.get("inference_count", 0), "executions": entry.get("execution_count", 0),
-            "queue_ns": stats["queue"]["ns"], "queue_count": stats["queue"]["count"],
-            "compute_ns": stats["compute_infer"]["ns"], "compute_count": stats["compute_infer"]["count"]}
+    return {
+        "inferences": entry.get("inference_count", 0),
+        "executions": entry.get("execution_count", 0),
+        "queue_ns": stats["queue"]["ns"],
+        "queue_count": stats["queue"]["count"],
+        "compute_ns": stats["compute_infer"]["ns"],
+        "compute_count": stats["compute_infer"]["count"],
+    }
 
 
 def _statistics_delta(after: dict[str, int], before: dict[str, int]) -> TritonStatistics:
@@ -224,46 +264,85 @@ def _statistics_delta(after: dict[str, int], before: dict[str, int]) -> TritonSt
     return TritonStatistics(
         mean_batch=delta["inferences"] / delta["executions"] if delta["executions"] else None,
         queue_ms=delta["queue_ns"] / delta["queue_count"] / 1e6 if delta["queue_count"] else None,
-        compute_ms=delta["compute_ns"] / delta["compute_count"] / 1e6 if delta["compute_count"] else None)
+        compute_ms=delta["compute_ns"] / delta["compute_count"] / 1e6 if delta["compute_count"] else None,
+    )
 
 
 def _cgroup_cpu_file(container: str) -> Path | None:
     """The host file holding the container's CPU usage (cgroup v1 cpuacct, or v2), if found."""
     identifier = docker.container.inspect(container).id
-    for candidate in (Path("/sys/fs/cgroup/cpuacct/docker") / identifier / "cpuacct.usage",
-                      Path("/sys/fs/cgroup/docker") / identifier / "cpu.stat",
-                      Path("/sys/fs/cgroup/system.slice") / f"docker-{identifier}.scope" / "cpu.stat"):
+    for candidate in (
+        Path("/sys/fs/cgroup/cpuacct/docker") / identifier / "cpuacct.usage",
+        Path("/sys/fs/cgroup/docker") / identifier / "cpu.stat",
+        Path("/sys/fs/cgroup/system.slice") / f"docker-{identifier}.scope" / "cpu.stat",
+    ):
         if candidate.is_file():
             return candidate
     return None
 
 
-def _loadgen(bench: str, server: str, protocol: Client, port: int, model: str, document: Path,
-             levels: tuple[int, ...], options: BenchOptions) -> list[Point]:
+def _loadgen(
+    bench: str,
+    server: str,
+    protocol: Client,
+    port: int,
+    model: str,
+    document: Path,
+    levels: tuple[int, ...],
+    options: BenchOptions,
+) -> list[Point]:
     """bench/loadgen.py against `server` (its network namespace) at each level; every answer checked."""
-    arguments = ["/bench/loadgen.py", "--protocol", protocol, "--port", str(port), "--model", model,
-                 "--document", f"/work/{document.name}", "--concurrency", ",".join(map(str, levels)),
-                 "--seconds", str(options.seconds), "--warmup", str(options.warmup),
-                 "--min-requests", str(options.min_requests)]
+    arguments = [
+        "/bench/loadgen.py",
+        "--protocol",
+        protocol,
+        "--port",
+        str(port),
+        "--model",
+        model,
+        "--document",
+        f"/work/{document.name}",
+        "--concurrency",
+        ",".join(map(str, levels)),
+        "--seconds",
+        str(options.seconds),
+        "--warmup",
+        str(options.warmup),
+        "--min-requests",
+        str(options.min_requests),
+    ]
     volumes = [(str(document.parent), "/work", "ro")]
     if cpu_file := _cgroup_cpu_file(server):
         volumes.append((str(cpu_file), "/server-cpu", "ro"))
         arguments += ["--server-cpu", "/server-cpu"]
-    points = [Point.model_validate(document) for document in
-              _tool(bench, arguments, volumes, network=f"container:{server}")]
+    points = [
+        Point.model_validate(document) for document in _tool(bench, arguments, volumes, network=f"container:{server}")
+    ]
     for point in points:
         if point.failed or point.errors:
-            raise HpsforgeError(f"{model} over {protocol} at concurrency {point.concurrency}: "
-                                f"{point.failed} answers were not errorCode 0 {point.errors}")
-        print(f"hpsforge: bench:   {CLIENT_LABELS[protocol]:5} c={point.concurrency:<3} {point.qps:8.1f} req/s  "
-              f"p50 {point.p50_ms:7.1f}  p90 {point.p90_ms:7.1f}  p99 {point.p99_ms:7.1f} ms  "
-              f"server CPU {fmt(point.server_cpu_ms, '{:.2f}')} ms/req  (client {point.client_cpu_s:.1f} s CPU)",
-              flush=True)
+            raise HpsforgeError(
+                f"{model} over {protocol} at concurrency {point.concurrency}: "
+                f"{point.failed} answers were not errorCode 0 {point.errors}"
+            )
+        print(
+            f"hpsforge: bench:   {CLIENT_LABELS[protocol]:5} c={point.concurrency:<3} {point.qps:8.1f} req/s  "
+            f"p50 {point.p50_ms:7.1f}  p90 {point.p90_ms:7.1f}  p99 {point.p99_ms:7.1f} ms  "
+            f"server CPU {fmt(point.server_cpu_ms, '{:.2f}')} ms/req  (client {point.client_cpu_s:.1f} s CPU)",
+            flush=True,
+        )
     return points
 
 
-def _measure_triton(image: str, bench: str, pipeline_dir: Path, fixtures: Path | None, workloads: dict[str, str],
-                    work: Path, options: BenchOptions, label: str) -> TritonRun:
+def _measure_triton(
+    image: str,
+    bench: str,
+    pipeline_dir: Path,
+    fixtures: Path | None,
+    workloads: dict[str, str],
+    work: Path,
+    options: BenchOptions,
+    label: str,
+) -> TritonRun:
     print(f"hpsforge: bench: Triton {image}", flush=True)
     results: dict[str, TritonWorkload] = {}
     with _server(image, label, (8000, 8001, 8002), metrics_port=8002, envs=options.triton_env) as server:
@@ -276,58 +355,113 @@ def _measure_triton(image: str, bench: str, pipeline_dir: Path, fixtures: Path |
             points: dict[Protocol, list[Point]] = {}
             for protocol in options.protocols:
                 print(f"hpsforge: bench: {workload} over {protocol}", flush=True)
-                points[protocol] = _loadgen(bench, server.container, protocol, TRITON_PORTS[protocol], model,
-                                            document, options.concurrency, options)
+                points[protocol] = _loadgen(
+                    bench,
+                    server.container,
+                    protocol,
+                    TRITON_PORTS[protocol],
+                    model,
+                    document,
+                    options.concurrency,
+                    options,
+                )
             time.sleep(METRICS_INTERVAL_S + 0.5)  # the model processes' last counts reach Triton
             rows = stages.summary(stages.difference(stages.parse(stages.scrape(server.metrics)), before_stages))
             results[workload] = TritonWorkload(
-                model=model, http=points.get("http"), grpc=points.get("grpc"),
+                model=model,
+                http=points.get("http"),
+                grpc=points.get("grpc"),
                 stages=[StageRow.model_validate(row) for row in rows],
-                statistics=_statistics_delta(_triton_statistics(server.http, model), before_statistics))
+                statistics=_statistics_delta(_triton_statistics(server.http, model), before_statistics),
+            )
         return TritonRun.of(results, server.ready_s)
 
 
 def flask_configs(cpus: int) -> list[FlaskConfig]:
     """What a user would try: a worker per CPU, one worker with a thread per CPU, one more worker
     than CPUs; Paddle gets the CPUs divided among the workers."""
-    return [FlaskConfig(label=f"-w {cpus}", workers=cpus, threads=1),
-            FlaskConfig(label=f"-w 1 --threads {cpus}", workers=1, threads=cpus),
-            FlaskConfig(label=f"-w {cpus + 1}", workers=cpus + 1, threads=1)]
+    return [
+        FlaskConfig(label=f"-w {cpus}", workers=cpus, threads=1),
+        FlaskConfig(label=f"-w 1 --threads {cpus}", workers=1, threads=cpus),
+        FlaskConfig(label=f"-w {cpus + 1}", workers=cpus + 1, threads=1),
+    ]
 
 
-def _measure_flask(bench: str, pipeline_dir: Path, fixtures: Path | None, workloads: dict[str, str], work: Path,
-                   options: BenchOptions, cpus: int, label: str) -> list[FlaskConfig]:
+def _measure_flask(
+    bench: str,
+    pipeline_dir: Path,
+    fixtures: Path | None,
+    workloads: dict[str, str],
+    work: Path,
+    options: BenchOptions,
+    cpus: int,
+    label: str,
+) -> list[FlaskConfig]:
     """Every configuration at concurrency 1 and the target one; the best one also at the rest."""
     focus = tuple(level for level in options.concurrency if level in (1, TARGET_CONCURRENCY)) or options.concurrency
 
     def run(config: FlaskConfig, levels: tuple[int, ...]) -> dict[str, list[Point]]:
-        command = ["gunicorn", "--chdir", "/bench", "-b", "0.0.0.0:8000", "-w", str(config.workers),
-                   "--threads", str(config.threads), "--timeout", "600", "--log-level", "warning",
-                   "flask_app:app"]
+        command = [
+            "gunicorn",
+            "--chdir",
+            "/bench",
+            "-b",
+            "0.0.0.0:8000",
+            "-w",
+            str(config.workers),
+            "--threads",
+            str(config.threads),
+            "--timeout",
+            "600",
+            "--log-level",
+            "warning",
+            "flask_app:app",
+        ]
         envs = {"HPS_CPU_THREADS": str(max(1, cpus // config.workers)), "HPS_LOG_REQUESTS": "0"}
         print(f"hpsforge: bench: Flask+gunicorn {config.label}", flush=True)
-        with _server(bench, f"{label}-flask", (8000,), entrypoint="", command=command, envs=envs,
-                     volumes=[(str(BENCH_TOOLS), "/bench", "ro")], ready_path="/health") as server:
+        with _server(
+            bench,
+            f"{label}-flask",
+            (8000,),
+            entrypoint="",
+            command=command,
+            envs=envs,
+            volumes=[(str(BENCH_TOOLS), "/bench", "ro")],
+            ready_path="/health",
+        ) as server:
             golden_run = _check_goldens(pipeline_dir, _json_send(server.http), fixtures, f"Flask {config.label}")
             files = _workload_files(golden_run, workloads, work)
-            return {workload: _loadgen(bench, server.container, "json", 8000, model, document, levels, options)
-                    for workload, (model, document) in files.items()}
+            return {
+                workload: _loadgen(bench, server.container, "json", 8000, model, document, levels, options)
+                for workload, (model, document) in files.items()
+            }
 
-    measured = [config.model_copy(update={"workloads": run(config, focus)})
-                for config in flask_configs(cpus)[:1 if options.quick else None]]
+    measured = [
+        config.model_copy(update={"workloads": run(config, focus)})
+        for config in flask_configs(cpus)[: 1 if options.quick else None]
+    ]
     rest = tuple(level for level in options.concurrency if level not in focus)
     if rest:
         # The best configuration of each workload (at the target concurrency) gets the other levels
         # too, so the plot has its whole curve; one more start per configuration that is best.
-        best = {workload: max(measured, key=lambda config: qps_at(config.workloads[workload], TARGET_CONCURRENCY))
-                for workload in workloads}
+        best = {
+            workload: max(measured, key=lambda config: qps_at(config.workloads[workload], TARGET_CONCURRENCY))
+            for workload in workloads
+        }
         for index, config in enumerate(measured):
             best_for = [workload for workload in workloads if best[workload] is config]
             if best_for:
                 extra = run(config, rest)
-                measured[index] = config.model_copy(update={"workloads": {
-                    workload: sorted(points + extra[workload], key=lambda point: point.concurrency)
-                    if workload in best_for else points for workload, points in config.workloads.items()}})
+                measured[index] = config.model_copy(
+                    update={
+                        "workloads": {
+                            workload: sorted(points + extra[workload], key=lambda point: point.concurrency)
+                            if workload in best_for
+                            else points
+                            for workload, points in config.workloads.items()
+                        }
+                    }
+                )
     return measured
 
 
@@ -338,16 +472,31 @@ def in_process_configs(cpus: int) -> list[str]:
     return configs + [f"{cpus}x1x8"]
 
 
-def _measure_in_process(bench: str, name: str, workloads: dict[str, str], fixtures: Path | None,
-                        options: BenchOptions, cpus: int) -> list[InProcessConfig]:
-    configs = in_process_configs(cpus)[:1 if options.quick else None]
+def _measure_in_process(
+    bench: str, name: str, workloads: dict[str, str], fixtures: Path | None, options: BenchOptions, cpus: int
+) -> list[InProcessConfig]:
+    configs = in_process_configs(cpus)[: 1 if options.quick else None]
     print(f"hpsforge: bench: {name} in-process ({', '.join(configs)}: processes x threads x batch)", flush=True)
     # goldens.py alone (standard library + pydantic): the runner the host checks the servers with.
-    volumes = [(str(PROJECT_ROOT / "pipelines" / name), f"/src/pipelines/{name}", "ro"),
-               (str(Path(goldens.__file__)), "/src/goldens.py", "ro")]
-    arguments = ["/bench/inprocess.py", "--pipeline-dir", f"/src/pipelines/{name}", "--goldens-module",
-                 "/src/goldens.py", "--configs", ",".join(configs), "--seconds", str(options.seconds),
-                 "--warmup", str(options.warmup), "--min-requests", str(options.min_requests)]
+    volumes = [
+        (str(PROJECT_ROOT / "pipelines" / name), f"/src/pipelines/{name}", "ro"),
+        (str(Path(goldens.__file__)), "/src/goldens.py", "ro"),
+    ]
+    arguments = [
+        "/bench/inprocess.py",
+        "--pipeline-dir",
+        f"/src/pipelines/{name}",
+        "--goldens-module",
+        "/src/goldens.py",
+        "--configs",
+        ",".join(configs),
+        "--seconds",
+        str(options.seconds),
+        "--warmup",
+        str(options.warmup),
+        "--min-requests",
+        str(options.min_requests),
+    ]
     if fixtures is not None:
         volumes.append((str(fixtures), "/fixtures", "ro"))
         arguments += ["--fixtures", "/fixtures"]
@@ -357,19 +506,31 @@ def _measure_in_process(bench: str, name: str, workloads: dict[str, str], fixtur
     measured = [InProcessConfig.model_validate(config) for config in document["configs"]]
     for config in measured:
         for workload, figures in config.workloads.items():
-            print(f"hpsforge: bench:   in-process {config.processes}x{config.threads}x{config.batch} "
-                  f"{workload:6} {figures.qps:8.1f} req/s  p50 {figures.p50_ms:7.1f} ms  "
-                  f"CPU {fmt(figures.cpu_ms, '{:.2f}')} ms/req", flush=True)
+            print(
+                f"hpsforge: bench:   in-process {config.processes}x{config.threads}x{config.batch} "
+                f"{workload:6} {figures.qps:8.1f} req/s  p50 {figures.p50_ms:7.1f} ms  "
+                f"CPU {fmt(figures.cpu_ms, '{:.2f}')} ms/req",
+                flush=True,
+            )
     return measured
 
 
-def measure_pipeline(config: ProjectConfig, name: str, pipeline: Pipeline, target: str,
-                     shared: dict[str, images_lock.ImageRecord], runtime_image: images_lock.ImageRecord,
-                     options: BenchOptions, cpus: int) -> PipelineEntry:
+def measure_pipeline(
+    config: ProjectConfig,
+    name: str,
+    pipeline: Pipeline,
+    target: str,
+    shared: dict[str, images_lock.ImageRecord],
+    runtime_image: images_lock.ImageRecord,
+    options: BenchOptions,
+    cpus: int,
+) -> PipelineEntry:
     golden_file = goldens.load_file(PROJECT_ROOT / "pipelines" / name)
     if golden_file.bench is None:
-        raise HpsforgeError(f"pipelines/{name}/goldens/cases.toml has no [bench] table",
-                            hint="name its golden and large workload cases there (see build/bundle/goldens.py)")
+        raise HpsforgeError(
+            f"pipelines/{name}/goldens/cases.toml has no [bench] table",
+            hint="name its golden and large workload cases there (see build/bundle/goldens.py)",
+        )
     workloads = golden_file.bench.named()
     pipeline_image = pipeline_images.build(config, name, pipeline, target, runtime_image)
     bench = bench_image(config, name, pipeline, target, runtime_image, shared[rc.ROLE], pipeline_image).reference
@@ -387,18 +548,25 @@ def measure_pipeline(config: ProjectConfig, name: str, pipeline: Pipeline, targe
         work.chmod(0o755)
         if options.in_process:
             in_process = _measure_in_process(bench, name, workloads, fixtures, options, cpus)
-        triton = _measure_triton(pipeline_image.reference, bench, pipeline_dir, fixtures, workloads,
-                                 work, options, f"{slug}-triton")
+        triton = _measure_triton(
+            pipeline_image.reference, bench, pipeline_dir, fixtures, workloads, work, options, f"{slug}-triton"
+        )
         if before is not None:
-            triton_before = _measure_triton(before, bench, pipeline_dir, fixtures, workloads, work, options,
-                                            f"{slug}-before")
+            triton_before = _measure_triton(
+                before, bench, pipeline_dir, fixtures, workloads, work, options, f"{slug}-before"
+            )
         if options.flask:
             flask = _measure_flask(bench, pipeline_dir, fixtures, workloads, work, options, cpus, slug)
     return PipelineEntry(
-        images=Images(triton=pipeline_image.reference, bench=bench, triton_before=before), cases=workloads,
-        load=Load(before=load_before, after=_load()), in_process=in_process, triton=triton,
-        triton_before=triton_before, flask=flask,
-        summary={workload: summarize(workload, in_process, flask, triton, triton_before) for workload in workloads})
+        images=Images(triton=pipeline_image.reference, bench=bench, triton_before=before),
+        cases=workloads,
+        load=Load(before=load_before, after=_load()),
+        in_process=in_process,
+        triton=triton,
+        triton_before=triton_before,
+        flask=flask,
+        summary={workload: summarize(workload, in_process, flask, triton, triton_before) for workload in workloads},
+    )
 
 
 def _load() -> list[float]:
@@ -424,8 +592,10 @@ def run(project: Project, pipelines: dict[str, Pipeline], target: str, options: 
 def _run(project: Project, pipelines: dict[str, Pipeline], target: str, options: BenchOptions) -> ServingReport:
     config = project.config
     if target != pip_locks.BENCH_BASE_TARGET:
-        raise HpsforgeError(f"the serving benchmark measures the {pip_locks.BENCH_BASE_TARGET} target (its bench "
-                            f"images follow lock/requirements/{pip_locks.BENCH_BASE_TARGET}.txt), not {target}")
+        raise HpsforgeError(
+            f"the serving benchmark measures the {pip_locks.BENCH_BASE_TARGET} target (its bench "
+            f"images follow lock/requirements/{pip_locks.BENCH_BASE_TARGET}.txt), not {target}"
+        )
     # The runtime's lock covers every pipeline's requirements, whichever are measured.
     shared = graph.BuildGraph.of(project, [target], with_pipelines=False).build()
     runtime_image = shared[runtime.role(target)]
@@ -438,11 +608,20 @@ def _run(project: Project, pipelines: dict[str, Pipeline], target: str, options:
         print(f"hpsforge: bench: {name}", flush=True)
         entries[name] = measure_pipeline(config, name, pipeline, target, shared, runtime_image, options, cpus)
     report = ServingReport(
-        target=target, cpus=cpus, started=started_at,
-        settings=BenchSettings(seconds=options.seconds, warmup=options.warmup, concurrency=list(options.concurrency),
-                               min_requests=options.min_requests, triton_env=dict(options.triton_env)),
-        load=Load(before=load_before, after=_load()), pipelines=entries,
-        seconds=round(time.monotonic() - started, 1))
+        target=target,
+        cpus=cpus,
+        started=started_at,
+        settings=BenchSettings(
+            seconds=options.seconds,
+            warmup=options.warmup,
+            concurrency=list(options.concurrency),
+            min_requests=options.min_requests,
+            triton_env=dict(options.triton_env),
+        ),
+        load=Load(before=load_before, after=_load()),
+        pipelines=entries,
+        seconds=round(time.monotonic() - started, 1),
+    )
     write(report, options.output)
     plot(entries[next(reversed(entries))].images.bench, options.output)
     return report

@@ -274,8 +274,13 @@ def point_at(points: list[Point], level: int) -> Point | None:
     return next((point for point in points if point.concurrency == level), None)
 
 
-def summarize(workload: str, in_process: list[InProcessConfig] | None, flask: list[FlaskConfig] | None,
-              triton: TritonRun, triton_before: TritonRun | None) -> Summary:
+def summarize(
+    workload: str,
+    in_process: list[InProcessConfig] | None,
+    flask: list[FlaskConfig] | None,
+    triton: TritonRun,
+    triton_before: TritonRun | None,
+) -> Summary:
     """The figures the targets are read from, for one workload."""
     best_in_process = fastest_in_process = batched_in_process = None
     batch1 = [config for config in in_process or [] if config.batch == 1]
@@ -283,21 +288,27 @@ def summarize(workload: str, in_process: list[InProcessConfig] | None, flask: li
         best = max(batch1, key=lambda config: config.workloads[workload].qps)
         single = [config for config in batch1 if config.processes == 1]
         fastest = min(single or batch1, key=lambda config: config.workloads[workload].p50_ms)
-        best_in_process = InProcessBest(label=best.label, qps=best.workloads[workload].qps,
-                                        cpu_ms=best.workloads[workload].cpu_ms)
+        best_in_process = InProcessBest(
+            label=best.label, qps=best.workloads[workload].qps, cpu_ms=best.workloads[workload].cpu_ms
+        )
         fastest_in_process = InProcessFastest(label=fastest.label, p50_ms=fastest.workloads[workload].p50_ms)
     batched = [config for config in in_process or [] if config.batch > 1]
     if batched:
         best = max(batched, key=lambda config: config.workloads[workload].qps)
-        batched_in_process = InProcessBatched(label=f"{best.label}, {best.batch} per call",
-                                              qps=best.workloads[workload].qps)
+        batched_in_process = InProcessBatched(
+            label=f"{best.label}, {best.batch} per call", qps=best.workloads[workload].qps
+        )
     best_flask = flask_p50_c1 = None
     if flask:
         chosen = max(flask, key=lambda config: qps_at(config.workloads[workload], TARGET_CONCURRENCY))
-        best_flask = FlaskBest(label=chosen.label, qps=qps_at(chosen.workloads[workload], TARGET_CONCURRENCY),
-                               points=chosen.workloads[workload])
-        flask_p50_c1 = min((point.p50_ms for config in flask
-                            if (point := point_at(config.workloads[workload], 1))), default=None)
+        best_flask = FlaskBest(
+            label=chosen.label,
+            qps=qps_at(chosen.workloads[workload], TARGET_CONCURRENCY),
+            points=chosen.workloads[workload],
+        )
+        flask_p50_c1 = min(
+            (point.p50_ms for config in flask if (point := point_at(config.workloads[workload], 1))), default=None
+        )
 
     def figures(run: TritonRun | None, protocol: Protocol) -> TritonFigures | None:
         measured = run.workloads.get(workload) if run else None
@@ -305,16 +316,25 @@ def summarize(workload: str, in_process: list[InProcessConfig] | None, flask: li
             return None
         target, one = point_at(measured.points(protocol), TARGET_CONCURRENCY), point_at(measured.points(protocol), 1)
         return TritonFigures(
-            qps_c8=target.qps if target else None, p50_c1_ms=one.p50_ms if one else None,
+            qps_c8=target.qps if target else None,
+            p50_c1_ms=one.p50_ms if one else None,
             cpu_ms_c8=target.server_cpu_ms if target else None,
             vs_in_process=target.qps / best_in_process.qps if target and best_in_process else None,
             vs_flask=target.qps / best_flask.qps if target and best_flask and best_flask.qps else None,
-            c1_overhead_ms=one.p50_ms - fastest_in_process.p50_ms if one and fastest_in_process else None)
+            c1_overhead_ms=one.p50_ms - fastest_in_process.p50_ms if one and fastest_in_process else None,
+        )
 
-    return Summary(in_process_best=best_in_process, in_process_p50=fastest_in_process,
-                   in_process_batched=batched_in_process, flask_best=best_flask, flask_p50_c1_ms=flask_p50_c1,
-                   triton_http=figures(triton, "http"), triton_grpc=figures(triton, "grpc"),
-                   triton_before_http=figures(triton_before, "http"), triton_before_grpc=figures(triton_before, "grpc"))
+    return Summary(
+        in_process_best=best_in_process,
+        in_process_p50=fastest_in_process,
+        in_process_batched=batched_in_process,
+        flask_best=best_flask,
+        flask_p50_c1_ms=flask_p50_c1,
+        triton_http=figures(triton, "http"),
+        triton_grpc=figures(triton, "grpc"),
+        triton_before_http=figures(triton_before, "http"),
+        triton_before_grpc=figures(triton_before, "grpc"),
+    )
 
 
 def fmt(value: float | None, pattern: str = "{:.1f}") -> str:
@@ -327,53 +347,68 @@ def _row(title: str, summary: Summary, http: TritonFigures | None, grpc: TritonF
     in_process = f"{fmt(inproc.qps if inproc else None)} ({inproc.label if inproc else '-'})"
     flask_best = f"{fmt(flask.qps if flask else None)} ({flask.label if flask else '-'})"
     triton = f"{fmt(http.qps_c8 if http else None)} / {fmt(grpc.qps_c8 if grpc else None)}"
-    vs_in_process = (f"{fmt(http.vs_in_process if http else None, '{:.2f}')}/"
-                     f"{fmt(grpc.vs_in_process if grpc else None, '{:.2f}')}")
+    vs_in_process = (
+        f"{fmt(http.vs_in_process if http else None, '{:.2f}')}/{fmt(grpc.vs_in_process if grpc else None, '{:.2f}')}"
+    )
     vs_flask = f"{fmt(http.vs_flask if http else None, '{:.2f}')}/{fmt(grpc.vs_flask if grpc else None, '{:.2f}')}"
     overhead = f"({fmt(http.c1_overhead_ms if http else None, '{:+.1f}')})"
     cpu = f"{fmt(inproc.cpu_ms if inproc else None)}/{fmt(http.cpu_ms_c8 if http else None)}"
-    return (f"{title[:34]:34} {in_process:>17} {fmt(batched.qps if batched else None):>8} {flask_best:>17} "
-            f"{triton:>15} {vs_in_process:>10} {vs_flask:>10} {fmt(p50.p50_ms if p50 else None):>8} "
-            f"{fmt(http.p50_c1_ms if http else None):>5} {fmt(grpc.p50_c1_ms if grpc else None):>5} "
-            f"{overhead:>8} {cpu:>14}")
+    return (
+        f"{title[:34]:34} {in_process:>17} {fmt(batched.qps if batched else None):>8} {flask_best:>17} "
+        f"{triton:>15} {vs_in_process:>10} {vs_flask:>10} {fmt(p50.p50_ms if p50 else None):>8} "
+        f"{fmt(http.p50_c1_ms if http else None):>5} {fmt(grpc.p50_c1_ms if grpc else None):>5} "
+        f"{overhead:>8} {cpu:>14}"
+    )
 
 
 def table(report: ServingReport) -> str:
-    lines = [f"serving benchmark ({report.target}, {report.cpus} CPUs; {report.settings.seconds:g} s per "
-             f"point after {report.settings.warmup:g} s warm-up; load average {report.load.before} before, "
-             f"{report.load.after} after)",
-             "",
-             f"{'pipeline / workload':34} {'in-process':>17} {'batched':>8} {'Flask c=8':>17} {'Triton c=8':>15} "
-             f"{'÷ in-proc':>10} {'÷ Flask':>10} {'c=1 p50 ms':>28} {'CPU ms/req':>14}",
-             f"{'':34} {'best req/s':>17} {'8/call':>8} {'best req/s':>17} {'HTTP / gRPC':>15} "
-             f"{'HTTP/gRPC':>10} {'HTTP/gRPC':>10} {'in-proc  HTTP  gRPC  (+HTTP)':>28} {'in-proc/HTTP':>14}"]
+    lines = [
+        f"serving benchmark ({report.target}, {report.cpus} CPUs; {report.settings.seconds:g} s per "
+        f"point after {report.settings.warmup:g} s warm-up; load average {report.load.before} before, "
+        f"{report.load.after} after)",
+        "",
+        f"{'pipeline / workload':34} {'in-process':>17} {'batched':>8} {'Flask c=8':>17} {'Triton c=8':>15} "
+        f"{'÷ in-proc':>10} {'÷ Flask':>10} {'c=1 p50 ms':>28} {'CPU ms/req':>14}",
+        f"{'':34} {'best req/s':>17} {'8/call':>8} {'best req/s':>17} {'HTTP / gRPC':>15} "
+        f"{'HTTP/gRPC':>10} {'HTTP/gRPC':>10} {'in-proc  HTTP  gRPC  (+HTTP)':>28} {'in-proc/HTTP':>14}",
+    ]
     for name, entry in report.pipelines.items():
         for workload, summary in entry.summary.items():
             title = f"{name} / {workload} ({entry.cases[workload]})"
-            for http, grpc, which in ((summary.triton_http, summary.triton_grpc, ""),
-                                      (summary.triton_before_http, summary.triton_before_grpc, " (before)")):
+            for http, grpc, which in (
+                (summary.triton_http, summary.triton_grpc, ""),
+                (summary.triton_before_http, summary.triton_before_grpc, " (before)"),
+            ):
                 if http is not None or grpc is not None:
                     lines.append(_row(title + which, summary, http, grpc))
-    lines += ["", "Targets at c=8: ≥ 0.90 × in-process best, ≥ 1.20 × Flask best; c=1: p50 ≤ in-process + 3 ms.",
-              "In-process PxT: P processes of T Paddle threads, one request per call; 8/call: eight per call. "
-              "CPU ms/req: CPU time spent per answer (every process of the server; Triton's container at c=8), "
-              "less sensitive to other load than the rates."]
+    lines += [
+        "",
+        "Targets at c=8: ≥ 0.90 × in-process best, ≥ 1.20 × Flask best; c=1: p50 ≤ in-process + 3 ms.",
+        "In-process PxT: P processes of T Paddle threads, one request per call; 8/call: eight per call. "
+        "CPU ms/req: CPU time spent per answer (every process of the server; Triton's container at c=8), "
+        "less sensitive to other load than the rates.",
+    ]
     for name, entry in report.pipelines.items():
         for workload in entry.cases:
             triton = entry.triton.workloads.get(workload)
             if triton is not None and triton.stages:
                 statistics = triton.statistics
-                lines += ["", f"{name} / {workload}: stage times in the server (hps_stage_seconds, every measured "
-                              f"request; Triton: mean batch {fmt(statistics.mean_batch, '{:.2f}')}, "
-                              f"queue {fmt(statistics.queue_ms, '{:.2f}')} ms, "
-                              f"execution {fmt(statistics.compute_ms, '{:.2f}')} ms)",
-                          stages.table([row.model_dump() for row in triton.stages])]
+                lines += [
+                    "",
+                    f"{name} / {workload}: stage times in the server (hps_stage_seconds, every measured "
+                    f"request; Triton: mean batch {fmt(statistics.mean_batch, '{:.2f}')}, "
+                    f"queue {fmt(statistics.queue_ms, '{:.2f}')} ms, "
+                    f"execution {fmt(statistics.compute_ms, '{:.2f}')} ms)",
+                    stages.table([row.model_dump() for row in triton.stages]),
+                ]
             single = [config for config in entry.in_process or [] if config.batch == 1 and config.processes == 1]
             if single:
                 means = single[0].workloads[workload].stages_mean_ms
-                lines.append(f"  in-process {single[0].label}: "
-                             + ", ".join(f"{stage} {means[stage]:.2f}" for stage in stages.STAGES if stage in means)
-                             + " ms (means)")
+                lines.append(
+                    f"  in-process {single[0].label}: "
+                    + ", ".join(f"{stage} {means[stage]:.2f}" for stage in stages.STAGES if stage in means)
+                    + " ms (means)"
+                )
     return "\n".join(lines)
 
 
@@ -387,8 +422,14 @@ def plot(bench: str, folder: Path) -> None:
     """folder/serving.png from folder/serving.json, drawn by bench/plot.py in the bench image (its
     matplotlib is bench-only)."""
     try:
-        docker.run(bench, ["python3", "/bench/plot.py", f"/out/{REPORT}", f"/out/{PLOT}"], remove=True, entrypoint="",
-                   user=f"{os.getuid()}:{os.getgid()}", envs={"MPLCONFIGDIR": "/tmp/matplotlib"},
-                   volumes=[(str(BENCH_TOOLS), "/bench", "ro"), (str(folder), "/out", "rw")])
+        docker.run(
+            bench,
+            ["python3", "/bench/plot.py", f"/out/{REPORT}", f"/out/{PLOT}"],
+            remove=True,
+            entrypoint="",
+            user=f"{os.getuid()}:{os.getgid()}",
+            envs={"MPLCONFIGDIR": "/tmp/matplotlib"},
+            volumes=[(str(BENCH_TOOLS), "/bench", "ro"), (str(folder), "/out", "rw")],
+        )
     except DockerException as error:
         raise HpsforgeError(f"the plot failed in {bench}:\n{(error.stderr or '').strip()[-1500:]}") from None

@@ -21,8 +21,19 @@ GOLDENS = {
     "two_lines.png": (["Hello 2026", "Paddle Triton"], False),
     "hello_2026_upside_down.png": (["Hello 2026"], True),
     # The serving benchmark's larger workload: a page of eight lines.
-    "page.png": (["Invoice for March", "Serving Paddle models", "with Triton on CPU", "Total amount 1234.56",
-                  "Reproducible images", "Hash locked inputs", "Page 1 of 1", "Thank you"], False),
+    "page.png": (
+        [
+            "Invoice for March",
+            "Serving Paddle models",
+            "with Triton on CPU",
+            "Total amount 1234.56",
+            "Reproducible images",
+            "Hash locked inputs",
+            "Page 1 of 1",
+            "Thank you",
+        ],
+        False,
+    ),
 }
 
 

@@ -1,3 +1,5 @@
+# The usage lines keep their indent in --help (the formatter would dedent a docstring).
+# fmt: off
 """Face recognition against a gallery index.
 
   python client.py build IMAGE=LABEL [IMAGE=LABEL ...]     -> prints the new index key
@@ -5,6 +7,7 @@
   python client.py remove --index-key K ID [ID ...]
   python client.py recognize --index-key K IMAGE
 """
+# fmt: on
 
 import argparse
 import json

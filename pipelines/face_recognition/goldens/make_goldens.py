@@ -29,8 +29,10 @@ NO_FACE = "no_face.png"
 
 def no_face_png() -> bytes:
     """A 64x64 mid-grey PNG, written with zlib so its bytes never depend on an image library."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     rows = b"".join(b"\x00" + b"\x80" * 64 * 3 for _ in range(64))
     header = struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b"")
@@ -67,9 +69,15 @@ def measure(http: str, fixtures_dir: Path) -> int:
         result = envelope.get("result")
         for path in [*case.exact, *case.close, *case.at_least, *case.length]:
             value = goldens.lookup(result, path)
-            shown = "missing" if value is goldens.MISSING else (
-                f"length {len(value)}" if path in case.length and isinstance(value, list)
-                else json.dumps(value, ensure_ascii=False))
+            shown = (
+                "missing"
+                if value is goldens.MISSING
+                else (
+                    f"length {len(value)}"
+                    if path in case.length and isinstance(value, list)
+                    else json.dumps(value, ensure_ascii=False)
+                )
+            )
             mark = "DIFF" if any(problem.startswith(f"{path}:") for problem in found) else "ok  "
             print(f"     {mark} {path} = {shown}")
         for variable in case.save:

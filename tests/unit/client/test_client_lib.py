@@ -498,12 +498,17 @@ def test_classify_helper(triton):
 
 
 def test_lexical_analysis_helper(triton):
-    result = {"results": [{"text": "百度是一家公司", "words": ["百度", "是", "一家", "公司"], "tags": ["ORG", "v", "m", "n"]}]}
+    result = {
+        "results": [{"text": "百度是一家公司", "words": ["百度", "是", "一家", "公司"], "tags": ["ORG", "v", "m", "n"]}]
+    }
     triton.responder = lambda model, doc: ("envelope", envelope(result))
     with fast_client(triton.url) as client:
         res = client.lexical_analysis(["百度是一家公司"])
         client.lexical_analysis("单句")
-    assert triton.requests[0][:2] == ("lexical-analysis", {"texts": ["百度是一家公司"], "logId": triton.requests[0][1]["logId"]})
+    assert triton.requests[0][:2] == (
+        "lexical-analysis",
+        {"texts": ["百度是一家公司"], "logId": triton.requests[0][1]["logId"]},
+    )
     assert triton.requests[1][1]["texts"] == ["单句"]
     assert isinstance(res, LexicalAnalysisResult) and res.results[0].tags[0] == "ORG"
 

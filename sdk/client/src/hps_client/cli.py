@@ -65,7 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("image")
     c.add_argument("--index-key")
     c = sub.add_parser("stages", help="where requests spend their time, per model and stage (metrics port)")
-    c.add_argument("--metrics-url", default="localhost:8002", help="the server's metrics host:port (default %(default)s)")
+    c.add_argument(
+        "--metrics-url", default="localhost:8002", help="the server's metrics host:port (default %(default)s)"
+    )
     c.add_argument("--watch", type=float, metavar="SECONDS", help="over the next SECONDS instead of since the start")
     return p
 

@@ -34,7 +34,13 @@ T = TypeVar("T", bound=BaseModel)
 ImageLabelPairs = Iterable[Union[Tuple[ImageInput, str], Mapping[str, Any]]]
 
 _RETRY_HTTP_STATUS = {"502", "503", "504"}
-_CONNECTION_LOST = (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError, _ConnectionClosed)
+_CONNECTION_LOST = (
+    ConnectionRefusedError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    BrokenPipeError,
+    _ConnectionClosed,
+)
 # gRPC status -> HTTP status, so that TritonError.error_code means the same for both protocols.
 _GRPC_TO_HTTP = {
     "StatusCode.INVALID_ARGUMENT": 400,
@@ -87,7 +93,7 @@ class Client:
             raise ValueError(f"protocol must be 'http' or 'grpc', not {protocol!r}")
         for scheme in ("http://", "grpc://"):
             if url.startswith(scheme):
-                url = url[len(scheme):]
+                url = url[len(scheme) :]
         if "://" in url:
             raise ValueError(f"unsupported URL scheme in {url!r}: give host:port")
         self.url = url.rstrip("/")
@@ -173,9 +179,7 @@ class Client:
         else:
             inp.set_data_from_numpy(tensor)
             out = triton.InferRequestedOutput("output")
-            result = self._triton.infer(
-                model, [inp], outputs=[out], request_id=log_id, client_timeout=self.timeout
-            )
+            result = self._triton.infer(model, [inp], outputs=[out], request_id=log_id, client_timeout=self.timeout)
         array = result.as_numpy("output")
         if array is None or array.size == 0:
             raise ProtocolError(f"model {model!r} returned no 'output' tensor")

@@ -42,8 +42,13 @@ def http_ready(address: str, path: str = READY_PATH, timeout: float = 2.0) -> bo
         return False
 
 
-def wait_until(probe: Callable[[], bool], timeout: float, interval: float = 0.25,
-               alive: Optional[Callable[[], bool]] = None, what: str = "the server") -> float:
+def wait_until(
+    probe: Callable[[], bool],
+    timeout: float,
+    interval: float = 0.25,
+    alive: Optional[Callable[[], bool]] = None,
+    what: str = "the server",
+) -> float:
     """Seconds until `probe()` is True; NotReadyError when `alive()` turns False or after `timeout`."""
     started = time.monotonic()
     attempts = 0

@@ -32,8 +32,9 @@ class Histogram:
 
     def minus(self, other: Optional["Histogram"]) -> "Histogram":
         result = Histogram()
-        result.buckets = {bound: value - (other.buckets.get(bound, 0.0) if other else 0.0)
-                          for bound, value in self.buckets.items()}
+        result.buckets = {
+            bound: value - (other.buckets.get(bound, 0.0) if other else 0.0) for bound, value in self.buckets.items()
+        }
         result.sum = self.sum - (other.sum if other else 0.0)
         result.count = self.count - (other.count if other else 0.0)
         return result
@@ -95,16 +96,22 @@ def summary(histograms: Dict[Key, Histogram]) -> List[dict]:
     """One row per model and stage (stages in request order): requests, mean and percentiles (ms)."""
     order = {stage: index for index, stage in enumerate(STAGES)}
     rows = []
-    for (model, stage), histogram in sorted(histograms.items(), key=lambda item: (item[0][0], order.get(item[0][1], 99))):
+    for (model, stage), histogram in sorted(
+        histograms.items(), key=lambda item: (item[0][0], order.get(item[0][1], 99))
+    ):
         if histogram.count <= 0:
             continue
-        rows.append({
-            "model": model, "stage": stage, "requests": int(histogram.count),
-            "mean_ms": 1000 * histogram.sum / histogram.count,
-            "p50_ms": 1000 * histogram.quantile(0.50),
-            "p90_ms": 1000 * histogram.quantile(0.90),
-            "p99_ms": 1000 * histogram.quantile(0.99),
-        })
+        rows.append(
+            {
+                "model": model,
+                "stage": stage,
+                "requests": int(histogram.count),
+                "mean_ms": 1000 * histogram.sum / histogram.count,
+                "p50_ms": 1000 * histogram.quantile(0.50),
+                "p90_ms": 1000 * histogram.quantile(0.90),
+                "p99_ms": 1000 * histogram.quantile(0.99),
+            }
+        )
     return rows
 
 
@@ -114,8 +121,10 @@ def table(rows: List[dict]) -> str:
     totals: Dict[str, float] = {}
     for row in rows:
         totals[row["model"]] = totals.get(row["model"], 0.0) + row["mean_ms"]
-        lines.append(f"{row['model']:28} {row['stage']:12} {row['requests']:9d} {row['mean_ms']:9.2f} "
-                     f"{row['p50_ms']:9.2f} {row['p90_ms']:9.2f} {row['p99_ms']:9.2f}")
+        lines.append(
+            f"{row['model']:28} {row['stage']:12} {row['requests']:9d} {row['mean_ms']:9.2f} "
+            f"{row['p50_ms']:9.2f} {row['p90_ms']:9.2f} {row['p99_ms']:9.2f}"
+        )
     for model, total in totals.items():
         lines.append(f"{model:28} {'(all)':12} {'':9} {total:9.2f}")
     return "\n".join(lines)
