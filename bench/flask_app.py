@@ -16,7 +16,6 @@ import threading
 from pathlib import Path
 
 from flask import Flask, Response, request
-
 from hps_server.local import LocalModels
 
 app = Flask(__name__)

@@ -14,6 +14,7 @@ the same time window. Prints one JSON document.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import multiprocessing
@@ -161,10 +162,8 @@ def measure_config(processes: int, threads: int, batch: int, options: dict) -> d
         return {"processes": processes, "threads": threads, "batch": batch, "workloads": results}
     finally:
         for pipe in pipes:
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):
                 pipe.send(None)
-            except (BrokenPipeError, OSError):
-                pass
         for worker in workers:
             worker.join(timeout=30)
             if worker.is_alive():

@@ -14,7 +14,7 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def _points(points: list[dict]) -> tuple[list[int], list[float]]:
@@ -32,7 +32,7 @@ def main() -> int:
     figure, axes = plt.subplots(rows, columns, figsize=(6 * columns, 3.6 * rows), squeeze=False)
     for axis in axes.flat[len(panels) :]:
         axis.set_visible(False)
-    for axis, (pipeline, name, entry) in zip(axes.flat, panels):
+    for axis, (pipeline, name, entry) in zip(axes.flat, panels, strict=False):
         triton = entry["triton"][name]
         before = entry.get("triton_before", {}).get(name, {})
         summary = entry["summary"][name]

@@ -7,6 +7,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from python_on_whales import docker
+
 from hpsforge.bench import rebuild
 from hpsforge.bench.serving import measure as serving_measure
 from hpsforge.bench.serving import report as serving_report
@@ -23,7 +25,6 @@ from hpsforge.locks import images_lock
 from hpsforge.locks import kinds as lock_kinds
 from hpsforge.prove import conformance, repro, sbom
 from hpsforge.ship import registry, serve
-from python_on_whales import docker
 
 
 class _Parser(argparse.ArgumentParser):

@@ -26,6 +26,7 @@ os.environ["HPSFORGE_COMMITTED_RECORD"] = str(PROJECT_ROOT / "lock" / "images.lo
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 import pytest  # noqa: E402
+
 from hpsforge.core.config import load_config  # noqa: E402
 from hpsforge.core.project import Project  # noqa: E402
 from hpsforge.images import engine, graph  # noqa: E402
@@ -58,7 +59,6 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_sessionstart(session):
     from hpsforge.inputs.store import cache_root
-
     from tests.support.disk import DiskWatch
 
     watch = session.config.stash[_DISK] = DiskWatch(
@@ -147,8 +147,9 @@ def serve_slot(cpu_images):
     go afterwards."""
     import socket
 
-    from hpsforge.ship import serve
     from python_on_whales import docker
+
+    from hpsforge.ship import serve
 
     def free_port() -> int:
         with socket.socket() as probe:

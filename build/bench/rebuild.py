@@ -8,13 +8,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from python_on_whales import docker
+
 from hpsforge.core.files import canonical_json, sha256_bytes, sha256_file
 from hpsforge.core.project import Project
 from hpsforge.core.settings import PROJECT_ROOT
 from hpsforge.images import buildkit, graph, runtime
 from hpsforge.inputs.store import scratch_dir
 from hpsforge.locks import images_lock
-from python_on_whales import docker
 
 # A stand-in for a pipeline's server code until pipeline images exist: a python-backend model.
 SAMPLE_REPOSITORY = PROJECT_ROOT / "tests" / "assets" / "model_repository"

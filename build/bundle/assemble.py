@@ -92,12 +92,14 @@ def write_archive(folder: Path, archive: Path, epoch: int) -> None:
         return info
 
     paths = [folder, *sorted(folder.rglob("*"), key=lambda path: path.relative_to(folder).as_posix())]
-    with atomic_output(archive) as stream:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=stream, mtime=0, compresslevel=9) as zipped:
-            with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as bundle:
-                for path in paths:
-                    arcname = (Path(folder.name) / path.relative_to(folder)).as_posix()
-                    bundle.add(path, arcname=arcname, recursive=False, filter=normalised)
+    with (
+        atomic_output(archive) as stream,
+        gzip.GzipFile(filename="", mode="wb", fileobj=stream, mtime=0, compresslevel=9) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as bundle,
+    ):
+        for path in paths:
+            arcname = (Path(folder.name) / path.relative_to(folder)).as_posix()
+            bundle.add(path, arcname=arcname, recursive=False, filter=normalised)
 
 
 def assemble(

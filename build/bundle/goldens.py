@@ -20,9 +20,10 @@ import base64
 import re
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -126,7 +127,7 @@ def _close(actual: Any, expected: Any, tolerance: float) -> bool:
         return (
             isinstance(actual, list)
             and len(actual) == len(expected)
-            and all(_close(a, e, tolerance) for a, e in zip(actual, expected))
+            and all(_close(a, e, tolerance) for a, e in zip(actual, expected, strict=True))
         )
     return isinstance(actual, (int, float)) and abs(actual - expected) <= tolerance
 

@@ -20,8 +20,9 @@ import shutil
 from pathlib import Path
 
 from google.protobuf import text_format
-from hpsforge.core.errors import HpsforgeError, UsageError
 from tritonclient.grpc.model_config_pb2 import ModelConfig, ModelInstanceGroup
+
+from hpsforge.core.errors import HpsforgeError, UsageError
 
 DEVICES = {"cpu": "KIND_CPU", "gpu": "KIND_GPU"}
 ENSEMBLE_PLATFORM = "ensemble"

@@ -10,10 +10,6 @@ from pathlib import Path
 from typing import Annotated, ClassVar, TypeVar
 
 import tomli
-from hpsforge.core.debversion import Constraint
-from hpsforge.core.errors import UsageError
-from hpsforge.core.files import canonical_json, sha256_bytes
-from hpsforge.core.settings import settings
 from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import (
     AfterValidator,
@@ -24,6 +20,11 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+
+from hpsforge.core.debversion import Constraint
+from hpsforge.core.errors import UsageError
+from hpsforge.core.files import canonical_json, sha256_bytes
+from hpsforge.core.settings import settings
 
 DebianName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9+.-]+$")]
 DebianVersion = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.+~:-]+$")]

@@ -33,7 +33,7 @@ class Constraint:
     clauses: tuple[Clause, ...]
 
     @classmethod
-    def parse(cls, text: str) -> "Constraint":
+    def parse(cls, text: str) -> Constraint:
         clauses = []
         for part in text.split(","):
             match = _CLAUSE.match(part)

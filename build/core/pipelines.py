@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from pydantic import Field, model_validator
+
 from hpsforge.core.config import (
     Model,
     PinnedRequirement,
@@ -16,7 +18,6 @@ from hpsforge.core.config import (
 )
 from hpsforge.core.errors import UsageError
 from hpsforge.core.settings import settings
-from pydantic import Field, model_validator
 
 
 class ModelSource(Model):
@@ -29,7 +30,7 @@ class ModelSource(Model):
     blob: str | None = None
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "ModelSource":
+    def _one_kind(self) -> ModelSource:
         given = {name for name in ("pypi", "file", "url", "sha256", "blob") if getattr(self, name) is not None}
         if given not in ({"pypi", "file"}, {"url", "sha256"}, {"blob"}):
             raise ValueError("give exactly one of: pypi + file, url + sha256, blob")
@@ -52,7 +53,7 @@ class ModelArtifact(Model):
     files: dict[str, Sha256Hex] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique_basenames(self) -> "ModelArtifact":
+    def _unique_basenames(self) -> ModelArtifact:
         seen: dict[str, str] = {}
         for path in self.files:
             basename = PurePosixPath(path).name
@@ -94,7 +95,7 @@ class DeployParameters(Model):
     state: StateVolume | None = None
 
     @model_validator(mode="after")
-    def _replicas(self) -> "DeployParameters":
+    def _replicas(self) -> DeployParameters:
         if self.min_replicas > self.max_replicas:
             raise ValueError(f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})")
         if self.state and self.state.access_mode != "ReadWriteMany" and self.max_replicas != 1:
@@ -122,7 +123,7 @@ class Pipeline(Model):
     deploy: DeployParameters = DeployParameters()
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "Pipeline":
+    def _unique_names(self) -> Pipeline:
         names = [artifact.name for artifact in [*self.models, *self.fixtures]]
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:

@@ -16,6 +16,6 @@ class Project:
     pipelines: dict[str, Pipeline]
 
     @classmethod
-    def load(cls) -> "Project":
+    def load(cls) -> Project:
         """hpsforge.toml and pipelines/ as the settings name them; a bad file is a UsageError."""
         return cls(load_config(), load_pipelines())

@@ -43,7 +43,7 @@ class Settings(BaseModel):
     echo: bool = False
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         root = Path(env.get("HPSFORGE_PROJECT") or PROJECT_ROOT)
         lock_dir = Path(env.get("HPSFORGE_LOCK_DIR") or root / "lock")

@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from pydantic import ValidationError
+from python_on_whales import docker
+from python_on_whales.exceptions import DockerException
+
 from hpsforge.core import proc
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.files import (
@@ -29,9 +33,6 @@ from hpsforge.core.files import (
 )
 from hpsforge.inputs.store import cache_root, scratch_dir
 from hpsforge.locks.images_lock import ImageRecord
-from pydantic import ValidationError
-from python_on_whales import docker
-from python_on_whales.exceptions import DockerException
 
 CA_BUNDLE_SECRET = "ca-bundle"
 # `docker image load`/`save` of a layout: the gpu runtime's 5 GB take minutes over the local

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from python_on_whales import docker
+from python_on_whales.exceptions import DockerException
+
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.images.buildkit import host_ca_bundle
 from hpsforge.inputs import wheelhouse
 from hpsforge.inputs.store import ContentStore, cache_root
 from hpsforge.locks.images_lock import BASE_ROLE, RC_ROLE, ImageRecord
-from python_on_whales import docker
-from python_on_whales.exceptions import DockerException
 
 CA_IN_CONTAINER = "/run/secrets/ca-bundle"
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 from pathlib import Path, PurePosixPath
 
+from pydantic import BaseModel
+
 from hpsforge.core.config import ProjectConfig
 from hpsforge.core.errors import StaleLockError, UsageError
 from hpsforge.core.settings import settings
 from hpsforge.inputs import blobs
 from hpsforge.locks import pip_locks, requirements_lock
-from pydantic import BaseModel
 
 SPEC_NAME = "gpu-stack.json"
 # Where archives are unpacked in the image.

@@ -13,8 +13,8 @@ the test fixtures all walk this graph.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from hpsforge.core.config import ProjectConfig
 from hpsforge.core.errors import HpsforgeError
@@ -68,7 +68,7 @@ class BuildGraph:
         with_pipelines: bool = True,
         base_lock: DebianLock | None = None,
         rc_lock_text: str | None = None,
-    ) -> "BuildGraph":
+    ) -> BuildGraph:
         """base and rc, each target's runtime and (with_pipelines) one image per pipeline and target.
         base_lock / rc_lock_text: build from these (a freeze's fresh locks) instead of lock/.
         A graph with targets first checks every lock of the project (`nox -s lock-check`)."""

@@ -10,6 +10,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from python_on_whales import docker
+from python_on_whales.exceptions import DockerException
+
 from hpsforge.core.config import ProjectConfig
 from hpsforge.core.errors import HpsforgeError, UsageError
 from hpsforge.core.files import canonical_json, sha256_bytes, sha256_file
@@ -20,8 +23,6 @@ from hpsforge.inputs import blobs
 from hpsforge.inputs.store import link_or_copy, scratch_dir
 from hpsforge.locks import pip_locks
 from hpsforge.locks.images_lock import ImageRecord
-from python_on_whales import docker
-from python_on_whales.exceptions import DockerException
 
 SOURCE_URL = "https://github.com/hpsforge/hpsforge"
 

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from pydantic import ValidationError, model_validator
+
 from hpsforge.core.config import Model, Sha256Hex
 from hpsforge.core.errors import (
     HashMismatchError,
@@ -32,11 +34,10 @@ from hpsforge.core.project import Project
 from hpsforge.core.settings import settings
 from hpsforge.inputs import blobs, debs, wheelhouse
 from hpsforge.inputs.store import ContentStore, link_or_copy
-from hpsforge.locks.debian import DebianLock
 from hpsforge.locks import kinds as lock_kinds
+from hpsforge.locks.debian import DebianLock
 from hpsforge.locks.model_sources import FREEZE as MODEL_SOURCES_FREEZE
 from hpsforge.locks.model_sources import ModelSourcesLock, pypi_files
-from pydantic import ValidationError, model_validator
 
 FORMAT = "hpsforge-archive/1"
 INDEX = "index.json"
@@ -57,7 +58,7 @@ class ArchiveIndex(Model):
     wheelsets: list[wheelhouse.WheelhouseManifest] = []
 
     @model_validator(mode="after")
-    def _each_file_once(self) -> "ArchiveIndex":
+    def _each_file_once(self) -> ArchiveIndex:
         seen: dict[str, str] = {}
         for entry in self.entries:
             if entry.sha256 in seen:

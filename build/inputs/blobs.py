@@ -11,11 +11,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from pydantic import Field, PrivateAttr, field_validator
+
 from hpsforge.core.config import Model, Sha256Hex, TargetName, read_toml, validate_toml
 from hpsforge.core.errors import HashMismatchError, HpsforgeError, InputUnavailableError
 from hpsforge.core.files import sha256_file
 from hpsforge.core.settings import settings
-from pydantic import Field, PrivateAttr, field_validator
 
 # Hashing ~1 GB takes seconds; smaller files are checked without progress lines.
 PROGRESS_BYTES = 100 * 10**6

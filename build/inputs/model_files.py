@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import tarfile
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from hpsforge.core.errors import HashMismatchError, HpsforgeError, StaleLockError
 from hpsforge.core.files import CHUNK

@@ -15,8 +15,11 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Callable
+from typing import Annotated
+
+from pydantic import StringConstraints, ValidationError
 
 from hpsforge.core import proc
 from hpsforge.core.config import Model, Sha256Hex
@@ -26,7 +29,6 @@ from hpsforge.inputs.store import ContentStore, cache_root, scratch_dir
 from hpsforge.locks import requirements_lock
 from hpsforge.locks.pip_locks import host_lock_path
 from hpsforge.locks.pip_locks import lock_path as target_lock_path
-from pydantic import StringConstraints, ValidationError
 
 
 class WheelFile(Model):

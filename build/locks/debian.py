@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Annotated
 
 from debian.deb822 import Deb822
+from pydantic import StringConstraints, ValidationError
+
 from hpsforge.core.config import DebianName, DebianVersion, Model, Sha256Hex
 from hpsforge.core.errors import StaleLockError
 from hpsforge.core.files import atomic_write_text, canonical_json
 from hpsforge.core.settings import settings
-from pydantic import StringConstraints, ValidationError
 
 FREEZE_COMMAND = "nox -s freeze"
 
@@ -69,7 +70,7 @@ class DebianLock(Model):
     packages: list[DebPackage]
 
     @classmethod
-    def read(cls, path: Path) -> "DebianLock":
+    def read(cls, path: Path) -> DebianLock:
         try:
             return cls.model_validate_json(path.read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from hpsforge.core.config import Model
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.files import atomic_write_text, canonical_json
 from hpsforge.core.settings import settings
-from pydantic import ValidationError
 
 # The roles of the two images every target builds on (keys of the record, like runtime-cpu).
 BASE_ROLE = "base"
@@ -36,7 +37,7 @@ class ImagesLock(Model):
     images: dict[str, ImageRecord] = {}
 
     @classmethod
-    def read(cls, path: Path | None = None) -> "ImagesLock":
+    def read(cls, path: Path | None = None) -> ImagesLock:
         path = images_lock_path() if path is None else path
         if not path.exists():
             return cls()
@@ -48,10 +49,10 @@ class ImagesLock(Model):
                 hint="restore it from git or delete it; the next build rewrites it",
             ) from None
 
-    def with_record(self, role: str, record: ImageRecord) -> "ImagesLock":
+    def with_record(self, role: str, record: ImageRecord) -> ImagesLock:
         return ImagesLock(images={**self.images, role: record})
 
-    def with_records(self, records: dict[str, ImageRecord]) -> "ImagesLock":
+    def with_records(self, records: dict[str, ImageRecord]) -> ImagesLock:
         return ImagesLock(images={**self.images, **records})
 
     def write(self, path: Path | None = None) -> bool:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from hpsforge.core.config import Model, PinnedRequirement, Sha256Hex
 from hpsforge.core.errors import StaleLockError
 from hpsforge.core.files import canonical_json, sha256_bytes
 from hpsforge.core.pipelines import ModelSource, Pipeline
 from hpsforge.core.settings import settings
-from pydantic import ValidationError
 
 FREEZE = "nox -s freeze -- model-sources"
 
@@ -40,7 +41,7 @@ class ModelSourcesLock(Model):
     files: list[SourceFile]
 
     @classmethod
-    def read(cls, path: Path | None = None) -> "ModelSourcesLock":
+    def read(cls, path: Path | None = None) -> ModelSourcesLock:
         path = path or model_sources_lock_path()
         try:
             return cls.model_validate_json(path.read_text(encoding="utf-8"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import tomli
+
 from hpsforge.core.config import ProjectConfig
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.files import canonical_json, sha256_bytes

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
 from hpsforge.core import proc
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.settings import PROJECT_ROOT
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 SUITE = PROJECT_ROOT / "tests" / "conformance"
 
@@ -101,7 +102,7 @@ def table(results: Sequence[CheckResult]) -> str:
             latency = f"(container start to ready: {result.ready_s:.1f} s)"
         rows.append((result.pipeline, result.check, result.outcome.upper(), f"{result.seconds:.1f} s", latency))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     lines += [
         f"skipped {result.pipeline} / {result.check}: {result.message}"

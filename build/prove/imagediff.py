@@ -29,7 +29,7 @@ class Entry:
     owner: str
     link: str
 
-    def differences(self, other: "Entry") -> list[str]:
+    def differences(self, other: Entry) -> list[str]:
         fields = ("kind", "size", "sha256", "mtime", "mode", "owner", "link")
         return [
             f"{name} {getattr(self, name)!r} -> {getattr(other, name)!r}"
@@ -93,7 +93,7 @@ def diff_layouts(first: Path, second: Path, limit: int = 200) -> list[str]:
     layers_a, layers_b = a["layers"], b["layers"]
     if len(layers_a) != len(layers_b):
         lines.append(f"layer count differs: {len(layers_a)} vs {len(layers_b)}")
-    for number, (layer_a, layer_b) in enumerate(zip(layers_a, layers_b), start=1):
+    for number, (layer_a, layer_b) in enumerate(zip(layers_a, layers_b, strict=False), start=1):
         if layer_a["digest"] == layer_b["digest"]:
             continue
         lines.append(f"layer {number}: {layer_a['digest']} vs {layer_b['digest']}")
@@ -121,7 +121,7 @@ DIFFOSCOPE_TIMEOUT_S = 300  # per file; a large binary can take diffoscope minut
 def _changed_files(first: Path, second: Path) -> list[tuple[Path, Path, str]]:
     """(first layer, second layer, path) of every regular file whose content differs."""
     changed = []
-    for layer_a, layer_b in zip(_manifest(first)["layers"], _manifest(second)["layers"]):
+    for layer_a, layer_b in zip(_manifest(first)["layers"], _manifest(second)["layers"], strict=False):
         if layer_a["digest"] == layer_b["digest"]:
             continue
         blob_a, blob_b = _blob(first, layer_a["digest"]), _blob(second, layer_b["digest"])

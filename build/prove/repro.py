@@ -22,12 +22,16 @@ from __future__ import annotations
 import platform
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Iterable, Iterator, Literal
+from typing import Literal
 from xml.sax.saxutils import escape, quoteattr
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from python_on_whales import docker
 
 from hpsforge.core import proc
 from hpsforge.core.config import Model
@@ -47,8 +51,6 @@ from hpsforge.inputs import archive
 from hpsforge.inputs.store import ContentStore, scratch_dir
 from hpsforge.locks import images_lock
 from hpsforge.prove import imagediff
-from pydantic import BaseModel, ConfigDict, ValidationError
-from python_on_whales import docker
 
 FORMAT = "hpsforge-repro/1"
 
@@ -275,7 +277,7 @@ def run(
     report = ReproReport(
         format=FORMAT,
         revision=project_revision(),
-        created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         targets=targets,
         from_archive=from_archive is not None,
         machine=machine_facts(),

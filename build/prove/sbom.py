@@ -9,8 +9,10 @@ its OCI labels). The document is deterministic: same locks, same bytes.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+
+from packageurl import PackageURL
 
 from hpsforge.core.config import ProjectConfig
 from hpsforge.core.files import (
@@ -24,7 +26,6 @@ from hpsforge.core.settings import settings
 from hpsforge.images import gpu
 from hpsforge.inputs import blobs, wheelhouse
 from hpsforge.locks import debian, pip_locks, requirements_lock
-from packageurl import PackageURL
 
 SPEC_VERSION = "1.5"
 
@@ -141,7 +142,7 @@ def document(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str)
         + _blob_components(config, target)
         + _model_components(pipelines)
     )
-    created = datetime.fromtimestamp(config.base.source_date_epoch, tz=timezone.utc)
+    created = datetime.fromtimestamp(config.base.source_date_epoch, tz=UTC)
     body = {
         "bomFormat": "CycloneDX",
         "specVersion": SPEC_VERSION,

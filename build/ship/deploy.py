@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
+
 from hpsforge.bundle import model_repo
 from hpsforge.core.errors import HpsforgeError, UsageError
 from hpsforge.core.pipelines import DeployParameters, Pipeline, image_slug
@@ -71,7 +72,7 @@ class Sizing:
     startup_failures: int  # startup probe failures allowed, PROBE_PERIOD_S apart
 
     @classmethod
-    def of(cls, name: str, params: DeployParameters) -> "Sizing":
+    def of(cls, name: str, params: DeployParameters) -> Sizing:
         shm = params.shm_mib or shm_mib(name, params.instances)
         start = params.start_seconds or MEASURED_START_S
         return cls(

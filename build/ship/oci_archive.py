@@ -39,6 +39,8 @@ import oras.provider
 import oras.utils
 import requests
 import requests.adapters
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from hpsforge.core import proc
 from hpsforge.core.errors import (
     HashMismatchError,
@@ -51,7 +53,6 @@ from hpsforge.core.reference import ImageReference
 from hpsforge.images.buildkit import host_ca_bundle
 from hpsforge.inputs.archive import ArchiveIndex
 from hpsforge.inputs.store import ContentStore, link_or_copy
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 ARCHIVE_FORMAT = "hpsforge-archive/1"
 INDEX_MEDIA_TYPE = "application/vnd.hpsforge.archive.index.v1+json"
@@ -445,7 +446,8 @@ class _Registry(oras.provider.Registry):
         if response.status_code == 404:
             text = _error_text(response)
             raise InputUnavailableError(
-                f"{self.ref.text}: the registry at {self.base} has no such archive (HTTP 404{': ' + text if text else ''})",
+                f"{self.ref.text}: the registry at {self.base} has no such archive "
+                f"(HTTP 404{': ' + text if text else ''})",
                 hint=f"check the repository and tag (the registry lists the tags at {self._url('tags', 'list')}), "
                 "or push the archive first",
             )

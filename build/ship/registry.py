@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from python_on_whales import docker
+from python_on_whales.exceptions import DockerException
+
 from hpsforge.core.errors import DigestMismatchError, InputUnavailableError, UsageError
 from hpsforge.core.reference import ImageReference
 from hpsforge.images import gpu
 from hpsforge.locks.images_lock import ImageRecord
 from hpsforge.ship import oci_archive
-from python_on_whales import docker
-from python_on_whales.exceptions import DockerException
 
 PREFIX_USAGE = "REGISTRY[:PORT][/PATH], e.g. 127.0.0.1:5000/hps"
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from python_on_whales import docker
+from python_on_whales.exceptions import DockerException
+
 from hpsforge.bundle.client_sdk import ready
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.pipelines import image_slug
 from hpsforge.images import pipeline_images
 from hpsforge.locks import images_lock
-from python_on_whales import docker
-from python_on_whales.exceptions import DockerException
 
 CONTAINER_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
 # The state volume is the serving user's home: a fresh named volume takes the image's owner of

@@ -24,6 +24,7 @@ sys.path.insert(0, str(PROJECT_ROOT / "sdk" / "client" / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the suite's helper module (wire)
 
 from hps_client import ready  # noqa: E402
+
 from hpsforge.core.pipelines import load_pipelines  # noqa: E402
 from hpsforge.images import pipeline_images  # noqa: E402
 from hpsforge.inputs import model_files  # noqa: E402

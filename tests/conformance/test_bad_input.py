@@ -11,6 +11,7 @@ import zlib
 import numpy as np
 import pytest
 import wire
+
 from hpsforge.bundle import goldens
 from hpsforge.core.settings import PROJECT_ROOT
 
@@ -30,7 +31,7 @@ def _envelope_cases(target: goldens.ConformanceTarget, valid: dict) -> dict[str,
         ),
         "field_of_the_wrong_type": ({**valid, target.required_field: 12345}, target.required_field),
         "nested_10000_levels": (DEEP, "nested too deeply"),
-        "nested_10000_levels_in_a_field": ('{"%s": %s}' % (target.required_field, DEEP), "nested too deeply"),
+        "nested_10000_levels_in_a_field": (f'{{"{target.required_field}": {DEEP}}}', "nested too deeply"),
         "over_the_size_limit": ({**valid, target.required_field: "A" * TOO_BIG}, "over the limit"),
     }
     if target.image_field:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from hpsforge.core.settings import PROJECT_ROOT
 
 CLIENT_SOURCE = PROJECT_ROOT / "sdk" / "client" / "src"

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import wire
+
 from hpsforge.bundle import goldens
 from hpsforge.core.settings import PROJECT_ROOT
 

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+
 from hpsforge.bundle import goldens
 from hpsforge.core.settings import PROJECT_ROOT
 

@@ -13,6 +13,7 @@ import time
 import conftest
 import pytest
 import wire
+
 from hpsforge.bundle import goldens
 from hpsforge.core.settings import PROJECT_ROOT
 

@@ -12,6 +12,7 @@ import time
 
 import pytest
 import wire
+
 from hpsforge.bundle import goldens
 from hpsforge.core.settings import PROJECT_ROOT
 

@@ -6,6 +6,7 @@ import json
 import time
 
 import wire
+
 from hpsforge.bundle import goldens
 from hpsforge.core.settings import PROJECT_ROOT
 

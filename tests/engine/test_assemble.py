@@ -5,10 +5,11 @@ import tarfile
 import time
 import urllib.request
 
+from python_on_whales import docker
+
 from hpsforge.bundle import assemble, goldens
 from hpsforge.core.pipelines import load_pipelines
 from hpsforge.core.settings import settings
-from python_on_whales import docker
 
 PIPELINE = "image_classification"  # the smallest bundle; every pipeline's server is checked through its image
 

@@ -1,6 +1,7 @@
 import shutil
 
 import pytest
+
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.images import base
 from hpsforge.inputs.store import ContentStore

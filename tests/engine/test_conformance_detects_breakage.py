@@ -8,11 +8,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from python_on_whales import docker
+from python_on_whales.exceptions import DockerException
+
 from hpsforge.core.pipelines import load_pipelines
 from hpsforge.images import pipeline_images
 from hpsforge.prove import conformance
-from python_on_whales import docker
-from python_on_whales.exceptions import DockerException
 
 PIPELINE = "image_classification"
 SERVER = "/opt/hps/server"

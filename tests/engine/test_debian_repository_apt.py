@@ -10,11 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from hpsforge.core.config import load_config
 from hpsforge.inputs import debs
 from hpsforge.inputs.store import ContentStore
 from hpsforge.locks.debian import DebianLock, base_lock_path
-
 from tests.support.debian_repository import (
     HttpStandIn,
     SigningKey,

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from python_on_whales import docker
+from python_on_whales.exceptions import DockerException
+
 from hpsforge.bundle import goldens
 from hpsforge.core.pipelines import image_slug, load_pipelines
 from hpsforge.core.settings import PROJECT_ROOT
@@ -23,9 +26,6 @@ from hpsforge.inputs import model_files
 from hpsforge.inputs.store import cache_root
 from hpsforge.locks import images_lock
 from hpsforge.ship import deploy
-from python_on_whales import docker
-from python_on_whales.exceptions import DockerException
-
 from tests.conformance import wire
 
 PIPELINES = load_pipelines()
@@ -53,7 +53,7 @@ def _run_arguments(deployment: dict, volumes_dir: Path) -> dict:
         "memory": f"{_mib(container['resources']['limits']['memory'])}m",
         "memory_swap": f"{_mib(container['resources']['limits']['memory'])}m",  # a pod has no swap
         "publish": [("127.0.0.1:", port["containerPort"]) for port in container["ports"]],
-        "envs": {item["name"]: item["value"] if "value" in item else ADMIN_KEY for item in container["env"]},
+        "envs": {item["name"]: item.get("value", ADMIN_KEY) for item in container["env"]},
         "tmpfs": [],
         "mounts": [],
     }
@@ -126,7 +126,8 @@ def test_the_deployment_runs_read_only_and_answers_its_goldens(name, cpu_images,
             if time.monotonic() - started > budget:
                 pytest.fail(
                     f"{name} was not ready within the startup probe's {budget} s "
-                    f"(MEASURED_START_S x START_MARGIN in build/deploy.py):\n{docker.container.logs(container, tail=40)}"
+                    "(MEASURED_START_S x START_MARGIN in build/ship/deploy.py):\n"
+                    f"{docker.container.logs(container, tail=40)}"
                 )
             time.sleep(0.5)
         print(f"{name}: ready in {time.monotonic() - started:.1f} s under the Deployment's limits (budget {budget} s)")

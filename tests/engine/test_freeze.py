@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from hpsforge.locks import debian
 from hpsforge.locks.debian import DebianLock
-
 from tests.support.local_mirror import local_mirror
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -11,12 +11,13 @@ import subprocess
 import time
 
 import pytest
+from python_on_whales import docker
+
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.pipelines import load_pipelines
 from hpsforge.images import buildkit, gpu, runtime
 from hpsforge.locks import images_lock, pip_locks, requirements_lock
 from hpsforge.prove import conformance
-from python_on_whales import docker
 
 SITE = "/opt/hps/lib/python3.11/site-packages"
 

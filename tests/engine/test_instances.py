@@ -7,10 +7,11 @@ import json
 import urllib.request
 
 import pytest
+from python_on_whales import docker
+
 from hpsforge.bundle.client_sdk import ready
 from hpsforge.core.pipelines import load_pipelines
 from hpsforge.images import pipeline_images
-from python_on_whales import docker
 
 PIPELINE, MODEL = "image_classification", "image-classification"
 

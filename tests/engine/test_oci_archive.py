@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from hpsforge.core.errors import HashMismatchError, InputUnavailableError, UsageError
 from hpsforge.inputs.store import ContentStore
 from hpsforge.ship import oci_archive
@@ -19,7 +20,6 @@ from hpsforge.ship.oci_archive import (
     MANIFEST_MEDIA_TYPE,
     TITLE,
 )
-
 from tests.support.archives import folder_contents, make_archive
 from tests.support.registry import TEST_HTPASSWD as HTPASSWD
 from tests.support.registry import LocalRegistry, RegistryUnavailable, local_registry

@@ -1,6 +1,7 @@
+from python_on_whales import docker
+
 from hpsforge.images import rc
 from hpsforge.locks import pip_locks
-from python_on_whales import docker
 
 
 def test_rc_has_the_locked_tools(shared_images):

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from python_on_whales import docker
+
 from hpsforge.core.errors import DigestMismatchError, InputUnavailableError
 from hpsforge.locks.images_lock import ImagesLock
 from hpsforge.ship import registry
-from python_on_whales import docker
-
 from tests.support.registry import TEST_HTPASSWD, local_registry
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ def test_every_image_is_pushed_and_recorded_by_the_digest_the_registry_serves(pu
     served, record = pushed
     images = record.images
     assert {role for role, image in images.items() if image.pushed} == PUSHED_ROLES
-    engine_status  # skopeo is one of engine.tools
+    del engine_status  # requested for the engine it brings up: skopeo is one of engine.tools
     from hpsforge.core.config import load_config
     from hpsforge.images import engine
 
@@ -163,9 +163,11 @@ def test_a_rebuild_with_an_empty_buildkit_cache_reads_the_registry_cache_to_the_
 
 def test_a_registry_that_refuses_the_push_is_named_and_the_build_kept(cpu_images, registry_tool, tmp_path):
     image = cpu_images["pipeline-image-classification-cpu"]
-    with local_registry(tmp_path / "locked", htpasswd=TEST_HTPASSWD) as locked:
-        with pytest.raises(InputUnavailableError) as refused:
-            registry.push(image, f"{locked.host}/hps")
+    with (
+        local_registry(tmp_path / "locked", htpasswd=TEST_HTPASSWD) as locked,
+        pytest.raises(InputUnavailableError) as refused,
+    ):
+        registry.push(image, f"{locked.host}/hps")
     message = str(refused.value)
     assert f"push of {image.reference} to {locked.host}/hps/image-classification-cpu" in message
     assert "docker login" in message and docker.image.inspect(image.reference).id == image.digest

@@ -4,12 +4,13 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from python_on_whales import docker
+
 from hpsforge.core.errors import DigestMismatchError
 from hpsforge.images import buildkit
 from hpsforge.images.graph import BuildGraph, Node
 from hpsforge.locks import images_lock
 from hpsforge.prove import repro
-from python_on_whales import docker
 
 
 def _marker_image(tmp_path, shared_images, name: str, marker: str) -> images_lock.ImageRecord:

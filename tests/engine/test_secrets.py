@@ -4,9 +4,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hpsforge.images import buildkit
 from python_on_whales import docker
 
+from hpsforge.images import buildkit
 from tests.support import image_audit
 
 LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")

@@ -3,9 +3,10 @@
 import urllib.request
 
 import pytest
+from python_on_whales import docker
+
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.ship import serve
-from python_on_whales import docker
 
 PIPELINE = "image_classification"  # the pipeline the serve_slot fixture builds (tests/conftest.py)
 

@@ -3,6 +3,7 @@
 import hashlib
 
 import pytest
+
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.images import containers
 from hpsforge.inputs import wheelhouse

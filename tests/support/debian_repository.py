@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 
 from debian import deb822
+
 from hpsforge.inputs.store import ContentStore, link_or_copy
 from hpsforge.locks.debian import DebPackage
 

@@ -59,7 +59,7 @@ class DiskWatch:
         while not self._stop.wait(SAMPLE_EVERY_S):
             self.sample()
 
-    def start(self) -> "DiskWatch":
+    def start(self) -> DiskWatch:
         self._thread.start()
         return self
 

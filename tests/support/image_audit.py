@@ -8,8 +8,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpsforge.inputs.store import scratch_dir
 from python_on_whales import docker
+
+from hpsforge.inputs.store import scratch_dir
 
 
 @dataclass(frozen=True)

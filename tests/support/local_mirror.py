@@ -17,7 +17,6 @@ from hpsforge.core.settings import PROJECT_ROOT
 from hpsforge.inputs import debs
 from hpsforge.inputs.store import ContentStore
 from hpsforge.locks import debian
-
 from tests.support.debian_repository import (
     DebianRepository,
     HttpStandIn,

@@ -16,9 +16,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 START_TIMEOUT_S = 15
 # htpasswd line for archive-user / archive-secret (bcrypt, cost 4 so that each request stays fast).

@@ -15,10 +15,10 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 SERVICE = "hpsforge-test-registry"
@@ -109,7 +109,7 @@ def token_server(root: Path, users: dict[str, str]) -> Iterator[TokenServer]:
     holder: dict[str, TokenServer] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's naming)
+        def do_GET(self):  # http.server's naming
             query = parse_qs(urlsplit(self.path).query)
             user = ""
             if (authorization := self.headers.get("Authorization", "")).startswith("Basic "):

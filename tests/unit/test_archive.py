@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+
 from hpsforge.core.errors import HashMismatchError, InputUnavailableError, UsageError
 from hpsforge.inputs import archive, wheelhouse
 from hpsforge.inputs.store import ContentStore
-
 from tests.support.archives import make_archive
 
 FILES = {"alpha_1.0_amd64.deb": b"alpha" * 1000, "beta_2.0_all.deb": b"beta" * 3000, "gamma_3_all.deb": b"g" * 10}

@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from hpsforge import cli
 from hpsforge.bundle import assemble
 from hpsforge.core.errors import HpsforgeError
@@ -132,8 +133,8 @@ def test_archive_gzip_header_has_no_time_or_name(tmp_path):
     assert data[:2] == b"\x1f\x8b"
     assert data[4:8] == b"\0\0\0\0"  # MTIME
     assert not data[3] & 0x08  # FNAME not set
-    with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
-        assert tarfile.open(fileobj=io.BytesIO(unzipped.read())).getnames()[0] == "Demo_sdk"
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped, tarfile.open(fileobj=io.BytesIO(unzipped.read())) as tar:
+        assert tar.getnames()[0] == "Demo_sdk"
 
 
 def test_archive_is_replaced_atomically(tmp_path):

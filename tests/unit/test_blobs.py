@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.files import CHUNK
 from hpsforge.core.settings import PROJECT_ROOT

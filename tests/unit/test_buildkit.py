@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.images.buildkit import layout_manifest_digest
 from hpsforge.locks.images_lock import ImageRecord, ImagesLock

@@ -41,7 +41,7 @@ def test_every_session_is_listed_with_a_description():
     listing = noxw("-l")
     assert listing.returncode == 0, listing.stderr
     for session in SESSIONS:
-        line = next(l for l in listing.stdout.splitlines() if l[2:].startswith(f"{session} -> "))
+        line = next(row for row in listing.stdout.splitlines() if row[2:].startswith(f"{session} -> "))
         assert len(line.split(" -> ", 1)[1]) > 20
 
 

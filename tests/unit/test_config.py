@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
 from hpsforge.core.config import (
     BaseConfig,
     EngineConfig,
@@ -15,7 +17,6 @@ from hpsforge.core.config import (
     version_tuple,
 )
 from hpsforge.core.errors import HpsforgeError
-from pydantic import ValidationError
 
 PROJECT_CONFIG = Path(__file__).resolve().parents[2] / "hpsforge.toml"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.prove import conformance
 from hpsforge.prove.conformance import CheckResult, ConformanceRun, Outcome

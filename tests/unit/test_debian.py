@@ -6,6 +6,7 @@ import hashlib
 import json
 
 import pytest
+
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.inputs import debs
 from hpsforge.inputs.store import ContentStore

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from debian import deb822
+
 from hpsforge.core.errors import HashMismatchError, HpsforgeError
 from hpsforge.freeze.apt import signed_packages_index
 from hpsforge.inputs.store import ContentStore
 from hpsforge.locks.debian import DebPackage
-
 from tests.support.debian_repository import (
     DebianRepository,
     HttpStandIn,

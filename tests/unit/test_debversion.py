@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hpsforge.core.config import HostPackage
 from hpsforge.core.debversion import Constraint
 from hpsforge.core.errors import HpsforgeError

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from hpsforge import cli
 from hpsforge.core.errors import HpsforgeError, UsageError
 from hpsforge.core.pipelines import DeployParameters, load_pipeline, load_pipelines
 from hpsforge.locks import images_lock
 from hpsforge.ship import deploy
-
 from tests.support import manifests
 
 PIPELINES = load_pipelines()

@@ -7,11 +7,11 @@ import hashlib
 import socket
 
 import pytest
+
 from hpsforge.core.errors import HashMismatchError, InputUnavailableError
 from hpsforge.inputs import debs
 from hpsforge.inputs.store import ContentStore
 from hpsforge.locks.debian import DebianLock, DebPackage
-
 from tests.support.archives import make_archive
 from tests.support.debian_repository import HttpStandIn
 

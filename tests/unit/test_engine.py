@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from hpsforge.core.config import load_config
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.images.engine import EngineStatus, check_requirements
@@ -137,8 +138,9 @@ def test_a_daemon_config_that_is_not_json_is_named(tmp_path):
 
 
 def test_a_malformed_build_cache_size_is_refused():
-    from hpsforge.core.config import EngineConfig
     from pydantic import ValidationError
+
+    from hpsforge.core.config import EngineConfig
 
     fields = load_config().engine.model_dump()
     with pytest.raises(ValidationError) as refused:

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
 from hpsforge.core import errors
 from hpsforge.core.errors import ExitCode
 

@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "pipelines" / "face_recognition" / "server" / "lib"))
 
-from face_recognition_pipeline.gallery import GalleryStore  # noqa: E402
+from face_recognition_pipeline.gallery import GalleryStore
 
 WRITERS, ADDS, SEEDS, DIM = 4, 12, 8, 128
 
@@ -79,7 +79,7 @@ def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
     expected_ids = set(range(SEEDS, SEEDS + WRITERS * ADDS))
     assert len(final) == WRITERS * ADDS
     assert set(got) == expected_ids and sorted(final.ids.tolist()) == sorted(expected_ids)
-    assert {id_: label for id_, label in zip(final.ids.tolist(), final.labels)} == got
-    for id_, label, row in zip(final.ids.tolist(), final.labels, final.embeddings):
+    assert dict(zip(final.ids.tolist(), final.labels, strict=True)) == got
+    for id_, label, row in zip(final.ids.tolist(), final.labels, final.embeddings, strict=True):
         assert (row == int(label[1:].split("-")[0])).all(), f"id {id_} ({label}) has another writer's embedding"
     assert final.next_id == SEEDS + WRITERS * ADDS

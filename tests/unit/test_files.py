@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import pytest
+
 from hpsforge.core import files
 from hpsforge.core.files import (
     atomic_output,
@@ -78,10 +79,9 @@ def test_atomic_write_text_changed_rewrites(tmp_path):
 def test_atomic_output_failure_keeps_original(tmp_path):
     path = tmp_path / "target.bin"
     path.write_bytes(b"original")
-    with pytest.raises(RuntimeError, match="boom"):
-        with atomic_output(path) as stream:
-            stream.write(b"half-written")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), atomic_output(path) as stream:
+        stream.write(b"half-written")
+        raise RuntimeError("boom")
     assert path.read_bytes() == b"original"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["target.bin"]
     assert not list(tmp_path.glob("*.partial"))
@@ -89,10 +89,9 @@ def test_atomic_output_failure_keeps_original(tmp_path):
 
 def test_atomic_output_failure_on_new_file_leaves_nothing(tmp_path):
     path = tmp_path / "new.bin"
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_output(path) as stream:
-            stream.write(b"x")
-            raise KeyboardInterrupt  # BaseException too must not leave a partial file
+    with pytest.raises(KeyboardInterrupt), atomic_output(path) as stream:
+        stream.write(b"x")
+        raise KeyboardInterrupt  # BaseException too must not leave a partial file
     assert list(tmp_path.iterdir()) == []
 
 
@@ -130,4 +129,4 @@ def test_atomic_write_text_is_utf8_whatever_the_locale(tmp_path):
     env.pop("PYTHONIOENCODING", None)
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert path.read_bytes() == "café\n".encode("utf-8")
+    assert path.read_bytes() == "café\n".encode()

@@ -1,9 +1,10 @@
 """Golden cases (build/bundle/goldens.py): loading with clear errors, references, and the checks."""
 
 import pytest
+
 from hpsforge.bundle import goldens
-from hpsforge.core.settings import PROJECT_ROOT
 from hpsforge.core.pipelines import load_pipelines
+from hpsforge.core.settings import PROJECT_ROOT
 
 VALID = """
 [conformance]

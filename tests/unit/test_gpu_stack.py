@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from hpsforge.core.config import ProjectConfig, load_config
+from hpsforge.core.errors import HpsforgeError, StaleLockError, UsageError
 from hpsforge.core.settings import PROJECT_ROOT
 from hpsforge.images import gpu
 from hpsforge.inputs import blobs
@@ -14,7 +16,6 @@ from hpsforge.locks import images_lock, pip_locks, requirements_lock
 
 CONFIG_FILE = PROJECT_ROOT / "hpsforge.toml"
 MANIFEST = PROJECT_ROOT / "vendor_blobs" / "manifest.toml"
-from hpsforge.core.errors import HpsforgeError, StaleLockError, UsageError
 
 ISSUE_LIBRARIES = {
     "libcublas.so",

@@ -41,7 +41,7 @@ def _elf(sections: dict[str, bytes]) -> bytes:
     struct.pack_into("<HHH", header, 0x3A, 64, len(sections) + 2, len(sections) + 1)
     table = b"\0" * 64  # the null section
     name_offset = 1
-    for (name, content), offset in zip([*sections.items(), (".shstrtab", names)], offsets):
+    for (name, content), offset in zip([*sections.items(), (".shstrtab", names)], offsets, strict=True):
         table += struct.pack("<IIQQQQ", name_offset, 1, 0, 0, offset, len(content)).ljust(64, b"\0")
         name_offset += len(name) + 1
     return bytes(header) + data + table

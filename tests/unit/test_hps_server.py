@@ -70,7 +70,7 @@ def test_decode_generates_a_log_id_when_absent_or_null():
 
 
 def test_parse_json_removes_log_id_from_the_body():
-    log_id, body = wire.parse_json('{"logId":"L","value":1,"nested":{"logId":"kept"}}'.encode())
+    log_id, body = wire.parse_json(b'{"logId":"L","value":1,"nested":{"logId":"kept"}}')
     assert log_id == "L"
     assert body == {"value": 1, "nested": {"logId": "kept"}}
 
@@ -395,7 +395,7 @@ def _fake_pb_utils() -> types.ModuleType:
             assert kind == MetricFamily.COUNTER
             self.name = name
 
-        def Metric(self, labels: dict):  # noqa: N802 (Triton's name)
+        def Metric(self, labels: dict):  # Triton's name
             family, key = MetricFamily, (self.name, *sorted(labels.items()))
 
             class Counter:
@@ -446,7 +446,7 @@ def test_execute_answers_each_document_of_multi_document_requests_in_its_own_slo
 
     assert len(responses) == 2
     outputs = []
-    for response, sent in zip(responses, (first, second)):
+    for response, sent in zip(responses, (first, second), strict=True):
         (tensor,) = response.output_tensors
         assert tensor.name == "output"
         assert tensor.as_numpy().shape == sent.shape and tensor.as_numpy().dtype == np.object_

@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sdk" / "server"))
 
-from hps_server import ServerContext, wire  # noqa: E402
+from hps_server import ServerContext, wire
 
 
 @pytest.mark.parametrize("document", [b'{"x": NaN}', b'{"x": Infinity}', b'{"x": -Infinity}'])

@@ -7,6 +7,7 @@ is fed) and a tiny synthetic lexicon stands in for LAC's dictionaries, so nothin
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -41,7 +42,7 @@ def model_dir(tmp_path: Path) -> Path:
 
 
 class _Handle:
-    def __init__(self, predictor: "FakePredictor"):
+    def __init__(self, predictor: FakePredictor):
         self.predictor = predictor
 
     def reshape(self, shape: list[int]) -> None:
@@ -84,7 +85,7 @@ class FakePredictor:
         (offsets,) = self.lod
         assert self.fed.shape == tuple(self.shape) == (offsets[-1], 1) and self.fed.dtype == np.int64
         flat = self.fed.reshape(-1)
-        self.runs.append([flat[begin:end].tolist() for begin, end in zip(offsets, offsets[1:])])
+        self.runs.append([flat[begin:end].tolist() for begin, end in itertools.pairwise(offsets)])
         self.tags = np.array([[TAG_OF_ID[int(word_id)]] for word_id in flat], dtype=np.int64)
 
 

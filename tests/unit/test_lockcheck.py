@@ -6,6 +6,7 @@ import re
 import shutil
 
 import pytest
+
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.project import Project
 from hpsforge.core.settings import PROJECT_ROOT

@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from tritonclient.grpc.model_config_pb2 import ModelInstanceGroup
+
 from hpsforge.bundle import model_repo
 from hpsforge.core.errors import HpsforgeError, UsageError
-from tritonclient.grpc.model_config_pb2 import ModelInstanceGroup
 
 PYTHON_CONFIG = """name: "{name}"
 backend: "python"

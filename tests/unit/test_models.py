@@ -10,6 +10,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
 from hpsforge.core import pipelines
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.pipelines import ModelArtifact, ModelSource
@@ -17,7 +19,6 @@ from hpsforge.freeze import pypi_files
 from hpsforge.inputs import model_files
 from hpsforge.inputs.store import ContentStore
 from hpsforge.locks import model_sources
-from pydantic import ValidationError
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MEMBERS = {
@@ -507,6 +508,8 @@ def test_repeated_basename_in_pipeline_toml_is_named(tmp_path):
 def test_a_source_that_is_not_an_archive_is_named(tmp_path):
     raw = tmp_path / "inference.pdiparams"
     raw.write_bytes(b"\x00" * 64)
-    with pytest.raises(HpsforgeError, match="inference.pdiparams: a model source must be an archive"):
-        with model_files.open_members(raw):
-            pass
+    with (
+        pytest.raises(HpsforgeError, match="inference.pdiparams: a model source must be an archive"),
+        model_files.open_members(raw),
+    ):
+        pass

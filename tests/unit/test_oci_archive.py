@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from hpsforge.core.errors import (
     HashMismatchError,
     HpsforgeError,
@@ -28,7 +29,6 @@ from hpsforge.ship.oci_archive import (
     parse_index,
     parse_reference,
 )
-
 from tests.support.archives import make_archive
 
 
@@ -382,9 +382,11 @@ def test_the_test_registry_names_docker_registry_when_it_is_not_installed(tmp_pa
     from tests.support.registry import RegistryUnavailable, local_registry
 
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(RegistryUnavailable, match="docker-registry is not on PATH.*apt-get install .*docker-registry"):
-        with local_registry(tmp_path):
-            pass
+    with (
+        pytest.raises(RegistryUnavailable, match="docker-registry is not on PATH.*apt-get install .*docker-registry"),
+        local_registry(tmp_path),
+    ):
+        pass
 
 
 def test_a_helper_that_hangs_is_stopped_and_named(docker_config, tmp_path, monkeypatch):

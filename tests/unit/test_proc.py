@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+
 from hpsforge.core import proc
 from hpsforge.core.errors import HashMismatchError, HpsforgeError, InputUnavailableError
 from hpsforge.core.settings import Settings

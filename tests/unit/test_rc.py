@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from hpsforge.core.config import RcConfig
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.images import rc

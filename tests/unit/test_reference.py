@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from hpsforge.core.errors import UsageError
 from hpsforge.core.reference import ImageReference
 

@@ -6,6 +6,7 @@ Pushes and pulls themselves run against a real registry in tests/engine/test_reg
 from __future__ import annotations
 
 import pytest
+
 from hpsforge.core.errors import UsageError
 from hpsforge.core.reference import ImageReference
 from hpsforge.locks.images_lock import ImageRecord

@@ -6,6 +6,7 @@ import json
 from xml.etree import ElementTree
 
 import pytest
+
 from hpsforge.core.errors import DigestMismatchError, ExitCode, InputUnavailableError, NewInputsError, UsageError
 from hpsforge.prove import repro
 from hpsforge.prove.repro import CompareOutcome, Verdict

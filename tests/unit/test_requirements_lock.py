@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.locks import requirements_lock
 from hpsforge.locks.requirements_lock import (

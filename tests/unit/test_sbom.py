@@ -11,6 +11,9 @@ from urllib.parse import quote, urlsplit
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from jsonschema.validators import Draft7Validator
+from packageurl import PackageURL
+
 from hpsforge.core.config import load_config
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.files import canonical_json, sha256_file
@@ -19,8 +22,6 @@ from hpsforge.inputs import blobs
 from hpsforge.locks import debian, pip_locks, requirements_lock
 from hpsforge.locks.requirements_lock import canonical_name
 from hpsforge.prove import sbom
-from jsonschema.validators import Draft7Validator
-from packageurl import PackageURL
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _IRI_FORBIDDEN = set(string.whitespace) | set('<>"{}|\\^`')

@@ -16,9 +16,10 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
 from hpsforge.bench.serving import report as serving_report
 from hpsforge.bench.serving.report import Point, ServingReport, TritonRun
-from pydantic import ValidationError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA = PROJECT_ROOT / "tests" / "data" / "serving"

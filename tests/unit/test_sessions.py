@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hpsforge.cli import _parse
 from hpsforge.core.errors import HpsforgeError, UsageError
 

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.inputs import store
 from hpsforge.inputs.store import ContentStore, cache_root

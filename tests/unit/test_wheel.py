@@ -11,6 +11,7 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
+
 from hpsforge.bundle import client_wheel
 from hpsforge.core.errors import HpsforgeError
 

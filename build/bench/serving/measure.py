@@ -23,6 +23,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal, NoReturn
 
+from python_on_whales import docker
+from python_on_whales.exceptions import DockerException
+
 from hpsforge.bench.serving.build import bench_image
 from hpsforge.bench.serving.report import (
     BENCH_TOOLS,
@@ -59,8 +62,6 @@ from hpsforge.images import graph, pipeline_images, rc, runtime
 from hpsforge.inputs import model_files
 from hpsforge.inputs.store import cache_root, scratch_dir
 from hpsforge.locks import images_lock, pip_locks
-from python_on_whales import docker
-from python_on_whales.exceptions import DockerException
 
 READY_TIMEOUT_S = 300
 SHM_SIZE = "256m"

@@ -13,13 +13,14 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from python_on_whales import docker
+from python_on_whales.exceptions import DockerException
+
 from hpsforge.bundle.client_sdk import stages
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.files import atomic_write_text
 from hpsforge.core.settings import PROJECT_ROOT, settings
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
-from python_on_whales import docker
-from python_on_whales.exceptions import DockerException
 
 BENCH_TOOLS = PROJECT_ROOT / "bench"
 REPORT = "serving.json"

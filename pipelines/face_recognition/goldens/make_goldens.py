@@ -53,6 +53,7 @@ def fixtures(given: Path | None) -> Path:
 def measure(http: str, fixtures_dir: Path) -> int:
     sys.path.insert(0, str(HERE.parents[2] / "tests" / "conformance"))
     import wire
+
     from hpsforge.bundle import goldens
 
     def send(model: str, request: dict) -> dict:

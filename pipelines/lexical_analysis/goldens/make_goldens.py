@@ -29,7 +29,7 @@ def main() -> int:
         print(f"{outcome.case.name}: {'FAIL ' + '; '.join(outcome.problems) if outcome.problems else 'ok'}")
         if show:
             for item in (outcome.envelope.get("result") or {}).get("results", []):
-                print("   ", " ".join(f"{word}/{tag}" for word, tag in zip(item["words"], item["tags"])))
+                print("   ", " ".join(f"{word}/{tag}" for word, tag in zip(item["words"], item["tags"], strict=False)))
             if outcome.envelope.get("errorCode"):
                 print("   ", outcome.envelope["errorCode"], outcome.envelope["errorMsg"])
     return 1 if run.failures else 0

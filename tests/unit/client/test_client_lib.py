@@ -5,6 +5,7 @@ small threaded http.server speaking the part of Triton's HTTP/REST protocol the 
 """
 
 import base64
+import contextlib
 import json
 import socket
 import struct
@@ -258,10 +259,8 @@ class FakeTriton:
                 kind = reply[0]
                 if kind == "sleep":
                     time.sleep(reply[1])
-                    try:
+                    with contextlib.suppress(OSError):  # the client gave up
                         self._reply(model, request_id, reply[2])
-                    except OSError:
-                        pass  # the client gave up
                 elif kind == "http":
                     self._send(reply[1], reply[2])
                 elif kind == "reset":  # RST instead of an answer
@@ -340,9 +339,8 @@ def test_binary_output_is_decoded(triton):
 
 def test_gives_up_after_retries_on_503(triton):
     triton.responder = lambda model, doc: ("http", 503, b'{"error":"unavailable"}')
-    with fast_client(triton.url, retries=2) as client:
-        with pytest.raises(UnavailableError) as info:
-            client.infer("ocr", {})
+    with fast_client(triton.url, retries=2) as client, pytest.raises(UnavailableError) as info:
+        client.infer("ocr", {})
     assert info.value.attempts == 3
     assert len(triton.requests) == 3
 
@@ -357,9 +355,8 @@ def test_connection_refused_is_retried_then_unavailable(refused_url):
 
 
 def test_grpc_unavailable_is_retried(refused_url):
-    with fast_client(refused_url, protocol="grpc", retries=1) as client:
-        with pytest.raises(UnavailableError) as info:
-            client.infer("ocr", {})
+    with fast_client(refused_url, protocol="grpc", retries=1) as client, pytest.raises(UnavailableError) as info:
+        client.infer("ocr", {})
     assert info.value.attempts == 2
 
 
@@ -375,9 +372,8 @@ def test_backoff_grows(refused_url):
 @pytest.mark.parametrize("status", [400, 404, 429, 500])
 def test_triton_http_errors_are_not_retried(triton, status):
     triton.responder = lambda model, doc: ("http", status, b'{"error":"Request for unknown model"}')
-    with fast_client(triton.url, retries=3) as client:
-        with pytest.raises(TritonError) as info:
-            client.infer("nope", {}, log_id="abc")
+    with fast_client(triton.url, retries=3) as client, pytest.raises(TritonError) as info:
+        client.infer("nope", {}, log_id="abc")
     assert (info.value.error_code, info.value.log_id) == (status, "abc")
     assert "unknown model" in info.value.message
     assert len(triton.requests) == 1
@@ -389,9 +385,8 @@ def test_error_envelopes_are_not_retried(triton, code):
         "envelope",
         {"logId": doc["logId"], "errorCode": code, "errorMsg": "image is not decodable"},
     )
-    with fast_client(triton.url, retries=3) as client:
-        with pytest.raises(ServerError) as info:
-            client.infer("ocr", {"file": "AAAA"}, log_id="req-7")
+    with fast_client(triton.url, retries=3) as client, pytest.raises(ServerError) as info:
+        client.infer("ocr", {"file": "AAAA"}, log_id="req-7")
     assert (info.value.error_code, info.value.message, info.value.log_id) == (
         code,
         "image is not decodable",
@@ -413,9 +408,8 @@ def test_timeout_is_not_retried(triton):
 @pytest.mark.parametrize("reply", [("raw", "not json"), ("raw", '{"errorCode":0}'), ("no-output",)])
 def test_malformed_answers_raise_protocol_error(triton, reply):
     triton.responder = lambda model, doc: reply
-    with fast_client(triton.url) as client:
-        with pytest.raises(ProtocolError):
-            client.infer("ocr", {})
+    with fast_client(triton.url) as client, pytest.raises(ProtocolError):
+        client.infer("ocr", {})
     assert len(triton.requests) == 1
 
 
@@ -543,9 +537,8 @@ def test_face_helpers(triton, tmp_path):
 
 def test_unexpected_result_shape_is_protocol_error(triton):
     triton.responder = lambda model, doc: ("envelope", envelope({"categories": "oops"}))
-    with fast_client(triton.url) as client:
-        with pytest.raises(ProtocolError):
-            client.classify(PNG_BYTES)
+    with fast_client(triton.url) as client, pytest.raises(ProtocolError):
+        client.classify(PNG_BYTES)
 
 
 # --- CLI -------------------------------------------------------------------------------------

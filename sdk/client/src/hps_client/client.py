@@ -14,7 +14,6 @@ from tritonclient.utils import InferenceServerException
 
 from .encoding import ImageInput, to_base64
 from .errors import HpsClientError, ProtocolError, RequestTimeoutError, TritonError, UnavailableError
-from .ready import wait_until
 from .models import (
     ClassificationResult,
     Envelope,
@@ -24,6 +23,7 @@ from .models import (
     OcrResult,
     parse_envelope,
 )
+from .ready import wait_until
 
 try:  # the server closed the connection without answering (a reset, in effect)
     from geventhttpclient.response import HTTPConnectionClosed as _ConnectionClosed
@@ -122,7 +122,7 @@ class Client:
             self._closed = True
             self._triton.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

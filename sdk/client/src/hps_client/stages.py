@@ -30,7 +30,7 @@ class Histogram:
         self.sum = 0.0
         self.count = 0.0
 
-    def minus(self, other: Optional["Histogram"]) -> "Histogram":
+    def minus(self, other: Optional[Histogram]) -> Histogram:
         result = Histogram()
         result.buckets = {
             bound: value - (other.buckets.get(bound, 0.0) if other else 0.0) for bound, value in self.buckets.items()
