@@ -6,6 +6,7 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from python_on_whales import docker
 
@@ -30,7 +31,7 @@ from hpsforge.ship import registry, serve
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad argument as a UsageError instead of exiting."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}", hint=self.format_usage().strip())
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from python_on_whales import docker
 
@@ -22,7 +24,10 @@ SAMPLE_REPOSITORY = PROJECT_ROOT / "tests" / "assets" / "model_repository"
 SERVER_DOCKERFILE = "FROM runtime\nCOPY --chown=1000:1000 model_repository /models\n"
 
 
-def _timed(label: str, action) -> tuple[str, float, images_lock.ImageRecord]:
+Built = TypeVar("Built")  # an image's record, or a walk's records by role
+
+
+def _timed(label: str, action: Callable[[], Built]) -> tuple[str, float, Built]:
     started = time.monotonic()
     image = action()
     seconds = time.monotonic() - started
@@ -60,7 +65,7 @@ def rebuild(project: Project, target: str) -> list[tuple[str, float]]:
     runtime_node = nodes.nodes[runtime.role(target)]
     shared = graph.build_shared_images(config)
 
-    def build_runtime(no_cache: bool = False):
+    def build_runtime(no_cache: bool = False) -> images_lock.ImageRecord:
         return runtime_node.build(shared, graph.BuildOptions(no_cache=no_cache))
 
     figures = [_timed(f"{target} runtime, cold (no BuildKit cache)", lambda: build_runtime(no_cache=True))]
@@ -92,10 +97,10 @@ def registry_cache(project: Project, target: str, reference: str) -> list[tuple[
     BuildKit cache twice, whoever's it holds: `bench` runs it only with --prune-local-cache."""
     nodes = graph.BuildGraph.of(project, [target])
 
-    def rebuild(backend: buildkit.Backend):
+    def rebuild(backend: buildkit.Backend) -> dict[str, images_lock.ImageRecord]:
         return nodes.build(graph.BuildOptions(backend=backend))
 
-    def empty_local_cache():
+    def empty_local_cache() -> None:
         docker.buildx.prune(all=True)
 
     rebuild(buildkit.Backend(cache_to=reference, reuse=False))  # writes the registry cache

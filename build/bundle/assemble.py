@@ -23,7 +23,7 @@ from hpsforge.core.pipelines import Pipeline
 from hpsforge.core.settings import settings
 from hpsforge.inputs import model_files
 from hpsforge.inputs.store import ContentStore
-from hpsforge.locks.kinds import pip_locks
+from hpsforge.locks import pip_locks
 
 # Caches and editor leftovers never enter a bundle (they would change an image's inputs hash).
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "*~", "*.orig", "*.rej", "*.swp")

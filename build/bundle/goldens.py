@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MISSING = object()
+JsonObject = dict[str, Any]  # a request or an envelope, as JSON decodes it
 
 
 class GoldenCase(BaseModel):
@@ -132,7 +133,7 @@ def _close(actual: Any, expected: Any, tolerance: float) -> bool:
     return isinstance(actual, (int, float)) and abs(actual - expected) <= tolerance
 
 
-def problems(case: GoldenCase, envelope: dict) -> list[str]:
+def problems(case: GoldenCase, envelope: JsonObject) -> list[str]:
     """What in `envelope` does not match the case (empty: it passes)."""
     if case.error_code is not None:
         found = []
@@ -182,12 +183,12 @@ def resolve(value: Any, goldens_dir: Path, fixtures_dir: Path | None, saved: dic
     return value
 
 
-def remember(case: GoldenCase, envelope: dict, saved: dict[str, Any]) -> None:
+def remember(case: GoldenCase, envelope: JsonObject, saved: dict[str, Any]) -> None:
     for variable, path in case.save.items():
         saved[variable] = lookup(envelope.get("result"), path)
 
 
-Send = Callable[[str, dict], dict]  # (model, request) -> envelope (or an error document)
+Send = Callable[[str, JsonObject], JsonObject]  # (model, request) -> envelope (or an error document)
 
 
 @dataclass
@@ -195,8 +196,8 @@ class CaseOutcome:
     """One case as sent and answered: what it asked, what came back, what did not match."""
 
     case: GoldenCase
-    request: dict
-    envelope: dict
+    request: JsonObject
+    envelope: JsonObject
     problems: list[str]
     milliseconds: float
 

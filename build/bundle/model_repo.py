@@ -75,7 +75,8 @@ def read_config(source: Path) -> ModelConfig:
 
 def is_ensemble(config: ModelConfig) -> bool:
     """An ensemble runs where its steps run: no instances (or processes) of its own."""
-    return config.platform == ENSEMBLE_PLATFORM
+    platform: str = config.platform  # ModelConfig is untyped (tritonclient has no stubs)
+    return platform == ENSEMBLE_PLATFORM
 
 
 def device_config(source: Path, device: str) -> str:

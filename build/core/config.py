@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import tomli
 from packaging.requirements import InvalidRequirement, Requirement
@@ -20,6 +20,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import ErrorDetails
 
 from hpsforge.core.debversion import Constraint
 from hpsforge.core.errors import UsageError
@@ -218,7 +219,7 @@ class ProjectConfig(Model):
 M = TypeVar("M", bound=Model)
 
 
-def _field_path(location: tuple) -> str:
+def _field_path(location: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in location) or "(top level)"
 
 
@@ -229,7 +230,7 @@ def load_config(path: Path | None = None) -> ProjectConfig:
     return validate_toml(ProjectConfig, read_toml(path), path)
 
 
-def validate_toml(model: type[M], raw: dict, path: Path) -> M:
+def validate_toml(model: type[M], raw: dict[str, Any], path: Path) -> M:
     """Validate parsed TOML against `model`, naming the file, each bad field and why."""
     try:
         return model.model_validate(raw)
@@ -241,7 +242,7 @@ def validate_toml(model: type[M], raw: dict, path: Path) -> M:
         ) from None
 
 
-def read_toml(path: Path) -> dict:
+def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomli.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -250,7 +251,7 @@ def read_toml(path: Path) -> dict:
         raise UsageError(f"{path}: not valid TOML: {error}") from None
 
 
-def _reason(item: dict) -> str:
+def _reason(item: ErrorDetails) -> str:
     if item["type"] == "extra_forbidden":
         return "unknown field"
     if item["type"] == "value_error":

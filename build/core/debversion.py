@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from debian.debian_support import Version
 
-_OPERATORS = {"<<": operator.lt, "<=": operator.le, "=": operator.eq, ">=": operator.ge, ">>": operator.gt}
+_OPERATORS: dict[str, Callable[[Version, Version], bool]] = {
+    "<<": operator.lt,
+    "<=": operator.le,
+    "=": operator.eq,
+    ">=": operator.ge,
+    ">>": operator.gt,
+}
 _CLAUSE = re.compile(r"^\s*(<<|<=|>=|>>|=)?\s*([0-9][0-9A-Za-z.+~:-]*)\s*$")
 
 

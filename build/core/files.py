@@ -9,6 +9,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 CHUNK = 1 << 20
 
@@ -27,7 +28,7 @@ def sha256_bytes(data: bytes) -> str:
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path, mode: str = "wb") -> Iterator:
+def atomic_output(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """Yield a temp file beside `path`; it replaces `path` only if the block completes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)

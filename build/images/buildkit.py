@@ -15,9 +15,10 @@ import re
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from pydantic import ValidationError
 from python_on_whales import docker
@@ -164,7 +165,9 @@ def build(spec: ImageBuild, *, no_cache: bool = False, backend: Backend = Backen
             output.update({"compression": "gzip", "compression-level": str(spec.compression_level)})
         log: list[str] = []
         try:
-            for line in docker.buildx.build(
+            # With stream_logs=True the build yields its log lines; python-on-whales types the result
+            # of every mode as one union (an image, lines, or nothing).
+            lines = docker.buildx.build(
                 spec.context,
                 file=spec.dockerfile,
                 build_args={"SOURCE_DATE_EPOCH": str(spec.source_date_epoch), **dict(spec.build_args)},
@@ -183,7 +186,8 @@ def build(spec: ImageBuild, *, no_cache: bool = False, backend: Backend = Backen
                 secrets=secrets,
                 progress="plain",
                 stream_logs=True,
-            ):
+            )
+            for line in cast(Iterator[str], lines):
                 print(line, end="", flush=True)
                 log.append(line)
         except DockerException as error:
@@ -224,7 +228,8 @@ def layout_manifest_digest(layout: Path) -> str:
     manifests = index.get("manifests", [])
     if len(manifests) != 1:
         raise HpsforgeError(f"{layout}: expected one manifest in the OCI index, found {len(manifests)}")
-    return manifests[0]["digest"]
+    digest: str = manifests[0]["digest"]
+    return digest
 
 
 def _layout_members(layout: Path) -> list[Path]:

@@ -13,7 +13,7 @@ the test fixtures all walk this graph.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from hpsforge.core.config import ProjectConfig
@@ -35,12 +35,16 @@ class BuildOptions:
     backend: Backend = Backend()  # the builder and registry cache BuildKit uses
 
 
+# How a node is built: (its parents' records by role, the walk's options) -> its record.
+BuildStep = Callable[[dict[str, ImageRecord], BuildOptions], ImageRecord]
+
+
 @dataclass(frozen=True)
 class Node:
     role: str  # its key in lock/images.lock.json: base, rc, runtime-cpu, pipeline-ocr-cpu, ...
     kind: str  # base, rc, runtime or pipeline
     parents: tuple[str, ...]
-    build: Callable[[dict[str, ImageRecord], BuildOptions], ImageRecord]
+    build: BuildStep
     target: str | None = None
     pipeline: str | None = None
 
@@ -119,7 +123,7 @@ class BuildGraph:
                 ]
         return cls(nodes, preflight=(lambda: lock_kinds.check(project)) if targets else None)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes.values())
 
     def check(self) -> None:
@@ -144,7 +148,7 @@ class BuildGraph:
         return built
 
 
-def _runtime(config: ProjectConfig, target: str):
+def _runtime(config: ProjectConfig, target: str) -> BuildStep:
     def build(parents: dict[str, ImageRecord], options: BuildOptions) -> ImageRecord:
         return runtime.build(
             config,
@@ -160,7 +164,7 @@ def _runtime(config: ProjectConfig, target: str):
     return build
 
 
-def _pipeline(config: ProjectConfig, name: str, pipeline: Pipeline, target: str):
+def _pipeline(config: ProjectConfig, name: str, pipeline: Pipeline, target: str) -> BuildStep:
     def build(parents: dict[str, ImageRecord], options: BuildOptions) -> ImageRecord:
         return pipeline_images.build(
             config,

@@ -46,8 +46,11 @@ def build(
     """Build the rc image from `lock_text` (default: lock/rc-requirements.txt) on `base`, offline:
     its wheels are fetched first (downloaded in the base image only when the store lacks them)."""
     lock_path, dockerfile = rc_lock_path(), settings().dockerfiles / "rc.Dockerfile"
-    lock_text = lock_text if lock_text is not None else lock_path.read_text() if lock_path.exists() else None
-    require_fresh(config.rc, lock_text)
+    if lock_text is None:
+        require_fresh(config.rc)  # refuses a missing lock
+        lock_text = lock_path.read_text()
+    else:
+        require_fresh(config.rc, lock_text)
     scratch = scratch_dir()
     with tempfile.TemporaryDirectory(prefix="rc-context-", dir=scratch) as context:
         lock_file = Path(context) / lock_path.name

@@ -71,7 +71,7 @@ def build(
             (context / "gpu" / gpu.SPEC_NAME).write_text(cuda.canonical_json(), encoding="utf-8")
             for script in gpu.scripts():
                 shutil.copyfile(script, context / "gpu" / script.name)
-        inputs = {
+        inputs: dict[str, object] = {
             "base": base_image.digest,
             "lock": sha256_file(lock),
             "dockerfile": sha256_file(dockerfile),

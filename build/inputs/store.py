@@ -11,6 +11,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import BinaryIO
 
 from hpsforge.core.errors import HashMismatchError, InputUnavailableError
 from hpsforge.core.files import CHUNK, sha256_file
@@ -153,9 +154,11 @@ def archive_dirs() -> list[Path]:
     return list(settings().archives)
 
 
-def _open(url: str):
+def _open(url: str) -> BinaryIO:
     try:
-        return urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S)
+        # An HTTPResponse, or an addinfourl for file://: both binary streams (typeshed says Any).
+        response: BinaryIO = urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S)
+        return response
     except urllib.error.HTTPError as error:
         error.close()  # it holds the refusal's connection
         reason = "gone (HTTP {})" if error.code in (404, 410) else "refused (HTTP {})"

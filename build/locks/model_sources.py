@@ -83,7 +83,7 @@ def pypi_files(pipelines: dict[str, Pipeline]) -> list[tuple[str, str]]:
             (artifact.source.pypi, artifact.source.file)
             for pipeline in pipelines.values()
             for artifact in [*pipeline.models, *pipeline.fixtures]
-            if artifact.source.pypi
+            if artifact.source.pypi and artifact.source.file  # the model's validator pairs them
         }
     )
 

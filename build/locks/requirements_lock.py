@@ -7,6 +7,7 @@ declaration it came from; every requirement is `name==version` with one or more 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def parse(text: str, path: Path) -> RequirementsLock:
     return RequirementsLock(path=path, input_sha256=input_sha256, requirements=requirements)
 
 
-def _logical_lines(text: str):
+def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
     """Join backslash continuations; yield (first physical line number, logical line)."""
     buffer, start = "", 0
     for number, line in enumerate(text.splitlines(), start=1):

@@ -12,6 +12,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from hpsforge.core import proc
 from hpsforge.core.files import CHUNK
@@ -42,9 +43,19 @@ def _blob(layout: Path, digest: str) -> Path:
     return layout / "blobs" / "sha256" / digest.removeprefix("sha256:")
 
 
-def _manifest(layout: Path) -> dict:
+class _Descriptor(TypedDict):
+    digest: str  # what of an OCI descriptor the report reads
+
+
+class _Manifest(TypedDict):
+    config: _Descriptor
+    layers: list[_Descriptor]
+
+
+def _manifest(layout: Path) -> _Manifest:
     index = json.loads((layout / "index.json").read_text())
-    return json.loads(_blob(layout, index["manifests"][0]["digest"]).read_text())
+    manifest: _Manifest = json.loads(_blob(layout, index["manifests"][0]["digest"]).read_text())
+    return manifest
 
 
 def layer_entries(blob: Path) -> dict[str, Entry]:
@@ -52,9 +63,9 @@ def layer_entries(blob: Path) -> dict[str, Entry]:
     with tarfile.open(blob, mode="r:*") as layer:
         for info in layer:
             digest = ""
-            if info.isfile():
+            stream = layer.extractfile(info) if info.isfile() else None  # a stream for every regular file
+            if stream is not None:
                 hasher = hashlib.sha256()
-                stream = layer.extractfile(info)
                 while chunk := stream.read(CHUNK):
                     hasher.update(chunk)
                 digest = hasher.hexdigest()
@@ -137,8 +148,8 @@ def _changed_files(first: Path, second: Path) -> list[tuple[Path, Path, str]]:
 def _extract(blob: Path, path: str, destination: Path) -> None:
     with tarfile.open(blob, mode="r:*") as layer:
         for info in layer:
-            if "/" + info.name.removeprefix("./").lstrip("/") == path:
-                with layer.extractfile(info) as source, open(destination, "wb") as sink:
+            if "/" + info.name.removeprefix("./").lstrip("/") == path and (source := layer.extractfile(info)):
+                with source, open(destination, "wb") as sink:
                     shutil.copyfileobj(source, sink)
                 return
 

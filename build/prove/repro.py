@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 from xml.sax.saxutils import escape, quoteattr
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -52,7 +52,7 @@ from hpsforge.inputs.store import ContentStore, scratch_dir
 from hpsforge.locks import images_lock
 from hpsforge.prove import imagediff
 
-FORMAT = "hpsforge-repro/1"
+FORMAT: Final = "hpsforge-repro/1"
 
 
 class Verdict(StrEnum):

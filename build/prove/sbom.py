@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from packageurl import PackageURL
 
@@ -28,13 +29,14 @@ from hpsforge.inputs import blobs, wheelhouse
 from hpsforge.locks import debian, pip_locks, requirements_lock
 
 SPEC_VERSION = "1.5"
+JsonObject = dict[str, Any]  # a CycloneDX object, as written to JSON
 
 
-def _hashes(*digests: str) -> list[dict]:
+def _hashes(*digests: str) -> list[JsonObject]:
     return [{"alg": "SHA-256", "content": digest} for digest in sorted(digests)]
 
 
-def _debian_components(lock: debian.DebianLock, distro: str) -> list[dict]:
+def _debian_components(lock: debian.DebianLock, distro: str) -> list[JsonObject]:
     return [
         {
             "type": "library",
@@ -55,7 +57,7 @@ def _debian_components(lock: debian.DebianLock, distro: str) -> list[dict]:
     ]
 
 
-def _wheel_components(target: str) -> list[dict]:
+def _wheel_components(target: str) -> list[JsonObject]:
     lock = requirements_lock.read(pip_locks.lock_path(target))
     manifest = wheelhouse.read_manifest(target)
     fetched = {}
@@ -79,7 +81,7 @@ def _wheel_components(target: str) -> list[dict]:
     return components
 
 
-def _blob_components(config: ProjectConfig, target: str) -> list[dict]:
+def _blob_components(config: ProjectConfig, target: str) -> list[JsonObject]:
     manifest = blobs.load_manifest()
     components = []
     for name in config.target(target).blobs:
@@ -102,7 +104,7 @@ def _blob_components(config: ProjectConfig, target: str) -> list[dict]:
     return components
 
 
-def _image_properties(config: ProjectConfig, target: str) -> list[dict]:
+def _image_properties(config: ProjectConfig, target: str) -> list[JsonObject]:
     """The image's CUDA stack (the same names as its OCI labels): CUDA, cuDNN, TensorRT versions."""
     stack = gpu.stack(config, target)
     if stack is None:
@@ -110,7 +112,7 @@ def _image_properties(config: ProjectConfig, target: str) -> list[dict]:
     return [{"name": name, "value": value} for name, value in sorted(stack.labels().items())]
 
 
-def _model_components(pipelines: dict[str, Pipeline]) -> list[dict]:
+def _model_components(pipelines: dict[str, Pipeline]) -> list[JsonObject]:
     components = []
     for pipeline_name, pipeline in pipelines.items():
         for artifact in pipeline.models:
@@ -134,7 +136,7 @@ def _model_components(pipelines: dict[str, Pipeline]) -> list[dict]:
     return components
 
 
-def document(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str) -> dict:
+def document(config: ProjectConfig, pipelines: dict[str, Pipeline], target: str) -> JsonObject:
     config.target(target)
     components = (
         _debian_components(debian.DebianLock.read(debian.base_lock_path()), f"debian-{config.base.suite}")

@@ -16,12 +16,13 @@ import os
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from hpsforge.bundle import model_repo
 from hpsforge.core.errors import HpsforgeError, UsageError
-from hpsforge.core.pipelines import DeployParameters, Pipeline, image_slug
+from hpsforge.core.pipelines import DeployParameters, Pipeline, StateVolume, image_slug
 from hpsforge.core.reference import ImageReference
 from hpsforge.core.settings import settings
 from hpsforge.images import pipeline_images
@@ -140,6 +141,9 @@ def has_registry(reference: str) -> bool:
     return ImageReference.parse(reference).registry is not None
 
 
+Manifest = dict[str, Any]  # a Kubernetes object (or a part of one), as YAML writes it
+
+
 def _labels(slug: str) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": f"hps-{slug}",
@@ -153,18 +157,18 @@ def _selector(slug: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": f"hps-{slug}"}
 
 
-def _metadata(name: str, slug: str) -> dict:
+def _metadata(name: str, slug: str) -> Manifest:
     return {"name": name, "labels": _labels(slug)}
 
 
-def _get(path: str) -> dict:
+def _get(path: str) -> Manifest:
     return {"httpGet": {"path": path, "port": "http"}}
 
 
 def _container(
     container_name: str, image: str, slug: str, target: str, params: DeployParameters, sizing: Sizing
-) -> dict:
-    env = []
+) -> Manifest:
+    env: list[Manifest] = []
     if target in model_repo.DEVICES:
         env.append({"name": "HPS_DEVICE", "value": target})
     # The sizing, handed over by name only: HPS_CPU_THREADS is read by hps_server (unset, it counts
@@ -216,7 +220,7 @@ def _container(
     }
 
 
-def _pod_security() -> dict:
+def _pod_security() -> Manifest:
     # fsGroup makes a fresh claim writable by the serving user; OnRootMismatch skips the re-chown
     # of a full index on every start.
     return {
@@ -229,7 +233,7 @@ def _pod_security() -> dict:
     }
 
 
-def _volumes(slug: str, params: DeployParameters, sizing: Sizing) -> list[dict]:
+def _volumes(slug: str, params: DeployParameters, sizing: Sizing) -> list[Manifest]:
     volumes = [
         {"name": "tmp", "emptyDir": {"sizeLimit": f"{TMP_MIB}Mi"}},
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{sizing.shm_mib}Mi"}},
@@ -243,8 +247,8 @@ def _scales(params: DeployParameters) -> bool:
     return params.max_replicas > params.min_replicas
 
 
-def _pod_spec(containers: list[dict], slug: str, params: DeployParameters, sizing: Sizing) -> dict:
-    spec = {
+def _pod_spec(containers: list[Manifest], slug: str, params: DeployParameters, sizing: Sizing) -> Manifest:
+    spec: Manifest = {
         # The server needs no Kubernetes API; service links would put HPS_<SERVICE>_PORT=tcp://...
         # variables into an environment whose HPS_* names the server reads.
         "automountServiceAccountToken": False,
@@ -266,10 +270,10 @@ def _pod_spec(containers: list[dict], slug: str, params: DeployParameters, sizin
     return spec
 
 
-def _claim(slug: str, params: DeployParameters) -> dict:
-    spec = {"accessModes": [params.state.access_mode], "resources": {"requests": {"storage": params.state.size}}}
-    if params.state.storage_class:
-        spec["storageClassName"] = params.state.storage_class
+def _claim(slug: str, state: StateVolume) -> Manifest:
+    spec: Manifest = {"accessModes": [state.access_mode], "resources": {"requests": {"storage": state.size}}}
+    if state.storage_class:
+        spec["storageClassName"] = state.storage_class
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -278,16 +282,16 @@ def _claim(slug: str, params: DeployParameters) -> dict:
     }
 
 
-def _strategy(params: DeployParameters) -> dict:
+def _strategy(params: DeployParameters) -> Manifest:
     if params.state and params.state.access_mode != "ReadWriteMany":
         return {"type": "Recreate"}  # the old pod must let go of the volume before the new one mounts it
     return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
 
-def kubernetes_manifests(name: str, params: DeployParameters, target: str, image: str) -> dict[str, dict]:
+def kubernetes_manifests(name: str, params: DeployParameters, target: str, image: str) -> dict[str, Manifest]:
     slug, sizing = image_slug(name), Sizing.of(name, params)
     full = f"hps-{slug}"
-    deployment_spec = {
+    deployment_spec: Manifest = {
         "selector": {"matchLabels": _selector(slug)},
         "strategy": _strategy(params),
         "template": {
@@ -361,11 +365,11 @@ def kubernetes_manifests(name: str, params: DeployParameters, target: str, image
             },
         }
     if params.state:
-        documents["persistentvolumeclaim.yaml"] = _claim(slug, params)
+        documents["persistentvolumeclaim.yaml"] = _claim(slug, params.state)
     return documents
 
 
-def kserve_manifests(name: str, params: DeployParameters, target: str, image: str) -> dict[str, dict]:
+def kserve_manifests(name: str, params: DeployParameters, target: str, image: str) -> dict[str, Manifest]:
     """A ServingRuntime that runs the image (the models are in it: no storageUri) and an
     InferenceService of it, in KServe's Standard (raw Deployment) mode, which serves all three ports."""
     slug, sizing = image_slug(name), Sizing.of(name, params)
@@ -419,11 +423,11 @@ def kserve_manifests(name: str, params: DeployParameters, target: str, image: st
         },
     }
     if params.state:
-        documents["persistentvolumeclaim.yaml"] = _claim(slug, params)  # the same claim: the index follows
+        documents["persistentvolumeclaim.yaml"] = _claim(slug, params.state)  # the same claim: the index follows
     return documents
 
 
-def _yaml(document: dict, command: str) -> str:
+def _yaml(document: Manifest, command: str) -> str:
     body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096)
     return f"# Written by `{command}`: regenerate it rather than edit it.\n{body}"
 
@@ -521,7 +525,7 @@ def deploy(
 ) -> Path:
     """`nox -s deploy`: write output/deploy/<name>/ for `image` (default: the recorded digest); say what it holds."""
     given = image is not None
-    image = check_image(image) if given else recorded_image(name, target)
+    image = check_image(image) if image is not None else recorded_image(name, target)
     command = " ".join(
         [
             "nox -s deploy --",

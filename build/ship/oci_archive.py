@@ -33,7 +33,7 @@ import tempfile
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Any, Literal, NoReturn
 
 import oras.provider
 import oras.utils
@@ -133,6 +133,14 @@ class Reference(ImageReference):
     @property
     def base_url(self) -> str:
         return f"{'http' if self.plain_http else 'https'}://{self.api_host}"
+
+    @property
+    def manifest_name(self) -> str:
+        """What the registry is asked for: the digest, else the tag (parse_reference makes sure of one)."""
+        name = self.digest or self.tag
+        if not name:
+            raise UsageError(f"reference {self.text!r} names no tag or digest ({USAGE})")
+        return name
 
 
 def parse_reference(text: str, *, push: bool) -> Reference:
@@ -248,10 +256,23 @@ def _identity_token_refused(host: str) -> NoReturn:
 
 
 class _TimeoutAdapter(requests.adapters.HTTPAdapter):
-    def send(self, request, **kwargs):
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = TIMEOUT_S
-        return super().send(request, **kwargs)
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
+        return super().send(
+            request,
+            stream=stream,
+            timeout=TIMEOUT_S if timeout is None else timeout,
+            verify=verify,
+            cert=cert,
+            proxies=proxies,
+        )
 
 
 class _Registry(oras.provider.Registry):
@@ -286,7 +307,7 @@ class _Registry(oras.provider.Registry):
     def _url(self, *parts: str) -> str:
         return "/".join((self.base, "v2", self.ref.repository, *parts))
 
-    def _send(self, method: str, url: str, **kwargs) -> requests.Response:
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
             return self.session.request(method, url, verify=self._tls_verify, **kwargs)
         except requests.exceptions.SSLError as error:
@@ -301,7 +322,15 @@ class _Registry(oras.provider.Registry):
                 hint="start the registry, or correct the host and port in the reference, then run again",
             ) from None
 
-    def do_request(self, url, method="GET", data=None, headers=None, json=None, stream=False):
+    def do_request(
+        self,
+        url: str,
+        method: str = "GET",
+        data: dict[str, Any] | bytes | None = None,
+        headers: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
         """One request with the current token; after a bearer challenge, one more with a new token
         for the challenge's scope. Any answer is returned: the caller judges the status."""
         headers = {**(headers or {}), **self.auth.get_auth_header()}
@@ -440,9 +469,7 @@ class _Registry(oras.provider.Registry):
     def get_manifest(self) -> tuple[bytes, str, str]:
         """(bytes, their digest, the registry's media type) of the reference's manifest."""
         accept = ", ".join((MANIFEST_MEDIA_TYPE, *OTHER_MANIFESTS))
-        response = self.do_request(
-            self._url("manifests", self.ref.digest or self.ref.tag), "GET", headers={"Accept": accept}
-        )
+        response = self.do_request(self._url("manifests", self.ref.manifest_name), "GET", headers={"Accept": accept})
         if response.status_code == 404:
             text = _error_text(response)
             raise InputUnavailableError(
@@ -617,7 +644,7 @@ def push(folder: Path, reference: str) -> str:
     config_digest = f"sha256:{sha256_bytes(index_bytes)}"
     if not registry.has_blob(config_digest):
         registry.upload(index_bytes, config_digest, len(index_bytes), "index.json")
-    digest = registry.put_manifest(manifest, ref.tag)
+    digest = registry.put_manifest(manifest, ref.manifest_name)  # a push's reference has a tag, no digest
     print(
         f"hpsforge: pushed {ref.text} ({digest}) in {time.monotonic() - started:.1f} s: "
         f"{_files(sent[0])} uploaded ({sent[1] / 1e6:.1f} MB), "

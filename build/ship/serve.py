@@ -63,7 +63,7 @@ def start(
             lambda: ready.http_ready(f"{address}:{ports['http']}"),
             timeout_s,
             interval=1.0,
-            alive=lambda: docker.container.inspect(container).state.running,
+            alive=lambda: bool(docker.container.inspect(container).state.running),  # None (unknown) is not running
         )
     except ready.NotReadyError as error:
         logs = docker.container.logs(container, tail=40)

@@ -160,7 +160,7 @@ def _post(url: str, body: bytes, timeout: float = 300) -> tuple[int, bytes]:
 
 
 def _triton_send(http: str) -> goldens.Send:
-    def send(model: str, request: dict[str, Any]) -> dict[str, Any]:
+    def send(model: str, request: goldens.JsonObject) -> goldens.JsonObject:
         body = json.dumps(
             {
                 "inputs": [
@@ -176,7 +176,8 @@ def _triton_send(http: str) -> goldens.Send:
         status, reply = _post(f"http://{http}/v2/models/{model}/infer", body)
         if status != 200:
             return {"errorCode": None, "errorMsg": f"HTTP {status}: {reply[:300]!r}"}
-        return json.loads(json.loads(reply)["outputs"][0]["data"][0])
+        envelope: goldens.JsonObject = json.loads(json.loads(reply)["outputs"][0]["data"][0])
+        return envelope
 
     return send
 
