@@ -1,4 +1,4 @@
-"""hpsforge's user commands: each session maps to one function of hpsforge.sessions.
+"""hpsforge's user commands: each session maps to one function of hpsforge.cli.
 
 Run through ./noxw, which provides the locked host environment these sessions run in.
 """
@@ -22,11 +22,12 @@ nox.options.sessions = ["images"]
 nox.options.error_on_missing_interpreters = True
 
 
-def _call(session: nox.Session, function: Callable[[list[str]], object]) -> None:
-    """Run a session's function; a failure prints its message and exits with the code of its kind
-    (ExitCode, build/core/errors.py), so CI can tell a stale lock from tampering from a moved digest."""
+def _call(session: nox.Session, function: Callable[[list[str]], object], argv: list[str] | None = None) -> None:
+    """Run a session's function (on the session's arguments, or `argv`); a failure prints its message
+    and exits with the code of its kind (ExitCode, build/core/errors.py), so CI can tell a stale lock
+    from tampering from a moved digest."""
     try:
-        function(session.posargs)
+        function(session.posargs if argv is None else argv)
     except HpsforgeError as error:
         code = error.exit_code
         logger.error(str(error))
@@ -125,12 +126,20 @@ def host_lock(session: nox.Session) -> None:
 
 
 @nox.session
+def lint(session: nox.Session) -> None:
+    """Check the code: ruff (lint and format), mypy --strict on hpsforge, import-linter's contracts."""
+    _call(session, cli.run_lint)
+
+
+@nox.session
 def unit(session: nox.Session) -> None:
-    """Run the fast unit tests (no engine needed)."""
+    """Lint, then run the fast unit tests (no engine needed)."""
+    _call(session, cli.run_lint, [])  # the session's arguments are pytest's
     session.run(sys.executable, "-m", "pytest", "-m", "not engine", *session.posargs)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the whole test suite, engine-backed tests included."""
+    """Lint, then run the whole test suite, engine-backed tests included."""
+    _call(session, cli.run_lint, [])
     session.run(sys.executable, "-m", "pytest", *session.posargs)

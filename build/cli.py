@@ -24,7 +24,7 @@ from hpsforge.inputs import archive, blobs, model_files
 from hpsforge.inputs.store import ContentStore, scratch_dir
 from hpsforge.locks import images_lock
 from hpsforge.locks import kinds as lock_kinds
-from hpsforge.prove import conformance, repro, sbom
+from hpsforge.prove import conformance, lint, repro, sbom
 from hpsforge.ship import registry, serve
 
 
@@ -264,6 +264,12 @@ def run_host_lock(argv: list[str]) -> None:
     """Re-lock the host environment that ./noxw installs (pyproject.toml -> lock/host-requirements.txt)."""
     options = _parse("host-lock", argv, ("--upgrade", "re-resolve to the newest versions allowed"))
     host_lock.relock(upgrade=options.upgrade)
+
+
+def run_lint(argv: list[str]) -> None:
+    """The code's own checks: ruff (lint, format), mypy --strict, import-linter's contracts."""
+    _parse("lint", argv)
+    lint.check()
 
 
 def run_repro(argv: list[str]) -> None:

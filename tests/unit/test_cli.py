@@ -21,6 +21,7 @@ SESSIONS = (
     "archive",
     "deploy",
     "host-lock",
+    "lint",
     "unit",
     "tests",
 )
