@@ -547,8 +547,9 @@ def run_conformance(argv: list[str]) -> None:
 
 
 def run_deploy(argv: list[str]) -> None:
-    """Write Kubernetes (--kubernetes) and KServe (--kserve) manifests of pipeline images to output/deploy/<Name>/."""
-    from hpsforge.ship import deploy
+    """Write Kubernetes (--kubernetes) and KServe (--kserve) manifests of pipeline images to output/deploy/<Name>/,
+    and with --policy --key PUB.pem the admission policies that admit them only when signed with that key."""
+    from hpsforge.ship import admission, deploy
 
     parser = _parser("deploy")
     _pipeline_names(parser, "deploy")
@@ -559,15 +560,33 @@ def run_deploy(argv: list[str]) -> None:
     parser.add_argument("--image", help="REPOSITORY@sha256:... to run (default: the digest in lock/images.lock.json)")
     parser.add_argument("--target", default="cpu", help="whose image (default cpu)")
     parser.add_argument("--output", type=Path, help="where <Name>/ folders go (default output/deploy)")
+    parser.add_argument(
+        "--policy",
+        action="store_true",
+        help="admission policies (policy-controller, Kyverno) admitting the image only when signed with --key",
+    )
+    parser.add_argument("--key", type=Path, help="the release public key for --policy (PEM, ECDSA P-256: PREFIX.pub)")
     options = parser.parse_args(argv)
     project = Project.load()
     chosen = _chosen_pipelines(project, options, "deploy")
     kinds = tuple(kind for kind in deploy.KINDS if getattr(options, kind))
     if not kinds:
-        raise UsageError("say what to write: --kubernetes, --kserve or both")
+        raise UsageError("say what to write: --kubernetes, --kserve or both (--policy adds to them)")
+    if options.policy and options.key is None:
+        raise UsageError(
+            "--policy needs --key PUB.pem: the release public key the policies admit signatures of",
+            hint="e.g. --policy --key release.pub (the .pub that `skopeo generate-sigstore-key` writes)",
+        )
+    if options.key is not None and not options.policy:
+        raise UsageError("--key is the key of --policy: give --policy too, or leave --key out")
     if options.image and len(chosen) != 1:
         raise UsageError("--image names one pipeline's image: name exactly one pipeline")
     project.config.target(options.target)
     image = deploy.check_image(options.image) if options.image else None
+    key = admission.ReleaseKey.read(options.key) if options.policy else None
+    if key is not None:
+        # Every pipeline's image must be one a policy can name before any folder is written.
+        for name in chosen:
+            admission.repository(image or deploy.recorded_image(name, options.target))
     for name, pipeline in chosen.items():
-        deploy.deploy(name, pipeline, options.target, kinds, image, options.output)
+        deploy.deploy(name, pipeline, options.target, kinds, image, options.output, key)

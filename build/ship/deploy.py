@@ -1,9 +1,12 @@
-"""`nox -s deploy -- OCR --kubernetes [--kserve]`: manifests that run a pipeline image on a cluster.
+"""`nox -s deploy -- OCR --kubernetes [--kserve] [--policy --key PUB.pem]`: manifests that run a
+pipeline image on a cluster.
 
 output/deploy/<Name>/kubernetes/ holds a Deployment, a Service, a PodDisruptionBudget, a
 HorizontalPodAutoscaler (when the pipeline may scale) and, for a pipeline with state, its
 PersistentVolumeClaim; output/deploy/<Name>/kserve/ a KServe ServingRuntime and InferenceService
-running the same image (and the same claim). Every size comes from the pipeline's
+running the same image (and the same claim); with --policy, output/deploy/<Name>/policy/ the
+admission policies that admit the image only when signed with the release key (ship/admission.py).
+Every size comes from the pipeline's
 DeployParameters (`[deploy]` in pipeline.toml, else their defaults), never from a branch on its
 name. The bytes depend only on those inputs, and the folder is replaced only once all of it is
 written, as `assemble` does.
@@ -27,7 +30,7 @@ from hpsforge.core.reference import ImageReference
 from hpsforge.core.settings import settings
 from hpsforge.images import pipeline_images
 from hpsforge.locks import images_lock
-from hpsforge.ship import serve
+from hpsforge.ship import admission, serve
 
 SERVING_ID = 1000  # uid and gid of the runtime image's serving user (dockerfiles/runtime.Dockerfile)
 PORTS = serve.CONTAINER_PORTS  # http 8000, grpc 8001, metrics 8002: server.sh's defaults
@@ -427,8 +430,21 @@ def kserve_manifests(name: str, params: DeployParameters, target: str, image: st
     return documents
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (a PEM key) as literal blocks, which read as the file they came from."""
+
+
+def _string(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
+
+
+_Dumper.add_representer(str, _string)
+
+
 def _yaml(document: Manifest, command: str) -> str:
-    body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096)
+    body = yaml.dump(
+        document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096
+    )
     return f"# Written by `{command}`: regenerate it rather than edit it.\n{body}"
 
 
@@ -454,6 +470,16 @@ pipelines/{name}/pipeline.toml (schema: DeployParameters in build/pipelines.py).
 
        kubectl port-forward service/{service} 8001:8001 8002:8002
        ./noxw -s conformance -- {name} --url 127.0.0.1:8000
+{policy}"""
+POLICY_README = """
+Admission: before step 2, apply the policy of the admission controller your cluster runs (policy/
+holds the same rule for both). It admits an image of `{repository}` (any tag or digest)
+only when its sigstore signature verifies with the release key `{key}`
+(sha256 of the key: {fingerprint}):
+
+       kubectl apply -f policy/clusterimagepolicy.yaml     # sigstore policy-controller: namespaces
+                                                           # labelled policy.sigstore.dev/include=true
+       kubectl apply -f policy/kyverno-clusterpolicy.yaml  # Kyverno: verifyImages, Enforce
 """
 APPLY = {
     "kubernetes": "       kubectl apply -f kubernetes/     # service/hps-{slug}: http 8000, grpc 8001, metrics 8002\n",
@@ -463,15 +489,28 @@ APPLY = {
 
 
 def render(
-    name: str, pipeline: Pipeline, target: str, image: str, kinds: tuple[str, ...], command: str
+    name: str,
+    pipeline: Pipeline,
+    target: str,
+    image: str,
+    kinds: tuple[str, ...],
+    command: str,
+    key: admission.ReleaseKey | None = None,
 ) -> dict[str, str]:
-    """Every file of output/deploy/<name>/, by relative path."""
+    """Every file of output/deploy/<name>/, by relative path; with `key`, the admission policies too."""
     params, sizing = pipeline.deploy, Sizing.of(name, pipeline.deploy)
     builders = {"kubernetes": kubernetes_manifests, "kserve": kserve_manifests}
     files = {}
     for kind in kinds:
         for filename, document in builders[kind](name, params, target, image).items():
             files[f"{kind}/{filename}"] = _yaml(document, command)
+    policy = ""
+    if key is not None:
+        for filename, document in admission.policy_manifests(name, image, key).items():
+            files[f"policy/{filename}"] = _yaml(document, command)
+        policy = POLICY_README.format(
+            repository=admission.repository(image).name, key=key.path.name, fingerprint=key.fingerprint
+        )
     replicas = (
         f"{params.min_replicas}-{params.max_replicas} (CPU autoscaled at {params.target_cpu_utilization}%)"
         if _scales(params)
@@ -493,6 +532,7 @@ def render(
         shm=sizing.shm_mib,
         replicas=replicas,
         key=ADMIN_SECRET_KEY,
+        policy=policy,
     )
     return dict(sorted(files.items()))
 
@@ -522,8 +562,10 @@ def deploy(
     kinds: tuple[str, ...],
     image: str | None = None,
     output_dir: Path | None = None,
+    key: admission.ReleaseKey | None = None,
 ) -> Path:
-    """`nox -s deploy`: write output/deploy/<name>/ for `image` (default: the recorded digest); say what it holds."""
+    """`nox -s deploy`: write output/deploy/<name>/ for `image` (default: the recorded digest), with
+    the admission policies for `key` when given; say what it holds."""
     given = image is not None
     image = check_image(image) if image is not None else recorded_image(name, target)
     command = " ".join(
@@ -531,14 +573,17 @@ def deploy(
             "nox -s deploy --",
             name,
             *(f"--{kind}" for kind in kinds),
+            *(["--policy", "--key", str(key.path)] if key is not None else []),
             *(["--image", image] if given else []),
             *(["--target", target] if target != "cpu" else []),
         ]
     )
-    folder = write(name, render(name, pipeline, target, image, kinds, command), output_dir)
+    folder = write(name, render(name, pipeline, target, image, kinds, command, key), output_dir)
     print(f"hpsforge: {name}: wrote {folder}/ ({image})", flush=True)
     for path in sorted(folder.rglob("*.yaml")):
         print(f"  {path.relative_to(folder)}")
+    if key is not None:
+        print(f"  policy/: admits {admission.repository(image).name} signed by {key.path} (sha256 {key.fingerprint})")
     if not has_registry(image):
         print(
             f"  note: {image} names no registry, so a cluster would pull it from Docker Hub: push it "
