@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import nox
 from nox.logger import logger
@@ -131,15 +132,22 @@ def lint(session: nox.Session) -> None:
     _call(session, cli.run_lint)
 
 
+@nox.session(venv_backend="venv", reuse_venv=True)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into output/site/ (mkdocs build --strict; MkDocs from lock/requirements/docs.txt, in this session's own virtualenv)."""
+    session.install("--require-hashes", "--no-deps", "--only-binary", ":all:", "-r", "lock/requirements/docs.txt")
+    _call(session, cli.run_docs, ["--mkdocs", str(Path(session.bin) / "mkdocs"), *session.posargs])
+
+
 @nox.session
 def unit(session: nox.Session) -> None:
     """Lint, then run the fast unit tests (no engine needed)."""
     _call(session, cli.run_lint, [])  # the session's arguments are pytest's
-    session.run(sys.executable, "-m", "pytest", "-m", "not engine", *session.posargs)
+    session.run(sys.executable, "-m", "pytest", "-m", "not engine and not site", *session.posargs)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Lint, then run the whole test suite, engine-backed tests included."""
+    """Lint, then run the whole test suite, engine-backed tests and the documentation site's --strict build included."""
     _call(session, cli.run_lint, [])
     session.run(sys.executable, "-m", "pytest", *session.posargs)

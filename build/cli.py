@@ -17,6 +17,7 @@ from hpsforge.bundle import assemble
 from hpsforge.core.errors import DigestMismatchError, HpsforgeError, UsageError
 from hpsforge.core.pipelines import Pipeline, select
 from hpsforge.core.project import Project
+from hpsforge.docs import site
 from hpsforge.freeze import host_lock, pip_compile, resolve
 from hpsforge.images import base, buildkit, engine, gpu, graph, rc, runtime, sizes
 from hpsforge.images.containers import ImageWheelsets, fetch_wheelhouse
@@ -67,7 +68,7 @@ def run_freeze(argv: list[str]) -> None:
     parser.add_argument(
         "locks",
         nargs="*",
-        help="re-lock only these: engine, base, rc, model-sources, a target (cpu, gpu), client or bench",
+        help="re-lock only these: engine, base, rc, model-sources, a target (cpu, gpu), client, bench or docs",
     )
     parser.add_argument("-p", "--index-url", help="the package index pip-compile resolves from")
     parser.add_argument("--extra-index-url", action="append", default=[], help="an extra index (repeatable)")
@@ -270,6 +271,15 @@ def run_lint(argv: list[str]) -> None:
     """The code's own checks: ruff (lint, format), mypy --strict, import-linter's contracts."""
     _parse("lint", argv)
     lint.check()
+
+
+def run_docs(argv: list[str]) -> None:
+    """Build the documentation site (docs/ and the generated reference) with `mkdocs build --strict`."""
+    parser = _parser("docs")
+    parser.add_argument("--mkdocs", type=Path, required=True, help="the mkdocs program (the session's virtualenv's)")
+    parser.add_argument("--site-dir", type=Path, help="where the site goes (default output/site)")
+    options = parser.parse_args(argv)
+    site.build(options.mkdocs, options.site_dir)
 
 
 def run_repro(argv: list[str]) -> None:

@@ -5,6 +5,8 @@ tests/engine       the real Docker engine and BuildKit (`engine`)
 tests/conformance  pipeline images served by the engine (`engine`)
 tests/network      the live Debian mirror or PyPI (`network` and `engine`): they fail naming the
                    re-lock command when upstream moved
+tests/site         the documentation site, built by `nox -s docs` (`site`; no engine): `tests` runs
+                   it, `unit` leaves it out
 """
 
 import os
@@ -39,7 +41,13 @@ if str(PROJECT_ROOT) not in sys.path:
 
 from tests.support.fixtures import signing_key  # noqa: E402,F401  (a fixture: imported to register it)
 
-FOLDER_MARKERS = {"unit": (), "engine": ("engine",), "conformance": ("engine",), "network": ("network", "engine")}
+FOLDER_MARKERS = {
+    "unit": (),
+    "engine": ("engine",),
+    "conformance": ("engine",),
+    "network": ("network", "engine"),
+    "site": ("site",),
+}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -47,10 +55,10 @@ def pytest_collection_modifyitems(config, items):
         parts = Path(item.fspath).relative_to(PROJECT_ROOT / "tests").parts
         folder = parts[0] if len(parts) > 1 else None
         if folder == "unit":
-            marked = {mark.name for mark in item.iter_markers()} & {"engine", "network"}
+            marked = {mark.name for mark in item.iter_markers()} & {"engine", "network", "site"}
             if marked:
                 raise pytest.UsageError(
-                    f"{item.nodeid}: tests/unit needs neither engine nor network, "
+                    f"{item.nodeid}: tests/unit needs neither engine nor network nor the site build, "
                     f"but it is marked {', '.join(sorted(marked))}: move it"
                 )
         for name in FOLDER_MARKERS.get(folder, ()):

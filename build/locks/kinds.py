@@ -81,6 +81,7 @@ def kinds(project: Project) -> list[LockKind]:
     """Every lock of the project, in the order a freeze resolves them."""
     engine_lock, base_lock, rc_lock = debian.engine_lock_path(), debian.base_lock_path(), pip_locks.rc_lock_path()
     client_lock, bench_lock = pip_locks.lock_path(pip_locks.CLIENT), pip_locks.lock_path(pip_locks.BENCH)
+    docs_lock = pip_locks.lock_path(pip_locks.DOCS)
     return [
         LockKind(
             "engine",
@@ -136,6 +137,19 @@ def kinds(project: Project) -> list[LockKind]:
                 bench_lock, pip_locks.bench_declaration_sha256(), pip_locks.refresh_command(pip_locks.BENCH)
             ),
             "image-wheels",
+            in_rc=True,
+        ),
+        # The documentation site's tools: installed only into `nox -s docs`'s own virtualenv, so
+        # neither an image build nor an input archive needs them.
+        LockKind(
+            pip_locks.DOCS,
+            docs_lock,
+            "docs/requirements.in",
+            pip_locks.refresh_command(pip_locks.DOCS),
+            lambda p: _requirements_problems(
+                docs_lock, pip_locks.docs_declaration_sha256(), pip_locks.refresh_command(pip_locks.DOCS)
+            ),
+            None,
             in_rc=True,
         ),
         LockKind(

@@ -1,5 +1,5 @@
-"""The pip locks: one per device target, the client's and the benchmark's; where each lives and
-the declaration it is resolved from (freeze/pip_compile.py compiles them in the rc image)."""
+"""The pip locks: one per device target, the client's, the benchmark's and the documentation's; where
+each lives and the declaration it is resolved from (freeze/pip_compile.py compiles them in the rc image)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ CLIENT = "client"  # lock/requirements/client.txt: the client package's dependen
 # lock/requirements/bench.txt: the serving benchmark's tools (bench images only, never a release)
 BENCH = "bench"
 BENCH_BASE_TARGET = "cpu"  # the bench images are pipeline images of this target plus the bench lock
+# lock/requirements/docs.txt: MkDocs and its theme, installed into `nox -s docs`'s own virtualenv only
+DOCS = "docs"
 
 
 def rc_lock_path() -> Path:
@@ -36,6 +38,10 @@ def client_project() -> Path:
 
 def bench_requirements_file() -> Path:
     return settings().root / "bench" / "requirements.in"
+
+
+def docs_requirements_file() -> Path:
+    return settings().root / "docs" / "requirements.in"
 
 
 def lock_path(target: str) -> Path:
@@ -74,17 +80,30 @@ def client_declaration_sha256() -> str:
 
 def bench_requirements() -> list[str]:
     """The requirement lines of bench/requirements.in, sorted."""
-    path = bench_requirements_file()
+    return _requirement_lines(bench_requirements_file())
+
+
+def bench_declaration_sha256() -> str:
+    return sha256_bytes(canonical_json(bench_requirements()).encode())
+
+
+def docs_requirements() -> list[str]:
+    """The requirement lines of docs/requirements.in, sorted."""
+    return _requirement_lines(docs_requirements_file())
+
+
+def docs_declaration_sha256() -> str:
+    return sha256_bytes(canonical_json(docs_requirements()).encode())
+
+
+def _requirement_lines(path: Path) -> list[str]:
+    """A requirements.in file's requirements (comments and blank lines dropped), sorted and unique."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
         raise HpsforgeError(f"{path}: cannot be read ({error.strerror or error})") from None
     wanted = [line.split("#", 1)[0].strip() for line in lines]
     return sorted({line for line in wanted if line}, key=lambda requirement: (requirement.lower(), requirement))
-
-
-def bench_declaration_sha256() -> str:
-    return sha256_bytes(canonical_json(bench_requirements()).encode())
 
 
 def shared_pin_differences(bench_lock: Path, base_lock: Path) -> list[str]:

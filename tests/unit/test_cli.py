@@ -24,6 +24,7 @@ SESSIONS = (
     "lint",
     "unit",
     "tests",
+    "docs",
 )
 
 

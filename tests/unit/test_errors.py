@@ -1,4 +1,4 @@
-"""Exit codes: one table (errors.ExitCode) that the error kinds, the sessions and the README follow."""
+"""Exit codes: one table (errors.ExitCode) that the error kinds, the sessions and the troubleshooting page follow."""
 
 from __future__ import annotations
 
@@ -33,11 +33,14 @@ def test_every_error_kind_has_its_own_code_and_only_success_has_none():
     assert errors.UsageError("x").exit_code == 2 and errors.NewInputsError("x").exit_code == 7
 
 
-def test_the_readme_table_lists_every_exit_code():
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Exit codes", 1)[1].split("\n## ", 1)[0]
-    listed = [int(code) for code in re.findall(r"^\| (\d+) \|", section, flags=re.MULTILINE)]
+def test_the_troubleshooting_page_lists_every_exit_code():
+    page = (PROJECT_ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+    table = page.split("## By exit code", 1)[0]
+    listed = [int(code) for code in re.findall(r"^\| (\d+) \|", table, flags=re.MULTILINE)]
     assert listed == [code.value for code in ExitCode]
+    # and a section per failure, in order, saying what to do
+    sections = [int(code) for code in re.findall(r"^### (\d+): ", page, flags=re.MULTILINE)]
+    assert sections == [code.value for code in ExitCode if code is not ExitCode.SUCCESS]
 
 
 @functools.cache  # once: nox registers each session it sees

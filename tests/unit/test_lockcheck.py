@@ -35,6 +35,8 @@ def fresh(project, monkeypatch, tmp_path):
     shutil.copyfile(PROJECT_ROOT / "sdk" / "client" / "pyproject.toml", tmp_path / "sdk" / "client" / "pyproject.toml")
     (tmp_path / "bench").mkdir()
     shutil.copyfile(PROJECT_ROOT / "bench" / "requirements.in", tmp_path / "bench" / "requirements.in")
+    (tmp_path / "docs").mkdir()
+    shutil.copyfile(PROJECT_ROOT / "docs" / "requirements.in", tmp_path / "docs" / "requirements.in")
     monkeypatch.setenv("HPSFORGE_PROJECT", str(tmp_path))
     for path, declared in (
         (debian.engine_lock_path(), config.engine.declaration_sha256()),
@@ -45,6 +47,7 @@ def fresh(project, monkeypatch, tmp_path):
         pip_locks.rc_lock_path(): config.rc.declaration_sha256(),
         pip_locks.lock_path(pip_locks.CLIENT): pip_locks.client_declaration_sha256(),
         pip_locks.lock_path(pip_locks.BENCH): pip_locks.bench_declaration_sha256(),
+        pip_locks.lock_path(pip_locks.DOCS): pip_locks.docs_declaration_sha256(),
         **{
             pip_locks.lock_path(target): pip_locks.declaration_sha256(config, pipelines, target)
             for target in config.targets
@@ -105,6 +108,27 @@ def test_changed_bench_requirement_makes_exactly_the_bench_lock_stale(project, f
     found = lock_kinds.problems(Project(config, pipelines))
     assert len(found) == 1, found
     assert str(fresh / "requirements" / "bench.txt") in found[0] and "nox -s freeze -- bench" in found[0]
+
+
+def test_changed_docs_requirement_makes_exactly_the_docs_lock_stale(project, fresh):
+    """The site's tools (docs/requirements.in) are locked like the rest: an edit without a re-lock
+    is named, with its command, and nothing else is."""
+    config, pipelines = project.config, project.pipelines
+    declaration = fresh.parent / "docs" / "requirements.in"
+    declaration.write_text(declaration.read_text().replace("mkdocs>=1.6.1,<2", "mkdocs>=1.6.0,<2"))
+    found = lock_kinds.problems(Project(config, pipelines))
+    assert len(found) == 1, found
+    assert str(fresh / "requirements" / "docs.txt") in found[0] and "nox -s freeze -- docs" in found[0]
+    assert "stale" in found[0]
+
+
+def test_the_docs_lock_pins_every_requirement_with_hashes_and_declares_its_tools():
+    lock = requirements_lock.read(pip_locks.lock_path(pip_locks.DOCS))
+    pinned = lock.by_name()
+    assert {"mkdocs", "mkdocs-material"} <= set(pinned)
+    assert all(requirement.hashes for requirement in lock.requirements)
+    kind = next(kind for kind in lock_kinds.kinds(Project.load()) if kind.name == pip_locks.DOCS)
+    assert kind.pins is None and kind.in_rc  # compiled in the rc image; neither images nor archives need it
 
 
 def test_changed_pipeline_requirements_make_every_target_lock_stale(project, fresh):
@@ -242,6 +266,7 @@ def test_every_lock_kind_of_the_registry_is_checked(project, fresh):
         *sorted(config.targets),
         "client",
         "bench",
+        "docs",
         "host",
     ]
     for kind in kinds:
@@ -267,6 +292,7 @@ def test_freeze_selects_locks_by_name(project):
         "gpu",
         "client",
         "bench",
+        "docs",
     ]
     assert [kind.name for kind in lock_kinds.select(project, ["gpu", "engine"])] == ["engine", "gpu"]
     with pytest.raises(UsageError, match="unknown lock\\(s\\) tpu, host; freeze knows: engine, base"):
