@@ -840,12 +840,17 @@ def put_small_artifact(
     return registry.put_manifest(json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode(), ref.tag or "")
 
 
-def get_small_artifact(reference: str) -> list[tuple[bytes, str, dict[str, str]]]:
+def get_small_artifact(reference: str) -> list[tuple[bytes, str, dict[str, str]]] | None:
     """The layers (bytes, media type, annotations) of the manifest REGISTRY/REPO:TAG, each checked
-    against its digest; InputUnavailableError when the registry has no such tag."""
+    against its digest; None when the registry has no such tag."""
     ref = parse_reference(reference, push=False)
     registry = _Registry(ref)
     registry.connect()
+    probe = registry.do_request(
+        registry._url("manifests", ref.manifest_name), "HEAD", headers={"Accept": MANIFEST_MEDIA_TYPE}
+    )
+    if probe.status_code == 404:
+        return None
     data = registry.get_manifest()[0]
     try:
         layers = json.loads(data)["layers"]

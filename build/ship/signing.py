@@ -36,7 +36,7 @@ from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
-from hpsforge.core.errors import BadSignatureError, InputUnavailableError, UsageError
+from hpsforge.core.errors import BadSignatureError, UsageError
 from hpsforge.core.files import atomic_output
 from hpsforge.core.reference import ImageReference
 from hpsforge.core.settings import settings
@@ -245,13 +245,13 @@ def sign_image(pushed: str, statement: bytes, payload_type: str, private: ec.Ell
 
 
 def _layers(reference: str, what: str) -> list[tuple[bytes, str, dict[str, str]]]:
-    try:
-        return oci_archive.get_small_artifact(reference)
-    except InputUnavailableError:
-        raise InputUnavailableError(
-            f"{reference}: the registry holds no {what} for this image",
+    layers = oci_archive.get_small_artifact(reference)
+    if layers is None:
+        raise BadSignatureError(
+            f"{reference}: the registry holds no {what} for this image: it is unsigned",
             hint="sign it: `./noxw -s images -- TARGET --push REGISTRY/PREFIX --sign KEY`",
-        ) from None
+        )
+    return layers
 
 
 def verify_signature(pushed: str, public: ec.EllipticCurvePublicKey) -> None:
