@@ -313,3 +313,62 @@ def drift(project: Project, statement_: Statement, recorded: dict[str, ImageReco
                 + " or ".join(f"sha256:{d}" for d in sorted(expected[entry.name]))
             )
     return problems
+
+
+# --- verified reproducible: a rebuild's own statement ---------------------------------------------
+
+REBUILD_PREDICATE_TYPE: Final = "https://hpsforge.invalid/rebuild/v1"
+
+
+class Rebuild(_Frozen):
+    """'Rebuilt from nothing on this machine, same digest': what a repro run attests of one image."""
+
+    role: str
+    input_sha256: str = Field(alias="inputSha256")
+    revision: str
+    from_archive: bool = Field(alias="fromArchive")
+    machine: dict[str, str]
+
+
+class RebuildStatement(_Frozen):
+    type: Literal["https://in-toto.io/Statement/v1"] = Field(STATEMENT_TYPE, alias="_type")
+    subject: tuple[ResourceDescriptor, ...] = Field(min_length=1)
+    predicate_type: Literal["https://hpsforge.invalid/rebuild/v1"] = Field(
+        REBUILD_PREDICATE_TYPE, alias="predicateType"
+    )
+    predicate: Rebuild
+
+    @property
+    def digest(self) -> str:
+        return f"sha256:{self.subject[0].digest['sha256']}"
+
+    def canonical_bytes(self) -> bytes:
+        return canonical_json(self.model_dump(mode="json", by_alias=True, exclude_none=True)).encode()
+
+    @classmethod
+    def parse(cls, data: bytes, where: str) -> RebuildStatement:
+        try:
+            return cls.model_validate_json(data, strict=False)
+        except ValidationError as error:
+            problem = error.errors()[0]
+            raise ProvenanceMismatchError(
+                f"{where} is not an hpsforge rebuild statement "
+                f"({'.'.join(map(str, problem['loc'])) or '(document)'}: {problem['msg']})"
+            ) from None
+
+
+def rebuild_statement(
+    role: str,
+    repository: str,
+    digest: str,
+    input_sha256: str,
+    revision: str,
+    from_archive: bool,
+    machine: dict[str, str],
+) -> RebuildStatement:
+    return RebuildStatement(
+        subject=(ResourceDescriptor(name=repository, digest={"sha256": _hex(digest)}),),
+        predicate=Rebuild(
+            role=role, input_sha256=input_sha256, revision=revision, from_archive=from_archive, machine=machine
+        ),
+    )

@@ -46,9 +46,11 @@ PRIVATE_PEM_TYPE = "ENCRYPTED SIGSTORE PRIVATE KEY"
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+PREDICATE_ANNOTATION = "predicateType"  # on each .att layer, as cosign writes it
 EMPTY_CONFIG = (b"{}", "application/vnd.oci.image.config.v1+json")
 # cosign's and skopeo's parameters: N = 2^16 (64 MiB of memory per derivation)
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 65536, 8, 1
+PrivateKey = ec.EllipticCurvePrivateKey
 PASSPHRASE_USAGE = "give the passphrase in a file (--passphrase-file F) or in $HPSFORGE_SIGNING_PASSPHRASE"
 
 
@@ -225,15 +227,26 @@ class Signed:
     seconds: float
 
 
-def sign_image(pushed: str, statement: bytes, payload_type: str, private: ec.EllipticCurvePrivateKey) -> Signed:
+def put_attestation(pushed: str, envelope: bytes, predicate_type: str, *, replace_type: bool) -> None:
+    """Add a DSSE envelope layer to the `.att` beside `pushed` (kept: the others, less any of the
+    same predicate type when `replace_type`, and an identical one)."""
+    attestation, _ = _attachment(pushed, "att")
+    kept = [
+        layer
+        for layer in oci_archive.get_small_artifact(attestation) or []
+        if layer[0] != envelope and not (replace_type and layer[2].get(PREDICATE_ANNOTATION) == predicate_type)
+    ]
+    layer = (envelope, DSSE_MEDIA_TYPE, {PREDICATE_ANNOTATION: predicate_type})
+    oci_archive.put_small_artifact(attestation, EMPTY_CONFIG, [*kept, layer])
+
+
+def sign_image(
+    pushed: str, statement: bytes, payload_type: str, predicate_type: str, private: ec.EllipticCurvePrivateKey
+) -> Signed:
     """Push the attestation (the statement's DSSE envelope), then the signature, beside `pushed`."""
     started = time.monotonic()
-    attestation, _ = _attachment(pushed, "att")
     signature, _ = _attachment(pushed, "sig")
-    envelope = sign_envelope(statement, payload_type, private)
-    oci_archive.put_small_artifact(
-        attestation, EMPTY_CONFIG, [(envelope, DSSE_MEDIA_TYPE, {"predicateType": "https://slsa.dev/provenance/v1"})]
-    )
+    put_attestation(pushed, sign_envelope(statement, payload_type, private), predicate_type, replace_type=True)
     payload = _simple_signing(pushed)
     der = private.sign(payload, ec.ECDSA(hashes.SHA256()))
     oci_archive.put_small_artifact(
@@ -241,7 +254,7 @@ def sign_image(pushed: str, statement: bytes, payload_type: str, private: ec.Ell
         EMPTY_CONFIG,
         [(payload, SIMPLE_SIGNING_MEDIA_TYPE, {SIGNATURE_ANNOTATION: base64.b64encode(der).decode()})],
     )
-    return Signed(signature, attestation, time.monotonic() - started)
+    return Signed(signature, _attachment(pushed, "att")[0], time.monotonic() - started)
 
 
 def _layers(reference: str, what: str) -> list[tuple[bytes, str, dict[str, str]]]:
@@ -282,15 +295,28 @@ def verify_signature(pushed: str, public: ec.EllipticCurvePublicKey) -> None:
     )
 
 
-def attested_statement(pushed: str, public: ec.EllipticCurvePublicKey, payload_type: str) -> bytes:
-    """The statement in the attestation beside `pushed` whose envelope verifies with `public`."""
+def attested_statements(
+    pushed: str, public: ec.EllipticCurvePublicKey, payload_type: str, predicate_type: str
+) -> list[bytes]:
+    """The statements of `predicate_type` in the attestation beside `pushed` whose envelopes verify
+    with `public`; BadSignatureError when there are such envelopes but none verifies."""
     reference, _ = _attachment(pushed, "att")
-    failure: BadSignatureError | None = None
-    for data, media_type, _ in _layers(reference, "attestation (.att)"):
-        if media_type != DSSE_MEDIA_TYPE:
+    opened, failure = [], None
+    for data, media_type, notes in _layers(reference, "attestation (.att)"):
+        if media_type != DSSE_MEDIA_TYPE or notes.get(PREDICATE_ANNOTATION, predicate_type) != predicate_type:
             continue
         try:
-            return open_envelope(data, payload_type, public, reference)
+            opened.append(open_envelope(data, payload_type, public, reference))
         except BadSignatureError as error:
             failure = error
-    raise failure or BadSignatureError(f"{reference}: no DSSE envelope layer")
+    if not opened and failure is not None:
+        raise failure
+    return opened
+
+
+def attested_statement(pushed: str, public: ec.EllipticCurvePublicKey, payload_type: str, predicate_type: str) -> bytes:
+    """The one statement of `predicate_type` beside `pushed` that verifies with `public`."""
+    opened = attested_statements(pushed, public, payload_type, predicate_type)
+    if not opened:
+        raise BadSignatureError(f"{_attachment(pushed, 'att')[0]}: no DSSE envelope of {predicate_type}")
+    return opened[0]

@@ -92,6 +92,7 @@ def test_every_pushed_image_is_signed_and_verifies_offline_with_the_public_key(r
         result = _verify(image.pushed, keys / "release.pub", path)
         assert result.returncode == 0, _output(result)
         assert "signature and provenance verify" in result.stdout
+        print(next(line for line in result.stdout.splitlines() if "signature and provenance verify" in line))
         statement = provenance.statement_path(role)
         print(f"verify {role}: {time.monotonic() - started:.1f} s (session); statement {statement.stat().st_size} B")
 
@@ -100,7 +101,7 @@ def test_the_attested_statement_is_the_one_written_to_output(released, keys):
     _, record, _ = released
     image = record.images["pipeline-ocr-cpu"]
     public = signing.load_public(keys / "release.pub")
-    attested = signing.attested_statement(image.pushed, public, provenance.PAYLOAD_TYPE)
+    attested = signing.attested_statement(image.pushed, public, provenance.PAYLOAD_TYPE, provenance.PREDICATE_TYPE)
     assert attested == provenance.statement_path("pipeline-ocr-cpu").read_bytes()
     assert provenance.Statement.parse(attested, "ocr").digest == image.digest
 
@@ -202,3 +203,56 @@ def test_a_key_without_its_passphrase_or_unreadable_is_refused_before_any_push(r
     )
     listing = subprocess.run(["curl", "-s", f"{served.url}/v2/_catalog"], capture_output=True, text=True)
     assert "never/" not in listing.stdout
+
+
+def test_two_runs_of_images_write_byte_identical_statements(released):
+    _, _, path = released
+    before = {p.name: p.read_bytes() for p in provenance.provenance_dir().glob("*.intoto.json")}
+    again = _noxw("-s", "images", "--", "cpu", env={"HPSFORGE_IMAGES_RECORD": str(path)})
+    assert again.returncode == 0, _output(again)
+    after = {p.name: p.read_bytes() for p in provenance.provenance_dir().glob("*.intoto.json")}
+    assert set(before) >= {f"{role}.intoto.json" for role in SIGNED_ROLES | {"base", "rc"}}
+    assert after == before
+    smallest = min(before, key=lambda name: len(before[name]))
+    print("statement sizes:", {name: len(data) for name, data in sorted(before.items())}, "smallest:", smallest)
+
+
+def test_rebuilds_from_distinct_keys_are_counted(released, keys, tmp_path):
+    """A repro report (here the released record's digests, standing in for a repro run's report:
+    a rebuild from nothing takes half an hour and is the nightly repro's own test) is attested
+    with a rebuilder's key and pushed beside the images; verify counts distinct keys."""
+    from hpsforge.prove import repro
+
+    served, record, path = released
+    images = [
+        repro.ImageResult(
+            role=role, kind="pipeline" if role.startswith("pipeline") else "runtime", target="cpu", pipeline=None,
+            inputs_sha256=record.images[role].input_sha256, recorded=record.images[role].digest,
+            first=record.images[role].digest, rebuilt=record.images[role].digest,
+            verdict=repro.Verdict.REPRODUCIBLE, seconds=1.0,
+        )
+        for role in sorted(SIGNED_ROLES)
+    ]  # fmt: skip
+    report = repro.ReproReport(
+        format="hpsforge-repro/1", revision="test", created="2026-01-01T00:00:00Z", targets=["cpu"],
+        from_archive=False, machine=repro.Machine(engine="e", buildx="b", kernel="k", architecture="amd64"),
+        images=images,
+    )  # fmt: skip
+    (tmp_path / "report.json").write_text(report.model_dump_json())
+    pushed = record.images["pipeline-ocr-cpu"].pushed
+    env = {"HPSFORGE_IMAGES_RECORD": str(path)}
+    rebuilder = ("--rebuilds", "1", "--rebuilder-key", str(keys / "other.pub"))
+    before = _noxw("-s", "verify", "--", pushed, "--key", str(keys / "release.pub"), *rebuilder, env=env)
+    _refused(before, ExitCode.NOT_ENOUGH_REBUILDS, "0 independent rebuild")
+    attest = _noxw(
+        "-s", "repro", "--", "--attest", str(keys / "other.private"), "--report", str(tmp_path / "report.json"),
+        "--push", f"{served.host}/rel", env={**env, "HPSFORGE_SIGNING_PASSPHRASE": "x"},
+    )  # fmt: skip
+    assert attest.returncode == 0, _output(attest)
+    assert len(list((tmp_path / "attestations").glob("*.rebuild.dsse.json"))) == len(SIGNED_ROLES)
+    after = _noxw("-s", "verify", "--", pushed, "--key", str(keys / "release.pub"), *rebuilder, env=env)
+    assert after.returncode == 0, _output(after)
+    assert "1 rebuild(s) from distinct keys" in after.stdout
+    same_key_twice = (*rebuilder, "--rebuilds", "2", "--rebuilder-key", str(keys / "other.pub"))
+    twice = _noxw("-s", "verify", "--", pushed, "--key", str(keys / "release.pub"), *same_key_twice, env=env)
+    _refused(twice, ExitCode.NOT_ENOUGH_REBUILDS, "1 independent rebuild")
