@@ -100,3 +100,24 @@ def test_another_payload_type_or_no_envelope_is_refused(keys):
         signing.open_envelope(envelope, PAYLOAD_TYPE, signing.load_public(public), "test")
     with pytest.raises(BadSignatureError, match="not a DSSE envelope"):
         signing.open_envelope(b"[]", PAYLOAD_TYPE, signing.load_public(public), "test")
+
+
+def test_verify_dispatches_on_the_argument_shape():
+    from hpsforge import cli
+
+    digest = "sha256:" + "a" * 64
+    with pytest.raises(UsageError, match="--key"):
+        cli.run_verify([f"127.0.0.1:5000/hps/ocr-cpu@{digest}"])
+    with pytest.raises(UsageError, match="--rebuilds 2 needs at least as many --rebuilder-key"):
+        cli.run_verify([f"127.0.0.1:5000/hps/ocr-cpu@{digest}", "--key", "k.pub", "--rebuilds", "2"])
+    with pytest.raises(UsageError, match="unknown target"):
+        cli.run_verify(["nosuchtarget"])
+
+
+def test_sign_needs_a_push_and_attest_options_need_a_key(tmp_path):
+    from hpsforge import cli
+
+    with pytest.raises(UsageError, match="--sign signs the pushed images"):
+        cli.run_images(["cpu", "--sign", str(tmp_path / "k.private")])
+    with pytest.raises(UsageError, match="go with --attest KEY"):
+        cli.run_repro(["--report", str(tmp_path / "r.json")])
