@@ -56,8 +56,14 @@ def lock_check(session: nox.Session) -> None:
 
 @nox.session
 def verify(session: nox.Session) -> None:
-    """Check a target's vendor blobs and the pipelines' model files by sha256 (-- cpu|gpu)."""
+    """Check a target's blobs and model files (-- cpu|gpu), or a pushed image's signature and provenance (-- REF@sha256:... --key PUB)."""
     _call(session, cli.run_verify)
+
+
+@nox.session
+def keygen(session: nox.Session) -> None:
+    """Make a release key pair PREFIX.private (encrypted) and PREFIX.pub (-- PREFIX [--passphrase-file F])."""
+    _call(session, cli.run_keygen)
 
 
 @nox.session

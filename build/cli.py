@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -14,9 +15,17 @@ from hpsforge.bench import rebuild
 from hpsforge.bench.serving import measure as serving_measure
 from hpsforge.bench.serving import report as serving_report
 from hpsforge.bundle import assemble
-from hpsforge.core.errors import DigestMismatchError, HpsforgeError, UsageError
+from hpsforge.core import files
+from hpsforge.core.errors import (
+    DigestMismatchError,
+    HpsforgeError,
+    NotEnoughRebuildsError,
+    ProvenanceMismatchError,
+    UsageError,
+)
 from hpsforge.core.pipelines import Pipeline, select
 from hpsforge.core.project import Project
+from hpsforge.core.reference import ImageReference
 from hpsforge.docs import site
 from hpsforge.freeze import host_lock, pip_compile, resolve
 from hpsforge.images import base, buildkit, engine, gpu, graph, rc, runtime, sizes
@@ -25,8 +34,8 @@ from hpsforge.inputs import archive, blobs, model_files
 from hpsforge.inputs.store import ContentStore, scratch_dir
 from hpsforge.locks import images_lock
 from hpsforge.locks import kinds as lock_kinds
-from hpsforge.prove import conformance, lint, repro, sbom
-from hpsforge.ship import registry, serve
+from hpsforge.prove import conformance, lint, provenance, repro, sbom
+from hpsforge.ship import registry, serve, signing
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,8 +104,22 @@ def run_lock_check(argv: list[str]) -> None:
     print("hpsforge: every lock matches its declaration and every requirement is hashed", flush=True)
 
 
+def run_keygen(argv: list[str]) -> None:
+    """A release key pair: PREFIX.private (sigstore's encrypted format) and PREFIX.pub."""
+    parser = _parser("keygen")
+    parser.add_argument("prefix", type=Path, help="writes PREFIX.private and PREFIX.pub")
+    parser.add_argument("--passphrase-file", type=Path, help="the passphrase (else $HPSFORGE_SIGNING_PASSPHRASE)")
+    options = parser.parse_args(argv)
+    private, public = signing.generate(options.prefix, signing.passphrase(options.passphrase_file))
+    print(f"hpsforge: wrote {private} (keep it secret) and {public} (give it to verifiers)", flush=True)
+
+
 def run_verify(argv: list[str]) -> None:
-    """Check a target's vendor blobs and every pipeline's model files before any build step."""
+    """A target: check its vendor blobs and every pipeline's model files before any build step.
+    REF@sha256:...: check a pushed image's signature and provenance against the key and the locks."""
+    if argv and "@sha256:" in argv[0]:
+        _verify_image(argv)
+        return
     options = _target_parser("verify").parse_args(argv)
     project = Project.load()
     target = project.config.target(options.target)
@@ -109,6 +132,75 @@ def run_verify(argv: list[str]) -> None:
         f"in {time.monotonic() - started:.1f} s",
         flush=True,
     )
+
+
+def _verify_image(argv: list[str]) -> None:
+    parser = _parser("verify")
+    parser.add_argument("reference", help="REGISTRY/REPOSITORY@sha256:<digest>, as pushed")
+    parser.add_argument("--key", type=Path, required=True, help="the release public key (PEM)")
+    parser.add_argument("--rebuilds", type=int, default=0, metavar="N", help="require N rebuilds from distinct keys")
+    parser.add_argument(
+        "--rebuilder-key", type=Path, action="append", default=[], metavar="PUB", help="a rebuilder's public key"
+    )
+    options = parser.parse_args(argv)
+    if options.rebuilds > len(options.rebuilder_key):
+        raise UsageError(
+            f"--rebuilds {options.rebuilds} needs at least as many --rebuilder-key PUB (given: "
+            f"{len(options.rebuilder_key)})"
+        )
+    project = Project.load()
+    public = signing.load_public(options.key)
+    started = time.monotonic()
+    signing.verify_signature(options.reference, public)
+    data = signing.attested_statement(options.reference, public, provenance.PAYLOAD_TYPE, provenance.PREDICATE_TYPE)
+    statement = provenance.Statement.parse(data, f"the attestation of {options.reference}")
+    digest = options.reference.rsplit("@", 1)[1]
+    if statement.digest != digest:
+        raise ProvenanceMismatchError(
+            f"{options.reference}: its provenance is the statement of another image ({statement.digest})",
+            hint="the attestation was copied from another digest: sign this image again",
+        )
+    if problems := provenance.drift(project, statement, images_lock.ImagesLock.read().images):
+        raise ProvenanceMismatchError(
+            f"{options.reference} ({statement.node.role}): {len(problems)} input(s) are not what the current "
+            "locks pin:\n  " + "\n  ".join(problems),
+            hint="verify against the checkout it was built from, or rebuild and sign it from these locks",
+        )
+    if options.rebuilds:
+        agreeing = _rebuilds(options.reference, statement, options.rebuilder_key)
+        if len(agreeing) < options.rebuilds:
+            raise NotEnoughRebuildsError(
+                f"{options.reference}: {len(agreeing)} independent rebuild(s) attest this digest "
+                f"({', '.join(map(str, agreeing)) or 'none'}), {options.rebuilds} required",
+                hint="run `./noxw -s repro -- TARGET --attest KEY --push REGISTRY/PREFIX` on another machine",
+            )
+        print(f"hpsforge: {len(agreeing)} rebuild(s) from distinct keys attest it: {', '.join(map(str, agreeing))}")
+    dependencies = statement.predicate.build_definition.resolved_dependencies
+    print(
+        f"hpsforge: {options.reference}: signature and provenance verify with {options.key}; "
+        f"{statement.node.role}, {len(dependencies)} inputs, each the one the locks pin "
+        f"({time.monotonic() - started:.2f} s)",
+        flush=True,
+    )
+
+
+def _rebuilds(reference: str, statement: provenance.Statement, keys: list[Path]) -> list[Path]:
+    """The rebuilder keys (each key once) with a verifying rebuild statement of this very image."""
+    agreeing: dict[str, Path] = {}
+    for path in keys:
+        public = signing.load_public(path)
+        try:
+            opened = signing.attested_statements(
+                reference, public, provenance.PAYLOAD_TYPE, provenance.REBUILD_PREDICATE_TYPE
+            )
+        except HpsforgeError as error:
+            print(f"hpsforge: {path}: no rebuild attestation verifies ({error.message})", flush=True)
+            continue
+        for data in opened:
+            rebuild = provenance.RebuildStatement.parse(data, f"a rebuild attestation of {reference}")
+            if rebuild.digest == statement.digest and rebuild.predicate.input_sha256 == statement.node.input_sha256:
+                agreeing.setdefault(signing.key_id(public), path)
+    return list(agreeing.values())
 
 
 def run_fetch(argv: list[str]) -> None:
@@ -144,6 +236,8 @@ def run_images(argv: list[str]) -> None:
     parser.add_argument(
         "--push", metavar="REGISTRY/PREFIX", help="push every runtime and pipeline image there; record each by digest"
     )
+    parser.add_argument("--sign", metavar="KEY", type=Path, help="sign every pushed image and its provenance with KEY")
+    parser.add_argument("--passphrase-file", type=Path, help="KEY's passphrase (else $HPSFORGE_SIGNING_PASSPHRASE)")
     parser.add_argument("--cache-from", metavar="REF", help="read BuildKit's registry cache REF:<role>")
     parser.add_argument("--cache-to", metavar="REF", help="write BuildKit's registry cache REF:<role> (mode=max)")
     parser.add_argument("--builder", help="a `docker buildx` builder to build on (default: the engine's own)")
@@ -162,6 +256,10 @@ def run_images(argv: list[str]) -> None:
     if options.push and not options.targets:
         raise UsageError("--push pushes the targets' runtime and pipeline images: name the targets")
     prefix = registry.check_prefix(options.push) if options.push else None
+    if options.sign and not prefix:
+        raise UsageError("--sign signs the pushed images: add --push REGISTRY/PREFIX")
+    # The key opens before anything is built: a wrong passphrase costs no build.
+    private = signing.load_private(options.sign, signing.passphrase(options.passphrase_file)) if options.sign else None
     engine.ensure(config.engine)
     started = time.monotonic()
     backend = buildkit.Backend(
@@ -197,11 +295,55 @@ def run_images(argv: list[str]) -> None:
             f"{unpacked / 1e9:.2f} GB unpacked, {compressed / 1e9:.2f} GB compressed",
             flush=True,
         )
+    statements = _write_provenance(project, options.targets, built)
     if prefix:
+        unsigned = []
         for role, record in built.items():
             if role not in (base.ROLE, rc.ROLE):  # the tools' images stay home
                 built[role] = registry.push(record, prefix)
+                if private is not None and built[role].pushed:
+                    try:
+                        signed = signing.sign_image(
+                            built[role].pushed or "",
+                            statements[role],
+                            provenance.PAYLOAD_TYPE,
+                            provenance.PREDICATE_TYPE,
+                            private,
+                        )
+                    except HpsforgeError as error:
+                        unsigned.append(f"{role}: {error.message}")
+                        print(f"hpsforge: {role} is pushed but NOT signed: {error.message}", flush=True)
+                    else:
+                        built[role] = built[role].model_copy(update={"signature": signed.signature})
+                        print(f"hpsforge: signed {signed.signature} in {signed.seconds:.2f} s", flush=True)
                 images_lock.ImagesLock.read().with_record(role, built[role]).write()  # each proven push, at once
+        if unsigned:
+            raise HpsforgeError(
+                f"{len(unsigned)} pushed image(s) are recorded unsigned:\n  " + "\n  ".join(unsigned),
+                hint="fix the registry or key, then run the same `images -- ... --push ... --sign KEY` again",
+            )
+
+
+def _write_provenance(
+    project: Project, targets: list[str], built: dict[str, images_lock.ImageRecord]
+) -> dict[str, bytes]:
+    """output/provenance/<role>.intoto.json for every image built; role -> the statement's bytes."""
+    revision = provenance.project_revision()
+    written = {}
+    for node in graph.BuildGraph.of(project, targets):
+        if node.role not in built:
+            continue
+        statement = provenance.statement(
+            project,
+            provenance.node_of(node, built[node.role]),
+            built[node.role],
+            {parent: built[parent] for parent in node.parents},
+            revision,
+        )
+        provenance.write(statement)
+        written[node.role] = statement.canonical_bytes()
+    print(f"hpsforge: provenance of {len(written)} image(s) in {provenance.provenance_dir()}", flush=True)
+    return written
 
 
 def run_archive(argv: list[str]) -> None:
@@ -299,7 +441,27 @@ def run_repro(argv: list[str]) -> None:
         help="name every image whose digest differs between two machines' reports",
     )
     parser.add_argument("--report-dir", type=Path, help="where the reports go (default output/repro)")
+    parser.add_argument(
+        "--attest", metavar="KEY", type=Path, help="sign a rebuild statement of each reproducible image"
+    )
+    parser.add_argument("--passphrase-file", type=Path, help="KEY's passphrase (else $HPSFORGE_SIGNING_PASSPHRASE)")
+    parser.add_argument(
+        "--push", metavar="REGISTRY/PREFIX", help="add the rebuild statements to the images' .att there"
+    )
+    parser.add_argument("--report", type=Path, metavar="R.json", help="attest this report instead of rebuilding")
     options = parser.parse_args(argv)
+    if (options.push or options.report) and not options.attest:
+        raise UsageError("--push and --report go with --attest KEY")
+    private = (
+        signing.load_private(options.attest, signing.passphrase(options.passphrase_file)) if options.attest else None
+    )
+    prefix = registry.check_prefix(options.push) if options.push else None
+    if options.report:
+        if options.targets or options.all or options.compare or options.from_archive:
+            raise UsageError("--report attests an existing report: give no targets")
+        report = repro.read_report(options.report)
+        _attest_rebuilds(report, private, prefix, options.report.parent)  # type: ignore[arg-type]
+        return
     if options.compare:
         if options.targets or options.all or options.from_archive:
             raise UsageError("--compare takes two reports and nothing else")
@@ -337,7 +499,41 @@ def run_repro(argv: list[str]) -> None:
         f"(report: {report_dir / 'report.json'}, {report_dir / 'junit.xml'})"
     )
     print(repro.summary(report), flush=True)
+    if private is not None:
+        _attest_rebuilds(report, private, prefix, report_dir)
     repro.fail_on(report, report_dir)
+
+
+def _attest_rebuilds(
+    report: repro.ReproReport, private: signing.PrivateKey, prefix: str | None, report_dir: Path
+) -> None:
+    """A signed rebuild statement per reproducible image: report_dir/attestations/<role>.rebuild.dsse.json,
+    and with a prefix, a layer of the `.att` beside the image pushed there."""
+    recorded = images_lock.ImagesLock.read().images
+    attested = 0
+    for image in report.images:
+        if image.verdict is not repro.Verdict.REPRODUCIBLE or not image.rebuilt or not image.inputs_sha256:
+            continue
+        record = recorded.get(image.role)
+        if record is None or record.digest != image.rebuilt:
+            continue  # only the recorded image is attested
+        statement = provenance.rebuild_statement(
+            image.role,
+            ImageReference.parse(record.reference).repository,
+            image.rebuilt,
+            image.inputs_sha256,
+            report.revision,
+            report.from_archive,
+            report.machine.model_dump(mode="json"),
+        )
+        envelope = signing.sign_envelope(statement.canonical_bytes(), provenance.PAYLOAD_TYPE, private)
+        files.atomic_write_text(report_dir / "attestations" / f"{image.role}.rebuild.dsse.json", envelope.decode())
+        if prefix and image.role not in (base.ROLE, rc.ROLE):
+            pushed = str(replace(registry.pushed_name(record, prefix), tag=None, digest=record.digest))
+            signing.put_attestation(pushed, envelope, provenance.REBUILD_PREDICATE_TYPE, replace_type=False)
+            print(f"hpsforge: rebuild attested beside {pushed}", flush=True)
+        attested += 1
+    print(f"hpsforge: {attested} rebuild statement(s) signed in {report_dir / 'attestations'}", flush=True)
 
 
 def _key_value(text: str) -> tuple[str, str]:

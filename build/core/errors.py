@@ -22,6 +22,9 @@ class ExitCode(IntEnum):
     HASH_MISMATCH = 5  # a file does not match its lock: tampering or corruption
     DIGEST_MISMATCH = 6  # a rebuilt image's digest differs from the recorded one
     NEW_INPUTS = 7  # images whose inputs have no recorded digest yet (repro has nothing to compare)
+    BAD_SIGNATURE = 8  # an image's signature or a statement's envelope does not verify with the key
+    PROVENANCE_MISMATCH = 9  # a provenance statement names another digest, or inputs the locks do not pin
+    NOT_ENOUGH_REBUILDS = 10  # fewer independent rebuild attestations than `verify --rebuilds N` asks
 
 
 class HpsforgeError(Exception):
@@ -57,3 +60,15 @@ class DigestMismatchError(HpsforgeError):
 
 class NewInputsError(HpsforgeError):
     exit_code = ExitCode.NEW_INPUTS
+
+
+class BadSignatureError(HpsforgeError):
+    exit_code = ExitCode.BAD_SIGNATURE
+
+
+class ProvenanceMismatchError(HpsforgeError):
+    exit_code = ExitCode.PROVENANCE_MISMATCH
+
+
+class NotEnoughRebuildsError(HpsforgeError):
+    exit_code = ExitCode.NOT_ENOUGH_REBUILDS

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 IMAGE_PYTHON = "3.11"  # Debian bookworm's python3, the interpreter of every image
@@ -41,6 +41,8 @@ class Settings(BaseModel):
     archives: tuple[Path, ...]
     # HPSFORGE_ECHO=1: print every program hpsforge runs (core/proc.py) before it starts.
     echo: bool = False
+    # HPSFORGE_SIGNING_PASSPHRASE: the release key's passphrase (else --passphrase-file); never logged.
+    signing_passphrase: SecretStr | None = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +65,9 @@ class Settings(BaseModel):
             blob_manifest=Path(env.get("HPSFORGE_BLOB_MANIFEST") or root / "vendor_blobs" / "manifest.toml"),
             archives=tuple(Path(part) for part in env.get("HPSFORGE_ARCHIVE", "").split(os.pathsep) if part),
             echo=env.get("HPSFORGE_ECHO", "").strip().lower() not in ("", "0", "false", "no", "off"),
+            signing_passphrase=SecretStr(env["HPSFORGE_SIGNING_PASSPHRASE"])
+            if env.get("HPSFORGE_SIGNING_PASSPHRASE")
+            else None,
         )
 
     @property

@@ -23,6 +23,8 @@ class ImageRecord(Model):
     digest: str
     input_sha256: str
     pushed: str | None = None
+    # Once signed: REPO:sha256-<hex>.sig, the cosign-style signature beside the pushed image.
+    signature: str | None = None
 
 
 def images_lock_path() -> Path:

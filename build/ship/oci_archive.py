@@ -805,3 +805,62 @@ def pull(reference: str, folder: Path, *, store: ContentStore | None = None) -> 
         flush=True,
     )
     return digest
+
+
+# --- small artifacts beside an image: cosign-style signatures and attestations ----------------------
+
+
+def put_small_artifact(
+    reference: str, config: tuple[bytes, str], layers: list[tuple[bytes, str, dict[str, str]]]
+) -> str:
+    """Push one OCI manifest of small in-memory blobs under REGISTRY/REPO:TAG; its digest.
+    config: (bytes, media type); layers: (bytes, media type, annotations)."""
+    ref = parse_reference(reference, push=True)
+    registry = _Registry(ref)
+    registry.connect()
+    descriptors = []
+    for data, media_type, notes in [(config[0], config[1], {}), *layers]:
+        digest = f"sha256:{sha256_bytes(data)}"
+        if not registry.has_blob(digest):
+            registry.upload(data, digest, len(data), media_type)
+        descriptors.append(
+            {
+                "mediaType": media_type,
+                "digest": digest,
+                "size": len(data),
+                **({"annotations": notes} if notes else {}),
+            }
+        )
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "config": descriptors[0],
+        "layers": descriptors[1:],
+    }
+    return registry.put_manifest(json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode(), ref.tag or "")
+
+
+def get_small_artifact(reference: str) -> list[tuple[bytes, str, dict[str, str]]] | None:
+    """The layers (bytes, media type, annotations) of the manifest REGISTRY/REPO:TAG, each checked
+    against its digest; None when the registry has no such tag."""
+    ref = parse_reference(reference, push=False)
+    registry = _Registry(ref)
+    registry.connect()
+    probe = registry.do_request(
+        registry._url("manifests", ref.manifest_name), "HEAD", headers={"Accept": MANIFEST_MEDIA_TYPE}
+    )
+    if probe.status_code == 404:
+        return None
+    data = registry.get_manifest()[0]
+    try:
+        layers = json.loads(data)["layers"]
+        return [
+            (
+                registry.small_blob(layer["digest"], int(layer["size"]), layer["mediaType"]),
+                str(layer["mediaType"]),
+                dict(layer.get("annotations") or {}),
+            )
+            for layer in layers
+        ]
+    except (KeyError, TypeError, ValueError) as error:
+        raise UsageError(f"{reference}: not an image manifest with layers ({error})") from None

@@ -22,6 +22,9 @@ KINDS = [
     errors.HashMismatchError,
     errors.DigestMismatchError,
     errors.NewInputsError,
+    errors.BadSignatureError,
+    errors.ProvenanceMismatchError,
+    errors.NotEnoughRebuildsError,
 ]
 
 

@@ -1,0 +1,258 @@
+"""Signed releases (issue 22): the cpu images already built are pushed to a real local registry
+(Debian's docker-registry) and signed with a fresh release key; each verifies offline with the
+public key, and each bad input is refused with its exit code. Nothing is built here."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from hpsforge.core.errors import ExitCode
+from hpsforge.locks.images_lock import ImagesLock
+from hpsforge.prove import provenance
+from hpsforge.ship import oci_archive, signing
+from tests.support.registry import local_registry
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = Path(os.environ["HPSFORGE_COMMITTED_RECORD"])
+SIGNED_ROLES = {
+    "runtime-cpu",
+    "pipeline-ocr-cpu",
+    "pipeline-face-recognition-cpu",
+    "pipeline-image-classification-cpu",
+    "pipeline-lexical-analysis-cpu",
+}
+PASSPHRASE = "release test passphrase"
+
+
+def _noxw(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    # the passphrase only where a test gives it: the CI's own environment never leaks in
+    environment = {k: v for k, v in os.environ.items() if k != "HPSFORGE_SIGNING_PASSPHRASE"} | (env or {})
+    return subprocess.run(
+        [str(PROJECT_ROOT / "noxw"), *args], cwd=PROJECT_ROOT, capture_output=True, text=True, env=environment
+    )
+
+
+def _output(result: subprocess.CompletedProcess) -> str:
+    return result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keys")
+    (folder / "passphrase").write_text(PASSPHRASE + "\n")
+    made = _noxw("-s", "keygen", "--", str(folder / "release"), "--passphrase-file", str(folder / "passphrase"))
+    assert made.returncode == 0, _output(made)
+    other = _noxw("-s", "keygen", "--", str(folder / "other"), env={"HPSFORGE_SIGNING_PASSPHRASE": "x"})
+    assert other.returncode == 0, _output(other)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def released(cpu_images, registry_tool, keys, tmp_path_factory):
+    """`images -- cpu --push --sign`: (registry, the record it wrote, the session's output, record path)."""
+    root = tmp_path_factory.mktemp("released")
+    record = root / "images.lock.json"
+    shutil.copyfile(COMMITTED, record)
+    env = {"HPSFORGE_IMAGES_RECORD": str(record)}
+    with local_registry(root / "registry") as served:
+        started = time.monotonic()
+        result = _noxw(
+            "-s", "images", "--", "cpu", "--push", f"{served.host}/rel", "--sign", str(keys / "release.private"),
+            "--passphrase-file", str(keys / "passphrase"), env=env,
+        )  # fmt: skip
+        assert result.returncode == 0, _output(result)
+        print(f"push and sign of every cpu runtime and pipeline image: {time.monotonic() - started:.0f} s")
+        for line in result.stdout.splitlines():
+            if "signed " in line or "provenance of" in line:
+                print(line)
+        yield served, ImagesLock.read(record), record
+
+
+def _verify(reference: str, key: Path, record: Path) -> subprocess.CompletedProcess:
+    return _noxw("-s", "verify", "--", reference, "--key", str(key), env={"HPSFORGE_IMAGES_RECORD": str(record)})
+
+
+def test_every_pushed_image_is_signed_and_verifies_offline_with_the_public_key(released, keys):
+    served, record, path = released
+    signed = {role for role, image in record.images.items() if image.signature}
+    assert signed == SIGNED_ROLES
+    for role in sorted(SIGNED_ROLES):
+        image = record.images[role]
+        assert image.pushed and image.signature == image.pushed.replace("@sha256:", ":sha256-") + ".sig"
+        started = time.monotonic()
+        result = _verify(image.pushed, keys / "release.pub", path)
+        assert result.returncode == 0, _output(result)
+        assert "signature and provenance verify" in result.stdout
+        print(next(line for line in result.stdout.splitlines() if "signature and provenance verify" in line))
+        statement = provenance.statement_path(role)
+        print(f"verify {role}: {time.monotonic() - started:.1f} s (session); statement {statement.stat().st_size} B")
+
+
+def test_the_attested_statement_is_the_one_written_to_output(released, keys):
+    _, record, _ = released
+    image = record.images["pipeline-ocr-cpu"]
+    public = signing.load_public(keys / "release.pub")
+    attested = signing.attested_statement(image.pushed, public, provenance.PAYLOAD_TYPE, provenance.PREDICATE_TYPE)
+    assert attested == provenance.statement_path("pipeline-ocr-cpu").read_bytes()
+    assert provenance.Statement.parse(attested, "ocr").digest == image.digest
+
+
+def _refused(result: subprocess.CompletedProcess, code: ExitCode, pattern: str) -> None:
+    assert result.returncode == code.value, _output(result)
+    assert re.search(pattern, result.stdout + result.stderr), _output(result)
+
+
+def test_a_wrong_key_is_a_bad_signature(released, keys):
+    _, record, path = released
+    _refused(_verify(record.images["runtime-cpu"].pushed, keys / "other.pub", path), ExitCode.BAD_SIGNATURE, "verif")
+
+
+def _sig_ref(pushed: str) -> str:
+    return pushed.replace("@sha256:", ":sha256-")
+
+
+def test_one_byte_of_the_signature_changed_is_refused(released, keys):
+    _, record, path = released
+    pushed = record.images["pipeline-lexical-analysis-cpu"].pushed
+    ((payload, media_type, notes),) = oci_archive.get_small_artifact(_sig_ref(pushed) + ".sig")
+    good = notes[signing.SIGNATURE_ANNOTATION]
+    raw = bytearray(base64.b64decode(good))
+    raw[-1] ^= 0x01
+    tampered = {signing.SIGNATURE_ANNOTATION: base64.b64encode(bytes(raw)).decode()}
+    oci_archive.put_small_artifact(_sig_ref(pushed) + ".sig", signing.EMPTY_CONFIG, [(payload, media_type, tampered)])
+    try:
+        _refused(_verify(pushed, keys / "release.pub", path), ExitCode.BAD_SIGNATURE, "does not verify|no signature")
+    finally:
+        oci_archive.put_small_artifact(_sig_ref(pushed) + ".sig", signing.EMPTY_CONFIG, [(payload, media_type, notes)])
+    assert _verify(pushed, keys / "release.pub", path).returncode == 0
+
+
+def _private(keys):
+    return signing.load_private(keys / "release.private", PASSPHRASE.encode())
+
+
+def _put_attestation(pushed: str, envelope: bytes) -> None:
+    oci_archive.put_small_artifact(
+        _sig_ref(pushed) + ".att", signing.EMPTY_CONFIG, [(envelope, signing.DSSE_MEDIA_TYPE, {})]
+    )
+
+
+def test_attestations_that_lie_are_refused(released, keys):
+    _, record, path = released
+    pushed = record.images["pipeline-image-classification-cpu"].pushed
+    (original,) = oci_archive.get_small_artifact(_sig_ref(pushed) + ".att")
+    statement = provenance.statement_path("pipeline-image-classification-cpu").read_bytes()
+    try:
+        # one byte of the statement changed under the envelope's signature
+        envelope = json.loads(original[0])
+        body = bytearray(base64.b64decode(envelope["payload"]))
+        body[body.index(b"image_classification")] ^= 0x20
+        envelope["payload"] = base64.b64encode(bytes(body)).decode()
+        _put_attestation(pushed, json.dumps(envelope).encode())
+        _refused(_verify(pushed, keys / "release.pub", path), ExitCode.BAD_SIGNATURE, "does not verify with the key")
+        # a validly signed statement of another image
+        other = provenance.statement_path("pipeline-ocr-cpu").read_bytes()
+        _put_attestation(pushed, signing.sign_envelope(other, provenance.PAYLOAD_TYPE, _private(keys)))
+        _refused(
+            _verify(pushed, keys / "release.pub", path), ExitCode.PROVENANCE_MISMATCH, "statement of another image"
+        )
+        # a validly signed statement naming an input no lock pins
+        lying = json.loads(statement)
+        lying["predicate"]["buildDefinition"]["resolvedDependencies"][1]["digest"]["sha256"] = "0" * 64
+        lying_bytes = json.dumps(lying).encode()
+        _put_attestation(pushed, signing.sign_envelope(lying_bytes, provenance.PAYLOAD_TYPE, _private(keys)))
+        result = _verify(pushed, keys / "release.pub", path)
+        _refused(result, ExitCode.PROVENANCE_MISMATCH, "not what the current locks pin")
+        assert "0" * 64 in result.stdout + result.stderr
+    finally:
+        _put_attestation(pushed, original[0])
+    assert _verify(pushed, keys / "release.pub", path).returncode == 0
+
+
+def test_an_image_without_attachments_is_unsigned(released, keys):
+    served, record, path = released
+    image = record.images["runtime-cpu"]
+    from hpsforge.ship import registry
+
+    unsigned = registry.push(image.model_copy(update={"pushed": None, "signature": None}), f"{served.host}/unsigned")
+    _refused(_verify(unsigned.pushed, keys / "release.pub", path), ExitCode.BAD_SIGNATURE, "no signature .* unsigned")
+
+
+def test_a_key_without_its_passphrase_or_unreadable_is_refused_before_any_push(released, keys, tmp_path):
+    served, _, _ = released
+    push = ("-s", "images", "--", "cpu", "--push", f"{served.host}/never", "--sign")
+    _refused(_noxw(*push, str(keys / "release.private")), ExitCode.USAGE, "needs its passphrase")
+    _refused(
+        _noxw(*push, str(keys / "release.private"), env={"HPSFORGE_SIGNING_PASSPHRASE": "wrong"}),
+        ExitCode.USAGE,
+        "passphrase does not open this key",
+    )
+    _refused(
+        _noxw(*push, str(tmp_path / "absent.private"), env={"HPSFORGE_SIGNING_PASSPHRASE": "x"}),
+        ExitCode.USAGE,
+        "unreadable key file",
+    )
+    listing = subprocess.run(["curl", "-s", f"{served.url}/v2/_catalog"], capture_output=True, text=True)
+    assert "never/" not in listing.stdout
+
+
+def test_two_runs_of_images_write_byte_identical_statements(released):
+    _, _, path = released
+    before = {p.name: p.read_bytes() for p in provenance.provenance_dir().glob("*.intoto.json")}
+    again = _noxw("-s", "images", "--", "cpu", env={"HPSFORGE_IMAGES_RECORD": str(path)})
+    assert again.returncode == 0, _output(again)
+    after = {p.name: p.read_bytes() for p in provenance.provenance_dir().glob("*.intoto.json")}
+    assert set(before) >= {f"{role}.intoto.json" for role in SIGNED_ROLES | {"base", "rc"}}
+    assert after == before
+    smallest = min(before, key=lambda name: len(before[name]))
+    print("statement sizes:", {name: len(data) for name, data in sorted(before.items())}, "smallest:", smallest)
+
+
+def test_rebuilds_from_distinct_keys_are_counted(released, keys, tmp_path):
+    """A repro report (here the released record's digests, standing in for a repro run's report:
+    a rebuild from nothing takes half an hour and is the nightly repro's own test) is attested
+    with a rebuilder's key and pushed beside the images; verify counts distinct keys."""
+    from hpsforge.prove import repro
+
+    served, record, path = released
+    images = [
+        repro.ImageResult(
+            role=role, kind="pipeline" if role.startswith("pipeline") else "runtime", target="cpu", pipeline=None,
+            inputs_sha256=record.images[role].input_sha256, recorded=record.images[role].digest,
+            first=record.images[role].digest, rebuilt=record.images[role].digest,
+            verdict=repro.Verdict.REPRODUCIBLE, seconds=1.0,
+        )
+        for role in sorted(SIGNED_ROLES)
+    ]  # fmt: skip
+    report = repro.ReproReport(
+        format="hpsforge-repro/1", revision="test", created="2026-01-01T00:00:00Z", targets=["cpu"],
+        from_archive=False, machine=repro.Machine(engine="e", buildx="b", kernel="k", architecture="amd64"),
+        images=images,
+    )  # fmt: skip
+    (tmp_path / "report.json").write_text(report.model_dump_json())
+    pushed = record.images["pipeline-ocr-cpu"].pushed
+    env = {"HPSFORGE_IMAGES_RECORD": str(path)}
+    rebuilder = ("--rebuilds", "1", "--rebuilder-key", str(keys / "other.pub"))
+    before = _noxw("-s", "verify", "--", pushed, "--key", str(keys / "release.pub"), *rebuilder, env=env)
+    _refused(before, ExitCode.NOT_ENOUGH_REBUILDS, "0 independent rebuild")
+    attest = _noxw(
+        "-s", "repro", "--", "--attest", str(keys / "other.private"), "--report", str(tmp_path / "report.json"),
+        "--push", f"{served.host}/rel", env={**env, "HPSFORGE_SIGNING_PASSPHRASE": "x"},
+    )  # fmt: skip
+    assert attest.returncode == 0, _output(attest)
+    assert len(list((tmp_path / "attestations").glob("*.rebuild.dsse.json"))) == len(SIGNED_ROLES)
+    after = _noxw("-s", "verify", "--", pushed, "--key", str(keys / "release.pub"), *rebuilder, env=env)
+    assert after.returncode == 0, _output(after)
+    assert "1 rebuild(s) from distinct keys" in after.stdout
+    same_key_twice = (*rebuilder, "--rebuilds", "2", "--rebuilder-key", str(keys / "other.pub"))
+    twice = _noxw("-s", "verify", "--", pushed, "--key", str(keys / "release.pub"), *same_key_twice, env=env)
+    _refused(twice, ExitCode.NOT_ENOUGH_REBUILDS, "1 independent rebuild")
