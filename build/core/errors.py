@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     HASH_MISMATCH = 5  # a file does not match its lock: tampering or corruption
     DIGEST_MISMATCH = 6  # a rebuilt image's digest differs from the recorded one
     NEW_INPUTS = 7  # images whose inputs have no recorded digest yet (repro has nothing to compare)
+    MODEL_UNLOADABLE = 8  # new-pipeline: Paddle cannot load the model (or the kind cannot serve it)
 
 
 class HpsforgeError(Exception):
@@ -57,3 +58,25 @@ class DigestMismatchError(HpsforgeError):
 
 class NewInputsError(HpsforgeError):
     exit_code = ExitCode.NEW_INPUTS
+
+
+class NoModelError(UsageError):
+    """new-pipeline: the folder holds no Paddle inference model (inference.json or *.pdmodel, + .pdiparams)."""
+
+
+class PipelineExistsError(UsageError):
+    """new-pipeline: a pipeline of that name (or of the same image name) exists already."""
+
+
+class PipelineNameError(UsageError):
+    """new-pipeline: a name a pipeline folder, Triton model, image or Kubernetes object cannot take."""
+
+
+class UnknownKindError(UsageError):
+    """new-pipeline: a kind of pipeline there is no template for."""
+
+
+class ModelUnloadableError(HpsforgeError):
+    """new-pipeline: real Paddle (in the runtime image) cannot load or run the model."""
+
+    exit_code = ExitCode.MODEL_UNLOADABLE

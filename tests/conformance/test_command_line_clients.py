@@ -9,14 +9,14 @@ import sys
 
 import pytest
 
-from hpsforge.core.settings import PROJECT_ROOT
+from hpsforge.core.settings import PROJECT_ROOT, settings
 
 CLIENT_SOURCE = PROJECT_ROOT / "sdk" / "client" / "src"
 
 
 def _arguments(pipeline: str, fixtures_dir) -> tuple[list[str], str] | None:
     """(client.py arguments, text its output must contain) for the pipelines this project ships."""
-    golden = PROJECT_ROOT / "pipelines" / pipeline / "goldens"
+    golden = settings().pipelines_dir / pipeline / "goldens"
     return {
         "OCR": ([str(golden / "hello_2026.png")], "Hello 2026"),
         "image_classification": ([str(golden / "textline_rot180.png"), "--topk", "1"], "  1  180"),
@@ -35,7 +35,7 @@ def test_command_line_client_prints_the_answer(pipeline, server, fixtures_dir, p
         pytest.skip(f"no command-line check is written for {pipeline}")
     arguments, expected = case
     url = server.http if protocol == "http" else server.grpc
-    script = PROJECT_ROOT / "pipelines" / pipeline / "client" / "client.py"
+    script = settings().pipelines_dir / pipeline / "client" / "client.py"
     result = subprocess.run(
         [sys.executable, str(script), "--url", url, "--protocol", protocol, *arguments],
         capture_output=True,
