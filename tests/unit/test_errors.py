@@ -22,6 +22,7 @@ KINDS = [
     errors.HashMismatchError,
     errors.DigestMismatchError,
     errors.NewInputsError,
+    errors.ModelUnloadableError,
 ]
 
 
