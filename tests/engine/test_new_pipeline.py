@@ -71,7 +71,9 @@ TENSOR, CLASSIFIER = "seeded_dense", "seeded_classifier"
 def _make_model(runtime_image: str, folder: Path, kind: str, envs: dict[str, str]) -> Path:
     folder.mkdir(parents=True)
     folder.chmod(0o777)  # the image's user (uid 1000) writes the model
+    folder.parent.chmod(0o755)
     (folder.parent / "make_models.py").write_text(MAKE_MODELS)
+    (folder.parent / "make_models.py").chmod(0o644)
     docker.run(
         runtime_image,
         ["/work/make_models.py", kind, f"/work/{folder.name}"],
