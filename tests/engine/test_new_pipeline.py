@@ -154,6 +154,8 @@ def test_both_pipelines_pass_the_conformance_suite(scaffolded):
     assert checked.passed, f"the conformance suite failed on the new pipelines:\n{table}"
     golden = [result for result in checked.results if result.check.startswith("golden_cases[")]
     assert len(golden) == 8 and all(result.outcome == "passed" for result in golden), table
+    clients = [result for result in checked.results if result.check.startswith("command_line_client")]
+    assert len(clients) == 4 and all(result.outcome == "passed" for result in clients), table
 
 
 def test_the_new_pipelines_assemble(scratch, scaffolded, models):
