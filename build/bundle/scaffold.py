@@ -94,10 +94,10 @@ def check_name(name: str, pipelines_dir: Path) -> None:
     or one in use (also as another spelling of the same image name)."""
     if not NAME_PATTERN.fullmatch(name) or len(name) > NAME_MAX:
         raise PipelineNameError(
-            f"{name!r} cannot name a pipeline: it names the folder pipelines/{name}/, the Triton model "
-            f"{image_slug(name)!r} (a model repository directory and a /v2/models/<name> URL segment), "
-            "the image and the Kubernetes objects, so it must start with a letter and hold only letters, "
-            f"digits and single underscores between them, at most {NAME_MAX} characters",
+            f"{name!r} cannot name a pipeline: it must start with a letter and hold only letters, digits and "
+            f"single underscores, at most {NAME_MAX} characters. It names the folder pipelines/<name>/, and in "
+            "lower case with '-' for '_' the Triton model (a model repository directory and the /v2/models/<name> "
+            "URL segment), the image and the Kubernetes objects, so '/', '.', '-', spaces and the like are refused",
             hint="e.g. `nox -s new-pipeline -- my_model --model DIR`",
         )
     if (pipelines_dir / name).exists():
