@@ -84,6 +84,12 @@ def images(session: nox.Session) -> None:
     _call(session, cli.run_images)
 
 
+@nox.session(name="new-pipeline")
+def new_pipeline(session: nox.Session) -> None:
+    """Write pipelines/NAME/ for a Paddle model folder (-- NAME --model DIR [--kind tensor|classification] [--record-goldens])."""
+    _call(session, cli.run_new_pipeline)
+
+
 @nox.session
 def assemble(session: nox.Session) -> None:
     """Package pipelines' server and client into output/<Name>_sdk[.tar.gz] (-- OCR ...|--all; --no-server, --no-client)."""

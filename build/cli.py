@@ -28,7 +28,7 @@ from hpsforge.core.project import Project
 from hpsforge.core.reference import ImageReference
 from hpsforge.docs import site
 from hpsforge.freeze import host_lock, pip_compile, resolve
-from hpsforge.images import base, buildkit, engine, gpu, graph, rc, runtime, sizes
+from hpsforge.images import base, buildkit, engine, gpu, graph, new_pipeline, rc, runtime, sizes
 from hpsforge.images.containers import ImageWheelsets, fetch_wheelhouse
 from hpsforge.inputs import archive, blobs, model_files
 from hpsforge.inputs.store import ContentStore, scratch_dir
@@ -659,6 +659,36 @@ def _chosen_pipelines(project: Project, options: argparse.Namespace, verb: str) 
             f"name the pipelines to {verb}, or give --all (not both)", hint=f"known pipelines: {', '.join(pipelines)}"
         )
     return pipelines if options.all else select(pipelines, options.names)
+
+
+def run_new_pipeline(argv: list[str]) -> None:
+    """Write pipelines/<Name>/ for a Paddle model folder; with --record-goldens, build its image and
+    record the model's answer to a seeded request as its goldens."""
+    parser = _parser("new-pipeline")
+    parser.add_argument("name", help="the new pipeline's name (its folder under pipelines/)")
+    parser.add_argument("--model", required=True, type=Path, help="the folder paddle.jit.save wrote the model into")
+    parser.add_argument(
+        "--kind",
+        default="tensor",
+        help="tensor (named tensors in and out; default) or classification (image in, top-k out)",
+    )
+    parser.add_argument(
+        "--record-goldens", action="store_true", help="build the pipeline image and record its answer as the goldens"
+    )
+    options = parser.parse_args(argv)
+    project = Project.load()
+    engine.ensure(project.config.engine)
+    made = new_pipeline.create(
+        project, options.name, options.model, options.kind, record_goldens=options.record_goldens
+    )
+    print(f"hpsforge: wrote {made.folder}/ in {made.seconds:.1f} s", flush=True)
+    if made.image:
+        print(f"hpsforge: {options.name}: serving image {made.image.reference} ({made.image.digest})", flush=True)
+    print(
+        "hpsforge: next: `./noxw -s images -- cpu`, `./noxw -s conformance -- "
+        f"{options.name}`, `./noxw -s assemble -- {options.name}`",
+        flush=True,
+    )
 
 
 def run_assemble(argv: list[str]) -> None:

@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     BAD_SIGNATURE = 8  # an image's signature or a statement's envelope does not verify with the key
     PROVENANCE_MISMATCH = 9  # a provenance statement names another digest, or inputs the locks do not pin
     NOT_ENOUGH_REBUILDS = 10  # fewer independent rebuild attestations than `verify --rebuilds N` asks
+    MODEL_UNLOADABLE = 11  # new-pipeline: Paddle cannot load the model (or the kind cannot serve it)
 
 
 class HpsforgeError(Exception):
@@ -72,3 +73,25 @@ class ProvenanceMismatchError(HpsforgeError):
 
 class NotEnoughRebuildsError(HpsforgeError):
     exit_code = ExitCode.NOT_ENOUGH_REBUILDS
+
+
+class NoModelError(UsageError):
+    """new-pipeline: the folder holds no Paddle inference model (inference.json or *.pdmodel, + .pdiparams)."""
+
+
+class PipelineExistsError(UsageError):
+    """new-pipeline: a pipeline of that name (or of the same image name) exists already."""
+
+
+class PipelineNameError(UsageError):
+    """new-pipeline: a name a pipeline folder, Triton model, image or Kubernetes object cannot take."""
+
+
+class UnknownKindError(UsageError):
+    """new-pipeline: a kind of pipeline there is no template for."""
+
+
+class ModelUnloadableError(HpsforgeError):
+    """new-pipeline: real Paddle (in the runtime image) cannot load or run the model."""
+
+    exit_code = ExitCode.MODEL_UNLOADABLE

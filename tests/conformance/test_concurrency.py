@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import wire
 
 from hpsforge.bundle import goldens
-from hpsforge.core.settings import PROJECT_ROOT
+from hpsforge.core.settings import settings
 
 CONCURRENT, ROUNDS = 32, 3
 
@@ -26,7 +26,7 @@ def _self_contained(golden: goldens.GoldenFile) -> list[goldens.GoldenCase]:
 
 
 def test_concurrent_mixed_requests_each_get_their_own_answer(pipeline, server, fixtures_dir):
-    pipeline_dir = PROJECT_ROOT / "pipelines" / pipeline
+    pipeline_dir = settings().pipelines_dir / pipeline
     golden = goldens.load_file(pipeline_dir)
     cases = _self_contained(golden)
     invalid = [
@@ -67,7 +67,7 @@ def test_concurrent_mixed_requests_each_get_their_own_answer(pipeline, server, f
 def test_several_documents_in_one_request_each_get_their_own_answer(pipeline, server, fixtures_dir):
     """One Triton request of shape [3, 1] (valid, invalid, valid): each output slot answers the
     document in the same slot, for plain models and ensembles alike."""
-    pipeline_dir = PROJECT_ROOT / "pipelines" / pipeline
+    pipeline_dir = settings().pipelines_dir / pipeline
     golden = goldens.load_file(pipeline_dir)
     target, valid_case = golden.conformance, golden.valid_case
     valid = goldens.resolve(valid_case.request, pipeline_dir / "goldens", fixtures_dir, {})

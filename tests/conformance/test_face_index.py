@@ -12,7 +12,7 @@ import pytest
 import wire
 
 from hpsforge.bundle import goldens
-from hpsforge.core.settings import PROJECT_ROOT
+from hpsforge.core.settings import settings
 
 BUILD, ADD = "face-recognition-index-build", "face-recognition-index-add"
 REMOVE, INFER = "face-recognition-index-remove", "face-recognition-infer"
@@ -36,7 +36,7 @@ def test_face_index_concurrent_add_remove(pipeline, request):
         pytest.skip("the face index exists only in the face_recognition pipeline")
     # Asked for only now, so other pipelines' servers are not started just to skip.
     server, fixtures_dir = request.getfixturevalue("server"), request.getfixturevalue("fixtures_dir")
-    goldens_dir = PROJECT_ROOT / "pipelines" / pipeline / "goldens"
+    goldens_dir = settings().pipelines_dir / pipeline / "goldens"
     image = goldens.resolve("fixture:portraits/obama.jpg", goldens_dir, fixtures_dir, {})
     built = _ok(server.http, BUILD, {"imageLabelPairs": [{"image": image, "label": f"seed-{n}"} for n in range(SEEDS)]})
     key = built["indexKey"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hpsforge.bundle import goldens
-from hpsforge.core.settings import PROJECT_ROOT
+from hpsforge.core.settings import settings
 
 
 def _client_library(endpoint, protocol):
@@ -57,7 +57,7 @@ def test_golden_cases(pipeline, server, fixtures_dir, protocol, client_kind, rec
     make = _client_library if client_kind == "client-library" else _raw_tritonclient
     send, close = make(server, protocol)
     try:
-        run = goldens.run(PROJECT_ROOT / "pipelines" / pipeline, send, fixtures_dir)
+        run = goldens.run(settings().pipelines_dir / pipeline, send, fixtures_dir)
     finally:
         close()
     failures = run.failures

@@ -15,7 +15,7 @@ import pytest
 import wire
 
 from hpsforge.bundle import goldens
-from hpsforge.core.settings import PROJECT_ROOT
+from hpsforge.core.settings import settings
 
 STOP_LIMIT_S = 30  # Docker's grace before SIGKILL on `docker stop` with -t 30 / Kubernetes' default
 # The case re-run after a restart when the pipeline keeps state: it reads what earlier cases saved.
@@ -39,7 +39,7 @@ def own_server(request, pipeline):
 
 
 def _model_folders(pipeline: str) -> list[str]:
-    repo = PROJECT_ROOT / "pipelines" / pipeline / "server" / "model_repo"
+    repo = settings().pipelines_dir / pipeline / "server" / "model_repo"
     return sorted(path.name for path in repo.iterdir() if path.is_dir())
 
 
@@ -59,7 +59,7 @@ def _send(endpoint):
 
 def _run_golden_cases(pipeline: str, endpoint, fixtures_dir) -> tuple[list[str], dict]:
     """Every golden case in order over raw HTTP: (failures, the variables the cases saved)."""
-    run = goldens.run(PROJECT_ROOT / "pipelines" / pipeline, _send(endpoint), fixtures_dir)
+    run = goldens.run(settings().pipelines_dir / pipeline, _send(endpoint), fixtures_dir)
     return run.failures, run.saved
 
 
@@ -81,7 +81,7 @@ def test_ready_means_every_model_loaded(pipeline, own_server):
 
 
 def test_restart_keeps_state(pipeline, own_server, fixtures_dir, record_property):
-    pipeline_dir = PROJECT_ROOT / "pipelines" / pipeline
+    pipeline_dir = settings().pipelines_dir / pipeline
     golden = goldens.load_file(pipeline_dir)
     failures, saved = _run_golden_cases(pipeline, own_server, fixtures_dir)
     assert not failures, f"{pipeline} goldens before the restart:\n  " + "\n  ".join(failures)

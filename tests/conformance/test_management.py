@@ -14,7 +14,7 @@ import pytest
 import wire
 
 from hpsforge.bundle import goldens
-from hpsforge.core.settings import PROJECT_ROOT
+from hpsforge.core.settings import settings
 
 HEADER = "hps-admin-key"
 GRPC_HEADER = "triton-grpc-protocol-" + HEADER  # Triton's gRPC form of a restricted-protocol key
@@ -33,7 +33,7 @@ def keyed(server):
 
 
 def _target(pipeline: str) -> goldens.GoldenFile:
-    return goldens.load_file(PROJECT_ROOT / "pipelines" / pipeline)
+    return goldens.load_file(settings().pipelines_dir / pipeline)
 
 
 def _model_ready(server, model: str) -> bool:
@@ -113,7 +113,7 @@ def _wait(condition, timeout_s: float, what: str, server) -> float:
 def test_management_with_the_key(pipeline, keyed, fixtures_dir, protocol):
     target = _target(pipeline)
     model = target.conformance.model
-    pipeline_dir = PROJECT_ROOT / "pipelines" / pipeline
+    pipeline_dir = settings().pipelines_dir / pipeline
     request = goldens.resolve(target.valid_case.request, pipeline_dir / "goldens", fixtures_dir, {})
     try:
         _repository_call(keyed, protocol, "unload", model)

@@ -8,7 +8,7 @@ import time
 import wire
 
 from hpsforge.bundle import goldens
-from hpsforge.core.settings import PROJECT_ROOT
+from hpsforge.core.settings import settings
 
 
 def _settled(read, expected: float, timeout_s: float = 10.0) -> float:
@@ -36,13 +36,13 @@ def _steady(read, interval_s: float = 1.5, timeout_s: float = 15.0):
 def _models(pipeline: str) -> list[str]:
     return sorted(
         path.name
-        for path in (PROJECT_ROOT / "pipelines" / pipeline / "server" / "model_repo").iterdir()
+        for path in (settings().pipelines_dir / pipeline / "server" / "model_repo").iterdir()
         if (path / "config.pbtxt").exists()
     )
 
 
 def _target(pipeline: str) -> goldens.GoldenFile:
-    return goldens.load_file(PROJECT_ROOT / "pipelines" / pipeline)
+    return goldens.load_file(settings().pipelines_dir / pipeline)
 
 
 def test_server_live_and_ready(server, record_property):
@@ -83,7 +83,7 @@ def test_statistics_count_inferences(pipeline, server, fixtures_dir):
 
     before = count()
     request = goldens.resolve(
-        target.valid_case.request, PROJECT_ROOT / "pipelines" / pipeline / "goldens", fixtures_dir, {}
+        target.valid_case.request, settings().pipelines_dir / pipeline / "goldens", fixtures_dir, {}
     )
     assert wire.infer(server.http, target.conformance.model, request)[1]["errorCode"] == 0
     assert _settled(count, before + 1) == before + 1
@@ -93,7 +93,7 @@ def test_metrics_count_successes_and_failures(pipeline, server, fixtures_dir):
     target = _target(pipeline)
     model = target.conformance.model
     request = goldens.resolve(
-        target.valid_case.request, PROJECT_ROOT / "pipelines" / pipeline / "goldens", fixtures_dir, {}
+        target.valid_case.request, settings().pipelines_dir / pipeline / "goldens", fixtures_dir, {}
     )
     success, answered_ok, answered_422 = _steady(
         lambda: (
@@ -123,7 +123,7 @@ def test_stage_timings_are_on_the_metrics_port(pipeline, server, fixtures_dir):
     target = _target(pipeline)
     model = target.conformance.model
     request = goldens.resolve(
-        target.valid_case.request, PROJECT_ROOT / "pipelines" / pipeline / "goldens", fixtures_dir, {}
+        target.valid_case.request, settings().pipelines_dir / pipeline / "goldens", fixtures_dir, {}
     )
 
     def counts() -> dict[str, float]:

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from hpsforge.core.errors import HashMismatchError, InputUnavailableError, UsageError
+from hpsforge.core.files import sha256_bytes
+from hpsforge.core.pipelines import ModelArtifact, ModelSource, Pipeline
+from hpsforge.core.project import Project
 from hpsforge.inputs import archive, wheelhouse
 from hpsforge.inputs.store import ContentStore
 from tests.support.archives import make_archive
@@ -165,3 +168,19 @@ def test_an_unknown_target_is_named_with_the_declared_ones(project):
     with pytest.raises(UsageError) as refused:
         archive.selected_targets(project, ["cpu", "tpu"])
     assert "unknown target(s) tpu" in str(refused.value) and "cpu, gpu" in str(refused.value)
+
+
+def test_local_model_files_are_archived_as_model_sources_locked_by_their_pipeline(project, tmp_path, store):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "inference.json").write_bytes(b"program")
+    artifact = ModelArtifact(
+        name="model",
+        source=ModelSource(local=str(folder), sizes={"inference.json": 7}),
+        files={"inference.json": sha256_bytes(b"program")},
+    )
+    mine = Project(project.config, {"mine": Pipeline(description="d", models=[artifact])})
+    ((name, kind, path, sha256, declared),) = archive._local_model_inputs(mine, store)
+    assert (name, kind, sha256) == ("inference.json", "model-source", sha256_bytes(b"program"))
+    assert path == store.path(sha256) and path.read_bytes() == b"program"
+    assert declared.parts[-2:] == ("mine", "pipeline.toml")

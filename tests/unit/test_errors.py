@@ -25,6 +25,7 @@ KINDS = [
     errors.BadSignatureError,
     errors.ProvenanceMismatchError,
     errors.NotEnoughRebuildsError,
+    errors.ModelUnloadableError,
 ]
 
 

@@ -103,6 +103,9 @@ def _create(model_file, params_file, context: ServerContext, threads: int, model
             # by Paddle#64132); without AVX-512, Paddle 3 skips the pass anyway.
             config.delete_pass("self_attention_fuse_pass")
     config.switch_ir_optim(ir_optim)
-    config.enable_memory_optim()
+    if model_file is None or Path(model_file).suffix != ".json":
+        # Paddle 3.3 cannot build a predictor of a PIR model (inference.json) with memory_optim on:
+        # "Not find predictor_id 0 and pass_name memory_optimize_pass".
+        config.enable_memory_optim()
     config.disable_glog_info()
     return inference.create_predictor(config)
