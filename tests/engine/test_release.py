@@ -142,8 +142,10 @@ def _private(keys):
 
 def _put_attestation(pushed: str, envelope: bytes) -> None:
     oci_archive.put_small_artifact(
-        _sig_ref(pushed) + ".att", signing.EMPTY_CONFIG, [(envelope, signing.DSSE_MEDIA_TYPE, {})]
-    )
+        _sig_ref(pushed) + ".att",
+        signing.EMPTY_CONFIG,
+        [(envelope, signing.DSSE_MEDIA_TYPE, {signing.PREDICATE_ANNOTATION: provenance.PREDICATE_TYPE})],
+    )  # annotated as cosign and `images --sign` write it
 
 
 def test_attestations_that_lie_are_refused(released, keys):
@@ -203,6 +205,40 @@ def test_a_key_without_its_passphrase_or_unreadable_is_refused_before_any_push(r
     )
     listing = subprocess.run(["curl", "-s", f"{served.url}/v2/_catalog"], capture_output=True, text=True)
     assert "never/" not in listing.stdout
+
+
+def test_a_signing_failure_leaves_the_image_pushed_and_recorded_unsigned(released, keys, tmp_path):
+    """The registry's own state makes one signature impossible: beside runtime-cpu's digest it holds
+    a `.att` whose layer blob it no longer has (deleted through its API, as a cleanup might).
+    The push succeeds, signing fails on reading that `.att`; every other image is signed."""
+    import hashlib
+    import urllib.request
+
+    served, released_record, _ = released
+    digest = released_record.images["runtime-cpu"].digest
+    lost = b"an attachment whose blob the registry no longer has"
+    oci_archive.put_small_artifact(
+        f"{served.host}/lost/runtime-cpu:{digest.replace(':', '-')}.att",
+        signing.EMPTY_CONFIG,
+        [(lost, signing.DSSE_MEDIA_TYPE, {})],
+    )
+    gone = f"{served.url}/v2/lost/runtime-cpu/blobs/sha256:{hashlib.sha256(lost).hexdigest()}"
+    with urllib.request.urlopen(urllib.request.Request(gone, method="DELETE")) as answer:
+        assert answer.status == 202
+    record = tmp_path / "images.lock.json"
+    shutil.copyfile(COMMITTED, record)
+    env = {"HPSFORGE_IMAGES_RECORD": str(record)}
+    result = _noxw(
+        "-s", "images", "--", "cpu", "--push", f"{served.host}/lost", "--sign", str(keys / "release.private"),
+        "--passphrase-file", str(keys / "passphrase"), env=env,
+    )  # fmt: skip
+    _refused(result, ExitCode.FAILURE, r"runtime-cpu is pushed but NOT signed: .*BLOB_UNKNOWN")
+    _refused(result, ExitCode.FAILURE, r"1 pushed image\(s\) are recorded unsigned:\s+runtime-cpu: ")
+    images = ImagesLock.read(record).images
+    assert images["runtime-cpu"].pushed == f"{served.host}/lost/runtime-cpu@{digest}"
+    assert images["runtime-cpu"].signature is None
+    assert {role for role, image in images.items() if image.signature} == SIGNED_ROLES - {"runtime-cpu"}
+    _refused(_verify(images["runtime-cpu"].pushed, keys / "release.pub", record), ExitCode.BAD_SIGNATURE, "unsigned")
 
 
 def test_two_runs_of_images_write_byte_identical_statements(released):
