@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
@@ -15,27 +15,24 @@ from hpsforge.bench import rebuild
 from hpsforge.bench.serving import measure as serving_measure
 from hpsforge.bench.serving import report as serving_report
 from hpsforge.bundle import assemble
-from hpsforge.core import files
 from hpsforge.core.errors import (
     DigestMismatchError,
     HpsforgeError,
-    NotEnoughRebuildsError,
-    ProvenanceMismatchError,
     UsageError,
 )
 from hpsforge.core.pipelines import Pipeline, select
 from hpsforge.core.project import Project
-from hpsforge.core.reference import ImageReference
 from hpsforge.docs import site
 from hpsforge.freeze import host_lock, pip_compile, resolve
-from hpsforge.images import base, buildkit, engine, gpu, graph, new_pipeline, rc, runtime, sizes
+from hpsforge.images import buildkit, engine, gpu, graph, new_pipeline, rc, runtime, sizes
 from hpsforge.images.containers import ImageWheelsets, fetch_wheelhouse
 from hpsforge.inputs import archive, blobs, model_files
 from hpsforge.inputs.store import ContentStore, scratch_dir
 from hpsforge.locks import images_lock
 from hpsforge.locks import kinds as lock_kinds
 from hpsforge.prove import conformance, lint, provenance, repro, sbom
-from hpsforge.ship import registry, serve, signing
+from hpsforge.prove import release as prove_release
+from hpsforge.ship import registry, release, serve, signing
 
 
 class _Parser(argparse.ArgumentParser):
@@ -148,59 +145,10 @@ def _verify_image(argv: list[str]) -> None:
             f"--rebuilds {options.rebuilds} needs at least as many --rebuilder-key PUB (given: "
             f"{len(options.rebuilder_key)})"
         )
-    project = Project.load()
-    public = signing.load_public(options.key)
-    started = time.monotonic()
-    signing.verify_signature(options.reference, public)
-    data = signing.attested_statement(options.reference, public, provenance.PAYLOAD_TYPE, provenance.PREDICATE_TYPE)
-    statement = provenance.Statement.parse(data, f"the attestation of {options.reference}")
-    digest = options.reference.rsplit("@", 1)[1]
-    if statement.digest != digest:
-        raise ProvenanceMismatchError(
-            f"{options.reference}: its provenance is the statement of another image ({statement.digest})",
-            hint="the attestation was copied from another digest: sign this image again",
-        )
-    if problems := provenance.drift(project, statement, images_lock.ImagesLock.read().images):
-        raise ProvenanceMismatchError(
-            f"{options.reference} ({statement.node.role}): {len(problems)} input(s) are not what the current "
-            "locks pin:\n  " + "\n  ".join(problems),
-            hint="verify against the checkout it was built from, or rebuild and sign it from these locks",
-        )
-    if options.rebuilds:
-        agreeing = _rebuilds(options.reference, statement, options.rebuilder_key)
-        if len(agreeing) < options.rebuilds:
-            raise NotEnoughRebuildsError(
-                f"{options.reference}: {len(agreeing)} independent rebuild(s) attest this digest "
-                f"({', '.join(map(str, agreeing)) or 'none'}), {options.rebuilds} required",
-                hint="run `./noxw -s repro -- TARGET --attest KEY --push REGISTRY/PREFIX` on another machine",
-            )
-        print(f"hpsforge: {len(agreeing)} rebuild(s) from distinct keys attest it: {', '.join(map(str, agreeing))}")
-    dependencies = statement.predicate.build_definition.resolved_dependencies
-    print(
-        f"hpsforge: {options.reference}: signature and provenance verify with {options.key}; "
-        f"{statement.node.role}, {len(dependencies)} inputs, each the one the locks pin "
-        f"({time.monotonic() - started:.2f} s)",
-        flush=True,
+    verified = prove_release.verify_pushed(
+        options.reference, options.key, options.rebuilds, options.rebuilder_key, signing
     )
-
-
-def _rebuilds(reference: str, statement: provenance.Statement, keys: list[Path]) -> list[Path]:
-    """The rebuilder keys (each key once) with a verifying rebuild statement of this very image."""
-    agreeing: dict[str, Path] = {}
-    for path in keys:
-        public = signing.load_public(path)
-        try:
-            opened = signing.attested_statements(
-                reference, public, provenance.PAYLOAD_TYPE, provenance.REBUILD_PREDICATE_TYPE
-            )
-        except HpsforgeError as error:
-            print(f"hpsforge: {path}: no rebuild attestation verifies ({error.message})", flush=True)
-            continue
-        for data in opened:
-            rebuild = provenance.RebuildStatement.parse(data, f"a rebuild attestation of {reference}")
-            if rebuild.digest == statement.digest and rebuild.predicate.input_sha256 == statement.node.input_sha256:
-                agreeing.setdefault(signing.key_id(public), path)
-    return list(agreeing.values())
+    print("\n".join(verified.lines()), flush=True)
 
 
 def run_fetch(argv: list[str]) -> None:
@@ -295,55 +243,9 @@ def run_images(argv: list[str]) -> None:
             f"{unpacked / 1e9:.2f} GB unpacked, {compressed / 1e9:.2f} GB compressed",
             flush=True,
         )
-    statements = _write_provenance(project, options.targets, built)
+    statements = provenance.write_statements(project, options.targets, built)
     if prefix:
-        unsigned = []
-        for role, record in built.items():
-            if role not in (base.ROLE, rc.ROLE):  # the tools' images stay home
-                built[role] = registry.push(record, prefix)
-                if private is not None and built[role].pushed:
-                    try:
-                        signed = signing.sign_image(
-                            built[role].pushed or "",
-                            statements[role],
-                            provenance.PAYLOAD_TYPE,
-                            provenance.PREDICATE_TYPE,
-                            private,
-                        )
-                    except HpsforgeError as error:
-                        unsigned.append(f"{role}: {error.message}")
-                        print(f"hpsforge: {role} is pushed but NOT signed: {error.message}", flush=True)
-                    else:
-                        built[role] = built[role].model_copy(update={"signature": signed.signature})
-                        print(f"hpsforge: signed {signed.signature} in {signed.seconds:.2f} s", flush=True)
-                images_lock.ImagesLock.read().with_record(role, built[role]).write()  # each proven push, at once
-        if unsigned:
-            raise HpsforgeError(
-                f"{len(unsigned)} pushed image(s) are recorded unsigned:\n  " + "\n  ".join(unsigned),
-                hint="fix the registry or key, then run the same `images -- ... --push ... --sign KEY` again",
-            )
-
-
-def _write_provenance(
-    project: Project, targets: list[str], built: dict[str, images_lock.ImageRecord]
-) -> dict[str, bytes]:
-    """output/provenance/<role>.intoto.json for every image built; role -> the statement's bytes."""
-    revision = provenance.project_revision()
-    written = {}
-    for node in graph.BuildGraph.of(project, targets):
-        if node.role not in built:
-            continue
-        statement = provenance.statement(
-            project,
-            provenance.node_of(node, built[node.role]),
-            built[node.role],
-            {parent: built[parent] for parent in node.parents},
-            revision,
-        )
-        provenance.write(statement)
-        written[node.role] = statement.canonical_bytes()
-    print(f"hpsforge: provenance of {len(written)} image(s) in {provenance.provenance_dir()}", flush=True)
-    return written
+        release.push_and_sign(built, prefix, statements, (provenance.PAYLOAD_TYPE, provenance.PREDICATE_TYPE), private)
 
 
 def run_archive(argv: list[str]) -> None:
@@ -455,12 +357,17 @@ def run_repro(argv: list[str]) -> None:
     private = (
         signing.load_private(options.attest, signing.passphrase(options.passphrase_file)) if options.attest else None
     )
-    prefix = registry.check_prefix(options.push) if options.push else None
+    pushed_as = partial(registry.pushed_by_digest, prefix=registry.check_prefix(options.push)) if options.push else None
     if options.report:
         if options.targets or options.all or options.compare or options.from_archive:
             raise UsageError("--report attests an existing report: give no targets")
-        report = repro.read_report(options.report)
-        _attest_rebuilds(report, private, prefix, options.report.parent)  # type: ignore[arg-type]
+        prove_release.attest_rebuilds(
+            repro.read_report(options.report),
+            private,  # type: ignore[arg-type]  # --report goes with --attest: checked above
+            pushed_as,
+            options.report.parent,
+            signing,
+        )
         return
     if options.compare:
         if options.targets or options.all or options.from_archive:
@@ -500,40 +407,8 @@ def run_repro(argv: list[str]) -> None:
     )
     print(repro.summary(report), flush=True)
     if private is not None:
-        _attest_rebuilds(report, private, prefix, report_dir)
+        prove_release.attest_rebuilds(report, private, pushed_as, report_dir, signing)
     repro.fail_on(report, report_dir)
-
-
-def _attest_rebuilds(
-    report: repro.ReproReport, private: signing.PrivateKey, prefix: str | None, report_dir: Path
-) -> None:
-    """A signed rebuild statement per reproducible image: report_dir/attestations/<role>.rebuild.dsse.json,
-    and with a prefix, a layer of the `.att` beside the image pushed there."""
-    recorded = images_lock.ImagesLock.read().images
-    attested = 0
-    for image in report.images:
-        if image.verdict is not repro.Verdict.REPRODUCIBLE or not image.rebuilt or not image.inputs_sha256:
-            continue
-        record = recorded.get(image.role)
-        if record is None or record.digest != image.rebuilt:
-            continue  # only the recorded image is attested
-        statement = provenance.rebuild_statement(
-            image.role,
-            ImageReference.parse(record.reference).repository,
-            image.rebuilt,
-            image.inputs_sha256,
-            report.revision,
-            report.from_archive,
-            report.machine.model_dump(mode="json"),
-        )
-        envelope = signing.sign_envelope(statement.canonical_bytes(), provenance.PAYLOAD_TYPE, private)
-        files.atomic_write_text(report_dir / "attestations" / f"{image.role}.rebuild.dsse.json", envelope.decode())
-        if prefix and image.role not in (base.ROLE, rc.ROLE):
-            pushed = str(replace(registry.pushed_name(record, prefix), tag=None, digest=record.digest))
-            signing.put_attestation(pushed, envelope, provenance.REBUILD_PREDICATE_TYPE, replace_type=False)
-            print(f"hpsforge: rebuild attested beside {pushed}", flush=True)
-        attested += 1
-    print(f"hpsforge: {attested} rebuild statement(s) signed in {report_dir / 'attestations'}", flush=True)
 
 
 def _key_value(text: str) -> tuple[str, str]:

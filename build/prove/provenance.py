@@ -271,6 +271,22 @@ def statement(
     )
 
 
+def write_statements(project: Project, targets: list[str], built: dict[str, ImageRecord]) -> dict[str, bytes]:
+    """output/provenance/<role>.intoto.json for every image of the targets' graph that was built;
+    role -> the statement's bytes."""
+    revision = project_revision()
+    written = {}
+    for node in graph.BuildGraph.of(project, targets):
+        if node.role not in built:
+            continue
+        parents = {parent: built[parent] for parent in node.parents}
+        statement_ = statement(project, node_of(node, built[node.role]), built[node.role], parents, revision)
+        write(statement_)
+        written[node.role] = statement_.canonical_bytes()
+    print(f"hpsforge: provenance of {len(written)} image(s) in {provenance_dir()}", flush=True)
+    return written
+
+
 def provenance_dir() -> Path:
     return settings().output_dir / "provenance"
 

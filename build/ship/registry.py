@@ -45,6 +45,11 @@ def pushed_name(record: ImageRecord, prefix: str) -> ImageReference:
     return ImageReference.parse(f"{prefix}/{local.repository.rsplit('/', 1)[-1]}:{local.tag}")
 
 
+def pushed_by_digest(record: ImageRecord, prefix: str) -> str:
+    """Where `push` puts `record` under `prefix`, by its digest: 127.0.0.1:5000/hps/ocr-cpu@sha256:..."""
+    return str(replace(pushed_name(record, prefix), tag=None, digest=record.digest))
+
+
 def push(record: ImageRecord, prefix: str) -> ImageRecord:
     """Push one built image under `prefix`; prove the registry holds exactly the recorded digest."""
     if gpu.is_standin_reference(record.reference):

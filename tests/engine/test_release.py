@@ -142,8 +142,10 @@ def _private(keys):
 
 def _put_attestation(pushed: str, envelope: bytes) -> None:
     oci_archive.put_small_artifact(
-        _sig_ref(pushed) + ".att", signing.EMPTY_CONFIG, [(envelope, signing.DSSE_MEDIA_TYPE, {})]
-    )
+        _sig_ref(pushed) + ".att",
+        signing.EMPTY_CONFIG,
+        [(envelope, signing.DSSE_MEDIA_TYPE, {signing.PREDICATE_ANNOTATION: provenance.PREDICATE_TYPE})],
+    )  # annotated as cosign and `images --sign` write it
 
 
 def test_attestations_that_lie_are_refused(released, keys):
@@ -205,6 +207,40 @@ def test_a_key_without_its_passphrase_or_unreadable_is_refused_before_any_push(r
     assert "never/" not in listing.stdout
 
 
+def test_a_signing_failure_leaves_the_image_pushed_and_recorded_unsigned(released, keys, tmp_path):
+    """The registry's own state makes one signature impossible: beside runtime-cpu's digest it holds
+    a `.att` whose layer blob it no longer has (deleted through its API, as a cleanup might).
+    The push succeeds, signing fails on reading that `.att`; every other image is signed."""
+    import hashlib
+    import urllib.request
+
+    served, released_record, _ = released
+    digest = released_record.images["runtime-cpu"].digest
+    lost = b"an attachment whose blob the registry no longer has"
+    oci_archive.put_small_artifact(
+        f"{served.host}/lost/runtime-cpu:{digest.replace(':', '-')}.att",
+        signing.EMPTY_CONFIG,
+        [(lost, signing.DSSE_MEDIA_TYPE, {})],
+    )
+    gone = f"{served.url}/v2/lost/runtime-cpu/blobs/sha256:{hashlib.sha256(lost).hexdigest()}"
+    with urllib.request.urlopen(urllib.request.Request(gone, method="DELETE")) as answer:
+        assert answer.status == 202
+    record = tmp_path / "images.lock.json"
+    shutil.copyfile(COMMITTED, record)
+    env = {"HPSFORGE_IMAGES_RECORD": str(record)}
+    result = _noxw(
+        "-s", "images", "--", "cpu", "--push", f"{served.host}/lost", "--sign", str(keys / "release.private"),
+        "--passphrase-file", str(keys / "passphrase"), env=env,
+    )  # fmt: skip
+    _refused(result, ExitCode.FAILURE, r"runtime-cpu is pushed but NOT signed: .*BLOB_UNKNOWN")
+    _refused(result, ExitCode.FAILURE, r"1 pushed image\(s\) are recorded unsigned:\s+runtime-cpu: ")
+    images = ImagesLock.read(record).images
+    assert images["runtime-cpu"].pushed == f"{served.host}/lost/runtime-cpu@{digest}"
+    assert images["runtime-cpu"].signature is None
+    assert {role for role, image in images.items() if image.signature} == SIGNED_ROLES - {"runtime-cpu"}
+    _refused(_verify(images["runtime-cpu"].pushed, keys / "release.pub", record), ExitCode.BAD_SIGNATURE, "unsigned")
+
+
 def test_two_runs_of_images_write_byte_identical_statements(released):
     _, _, path = released
     before = {p.name: p.read_bytes() for p in provenance.provenance_dir().glob("*.intoto.json")}
@@ -256,3 +292,115 @@ def test_rebuilds_from_distinct_keys_are_counted(released, keys, tmp_path):
     same_key_twice = (*rebuilder, "--rebuilds", "2", "--rebuilder-key", str(keys / "other.pub"))
     twice = _noxw("-s", "verify", "--", pushed, "--key", str(keys / "release.pub"), *same_key_twice, env=env)
     _refused(twice, ExitCode.NOT_ENOUGH_REBUILDS, "1 independent rebuild")
+
+
+# --- the signatures read by tools that are not hpsforge ------------------------------------------
+# Debian bookworm builds skopeo, podman and buildah on containers/image 5.23 with its
+# disable-sigstore.patch: a sigstoreSigned policy finds and classifies a .sig, then refuses with
+# "Debian-local change: sigstore disabled" before any key is read. So skopeo proves where the
+# signature is and what it is, skopeo fetches the attachments (checking every blob's digest), and
+# the base image's OpenSSL (the locked Debian set) checks each ECDSA signature with the .pub.
+SKOPEO_FOUND_A_SIGNATURE = "sigstore disabled"
+SKOPEO_FOUND_NONE = "no signature exists"
+
+
+def _skopeo(served, root: Path, public: Path, reference: str) -> subprocess.CompletedProcess:
+    """`skopeo copy` of `reference` under a policy that requires a sigstore signature by `public`."""
+    (root / "registries.d").mkdir(parents=True, exist_ok=True)
+    (root / "registries.d" / "local.yaml").write_text(
+        f"docker:\n  {served.host}:\n    use-sigstore-attachments: true\n"
+    )
+    requirement = {"type": "sigstoreSigned", "keyPath": str(public), "signedIdentity": {"type": "matchRepository"}}
+    policy = {"default": [{"type": "reject"}], "transports": {"docker": {served.host: [requirement]}}}
+    (root / "policy.json").write_text(json.dumps(policy))
+    target = root / "copy"
+    shutil.rmtree(target, ignore_errors=True)
+    return subprocess.run(
+        ["skopeo", "--policy", str(root / "policy.json"), "--registries.d", str(root / "registries.d"), "copy",
+         "--src-tls-verify=false", f"docker://{reference}", f"dir:{target}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def _fetched_by_skopeo(root: Path, reference: str) -> list[tuple[bytes, dict[str, str]]]:
+    """The layers (bytes, annotations) of the artifact `reference`, as skopeo copies it to a dir."""
+    (root / "any.json").write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
+    target = root / reference.rsplit(":", 1)[1]
+    copied = subprocess.run(
+        ["skopeo", "--policy", str(root / "any.json"), "copy", "--src-tls-verify=false", f"docker://{reference}",
+         f"dir:{target}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert copied.returncode == 0, copied.stderr
+    manifest = json.loads((target / "manifest.json").read_text())
+    return [
+        ((target / layer["digest"].removeprefix("sha256:")).read_bytes(), layer.get("annotations") or {})
+        for layer in manifest["layers"]
+    ]
+
+
+def _openssl_verifies(base_image: str, public: Path, message: bytes, der_signature: bytes, root: Path) -> bool:
+    """OpenSSL (in the base image, no network) checks an ECDSA-SHA256 signature with the PEM key."""
+    folder = root / "openssl"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    (folder / "message").write_bytes(message)
+    (folder / "signature").write_bytes(der_signature)
+    shutil.copyfile(public, folder / "key.pub")
+    folder.chmod(0o755)
+    for path in folder.iterdir():
+        path.chmod(0o644)
+    checked = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "-v", f"{folder}:/check:ro", base_image, "openssl", "dgst",
+         "-sha256", "-verify", "/check/key.pub", "-signature", "/check/signature", "/check/message"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert checked.stdout.strip() in ("Verified OK", "Verification failure"), checked.stdout + checked.stderr
+    return checked.stdout.strip() == "Verified OK"
+
+
+def _pae(payload_type: str, body: bytes) -> bytes:
+    """DSSE v1's pre-authentication encoding, written from its specification (not hpsforge's)."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(body), body)
+
+
+def test_skopeo_finds_each_signature_and_openssl_verifies_it(released, keys, cpu_images, tmp_path):
+    served, record, _ = released
+    base_image = cpu_images["base"].reference
+    started = time.monotonic()
+    for role in sorted(SIGNED_ROLES):
+        pushed = record.images[role].pushed
+        repository, digest = pushed.split("@")
+        # skopeo's sigstoreSigned policy finds the .sig at cosign's tag and takes it for a signature
+        found = _skopeo(served, tmp_path / "policy", keys / "release.pub", pushed)
+        assert found.returncode != 0 and SKOPEO_FOUND_A_SIGNATURE in found.stderr, found.stderr
+        # the simple-signing payload, as skopeo fetched it, names this image; OpenSSL checks its signature
+        ((payload, notes),) = _fetched_by_skopeo(tmp_path, _sig_ref(pushed) + ".sig")
+        critical = json.loads(payload)["critical"]
+        assert critical["image"]["docker-manifest-digest"] == digest
+        assert critical["identity"]["docker-reference"] == repository
+        assert critical["type"] == "cosign container image signature"
+        signature = base64.b64decode(notes[signing.SIGNATURE_ANNOTATION])
+        assert _openssl_verifies(base_image, keys / "release.pub", payload, signature, tmp_path)
+        assert not _openssl_verifies(base_image, keys / "other.pub", payload, signature, tmp_path)
+        # the .att's envelope: its payload is the statement written to output, its signature verifies
+        layers = _fetched_by_skopeo(tmp_path, _sig_ref(pushed) + ".att")  # and rebuild statements, if any
+        (envelope_bytes,) = [data for data, notes in layers if notes["predicateType"] == provenance.PREDICATE_TYPE]
+        envelope = json.loads(envelope_bytes)
+        body = base64.b64decode(envelope["payload"])
+        assert envelope["payloadType"] == "application/vnd.in-toto+json"
+        assert body == provenance.statement_path(role).read_bytes()
+        (envelope_signature,) = envelope["signatures"]
+        signed = _pae(envelope["payloadType"], body)
+        raw = base64.b64decode(envelope_signature["sig"])
+        assert _openssl_verifies(base_image, keys / "release.pub", signed, raw, tmp_path)
+        assert not _openssl_verifies(base_image, keys / "other.pub", signed, raw, tmp_path)
+    print(f"skopeo + OpenSSL checked {len(SIGNED_ROLES)} signed images in {time.monotonic() - started:.1f} s")
+    # an image pushed without signing: skopeo finds no signature at all
+    from hpsforge.ship import registry
+
+    image = record.images["runtime-cpu"]
+    unsigned = registry.push(image.model_copy(update={"pushed": None, "signature": None}), f"{served.host}/bare")
+    refused = _skopeo(served, tmp_path / "policy", keys / "release.pub", unsigned.pushed)
+    assert refused.returncode != 0 and SKOPEO_FOUND_NONE in refused.stderr, refused.stderr
