@@ -159,11 +159,12 @@ def models(tmp_path_factory, runtime_cpu):
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory):
     """A project of its own: copies of hpsforge.toml and lock/ (the test suite's image record stays
-    its own, HPSFORGE_IMAGES_RECORD), the shipped pipelines, sdk/ and dockerfiles/ linked read-only."""
+    its own, HPSFORGE_IMAGES_RECORD), the shipped pipelines and the folders locks read (sdk/, bench/,
+    docs/, ...) linked read-only."""
     project = tmp_path_factory.mktemp("project")
     shutil.copyfile(PROJECT_ROOT / "hpsforge.toml", project / "hpsforge.toml")
     shutil.copytree(PROJECT_ROOT / "lock", project / "lock")
-    for folder in ("dockerfiles", "sdk", "vendor_blobs", "bench"):
+    for folder in ("dockerfiles", "sdk", "vendor_blobs", "bench", "docs"):
         (project / folder).symlink_to(PROJECT_ROOT / folder, target_is_directory=True)
     (project / "pipelines").mkdir()
     for name in SHIPPED:
