@@ -19,7 +19,10 @@ from hpsforge.core.pipelines import Pipeline, load_pipeline
 from hpsforge.core.settings import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "scaffold" / "detection" / "lib"))
+sys.path.insert(0, str(PROJECT_ROOT / "scaffold" / "ocr-like" / "lib"))
+from detection_pipeline import Settings as DetectionSettings
 from detection_pipeline.boxes import detected_objects
+from text_recognition_pipeline import Settings as RecognitionSettings
 
 RECOGNITION = PROJECT_ROOT / "pipelines" / "OCR" / "server" / "lib" / "ocr_pipeline" / "recognition.py"
 
@@ -236,6 +239,8 @@ def test_rendered_detection_and_ocr_like_pipelines_load(kind, tmp_path):
     assert goldens.problems(golden.valid_case, {"errorCode": 0, "result": recorded}) == []
     assert goldens.problems(golden.valid_case, {"errorCode": 0, "result": {"detectedObjects": [], "text": "x"}})
     settings = tomllib.loads((folder / "pipeline.toml").read_text())["settings"]
+    # The server code's own [settings] model takes what was written (it refuses to load otherwise).
+    (DetectionSettings if kind == "detection" else RecognitionSettings).model_validate(settings)
     if kind == "detection":
         assert (settings["boxes_output"], settings["counts_output"], settings["input_size"]) == (
             "fetch_name_0",

@@ -19,7 +19,7 @@ class Settings(BaseModel):
     scale_factor_input: str = "scale_factor"
     boxes_output: str  # [M, 6]: class, score, x1, y1, x2, y2 (in the original image's pixels)
     counts_output: str  # [N]: how many of the M rows belong to each image
-    labels: list[str] = Field(min_length=1)  # class names by class id
+    labels: list[str] = []  # class names by class id (a class without one is named by its number)
     input_size: tuple[PositiveInt, PositiveInt]  # height, width the image is resized to
     channels: str = Field("rgb", pattern="^(rgb|bgr)$")
     scale: float = 1 / 255
