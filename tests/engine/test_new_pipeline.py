@@ -293,7 +293,7 @@ def test_bad_input_is_refused_by_name_and_writes_nothing(scratch, models, tmp_pa
         "--kind detection cannot serve this model",
     )
     _refused(scratch, ["fresh", "--model", str(models["recognizer"]), "--kind", "ocr-like"], DictionaryError, "--dict")
-    (tmp_path / "letters.txt").write_text("abc\n")
+    (tmp_path / "letters.txt").write_text("a\nb\nc\n")
     _refused(
         scratch,
         ["fresh", "--model", str(models["recognizer"]), "--kind", "ocr-like", "--dict", str(tmp_path / "letters.txt")],
