@@ -545,7 +545,14 @@ def run_new_pipeline(argv: list[str]) -> None:
     parser.add_argument(
         "--kind",
         default="tensor",
-        help="tensor (named tensors in and out; default) or classification (image in, top-k out)",
+        help="tensor (named tensors in and out; default), classification (image in, top-k out), "
+        "detection (image in, boxes out: a PaddleDetection export) or ocr-like (text line in, text out)",
+    )
+    parser.add_argument(
+        "--dict",
+        type=Path,
+        default=None,
+        help="ocr-like: the character dictionary the model was trained with (one character a line)",
     )
     parser.add_argument(
         "--record-goldens", action="store_true", help="build the pipeline image and record its answer as the goldens"
@@ -554,7 +561,12 @@ def run_new_pipeline(argv: list[str]) -> None:
     project = Project.load()
     engine.ensure(project.config.engine)
     made = new_pipeline.create(
-        project, options.name, options.model, options.kind, record_goldens=options.record_goldens
+        project,
+        options.name,
+        options.model,
+        options.kind,
+        record_goldens=options.record_goldens,
+        dictionary_file=options.dict,
     )
     print(f"hpsforge: wrote {made.folder}/ in {made.seconds:.1f} s", flush=True)
     if made.image:

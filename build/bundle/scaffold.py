@@ -15,16 +15,18 @@ import re
 import shutil
 import struct
 import tempfile
+import typing
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import Field
 
 from hpsforge.core.config import Model, Sha256Hex
 from hpsforge.core.errors import (
+    DictionaryError,
     ModelUnloadableError,
     NoModelError,
     PipelineExistsError,
@@ -36,12 +38,15 @@ from hpsforge.core.pipelines import image_slug
 from hpsforge.core.settings import PROJECT_ROOT
 
 TEMPLATES = PROJECT_ROOT / "scaffold"
-KINDS = ("tensor", "classification")
-Kind = Literal["tensor", "classification"]
+KINDS = ("tensor", "classification", "detection", "ocr-like")
+Kind = Literal["tensor", "classification", "detection", "ocr-like"]
+IMAGE_KINDS = ("classification", "detection", "ocr-like")  # an image in: a seeded PNG is the golden request
+DICTIONARY = "dictionary"  # ocr-like: the character dictionary's artifact, models/dictionary/ in the bundle
 ARTIFACT = "model"  # the one model artifact of a new pipeline: models/model/ in the server bundle
 SEED = 20261206
 # Golden values within this of the recorded ones (absolute), or this fraction of the largest value.
 ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE = 1e-4, 1e-5
+BOX_TOLERANCE = 2e-3
 # A pipeline's name becomes its folder, a Python identifier's prefix, the Triton model name
 # image_slug(name) (a directory of the model repository and a segment of /v2/models/<name>/infer:
 # no "/", "%", "?", "#", space or dot), a Docker repository component and a Kubernetes object name
@@ -79,10 +84,9 @@ class ModelFiles(Model):
 
 
 def check_kind(kind: str) -> Kind:
-    if kind == "tensor":
-        return "tensor"
-    if kind == "classification":
-        return "classification"
+    for known in typing.get_args(Kind):
+        if kind == known:
+            return cast(Kind, known)
     raise UnknownKindError(
         f"--kind {kind!r} is not a kind of pipeline new-pipeline writes; kinds: {', '.join(KINDS)}",
         hint="`--kind tensor` serves any model (named tensors in and out)",
@@ -199,6 +203,172 @@ def classification_shape(signature: ModelSignature) -> Classes:
     return Classes(height=height, width=width, classes=outputs[0].shape[1])
 
 
+class Detector(Model):
+    """What a detection pipeline needs of a PaddleDetection export: its tensors by role, its input size."""
+
+    height: int
+    width: int
+    image: str
+    im_shape: str
+    scale_factor: str
+    boxes: str
+    counts: str
+
+
+DETECTION_INPUTS = ("image", "im_shape", "scale_factor")
+DETECTION_DEFAULT_SIZE = 640  # an input of any height and width is fed at this size (PP-YOLOE's)
+
+
+def detection_shape(signature: ModelSignature) -> Detector:
+    """The model as a PaddleDetection export (inputs image [N, 3, H, W], im_shape [N, 2] and
+    scale_factor [N, 2]; outputs boxes [M, 6] and counts [N]), or ModelUnloadableError saying why not."""
+    inputs = {spec.name: spec for spec in signature.inputs}
+    problems = []
+    image, im_shape, scale = (inputs.get(name) for name in DETECTION_INPUTS)
+    if len(inputs) != 3 or image is None or im_shape is None or scale is None:
+        problems.append(f"it takes {_listed(signature.inputs)}, not the three inputs {', '.join(DETECTION_INPUTS)}")
+    else:
+        if len(image.shape) != 4 or image.shape[1] not in (3, -1) or image.dtype != "float32":
+            problems.append(f"its input {_listed([image])} is not an image batch float32[N, 3, H, W]")
+        for spec in (im_shape, scale):
+            if len(spec.shape) != 2 or spec.shape[1] not in (2, -1) or spec.dtype != "float32":
+                problems.append(f"its input {_listed([spec])} is not float32[N, 2]")
+    boxes = [spec for spec in signature.outputs if len(spec.shape) == 2 and spec.shape[1] == 6]
+    counts = [spec for spec in signature.outputs if len(spec.shape) == 1]
+    if len(signature.outputs) != 2 or len(boxes) != 1 or len(counts) != 1:
+        problems.append(
+            f"it gives {_listed(signature.outputs)}, not a box tensor [M, 6] (class, score, x1, y1, x2, y2) "
+            "and a box count per image [N]"
+        )
+    if problems or image is None or im_shape is None or scale is None:
+        raise ModelUnloadableError(
+            "--kind detection cannot serve this model (PaddleDetection's export convention): " + "; ".join(problems),
+            hint="serve it with `--kind tensor` (named tensors in and out)",
+        )
+    height, width = (size if size > 0 else DETECTION_DEFAULT_SIZE for size in image.shape[2:])
+    return Detector(
+        height=height,
+        width=width,
+        image=image.name,
+        im_shape=im_shape.name,
+        scale_factor=scale.name,
+        boxes=boxes[0].name,
+        counts=counts[0].name,
+    )
+
+
+class Recognizer(Model):
+    """What a text-recognition pipeline needs of the model: its line height, width, and classes C."""
+
+    height: int
+    width: int | None  # None: any width
+    classes: int
+
+
+RECOGNITION_HEIGHTS = (32, 48)
+
+
+def recognition_shape(signature: ModelSignature) -> Recognizer:
+    """The model as a CTC text recogniser (input [N, 3, 32|48, W], output [N, T, C]), or
+    ModelUnloadableError saying why not."""
+    inputs, outputs = signature.inputs, signature.outputs
+    problems = []
+    if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[1] not in (3, -1):
+        problems.append(f"it takes {_listed(inputs)}, not one text-line batch [N, 3, 32|48, W]")
+    elif inputs[0].shape[2] not in RECOGNITION_HEIGHTS:
+        problems.append(f"its input {_listed(inputs)} is {inputs[0].shape[2]} high, not 32 or 48")
+    if len(outputs) != 1 or len(outputs[0].shape) != 3 or outputs[0].shape[2] < 2:
+        problems.append(f"it gives {_listed(outputs)}, not one per-step class probability batch [N, T, C]")
+    if problems:
+        raise ModelUnloadableError(
+            "--kind ocr-like cannot serve this model: " + "; ".join(problems),
+            hint="serve it with `--kind tensor` (named tensors in and out)",
+        )
+    width = inputs[0].shape[3]
+    return Recognizer(height=inputs[0].shape[2], width=width if width > 0 else None, classes=outputs[0].shape[2])
+
+
+class Dictionary(Model):
+    """ocr-like: the character dictionary (one character a line), hashed, and PaddleOCR's class
+    convention it fits the model by: blank + characters (+ space, with use_space_char)."""
+
+    folder: Path
+    file: str
+    sha256: Sha256Hex
+    size: int
+    characters: int
+    use_space_char: bool
+
+
+def read_dictionary(path: Path) -> list[str]:
+    """The characters of a dictionary file, one a line (the line break is not part of it)."""
+    if not path.is_file():
+        raise DictionaryError(
+            f"--dict {path}: not a file", hint="give the character dictionary the model was trained with"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DictionaryError(f"--dict {path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    characters = [line.rstrip("\r\n") for line in text.splitlines(keepends=True)]
+    if not characters:
+        raise DictionaryError(f"--dict {path}: empty", hint="one character a line, as PaddleOCR's ppocr_keys_v1.txt")
+    if empty := [number for number, character in enumerate(characters, 1) if not character]:
+        raise DictionaryError(
+            f"--dict {path}: line {empty[0]} is empty (a dictionary has one character a line)",
+            hint="remove the empty lines; the space is added by the convention, not by a line",
+        )
+    return characters
+
+
+def uses_space_char(characters: int, classes: int, path: Path) -> bool:
+    """PaddleOCR's convention: C = characters + 2 with use_space_char (blank, ..., space), else + 1."""
+    if classes == characters + 2:
+        return True
+    if classes == characters + 1:
+        return False
+    raise DictionaryError(
+        f"--dict {path}: {characters} characters do not fit the model's {classes} classes (PaddleOCR's "
+        f"convention: a blank, the characters, and a space when trained with use_space_char, so "
+        f"{characters + 1} or {characters + 2})",
+        hint="give the dictionary the model was trained with",
+    )
+
+
+def check_dictionary(path: Path, classes: int) -> Dictionary:
+    characters = read_dictionary(path)
+    return Dictionary(
+        folder=path.resolve().parent,
+        file=path.name,
+        sha256=sha256_file(path),
+        size=path.stat().st_size,
+        characters=len(characters),
+        use_space_char=uses_space_char(len(characters), classes, path),
+    )
+
+
+def check_fits(kind: Kind, signature: ModelSignature) -> None:
+    """Refuse (ModelUnloadableError) a model the kind cannot serve, before anything is written."""
+    if kind == "classification":
+        classification_shape(signature)
+    elif kind == "detection":
+        detection_shape(signature)
+    elif kind == "ocr-like":
+        recognition_shape(signature)
+
+
+def image_size(kind: Kind, signature: ModelSignature) -> tuple[int, int]:
+    """(width, height) of the seeded golden image of an image kind."""
+    if kind == "classification":
+        classes = classification_shape(signature)
+        return classes.width, classes.height
+    if kind == "detection":
+        detector = detection_shape(signature)
+        return detector.width * 3 // 2, detector.height  # not the input size: the scale factor matters
+    recognizer = recognition_shape(signature)
+    return recognizer.height * 4, recognizer.height
+
+
 def _listed(specs: list[TensorSpec]) -> str:
     return ", ".join(f"{spec.name} {spec.dtype}{spec.shape}" for spec in specs)
 
@@ -234,6 +404,10 @@ def seeded_request(kind: Kind, signature: ModelSignature) -> dict[str, Any]:
     """The golden request of a new pipeline, from the seed (images by reference: file:seeded.png)."""
     if kind == "classification":
         return {"image": "file:seeded.png", "topk": min(5, classification_shape(signature).classes)}
+    if kind == "detection":
+        return {"image": "file:seeded.png", "threshold": 0.0}  # every box the model gives
+    if kind == "ocr-like":
+        return {"image": "file:seeded.png"}
     rng = random.Random(SEED)
     return {"inputs": {spec.name: seeded_tensor(spec, rng) for spec in signature.inputs}}
 
@@ -271,9 +445,44 @@ def toml_table(values: dict[str, Any]) -> str:
 # -- the files ----------------------------------------------------------------------------------
 
 
-def settings_of(kind: Kind, model: ModelFiles, signature: ModelSignature) -> dict[str, Any]:
+def settings_of(
+    kind: Kind, model: ModelFiles, signature: ModelSignature, dictionary: Dictionary | None = None
+) -> dict[str, Any]:
     """The pipeline's [settings]: the model's files and what the kind's server code needs."""
     common = {"model": ARTIFACT, "model_file": model.model_file, "params_file": model.params_file}
+    if kind == "detection":
+        detector = detection_shape(signature)
+        return {
+            **common,
+            "image_input": detector.image,
+            "im_shape_input": detector.im_shape,
+            "scale_factor_input": detector.scale_factor,
+            "boxes_output": detector.boxes,
+            "counts_output": detector.counts,
+            "labels": [],
+            "input_size": [detector.height, detector.width],
+            "channels": "rgb",
+            "scale": 1 / 255,
+            "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225],
+            "threshold": 0.5,
+        }
+    if kind == "ocr-like":
+        if dictionary is None:
+            raise DictionaryError("--kind ocr-like needs --dict FILE (the model's character dictionary)")
+        recognizer = recognition_shape(signature)
+        width = {"input_width": recognizer.width} if recognizer.width else {}
+        return {
+            **common,
+            "dictionary": DICTIONARY,
+            "dictionary_file": dictionary.file,
+            "use_space_char": dictionary.use_space_char,
+            "classes": recognizer.classes,
+            "input_height": recognizer.height,
+            **width,
+            "min_width": 320 if recognizer.height == 48 else 100,  # PP-OCRv3+ lines / the older 32x100
+            "max_width": 3200,
+        }
     if kind == "tensor":
         return {
             **common,
@@ -297,13 +506,33 @@ def settings_of(kind: Kind, model: ModelFiles, signature: ModelSignature) -> dic
     }
 
 
-def pipeline_toml(name: str, kind: Kind, model: ModelFiles, signature: ModelSignature) -> str:
-    what = {"tensor": "named tensors in and out", "classification": "image classification"}[kind]
+def pipeline_toml(
+    name: str, kind: Kind, model: ModelFiles, signature: ModelSignature, dictionary: Dictionary | None = None
+) -> str:
+    what = {
+        "tensor": "named tensors in and out",
+        "classification": "image classification",
+        "detection": "object detection",
+        "ocr-like": "text recognition",
+    }[kind]
     source = {"local": str(model.folder), "sizes": dict(sorted(model.sizes.items()))}
+    dictionary_model = (
+        "\n[[models]]\n"
+        f'name = "{DICTIONARY}"\n'
+        f"source = {toml_value({'local': str(dictionary.folder), 'sizes': {dictionary.file: dictionary.size}})}\n"
+        "[models.files]\n" + toml_table({dictionary.file: dictionary.sha256})
+        if dictionary is not None
+        else ""
+    )
     settings_note = {
         "tensor": "# The model's tensors as Paddle reports them (-1: any size); requests must match them.",
         "classification": "# How images are fed to the model (ImageNet defaults: check them against how it was\n"
         "# trained) and the class names by output index (labels, or labels_file in the model's folder).",
+        "detection": "# The model's tensors by role (PaddleDetection's export convention), how images are fed\n"
+        "# (ImageNet defaults: check them against the export's infer_cfg.yml), the class names by class\n"
+        "# id (empty: named by number) and the lowest score kept.",
+        "ocr-like": "# The dictionary's class convention (PaddleOCR's: blank, the characters, then a space with\n"
+        "# use_space_char), checked against the model's classes, and the line height and widths fed.",
     }[kind]
     return (
         f"# Written by `nox -s new-pipeline -- {name} --model {model.folder} --kind {kind}`.\n"
@@ -315,8 +544,9 @@ def pipeline_toml(name: str, kind: Kind, model: ModelFiles, signature: ModelSign
         f"source = {toml_value(source)}\n"
         "[models.files]\n"
         + toml_table(dict(sorted(model.sha256.items())))
+        + dictionary_model
         + f"\n{settings_note}\n[settings]\n"
-        + toml_table(settings_of(kind, model, signature))
+        + toml_table(settings_of(kind, model, signature, dictionary))
     )
 
 
@@ -325,6 +555,10 @@ def config_pbtxt(slug: str, kind: Kind) -> str:
         "tensor": "# One JSON request per predictor run (requests may differ in shape); the dynamic batch only\n"
         "# gathers them into one execution.\n",
         "classification": "# The images of a dynamic batch are classified in one predictor run.\n",
+        "detection": "# One image per predictor run (the scale factor is per image); the dynamic batch only\n"
+        "# gathers requests into one execution.\n",
+        "ocr-like": "# One text line per predictor run (lines differ in width); the dynamic batch only gathers\n"
+        "# requests into one execution.\n",
     }[kind]
     return (
         why + f'name: "{slug}"\n'
@@ -349,31 +583,46 @@ def _tree(source: Path, prefix: str) -> dict[str, bytes]:
 
 
 def library(kind: Kind, pipelines_dir: Path) -> dict[str, bytes]:
-    """The kind's server/lib/ package: the tensor template, or the shipped classifier's own code."""
-    if kind == "tensor":
-        return _tree(TEMPLATES / "tensor" / "lib", "server/lib")
-    shipped = pipelines_dir / "image_classification" / "server" / "lib"
-    if not shipped.is_dir():
-        shipped = PROJECT_ROOT / "pipelines" / "image_classification" / "server" / "lib"
-    return _tree(shipped, "server/lib")
+    """The kind's server/lib/ package: its template, or the shipped pipelines' own code where it
+    does the job (the classifier's whole package; the OCR pipeline's recognition and CTC decoding)."""
+    if kind in ("tensor", "detection"):
+        return _tree(TEMPLATES / kind / "lib", "server/lib")
+    if kind == "ocr-like":
+        recognition = _shipped(pipelines_dir, "OCR") / "ocr_pipeline" / "recognition.py"
+        return {
+            **_tree(TEMPLATES / kind / "lib", "server/lib"),
+            "server/lib/text_recognition_pipeline/recognition.py": recognition.read_bytes(),
+        }
+    return _tree(_shipped(pipelines_dir, "image_classification"), "server/lib")
+
+
+def _shipped(pipelines_dir: Path, pipeline: str) -> Path:
+    """A shipped pipeline's server/lib/ (the project's own, when pipelines_dir is elsewhere)."""
+    shipped = pipelines_dir / pipeline / "server" / "lib"
+    return shipped if shipped.is_dir() else PROJECT_ROOT / "pipelines" / pipeline / "server" / "lib"
 
 
 def render(
-    name: str, kind: Kind, model: ModelFiles, signature: ModelSignature, pipelines_dir: Path, goldens: str
+    name: str,
+    kind: Kind,
+    model: ModelFiles,
+    signature: ModelSignature,
+    pipelines_dir: Path,
+    goldens: str,
+    dictionary: Dictionary | None = None,
 ) -> dict[str, bytes]:
     """Every file of pipelines/<name>/ (relative path -> bytes)."""
     slug = image_slug(name)
     files = {
-        "pipeline.toml": pipeline_toml(name, kind, model, signature).encode(),
+        "pipeline.toml": pipeline_toml(name, kind, model, signature, dictionary).encode(),
         f"server/model_repo/{slug}/config.pbtxt": config_pbtxt(slug, kind).encode(),
         f"server/model_repo/{slug}/1/model.py": _template(kind, "model.py", slug),
         "client/client.py": _template(kind, "client.py", slug),
         "goldens/cases.toml": goldens.encode(),
         **library(kind, pipelines_dir),
     }
-    if kind == "classification":
-        shape = classification_shape(signature)
-        files["goldens/seeded.png"] = seeded_png(shape.width, shape.height)
+    if kind in IMAGE_KINDS:
+        files["goldens/seeded.png"] = seeded_png(*image_size(kind, signature))
     return files
 
 
@@ -401,6 +650,18 @@ def recorded_checks(kind: Kind, result: dict[str, Any]) -> dict[str, dict[str, A
             exact[f"outputs.{index}.name"] = output["name"]
             exact[f"outputs.{index}.shape"] = output["shape"]
             close[f"outputs.{index}.data"] = [output["data"], _tolerance(output["data"])]
+    elif kind == "detection":
+        found = result["detectedObjects"]
+        length["detectedObjects"] = len(found)
+        for index, item in enumerate(found):
+            exact[f"detectedObjects.{index}.categoryId"] = item["categoryId"]
+            exact[f"detectedObjects.{index}.categoryName"] = item["categoryName"]
+            close[f"detectedObjects.{index}.score"] = [item["score"], ABSOLUTE_TOLERANCE]
+            # Coordinates are pixels, answered to 3 places: a rounding step is within this.
+            close[f"detectedObjects.{index}.bbox"] = [item["bbox"], max(BOX_TOLERANCE, _tolerance(item["bbox"]))]
+    elif kind == "ocr-like":
+        exact["text"] = result["text"]
+        close["score"] = [result["score"], ABSOLUTE_TOLERANCE]
     else:
         categories = result["categories"]
         length["categories"] = len(categories)
@@ -415,8 +676,8 @@ def goldens_toml(name: str, kind: Kind, request: dict[str, Any], recorded: dict[
     """goldens/cases.toml (format: bundle/goldens.py): the seeded request, checked against the
     recorded answer when there is one, and a request the endpoint must refuse."""
     slug = image_slug(name)
-    image_field = "image" if kind == "classification" else None
-    required = "image" if kind == "classification" else "inputs"
+    image_field = "image" if kind in IMAGE_KINDS else None
+    required = "image" if kind in IMAGE_KINDS else "inputs"
     lines = [
         f"# Golden requests of {name} (format: build/bundle/goldens.py), written by `nox -s new-pipeline`.",
         (
@@ -448,7 +709,7 @@ def goldens_toml(name: str, kind: Kind, request: dict[str, Any], recorded: dict[
                 lines.append(f"{check} = {toml_value(values)}")
     refused = (
         {"request": {"image": "bm90IGFuIGltYWdl"}, "contains": "image", "why": "bytes that are not an image"}
-        if kind == "classification"
+        if kind in IMAGE_KINDS
         else {"request": {"inputs": {}}, "contains": "missing", "why": "no input tensors"}
     )
     lines += [

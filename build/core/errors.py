@@ -91,6 +91,11 @@ class UnknownKindError(UsageError):
     """new-pipeline: a kind of pipeline there is no template for."""
 
 
+class DictionaryError(UsageError):
+    """new-pipeline --kind ocr-like: the character dictionary (--dict) is missing, unreadable or does
+    not fit the model's classes."""
+
+
 class ModelUnloadableError(HpsforgeError):
     """new-pipeline: real Paddle (in the runtime image) cannot load or run the model."""
 

@@ -24,7 +24,7 @@ from python_on_whales.exceptions import DockerException
 
 from hpsforge.bundle import scaffold
 from hpsforge.core.config import ProjectConfig
-from hpsforge.core.errors import HpsforgeError, ModelUnloadableError
+from hpsforge.core.errors import DictionaryError, HpsforgeError, ModelUnloadableError
 from hpsforge.core.pipelines import image_slug, load_pipeline
 from hpsforge.core.project import Project
 from hpsforge.core.settings import settings
@@ -122,20 +122,40 @@ def runtime_image(project: Project) -> ImageRecord:
     return built[runtime.role(TARGET)]
 
 
-def create(project: Project, name: str, model_folder: Path, kind_name: str, *, record_goldens: bool) -> NewPipeline:
+def create(
+    project: Project,
+    name: str,
+    model_folder: Path,
+    kind_name: str,
+    *,
+    record_goldens: bool,
+    dictionary_file: Path | None = None,
+) -> NewPipeline:
     """Write pipelines/<name>/ for the model in `model_folder`; nothing is left on failure."""
     started = time.monotonic()
     pipelines_dir = settings().pipelines_dir
     kind = scaffold.check_kind(kind_name)
+    if (kind == "ocr-like") != (dictionary_file is not None):
+        raise DictionaryError(
+            "--kind ocr-like needs --dict FILE (the model's character dictionary, one character a line)"
+            if kind == "ocr-like"
+            else f"--dict is for --kind ocr-like only, not --kind {kind}",
+        )
     scaffold.check_name(name, pipelines_dir)
     model = scaffold.find_model(model_folder)
+    if dictionary_file is not None:
+        scaffold.read_dictionary(dictionary_file)  # a bad file is refused before Paddle starts
     base = runtime_image(project)
     signature = probe(base, model)
-    if kind == "classification":
-        scaffold.classification_shape(signature)  # refused before anything is written
+    scaffold.check_fits(kind, signature)  # refused before anything is written
+    dictionary = None
+    if dictionary_file is not None:
+        dictionary = scaffold.check_dictionary(dictionary_file, scaffold.recognition_shape(signature).classes)
     store = ContentStore()
     for file_name, sha256 in model.sha256.items():
         store.add(model.folder / file_name, sha256, f"{name}: {file_name}")
+    if dictionary is not None:
+        store.add(dictionary.folder / dictionary.file, dictionary.sha256, f"{name}: {dictionary.file}")
     request = scaffold.seeded_request(kind, signature)
     destination = pipelines_dir / name
     image = None
@@ -143,7 +163,13 @@ def create(project: Project, name: str, model_folder: Path, kind_name: str, *, r
         scaffold.write_files(
             staging,
             scaffold.render(
-                name, kind, model, signature, pipelines_dir, scaffold.goldens_toml(name, kind, request, None)
+                name,
+                kind,
+                model,
+                signature,
+                pipelines_dir,
+                scaffold.goldens_toml(name, kind, request, None),
+                dictionary,
             ),
         )
         load_pipeline(staging)  # what the other sessions will read must load
@@ -166,7 +192,7 @@ def record(
     image = pipeline_images.build(config, name, pipeline, TARGET, base)
     goldens_dir = folder / "goldens"
     resolved = json.loads(json.dumps(request))
-    if kind == "classification":
+    if kind in scaffold.IMAGE_KINDS:
         resolved["image"] = base64.b64encode((goldens_dir / "seeded.png").read_bytes()).decode("ascii")
     slug = image_slug(name)
     (envelope,) = answer(image, [{"model": slug, "request": resolved}])

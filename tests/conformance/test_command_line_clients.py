@@ -42,6 +42,13 @@ def _new_pipeline_arguments(pipeline: str) -> tuple[list[str], str] | None:
         inputs = Path(tempfile.mkdtemp(prefix="client-inputs-")) / "inputs.json"
         inputs.write_text(json.dumps(case.request["inputs"]), encoding="utf-8")
         return [str(inputs)], f'"name": {json.dumps(case.exact.get("outputs.0.name", ""))}'
+    image = str(folder / "goldens" / "seeded.png")
+    if "threshold" in case.request:  # detection: the best box's class
+        best = [case.exact.get(f"detectedObjects.0.{field}", "") for field in ("categoryId", "categoryName")]
+        found = f"  {best[0]}  {best[1]}"
+        return [image, "--threshold", str(case.request["threshold"])], found
+    if "topk" not in case.request:  # ocr-like: the text read
+        return [image], f"  {case.exact['text']}" if "text" in case.exact else "  "
     best = f"  {case.exact['categories.0.id']}  {case.exact['categories.0.name']}" if case.exact else "  "
     return [str(folder / "goldens" / "seeded.png"), "--topk", "1"], best
 

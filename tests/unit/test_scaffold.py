@@ -74,8 +74,8 @@ def test_a_name_in_use_is_refused_also_in_another_case(tmp_path):
 
 def test_unknown_kinds_are_refused():
     assert scaffold.check_kind("tensor") == "tensor"
-    with pytest.raises(UnknownKindError, match="'detection' is not a kind.*tensor, classification"):
-        scaffold.check_kind("detection")
+    with pytest.raises(UnknownKindError, match="'ocr' is not a kind.*tensor, classification, detection, ocr-like"):
+        scaffold.check_kind("ocr")
 
 
 def test_both_model_formats_are_found_and_hashed(tmp_path):
