@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -87,15 +87,12 @@ class Provenance(_Frozen):
     run_details: RunDetails = Field(alias="runDetails")
 
 
-class Statement(_Frozen):
+class _InTotoStatement(_Frozen):
+    """What every in-toto Statement v1 hpsforge writes shares: its subject, its bytes, its parsing."""
+
+    what: ClassVar[str]  # how an unreadable one is named in errors
     type: Literal["https://in-toto.io/Statement/v1"] = Field(STATEMENT_TYPE, alias="_type")
     subject: tuple[ResourceDescriptor, ...] = Field(min_length=1)
-    predicate_type: Literal["https://slsa.dev/provenance/v1"] = Field(PREDICATE_TYPE, alias="predicateType")
-    predicate: Provenance
-
-    @property
-    def node(self) -> Node:
-        return self.predicate.build_definition.external_parameters
 
     @property
     def digest(self) -> str:
@@ -105,15 +102,25 @@ class Statement(_Frozen):
         return canonical_json(self.model_dump(mode="json", by_alias=True, exclude_none=True)).encode()
 
     @classmethod
-    def parse(cls, data: bytes, where: str) -> Statement:
+    def parse(cls, data: bytes, where: str) -> Self:
         try:
             return cls.model_validate_json(data, strict=False)
         except ValidationError as error:
             problem = error.errors()[0]
             raise ProvenanceMismatchError(
-                f"{where} is not an hpsforge provenance statement "
+                f"{where} is not an hpsforge {cls.what} "
                 f"({'.'.join(map(str, problem['loc'])) or '(document)'}: {problem['msg']})"
             ) from None
+
+
+class Statement(_InTotoStatement):
+    what: ClassVar[str] = "provenance statement"
+    predicate_type: Literal["https://slsa.dev/provenance/v1"] = Field(PREDICATE_TYPE, alias="predicateType")
+    predicate: Provenance
+
+    @property
+    def node(self) -> Node:
+        return self.predicate.build_definition.external_parameters
 
 
 def node_of(node: graph.Node, record: ImageRecord) -> Node:
@@ -346,31 +353,12 @@ class Rebuild(_Frozen):
     machine: dict[str, str]
 
 
-class RebuildStatement(_Frozen):
-    type: Literal["https://in-toto.io/Statement/v1"] = Field(STATEMENT_TYPE, alias="_type")
-    subject: tuple[ResourceDescriptor, ...] = Field(min_length=1)
+class RebuildStatement(_InTotoStatement):
+    what: ClassVar[str] = "rebuild statement"
     predicate_type: Literal["https://hpsforge.invalid/rebuild/v1"] = Field(
         REBUILD_PREDICATE_TYPE, alias="predicateType"
     )
     predicate: Rebuild
-
-    @property
-    def digest(self) -> str:
-        return f"sha256:{self.subject[0].digest['sha256']}"
-
-    def canonical_bytes(self) -> bytes:
-        return canonical_json(self.model_dump(mode="json", by_alias=True, exclude_none=True)).encode()
-
-    @classmethod
-    def parse(cls, data: bytes, where: str) -> RebuildStatement:
-        try:
-            return cls.model_validate_json(data, strict=False)
-        except ValidationError as error:
-            problem = error.errors()[0]
-            raise ProvenanceMismatchError(
-                f"{where} is not an hpsforge rebuild statement "
-                f"({'.'.join(map(str, problem['loc'])) or '(document)'}: {problem['msg']})"
-            ) from None
 
 
 def rebuild_statement(
