@@ -58,10 +58,20 @@ class ModelSource(Model):
         return self.url or f"vendor blob {self.blob}"
 
 
+# The inference engines a model may run on. Paddle Inference runs the locked Paddle files and is
+# the reference every other engine's outputs are compared with; the others run files converted
+# from them at build time (lock/conversions.json).
+Engine = Literal["paddle", "onnxruntime", "openvino"]
+REFERENCE_ENGINE: Engine = "paddle"
+PADDLE_PROGRAM_SUFFIXES = (".pdmodel", ".json")  # Paddle 2.x program, Paddle 3 PIR program
+PADDLE_PARAMS_SUFFIX = ".pdiparams"
+
+
 class ModelArtifact(Model):
     """One model a pipeline serves: its source archive and the sha256 of every file taken from it.
 
-    The files are served flattened, as models/<name>/<basename>, so basenames must not repeat.
+    The files are served flattened, as models/<name>/<basename>, so basenames must not repeat; the
+    files converted for another engine are served as models/<name>/<engine>/.
     """
 
     name: str = Field(
@@ -71,6 +81,59 @@ class ModelArtifact(Model):
     files: dict[str, Sha256Hex] = Field(
         min_length=1, description="Each file taken, by its path in the archive, to its sha256."
     )
+    engines: list[Engine] = Field(
+        [REFERENCE_ENGINE],
+        min_length=1,
+        description="The engines the model may run on: `paddle` (the reference, always listed), "
+        "`onnxruntime`, `openvino`; the others run files converted from the Paddle model at build time.",
+    )
+    engine: Engine = Field(
+        REFERENCE_ENGINE,
+        description="The engine it runs on unless the deployment says otherwise (`serve`/`deploy --engine`): "
+        "the fastest one that passes parity.",
+    )
+    tolerance: float | None = Field(
+        None,
+        gt=0,
+        description="The largest absolute difference from Paddle's raw outputs on the golden inputs an engine "
+        "may show (parity); required when `engines` lists more than `paddle`.",
+    )
+
+    @model_validator(mode="after")
+    def _engines(self) -> ModelArtifact:
+        if len(set(self.engines)) != len(self.engines):
+            raise ValueError(f"engines {self.engines} lists an engine twice")
+        if REFERENCE_ENGINE not in self.engines:
+            raise ValueError(f"engines must list {REFERENCE_ENGINE!r}: it is the reference of parity")
+        if self.engine not in self.engines:
+            raise ValueError(f"engine {self.engine!r} is not one of its engines {self.engines}")
+        if self.converted_engines():
+            if self.tolerance is None:
+                raise ValueError(f"engines {self.engines} need a `tolerance` (parity with {REFERENCE_ENGINE})")
+            if self.paddle_model() is None:
+                raise ValueError(
+                    f"engines {self.engines} need a Paddle model to convert: a program file "
+                    f"({' or '.join(PADDLE_PROGRAM_SUFFIXES)}) and a {PADDLE_PARAMS_SUFFIX} file among `files`"
+                )
+        return self
+
+    def converted_engines(self) -> list[Engine]:
+        """The engines that run files converted from the Paddle model."""
+        return [engine for engine in self.engines if engine != REFERENCE_ENGINE]
+
+    def paddle_model(self) -> tuple[str, str] | None:
+        """The basenames of the Paddle program and its parameters (`X.pdmodel` or `X.json` beside
+        `X.pdiparams`), when the artifact holds exactly one such pair."""
+        names = {PurePosixPath(path).name for path in self.files}
+        pairs = [
+            (stem + suffix, params)
+            for params in sorted(names)
+            if params.endswith(PADDLE_PARAMS_SUFFIX)
+            for stem in [params.removesuffix(PADDLE_PARAMS_SUFFIX)]
+            for suffix in PADDLE_PROGRAM_SUFFIXES
+            if stem + suffix in names
+        ]
+        return pairs[0] if len(pairs) == 1 else None
 
     @model_validator(mode="after")
     def _unique_basenames(self) -> ModelArtifact:
