@@ -13,6 +13,7 @@ from python_on_whales import docker
 
 from hpsforge.bench import rebuild
 from hpsforge.bench.serving import measure as serving_measure
+from hpsforge.bench.serving import perf_analyzer
 from hpsforge.bench.serving import report as serving_report
 from hpsforge.bundle import assemble
 from hpsforge.core.errors import (
@@ -450,6 +451,12 @@ def run_bench(argv: list[str]) -> serving_report.ServingReport | None:
     )
     parser.add_argument("--output", type=Path, help="where serving.json and serving.png go (default output/bench)")
     parser.add_argument(
+        "--perf-analyzer",
+        action="store_true",
+        help="with --serving: cross-check each workload's HTTP figure at c=8 with Triton's perf_analyzer "
+        "(lock/requirements/perf-analyzer.txt)",
+    )
+    parser.add_argument(
         "--registry-cache",
         metavar="REF",
         help="also time rebuilds with an empty local BuildKit cache, without and then reading REF "
@@ -489,6 +496,8 @@ def run_bench(argv: list[str]) -> serving_report.ServingReport | None:
         if unknown:
             raise UsageError(f"--before names pipelines not measured: {', '.join(unknown)}")
         output = options.output or serving_report.default_output_dir()
+        if options.perf_analyzer and "http" not in protocols:
+            raise UsageError("--perf-analyzer checks the HTTP figures: keep http in --protocols")
         bench_options = serving_measure.BenchOptions(
             seconds=options.seconds,
             warmup=options.warmup,
@@ -501,6 +510,7 @@ def run_bench(argv: list[str]) -> serving_report.ServingReport | None:
             before=dict(options.before),
             triton_env=dict(options.triton_env),
             output=output,
+            perf_analyzer=perf_analyzer.install(config.engine) if options.perf_analyzer else None,
         )
         report = serving_measure.run(project, pipelines, options.target, bench_options)
         print("\n" + serving_report.table(report))
@@ -512,6 +522,8 @@ def run_bench(argv: list[str]) -> serving_report.ServingReport | None:
         return report
     if options.pipelines:
         raise UsageError("pipelines are named only with --serving")
+    if options.perf_analyzer:
+        raise UsageError("--perf-analyzer goes with --serving")
     figures = rebuild.rebuild(project, options.target)
     if options.registry_cache:
         figures += rebuild.registry_cache(project, options.target, options.registry_cache)

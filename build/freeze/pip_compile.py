@@ -23,6 +23,7 @@ from hpsforge.locks.pip_locks import (
     BENCH_BASE_TARGET,
     CLIENT,
     DOCS,
+    PERF_ANALYZER,
     bench_declaration_sha256,
     bench_requirements,
     client_declaration_sha256,
@@ -32,6 +33,8 @@ from hpsforge.locks.pip_locks import (
     docs_declaration_sha256,
     docs_requirements,
     lock_path,
+    perf_analyzer_declaration_sha256,
+    perf_analyzer_requirements,
 )
 
 
@@ -105,6 +108,23 @@ def compile_docs_lock(rc_image: ImageRecord, options: IndexOptions) -> str:
         rc_image,
         options,
         "the documentation's tools in docs/requirements.in cannot be resolved together",
+    )
+
+
+def compile_perf_analyzer_lock(rc_image: ImageRecord, options: IndexOptions) -> str:
+    """The text of a fresh lock/requirements/perf-analyzer.txt: the bench's cross-check tool."""
+    title = (
+        f"pip requirements of Triton's perf_analyzer (bench/perf-analyzer.in), compiled with pip-tools in the "
+        f"rc image (CPython {IMAGE_PYTHON}); installed into a host virtualenv of its own by the serving bench."
+    )
+    return _compile(
+        PERF_ANALYZER,
+        perf_analyzer_requirements(),
+        perf_analyzer_declaration_sha256(),
+        title,
+        rc_image,
+        options,
+        "perf_analyzer's wheel in bench/perf-analyzer.in cannot be resolved",
     )
 
 

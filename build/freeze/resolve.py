@@ -64,6 +64,8 @@ def _freezer(kind: LockKind, context: FreezeContext) -> Freezer:
         return lambda c: pip_compile.compile_client_lock(c.rc_image(), c.index)
     if kind.name == pip_locks.DOCS:
         return lambda c: pip_compile.compile_docs_lock(c.rc_image(), c.index)
+    if kind.name == pip_locks.PERF_ANALYZER:
+        return lambda c: pip_compile.compile_perf_analyzer_lock(c.rc_image(), c.index)
     if kind.name == pip_locks.BENCH:
         return lambda c: pip_compile.compile_bench_lock(
             c.rc_image(), c.index, c.pending.get(pip_locks.BENCH_BASE_TARGET)

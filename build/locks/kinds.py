@@ -82,6 +82,7 @@ def kinds(project: Project) -> list[LockKind]:
     engine_lock, base_lock, rc_lock = debian.engine_lock_path(), debian.base_lock_path(), pip_locks.rc_lock_path()
     client_lock, bench_lock = pip_locks.lock_path(pip_locks.CLIENT), pip_locks.lock_path(pip_locks.BENCH)
     docs_lock = pip_locks.lock_path(pip_locks.DOCS)
+    perf_lock = pip_locks.lock_path(pip_locks.PERF_ANALYZER)
     return [
         LockKind(
             "engine",
@@ -148,6 +149,20 @@ def kinds(project: Project) -> list[LockKind]:
             pip_locks.refresh_command(pip_locks.DOCS),
             lambda p: _requirements_problems(
                 docs_lock, pip_locks.docs_declaration_sha256(), pip_locks.refresh_command(pip_locks.DOCS)
+            ),
+            None,
+            in_rc=True,
+        ),
+        # Triton's perf_analyzer: installed only into a host virtualenv of the serving bench.
+        LockKind(
+            pip_locks.PERF_ANALYZER,
+            perf_lock,
+            "bench/perf-analyzer.in",
+            pip_locks.refresh_command(pip_locks.PERF_ANALYZER),
+            lambda p: _requirements_problems(
+                perf_lock,
+                pip_locks.perf_analyzer_declaration_sha256(),
+                pip_locks.refresh_command(pip_locks.PERF_ANALYZER),
             ),
             None,
             in_rc=True,

@@ -20,6 +20,9 @@ BENCH = "bench"
 BENCH_BASE_TARGET = "cpu"  # the bench images are pipeline images of this target plus the bench lock
 # lock/requirements/docs.txt: MkDocs and its theme, installed into `nox -s docs`'s own virtualenv only
 DOCS = "docs"
+# lock/requirements/perf-analyzer.txt: Triton's perf_analyzer (in an old tritonclient wheel), in a host
+# virtualenv of its own for the bench's cross-check
+PERF_ANALYZER = "perf-analyzer"
 
 
 def rc_lock_path() -> Path:
@@ -42,6 +45,10 @@ def bench_requirements_file() -> Path:
 
 def docs_requirements_file() -> Path:
     return settings().root / "docs" / "requirements.in"
+
+
+def perf_analyzer_requirements_file() -> Path:
+    return settings().root / "bench" / "perf-analyzer.in"
 
 
 def lock_path(target: str) -> Path:
@@ -94,6 +101,15 @@ def docs_requirements() -> list[str]:
 
 def docs_declaration_sha256() -> str:
     return sha256_bytes(canonical_json(docs_requirements()).encode())
+
+
+def perf_analyzer_requirements() -> list[str]:
+    """The requirement lines of bench/perf-analyzer.in, sorted."""
+    return _requirement_lines(perf_analyzer_requirements_file())
+
+
+def perf_analyzer_declaration_sha256() -> str:
+    return sha256_bytes(canonical_json(perf_analyzer_requirements()).encode())
 
 
 def _requirement_lines(path: Path) -> list[str]:

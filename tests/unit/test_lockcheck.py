@@ -35,6 +35,7 @@ def fresh(project, monkeypatch, tmp_path):
     shutil.copyfile(PROJECT_ROOT / "sdk" / "client" / "pyproject.toml", tmp_path / "sdk" / "client" / "pyproject.toml")
     (tmp_path / "bench").mkdir()
     shutil.copyfile(PROJECT_ROOT / "bench" / "requirements.in", tmp_path / "bench" / "requirements.in")
+    shutil.copyfile(PROJECT_ROOT / "bench" / "perf-analyzer.in", tmp_path / "bench" / "perf-analyzer.in")
     (tmp_path / "docs").mkdir()
     shutil.copyfile(PROJECT_ROOT / "docs" / "requirements.in", tmp_path / "docs" / "requirements.in")
     monkeypatch.setenv("HPSFORGE_PROJECT", str(tmp_path))
@@ -48,6 +49,7 @@ def fresh(project, monkeypatch, tmp_path):
         pip_locks.lock_path(pip_locks.CLIENT): pip_locks.client_declaration_sha256(),
         pip_locks.lock_path(pip_locks.BENCH): pip_locks.bench_declaration_sha256(),
         pip_locks.lock_path(pip_locks.DOCS): pip_locks.docs_declaration_sha256(),
+        pip_locks.lock_path(pip_locks.PERF_ANALYZER): pip_locks.perf_analyzer_declaration_sha256(),
         **{
             pip_locks.lock_path(target): pip_locks.declaration_sha256(config, pipelines, target)
             for target in config.targets
@@ -120,6 +122,16 @@ def test_changed_docs_requirement_makes_exactly_the_docs_lock_stale(project, fre
     assert len(found) == 1, found
     assert str(fresh / "requirements" / "docs.txt") in found[0] and "nox -s freeze -- docs" in found[0]
     assert "stale" in found[0]
+
+
+def test_changed_perf_analyzer_wheel_makes_exactly_its_lock_stale(project, fresh):
+    config, pipelines = project.config, project.pipelines
+    declaration = fresh.parent / "bench" / "perf-analyzer.in"
+    declaration.write_text(declaration.read_text().replace("tritonclient==2.51.0", "tritonclient==2.50.0"))
+    found = lock_kinds.problems(Project(config, pipelines))
+    assert len(found) == 1, found
+    assert str(fresh / "requirements" / "perf-analyzer.txt") in found[0]
+    assert "nox -s freeze -- perf-analyzer" in found[0]
 
 
 def test_the_docs_lock_pins_every_requirement_with_hashes_and_declares_its_tools():
@@ -267,6 +279,7 @@ def test_every_lock_kind_of_the_registry_is_checked(project, fresh):
         "client",
         "bench",
         "docs",
+        "perf-analyzer",
         "host",
     ]
     for kind in kinds:
@@ -293,6 +306,7 @@ def test_freeze_selects_locks_by_name(project):
         "client",
         "bench",
         "docs",
+        "perf-analyzer",
     ]
     assert [kind.name for kind in lock_kinds.select(project, ["gpu", "engine"])] == ["engine", "gpu"]
     with pytest.raises(UsageError, match="unknown lock\\(s\\) tpu, host; freeze knows: engine, base"):

@@ -26,6 +26,7 @@ from typing import Any, Literal, NoReturn
 from python_on_whales import docker
 from python_on_whales.exceptions import DockerException
 
+from hpsforge.bench.serving import perf_analyzer
 from hpsforge.bench.serving.build import bench_image
 from hpsforge.bench.serving.report import (
     BENCH_TOOLS,
@@ -85,6 +86,7 @@ class BenchOptions:
     protocols: tuple[Protocol, ...] = PROTOCOLS
     before: dict[str, str] = field(default_factory=dict)  # pipeline -> Triton image measured as "before"
     triton_env: dict[str, str] = field(default_factory=dict)  # extra environment of the Triton containers
+    perf_analyzer: Path | None = None  # perf_analyzer's binary: cross-check the HTTP points at TARGET_CONCURRENCY
     output: Path = field(default_factory=default_output_dir)
 
 
@@ -369,7 +371,17 @@ def _measure_triton(
                 )
             time.sleep(METRICS_INTERVAL_S + 0.5)  # the model processes' last counts reach Triton
             rows = stages.summary(stages.difference(stages.parse(stages.scrape(server.metrics)), before_stages))
+            checked = None
+            if options.perf_analyzer is not None:
+                print(f"hpsforge: bench: {workload}: perf_analyzer over HTTP at c={TARGET_CONCURRENCY}", flush=True)
+                try:
+                    checked = perf_analyzer.measure(
+                        options.perf_analyzer, server.container, model, document, TARGET_CONCURRENCY, options.seconds
+                    )
+                except perf_analyzer.UnstableError as error:
+                    print(f"hpsforge: bench: {error}; no cross-check for {workload}", flush=True)
             results[workload] = TritonWorkload(
+                perf_analyzer=checked,
                 model=model,
                 http=points.get("http"),
                 grpc=points.get("grpc"),

@@ -26,6 +26,7 @@ BENCH_TOOLS = PROJECT_ROOT / "bench"
 REPORT = "serving.json"
 PLOT = "serving.png"
 TARGET_CONCURRENCY = 8  # where the throughput targets are read
+PERF_ANALYZER_AGREEMENT = 0.10  # how near perf_analyzer's QPS should be to the bench's own
 
 Protocol = Literal["http", "grpc"]
 PROTOCOLS: tuple[Protocol, ...] = ("http", "grpc")
@@ -86,15 +87,35 @@ class TritonStatistics(ReportModel):
     compute_ms: float | None = _unless_measured()
 
 
+class PerfAnalyzerPoint(ReportModel):
+    """Triton's perf_analyzer over HTTP at one concurrency (the cross-check of the HTTP points)."""
+
+    concurrency: int
+    qps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+
+
 class TritonWorkload(ReportModel):
     """One workload on one Triton image: the points of each protocol, the stage times and Triton's
-    statistics over every measured request."""
+    statistics over every measured request, and perf_analyzer's figures when asked for."""
 
     model: str
     http: list[Point] | None = _unless_measured()
     grpc: list[Point] | None = _unless_measured()
     stages: list[StageRow]
     statistics: TritonStatistics
+    perf_analyzer: PerfAnalyzerPoint | None = _unless_measured()
+
+    def perf_analyzer_ratio(self) -> float | None:
+        """perf_analyzer's QPS over the bench's HTTP QPS at the same concurrency."""
+        if self.perf_analyzer is None:
+            return None
+        point = point_at(self.http or [], self.perf_analyzer.concurrency)
+        if point is None or not point.qps:
+            return None
+        return self.perf_analyzer.qps / point.qps
 
     def points(self, protocol: Protocol) -> list[Point]:
         return (self.http if protocol == "http" else self.grpc) or []
@@ -410,6 +431,20 @@ def table(report: ServingReport) -> str:
                     + ", ".join(f"{stage} {means[stage]:.2f}" for stage in stages.STAGES if stage in means)
                     + " ms (means)"
                 )
+    for name, entry in report.pipelines.items():
+        for workload, triton in entry.triton.workloads.items():
+            checked, ratio = triton.perf_analyzer, triton.perf_analyzer_ratio()
+            if checked is not None:
+                ours = point_at(triton.http or [], checked.concurrency)
+                lines += [
+                    "",
+                    f"{name} / {workload}: perf_analyzer (HTTP, c={checked.concurrency}) {checked.qps:.1f} req/s, "
+                    f"p50 {checked.p50_ms:.1f} ms, p99 {checked.p99_ms:.1f} ms; the bench's HTTP "
+                    f"{fmt(ours.qps if ours else None)} req/s, p50 {fmt(ours.p50_ms if ours else None)} ms, "
+                    f"p99 {fmt(ours.p99_ms if ours else None)} ms: ratio {fmt(ratio, '{:.2f}')} "
+                    f"({'within' if ratio is not None and abs(ratio - 1) <= PERF_ANALYZER_AGREEMENT else 'outside'} "
+                    f"±{PERF_ANALYZER_AGREEMENT:.0%})",
+                ]
     return "\n".join(lines)
 
 
