@@ -7,7 +7,7 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, get_args
 
 from python_on_whales import docker
 
@@ -21,7 +21,7 @@ from hpsforge.core.errors import (
     HpsforgeError,
     UsageError,
 )
-from hpsforge.core.pipelines import Pipeline, select
+from hpsforge.core.pipelines import Engine, Pipeline, select
 from hpsforge.core.project import Project
 from hpsforge.docs import site
 from hpsforge.freeze import host_lock, pip_compile, resolve
@@ -419,6 +419,18 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _bench_engines(text: str) -> tuple[str | None, ...]:
+    """`--engines`: None stands for each model's declared default."""
+    known = list(get_args(Engine))
+    names = [name.strip() for name in text.split(",")]
+    if names == ["all"]:
+        names = ["default", *known]
+    unknown = [name for name in names if name != "default" and name not in known]
+    if unknown or not names or len(set(names)) != len(names):
+        raise UsageError(f"--engines {text!r}: expected default, {', '.join(known)} or all, each once")
+    return tuple(None if name == "default" else name for name in names)
+
+
 def run_bench(argv: list[str]) -> serving_report.ServingReport | None:
     """Print rebuild figures for a target (cold, warm, code-only), or with --serving the serving
     benchmark of the pipelines (all, or the named ones): Triton beside in-process and Flask."""
@@ -450,6 +462,13 @@ def run_bench(argv: list[str]) -> serving_report.ServingReport | None:
         help="environment of the Triton containers (e.g. HPS_INSTANCES=1)",
     )
     parser.add_argument("--output", type=Path, help="where serving.json and serving.png go (default output/bench)")
+    parser.add_argument(
+        "--engines",
+        default="default",
+        help="with --serving: the engines each pipeline is measured on, comma-separated: default (each "
+        "model's declared engine), paddle, onnxruntime, openvino, or all (default: default); an engine is "
+        "set on every model that declares it, and skipped for a pipeline none of whose models does",
+    )
     parser.add_argument(
         "--perf-analyzer",
         action="store_true",
@@ -496,6 +515,7 @@ def run_bench(argv: list[str]) -> serving_report.ServingReport | None:
         if unknown:
             raise UsageError(f"--before names pipelines not measured: {', '.join(unknown)}")
         output = options.output or serving_report.default_output_dir()
+        engines = _bench_engines(options.engines)
         if options.perf_analyzer and "http" not in protocols:
             raise UsageError("--perf-analyzer checks the HTTP figures: keep http in --protocols")
         bench_options = serving_measure.BenchOptions(
@@ -511,6 +531,7 @@ def run_bench(argv: list[str]) -> serving_report.ServingReport | None:
             triton_env=dict(options.triton_env),
             output=output,
             perf_analyzer=perf_analyzer.install(config.engine) if options.perf_analyzer else None,
+            engines=engines,
         )
         report = serving_measure.run(project, pipelines, options.target, bench_options)
         print("\n" + serving_report.table(report))

@@ -68,6 +68,9 @@ READY_TIMEOUT_S = 300
 SHM_SIZE = "256m"
 METRICS_INTERVAL_S = 1.0  # hps_server flushes its metrics this often (HPS_METRICS_INTERVAL_S)
 TRITON_PORTS: dict[Protocol, int] = {"http": 8000, "grpc": 8001}
+# The deployment's engine for every model that declares it (hps_server reads it at load).
+ENGINE_VARIABLE = "HPS_ENGINE"
+BASELINE_ENGINE = "paddle"  # the seed stack: Flask + gunicorn + Paddle Inference
 Client = Literal["http", "grpc", "json"]  # bench/loadgen.py's protocols: Triton's two, Flask's JSON POST
 CLIENT_LABELS: dict[Client, str] = {"http": "HTTP", "grpc": "gRPC", "json": "Flask"}
 
@@ -87,6 +90,9 @@ class BenchOptions:
     before: dict[str, str] = field(default_factory=dict)  # pipeline -> Triton image measured as "before"
     triton_env: dict[str, str] = field(default_factory=dict)  # extra environment of the Triton containers
     perf_analyzer: Path | None = None  # perf_analyzer's binary: cross-check the HTTP points at TARGET_CONCURRENCY
+    # The engines to measure each pipeline on, each set for every model that declares it (None: each
+    # model's declared default); the Flask baseline always runs Paddle.
+    engines: tuple[str | None, ...] = (None,)
     output: Path = field(default_factory=default_output_dir)
 
 
@@ -198,7 +204,11 @@ def document_bytes(request: dict[str, Any]) -> bytes:
 
 
 def _tool(
-    image: str, arguments: list[str], volumes: list[tuple[str, str, str]], network: str | None = None
+    image: str,
+    arguments: list[str],
+    volumes: list[tuple[str, str, str]],
+    network: str | None = None,
+    envs: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Run a bench tool (python3 /bench/<tool>) in the bench image; its JSON documents, one a line."""
     try:
@@ -210,7 +220,7 @@ def _tool(
             networks=[network] if network else [],
             shm_size=SHM_SIZE,
             volumes=[(str(BENCH_TOOLS), "/bench", "ro"), *volumes],
-            envs={"HPS_LOG_REQUESTS": "0"},
+            envs={"HPS_LOG_REQUESTS": "0", **(envs or {})},
         )
     except DockerException as error:
         raise HpsforgeError(f"{arguments[0]} failed in {image}:\n{(error.stderr or '').strip()[-2000:]}") from None
@@ -346,10 +356,12 @@ def _measure_triton(
     work: Path,
     options: BenchOptions,
     label: str,
+    engine: str | None = None,
 ) -> TritonRun:
-    print(f"hpsforge: bench: Triton {image}", flush=True)
+    print(f"hpsforge: bench: Triton {image}{_engine_label(engine)}", flush=True)
     results: dict[str, TritonWorkload] = {}
-    with _server(image, label, (8000, 8001, 8002), metrics_port=8002, envs=options.triton_env) as server:
+    envs = {**options.triton_env, **_engine_env(engine)}
+    with _server(image, label, (8000, 8001, 8002), metrics_port=8002, envs=envs) as server:
         assert server.metrics is not None  # published: metrics_port above
         run = _check_goldens(pipeline_dir, _triton_send(server.http), fixtures, image)
         files = _workload_files(run, workloads, work)
@@ -431,7 +443,11 @@ def _measure_flask(
             "warning",
             "flask_app:app",
         ]
-        envs = {"HPS_CPU_THREADS": str(max(1, cpus // config.workers)), "HPS_LOG_REQUESTS": "0"}
+        envs = {
+            "HPS_CPU_THREADS": str(max(1, cpus // config.workers)),
+            "HPS_LOG_REQUESTS": "0",
+            **_engine_env(BASELINE_ENGINE),
+        }
         print(f"hpsforge: bench: Flask+gunicorn {config.label}", flush=True)
         with _server(
             bench,
@@ -487,10 +503,20 @@ def in_process_configs(cpus: int) -> list[str]:
 
 
 def _measure_in_process(
-    bench: str, name: str, workloads: dict[str, str], fixtures: Path | None, options: BenchOptions, cpus: int
+    bench: str,
+    name: str,
+    workloads: dict[str, str],
+    fixtures: Path | None,
+    options: BenchOptions,
+    cpus: int,
+    engine: str | None = None,
 ) -> list[InProcessConfig]:
     configs = in_process_configs(cpus)[: 1 if options.quick else None]
-    print(f"hpsforge: bench: {name} in-process ({', '.join(configs)}: processes x threads x batch)", flush=True)
+    print(
+        f"hpsforge: bench: {name}{_engine_label(engine)} in-process "
+        f"({', '.join(configs)}: processes x threads x batch)",
+        flush=True,
+    )
     # goldens.py alone (standard library + pydantic): the runner the host checks the servers with.
     volumes = [
         (str(PROJECT_ROOT / "pipelines" / name), f"/src/pipelines/{name}", "ro"),
@@ -516,7 +542,7 @@ def _measure_in_process(
         arguments += ["--fixtures", "/fixtures"]
     for workload, case in workloads.items():
         arguments += ["--workload", f"{workload}={case}"]
-    (document,) = _tool(bench, arguments, volumes)
+    (document,) = _tool(bench, arguments, volumes, envs=_engine_env(engine))
     measured = [InProcessConfig.model_validate(config) for config in document["configs"]]
     for config in measured:
         for workload, figures in config.workloads.items():
@@ -529,6 +555,25 @@ def _measure_in_process(
     return measured
 
 
+def _engine_env(engine: str | None) -> dict[str, str]:
+    return {} if engine is None else {ENGINE_VARIABLE: engine}
+
+
+def _engine_label(engine: str | None) -> str:
+    return "" if engine is None else f" [{engine}]"
+
+
+def entry_name(name: str, engine: str | None) -> str:
+    """The report's key of one pipeline on one engine (the pipeline's name on its declared defaults)."""
+    return name + _engine_label(engine)
+
+
+def pipeline_engines(pipeline: Pipeline, wanted: tuple[str | None, ...]) -> list[str | None]:
+    """The wanted engines some model of the pipeline declares (None, the declared defaults, always)."""
+    declared = {engine for model in pipeline.models for engine in model.engines}
+    return [engine for engine in wanted if engine is None or engine in declared]
+
+
 def measure_pipeline(
     config: ProjectConfig,
     name: str,
@@ -538,7 +583,9 @@ def measure_pipeline(
     runtime_image: images_lock.ImageRecord,
     options: BenchOptions,
     cpus: int,
-) -> PipelineEntry:
+) -> dict[str, PipelineEntry]:
+    """One entry per engine measured (entry_name); the Flask + Paddle baseline is measured once, kept
+    in the first entry and set against every engine's figures."""
     golden_file = goldens.load_file(PROJECT_ROOT / "pipelines" / name)
     if golden_file.bench is None:
         raise HpsforgeError(
@@ -553,34 +600,45 @@ def measure_pipeline(
         fixtures = cache_root() / "fixtures" / name
         model_files.extract(name, pipeline.fixtures, fixtures)
     pipeline_dir = PROJECT_ROOT / "pipelines" / name
-    load_before = _load()
     slug = image_slug(name)
-    in_process = flask = triton_before = None
     before = options.before.get(name)
+    entries: dict[str, PipelineEntry] = {}
     with tempfile.TemporaryDirectory(prefix=f"serving-{slug}-", dir=scratch_dir()) as tmp:
         work = Path(tmp)
         work.chmod(0o755)
-        if options.in_process:
-            in_process = _measure_in_process(bench, name, workloads, fixtures, options, cpus)
-        triton = _measure_triton(
-            pipeline_image.reference, bench, pipeline_dir, fixtures, workloads, work, options, f"{slug}-triton"
-        )
-        if before is not None:
-            triton_before = _measure_triton(
-                before, bench, pipeline_dir, fixtures, workloads, work, options, f"{slug}-before"
-            )
+        flask = None
         if options.flask:
             flask = _measure_flask(bench, pipeline_dir, fixtures, workloads, work, options, cpus, slug)
-    return PipelineEntry(
-        images=Images(triton=pipeline_image.reference, bench=bench, triton_before=before),
-        cases=workloads,
-        load=Load(before=load_before, after=_load()),
-        in_process=in_process,
-        triton=triton,
-        triton_before=triton_before,
-        flask=flask,
-        summary={workload: summarize(workload, in_process, flask, triton, triton_before) for workload in workloads},
-    )
+        for engine in pipeline_engines(pipeline, options.engines):
+            load_before = _load()
+            in_process = triton_before = None
+            if options.in_process:
+                in_process = _measure_in_process(bench, name, workloads, fixtures, options, cpus, engine)
+            label = f"{slug}-triton" + (f"-{engine}" if engine else "")
+            triton = _measure_triton(
+                pipeline_image.reference, bench, pipeline_dir, fixtures, workloads, work, options, label, engine
+            )
+            if before is not None and engine is None:
+                triton_before = _measure_triton(
+                    before, bench, pipeline_dir, fixtures, workloads, work, options, f"{slug}-before"
+                )
+            entries[entry_name(name, engine)] = PipelineEntry(
+                images=Images(
+                    triton=pipeline_image.reference,
+                    bench=bench,
+                    triton_before=before if triton_before is not None else None,
+                ),
+                cases=workloads,
+                load=Load(before=load_before, after=_load()),
+                in_process=in_process,
+                triton=triton,
+                triton_before=triton_before,
+                flask=None if entries else flask,
+                summary={
+                    workload: summarize(workload, in_process, flask, triton, triton_before) for workload in workloads
+                },
+            )
+    return entries
 
 
 def _load() -> list[float]:
@@ -620,7 +678,7 @@ def _run(project: Project, pipelines: dict[str, Pipeline], target: str, options:
     entries: dict[str, PipelineEntry] = {}
     for name, pipeline in pipelines.items():
         print(f"hpsforge: bench: {name}", flush=True)
-        entries[name] = measure_pipeline(config, name, pipeline, target, shared, runtime_image, options, cpus)
+        entries.update(measure_pipeline(config, name, pipeline, target, shared, runtime_image, options, cpus))
     report = ServingReport(
         target=target,
         cpus=cpus,

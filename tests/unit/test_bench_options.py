@@ -1,4 +1,4 @@
-"""perf_analyzer's report read back, and set beside the bench's own HTTP figure."""
+"""perf_analyzer's report read back and set beside the bench's own HTTP figure; the engines a bench measures."""
 
 from __future__ import annotations
 
@@ -57,3 +57,23 @@ def test_the_ratio_is_perf_analyzers_qps_over_the_bench_http_qps(ours, ratio):
         TritonWorkload(model="ocr", http=[_point(ours)], stages=[], statistics=TritonStatistics()).perf_analyzer_ratio()
         is None
     )
+
+
+def test_engines_of_the_bench_are_checked_and_default_is_the_declared_ones():
+    from hpsforge import cli
+    from hpsforge.core.errors import UsageError
+
+    assert cli._bench_engines("default") == (None,)
+    assert cli._bench_engines("all") == (None, "paddle", "onnxruntime", "openvino")
+    assert cli._bench_engines("openvino,default") == ("openvino", None)
+    for wrong in ("tensorrt", "paddle,paddle", ""):
+        with pytest.raises(UsageError, match="--engines"):
+            cli._bench_engines(wrong)
+
+
+def test_a_pipeline_is_measured_on_the_engines_its_models_declare(project):
+    from hpsforge.bench.serving import measure
+
+    lexical = project.pipelines["lexical_analysis"]  # LAC runs on Paddle alone
+    assert measure.pipeline_engines(lexical, (None, "paddle", "openvino")) == [None, "paddle"]
+    assert measure.entry_name("OCR", "openvino") == "OCR [openvino]" and measure.entry_name("OCR", None) == "OCR"
