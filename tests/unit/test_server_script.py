@@ -117,6 +117,20 @@ def test_the_served_repository_links_to_the_bundle_with_counts_from_the_cpus(bun
     assert f"{cpus} CPU(s)" in result.stderr and "ocr: " in result.stderr
 
 
+def test_a_model_can_refuse_the_burst(bundle):
+    """A model of a millisecond's work (lexical analysis) keeps its instance's threads: a second
+    thread costs it more CPU than it saves."""
+    cpus = 4  # as on a machine where the other models would burst
+    plan = launch.plan_model("lac", CPU_CONFIG.format(name="lac", extra="", device="cpu", kind="CPU"), cpus, None, None)
+    assert plan.burst == cpus
+    refusing = CPU_CONFIG.format(
+        name="lac", extra='parameters { key: "hps_burst" value: { string_value: "0" } }', device="cpu", kind="CPU"
+    )
+    plan = launch.plan_model("lac", refusing, cpus, None, None)
+    assert plan.burst is None and plan.instances == cpus and plan.threads == 1
+    assert "hps_burst_threads" not in launch.device_text(refusing, plan, Path("/run/busy/lac"))
+
+
 def test_instances_and_threads_can_be_given(bundle):
     assert _run(bundle, HPS_INSTANCES="3", HPS_CPU_THREADS="2").returncode == 0
     assert "count: 3, kind: KIND_CPU" in _served(bundle, "ocr")

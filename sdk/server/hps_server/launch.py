@@ -19,7 +19,9 @@ file in which the instances say they are busy is written here too.
 
 and a model's config.pbtxt may pin its own count (an endpoint that is rarely called and heavy to
 load, such as a face index's build, needs one): parameters { key: "hps_instances" value:
-{ string_value: "1" } }. GPU models and ensembles are left as they are.
+{ string_value: "1" } }, and refuse the burst (work of a millisecond, where a second thread's
+start and OpenMP's spin-wait cost more CPU than they save): parameters { key: "hps_burst" value:
+{ string_value: "0" } }. GPU models and ensembles are left as they are.
 
 The repository written to OUT_DIR holds, per model, the device's config with those counts (and
 the threads as the `hps_cpu_threads` parameter, which the runtime reads) and symbolic links to
@@ -38,6 +40,7 @@ from pathlib import Path
 
 INSTANCE_GROUP = re.compile(r"^instance_group\s*\[\s*\{\s*count:\s*\d+\s*,\s*kind:\s*(KIND_\w+)\s*\}\s*\]\s*$", re.MULTILINE)
 PINNED = re.compile(r'key:\s*"hps_instances"\s*value:\s*\{\s*string_value:\s*"([^"]*)"')
+NO_BURST = re.compile(r'key:\s*"hps_burst"\s*value:\s*\{\s*string_value:\s*"0"')
 THREADS_PARAMETER = "hps_cpu_threads"
 CGROUP = Path("/sys/fs/cgroup")
 
@@ -104,8 +107,10 @@ def plan_model(name: str, config: str, cpus: int, instances: int | None, threads
     count = _positive(f"{name}: parameter hps_instances", pinned.group(1)) if pinned else None
     count = count or instances or cpus
     planned = threads or max(1, cpus // count)
-    # Threads given (HPS_CPU_THREADS) are taken as they are; else a request alone may use every CPU.
-    return ModelPlan(name, kind, count, planned, cpus if burst and not threads and planned < cpus else None)
+    # Threads given (HPS_CPU_THREADS) are taken as they are; else a request alone may use every CPU,
+    # unless the model says it gains nothing from that (hps_burst "0").
+    burst = burst and not threads and planned < cpus and not NO_BURST.search(config)
+    return ModelPlan(name, kind, count, planned, cpus if burst else None)
 
 
 def _parameter(key: str, value) -> str:
