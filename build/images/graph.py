@@ -49,6 +49,8 @@ class Node:
     build: BuildStep
     target: str | None = None
     pipeline: str | None = None
+    # False for a tool image (the converter): repro proves what it makes, not its digest.
+    bit_for_bit: bool = True
 
 
 class BuildGraph:
@@ -121,6 +123,7 @@ class BuildGraph:
                         tag_suffix=options.tag_suffix,
                         backend=options.backend,
                     ),
+                    bit_for_bit=False,
                 )
             )
         for target in targets:
