@@ -123,6 +123,7 @@ def assemble(
     client: bool = True,
     output_dir: Path | None = None,
     store: ContentStore | None = None,
+    converter: conversions.Converter | None = None,
 ) -> Path:
     """Write output_dir (default output/)/<Name>_sdk/ and its .tar.gz; the previous bundle stays
     until both are done."""
@@ -134,7 +135,7 @@ def assemble(
         staging.mkdir()
         served, wheel_name = [], "hps_client-*.whl"
         if server:
-            served = stage_server(name, pipeline, staging / "server", store)
+            served = stage_server(name, pipeline, staging / "server", store, converter=converter)
         if client:
             wheel_name = stage_client(name, staging / "client", epoch).name
         (staging / "README.md").write_text(

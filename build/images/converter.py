@@ -17,7 +17,7 @@ from hpsforge.core.config import ProjectConfig
 from hpsforge.core.errors import ConversionError
 from hpsforge.core.files import canonical_json, sha256_bytes, sha256_file
 from hpsforge.core.settings import settings
-from hpsforge.images import buildkit
+from hpsforge.images import base, buildkit, rc
 from hpsforge.images.containers import fetch_wheelhouse
 from hpsforge.inputs.conversions import Conversion
 from hpsforge.inputs.store import scratch_dir
@@ -115,3 +115,20 @@ class ImageConverter:
                 hint="declare only the engines the model converts to in its pipeline.toml",
             ) from None
         print(f"hpsforge: converted {label} in {time.monotonic() - started:.1f} s", flush=True)
+
+
+class LazyConverter:
+    """A converter whose image (and the base and rc under it) is built or found only when a
+    conversion is needed: staging outside a graph walk (assemble, bench, a single pipeline image)
+    takes converted files from the store and converts only what it lacks."""
+
+    def __init__(self, config: ProjectConfig) -> None:
+        self.config = config
+        self._converter: ImageConverter | None = None
+
+    def __call__(self, conversion: Conversion, model_dir: Path, out_dir: Path) -> None:
+        if self._converter is None:
+            base_image = base.build(self.config)
+            image = build(self.config, base_image, rc.build(self.config, base_image))
+            self._converter = ImageConverter(image, self.config.base.source_date_epoch)
+        self._converter(conversion, model_dir, out_dir)
