@@ -7,7 +7,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from hpsforge.core.errors import ConvertedMismatchError, HashMismatchError, InputUnavailableError, StaleLockError
 from hpsforge.core.files import sha256_bytes
@@ -15,6 +18,7 @@ from hpsforge.core.settings import PROJECT_ROOT
 from hpsforge.inputs import conversions as placing
 from hpsforge.inputs.store import ContentStore
 from hpsforge.locks import conversions
+from tests.support import scripts
 
 ONNX = b"converted onnx bytes"
 
@@ -137,3 +141,59 @@ def test_a_lock_made_from_other_paddle_files_is_stale_at_placing(project, tmp_pa
     entry.inputs["inference.pdiparams"] = "c" * 64
     with pytest.raises(StaleLockError, match="made from other Paddle files"):
         placing.place("OCR", [_only_onnxruntime(project)], tmp_path, ContentStore(tmp_path / "s"), None, lock=lock)
+
+
+# converter/hps_convert.py's graph pass, on a tiny graph built with onnx.helper: a Reshape whose
+# shape is Concat(axis=0) over a 1-D initializer, a 0-D Constant and a 0-D initializer (what
+# paddle2onnx writes for PP-OCRv4 rec and the text-line classifier).
+hps_convert = scripts.load(PROJECT_ROOT / "converter" / "hps_convert.py", "hps_convert")
+
+
+def _scalar_concat_model():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 2])
+    nodes = [
+        helper.make_node("Constant", [], ["three"], value=numpy_helper.from_array(numpy.array(3, dtype=numpy.int64))),
+        helper.make_node("Concat", ["one", "three", "two"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["x", "shape"], ["y"]),
+    ]
+    initializers = [
+        numpy_helper.from_array(numpy.array([1], dtype=numpy.int64), "one"),
+        numpy_helper.from_array(numpy.array(2, dtype=numpy.int64), "two"),
+    ]
+    graph = helper.make_graph(nodes, "tiny", [x], [y], initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", hps_convert.ONNX_OPSET)])
+
+
+def test_the_graph_fix_makes_a_concat_of_scalars_valid_onnx():
+    model = _scalar_concat_model()
+    with pytest.raises((onnx.checker.ValidationError, onnx.shape_inference.InferenceError), match="same rank"):
+        onnx.checker.check_model(model, full_check=True)
+    assert hps_convert.fix_scalar_concats(model) == 2
+    onnx.checker.check_model(model, full_check=True)
+    assert [node.op_type for node in model.graph.node] == ["Constant", "Reshape", "Reshape", "Concat", "Reshape"]
+    concat = model.graph.node[3]
+    assert list(concat.input) == ["one", "shape_hps_input1_1d", "shape_hps_input2_1d"]
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True).graph
+    assert [dim.dim_value for dim in inferred.output[0].type.tensor_type.shape.dim] == [1, 3, 2]
+
+
+def test_the_graph_fix_is_deterministic_and_leaves_valid_graphs_alone(tmp_path):
+    first, second = _scalar_concat_model(), _scalar_concat_model()
+    hps_convert.fix_scalar_concats(first)
+    hps_convert.fix_scalar_concats(second)
+    assert first.SerializeToString() == second.SerializeToString()
+    assert hps_convert.fix_scalar_concats(first) == 0  # already fixed: nothing more to do
+    onnx.save(first, str(tmp_path / "model.onnx"))
+    assert hps_convert.check_onnx(tmp_path / "model.onnx").graph.node
+
+
+def test_an_empty_or_missing_onnx_file_is_refused_whatever_paddle2onnx_said(tmp_path):
+    with pytest.raises(hps_convert.ConversionError, match="was not written"):
+        hps_convert.check_onnx(tmp_path / "model.onnx")
+    (tmp_path / "model.onnx").write_bytes(b"")
+    with pytest.raises(hps_convert.ConversionError, match="was not written"):
+        hps_convert.check_onnx(tmp_path / "model.onnx")
+    (tmp_path / "model.onnx").write_bytes(b"not a protobuf at all")
+    with pytest.raises(hps_convert.ConversionError, match="not valid ONNX"):
+        hps_convert.check_onnx(tmp_path / "model.onnx")
