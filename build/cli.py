@@ -25,7 +25,7 @@ from hpsforge.core.pipelines import Engine, Pipeline, select
 from hpsforge.core.project import Project
 from hpsforge.docs import site
 from hpsforge.freeze import host_lock, pip_compile, resolve
-from hpsforge.images import buildkit, engine, gpu, graph, new_pipeline, rc, runtime, sizes
+from hpsforge.images import buildkit, converter, engine, gpu, graph, new_pipeline, rc, runtime, sizes
 from hpsforge.images.containers import ImageWheelsets, fetch_wheelhouse
 from hpsforge.inputs import archive, blobs, model_files
 from hpsforge.inputs.store import ContentStore, scratch_dir
@@ -631,6 +631,7 @@ def run_assemble(argv: list[str]) -> None:
             project.config.base.source_date_epoch,
             server=not options.no_server,
             client=not options.no_client,
+            converter=converter.LazyConverter(project.config),  # only for converted files the store lacks
         )
         print(
             f"hpsforge: {name}: wrote {folder}/ and {folder.name}.tar.gz in {time.monotonic() - started:.1f} s",

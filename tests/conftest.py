@@ -31,7 +31,7 @@ import pytest  # noqa: E402
 
 from hpsforge.core.config import load_config  # noqa: E402
 from hpsforge.core.project import Project  # noqa: E402
-from hpsforge.images import engine, graph  # noqa: E402
+from hpsforge.images import converter, engine, graph  # noqa: E402
 from hpsforge.locks import images_lock  # noqa: E402
 
 # Test-support modules import as tests.support.* (appended: the project's own build/ must not
@@ -137,6 +137,12 @@ def cpu_graph(project):
 def shared_images(config, engine_status):
     """base and rc, built (or found warm in the BuildKit cache) as `nox -s images` does."""
     return graph.build_shared_images(config)
+
+
+@pytest.fixture(scope="session")
+def converter_image(config, shared_images):
+    """The converter image (base + lock/requirements/convert.txt), as `nox -s images` builds it."""
+    return converter.build(config, shared_images["base"], shared_images["rc"])
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """The build graph: every image hpsforge builds, what it is built from, in one object.
 
     base ─► rc ─► runtime-<target> ─► pipeline-<name>-<target>
-      └──────────────┘ (the runtime's layers sit on the base; rc fetches its wheels)
+      ├──────────────┘ (the runtime's layers sit on the base; rc fetches its wheels)
+      └─► converter ────────────────────────┘ (when a model declares a converted engine)
 
 Nodes are data: `BuildGraph.of` makes one per image from the project's targets and pipelines, so
 adding either touches no wiring. `build` runs the graph's preflight (every lock fresh, when the
@@ -20,8 +21,9 @@ from hpsforge.core.config import ProjectConfig
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.pipelines import Pipeline
 from hpsforge.core.project import Project
-from hpsforge.images import base, pipeline_images, rc, runtime
+from hpsforge.images import base, converter, pipeline_images, rc, runtime
 from hpsforge.images.buildkit import Backend
+from hpsforge.locks import conversions
 from hpsforge.locks import kinds as lock_kinds
 from hpsforge.locks.debian import DebianLock
 from hpsforge.locks.images_lock import ImageRecord
@@ -42,11 +44,13 @@ BuildStep = Callable[[dict[str, ImageRecord], BuildOptions], ImageRecord]
 @dataclass(frozen=True)
 class Node:
     role: str  # its key in lock/images.lock.json: base, rc, runtime-cpu, pipeline-ocr-cpu, ...
-    kind: str  # base, rc, runtime or pipeline
+    kind: str  # base, rc, converter, runtime or pipeline
     parents: tuple[str, ...]
     build: BuildStep
     target: str | None = None
     pipeline: str | None = None
+    # False for a tool image (the converter): repro proves what it makes, not its digest.
+    bit_for_bit: bool = True
 
 
 class BuildGraph:
@@ -104,6 +108,24 @@ class BuildGraph:
                 ),
             ),
         ]
+        converts = bool(targets) and with_pipelines and conversions.has_conversions(pipelines)
+        if converts:  # the pipelines' converted model files are made (or re-made, by repro) in it
+            nodes.append(
+                Node(
+                    converter.ROLE,
+                    "converter",
+                    (base.ROLE, rc.ROLE),
+                    lambda parents, options: converter.build(
+                        config,
+                        parents[base.ROLE],
+                        parents[rc.ROLE],
+                        no_cache=options.no_cache,
+                        tag_suffix=options.tag_suffix,
+                        backend=options.backend,
+                    ),
+                    bit_for_bit=False,
+                )
+            )
         for target in targets:
             config.target(target)  # an unknown target fails before anything is built
             nodes.append(
@@ -114,7 +136,7 @@ class BuildGraph:
                     Node(
                         pipeline_images.role(name, target),
                         "pipeline",
-                        (runtime.role(target),),
+                        (runtime.role(target), *((converter.ROLE,) if converts else ())),
                         _pipeline(config, name, pipeline, target),
                         target=target,
                         pipeline=name,
@@ -166,12 +188,18 @@ def _runtime(config: ProjectConfig, target: str) -> BuildStep:
 
 def _pipeline(config: ProjectConfig, name: str, pipeline: Pipeline, target: str) -> BuildStep:
     def build(parents: dict[str, ImageRecord], options: BuildOptions) -> ImageRecord:
+        converter_image = parents.get(converter.ROLE)
         return pipeline_images.build(
             config,
             name,
             pipeline,
             target,
             parents[runtime.role(target)],
+            converter=(
+                converter.ImageConverter(converter_image, config.base.source_date_epoch)
+                if converter_image is not None
+                else None
+            ),
             no_cache=options.no_cache,
             tag_suffix=options.tag_suffix,
             backend=options.backend,
