@@ -221,5 +221,6 @@ def cpu_images(cpu_graph, engine_status):
     """Every cpu image (base, rc, runtime, one per pipeline), built or found up to date as
     `nox -s images -- cpu` does, and recorded in the session's record; role -> record."""
     built = cpu_graph.build()
-    images_lock.ImagesLock.read().with_records(built).write()
+    tools = {node.role for node in cpu_graph if not node.bit_for_bit}  # not recorded (as `nox -s images`)
+    images_lock.ImagesLock.read().with_records({role: r for role, r in built.items() if role not in tools}).write()
     return built
