@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from hpsforge.core.config import ProjectConfig
@@ -36,6 +37,9 @@ class BuildOptions:
     tag_suffix: str = ""  # rebuilds get tags of their own, so the first build stays in the engine
     backend: Backend = Backend()  # the builder and registry cache BuildKit uses
 
+
+# Nodes built at once: two overlap one's downloads with the other's installing on 2 cores.
+PARALLEL_BUILDS = 2
 
 # How a node is built: (its parents' records by role, the walk's options) -> its record.
 BuildStep = Callable[[dict[str, ImageRecord], BuildOptions], ImageRecord]
@@ -159,15 +163,36 @@ class BuildGraph:
         *,
         on_built: Callable[[Node, ImageRecord, float], None] | None = None,
     ) -> dict[str, ImageRecord]:
-        """Check the preflight, then build (or find up to date) every node in order; role -> record."""
+        """Check the preflight, then build (or find up to date) every node, each once all its parents
+        are; role -> record, in the graph's order. Independent nodes (a runtime and the converter)
+        build side by side: each spends much of its time downloading and installing."""
         self.check()
         built: dict[str, ImageRecord] = {}
-        for node in self.nodes.values():
-            started = time.monotonic()
-            built[node.role] = node.build({parent: built[parent] for parent in node.parents}, options)
-            if on_built is not None:
-                on_built(node, built[node.role], time.monotonic() - started)
-        return built
+        waiting = list(self.nodes.values())
+        running: dict[Future[ImageRecord], tuple[Node, float]] = {}
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=PARALLEL_BUILDS, thread_name_prefix="build") as pool:
+            while waiting or running:
+                ready = [node for node in waiting if all(parent in built for parent in node.parents)]
+                for node in ready[: PARALLEL_BUILDS - len(running)] if failure is None else []:
+                    waiting.remove(node)
+                    parents = {parent: built[parent] for parent in node.parents}
+                    running[pool.submit(node.build, parents, options)] = (node, time.monotonic())
+                if not running:
+                    break  # a failure stopped the walk, or nothing is left that can start
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    node, started = running.pop(future)
+                    try:
+                        built[node.role] = future.result()
+                    except BaseException as error:  # the first failure is raised once the others end
+                        failure = failure or error
+                        continue
+                    if on_built is not None:
+                        on_built(node, built[node.role], time.monotonic() - started)
+        if failure is not None:
+            raise failure
+        return {role: built[role] for role in self.nodes}
 
 
 def _runtime(config: ProjectConfig, target: str) -> BuildStep:
