@@ -25,7 +25,7 @@ from hpsforge.core.pipelines import Engine, Pipeline, select
 from hpsforge.core.project import Project
 from hpsforge.docs import site
 from hpsforge.freeze import host_lock, pip_compile, resolve
-from hpsforge.images import buildkit, engine, gpu, graph, new_pipeline, rc, runtime, sizes
+from hpsforge.images import buildkit, converter, engine, gpu, graph, new_pipeline, rc, runtime, sizes
 from hpsforge.images.containers import ImageWheelsets, fetch_wheelhouse
 from hpsforge.inputs import archive, blobs, model_files
 from hpsforge.inputs.store import ContentStore, scratch_dir
@@ -214,9 +214,8 @@ def run_images(argv: list[str]) -> None:
     backend = buildkit.Backend(
         builder=options.builder, cache_from=options.cache_from, cache_to=options.cache_to, reuse=not options.rebuild
     )
-    built = graph.BuildGraph.of(project, options.targets).build(
-        graph.BuildOptions(no_cache=options.no_cache, revision=options.revision, backend=backend)
-    )
+    walk = graph.BuildGraph.of(project, options.targets)
+    built = walk.build(graph.BuildOptions(no_cache=options.no_cache, revision=options.revision, backend=backend))
     if options.repository or options.tag:
         target = options.targets[0]
         built[runtime.role(target)] = runtime.name(target, built[runtime.role(target)], options.repository, options.tag)
@@ -227,8 +226,11 @@ def run_images(argv: list[str]) -> None:
             "they are never pushed like a release",
             hint="put NVIDIA's tarballs in vendor_blobs/files and unset HPSFORGE_BLOB_MANIFEST",
         )
+    # A tool image that is not bit for bit (the converter) is not recorded: the record is what two
+    # machines agree on, and the converter's outputs are locked by their own hashes.
+    tools = {node.role for node in walk if not node.bit_for_bit}
     images_lock.ImagesLock.read().with_records(
-        {role: record for role, record in built.items() if role not in standins}
+        {role: record for role, record in built.items() if role not in standins and role not in tools}
     ).write()
     print(
         f"hpsforge: images built in {time.monotonic() - started:.1f} s; digests recorded in "
@@ -631,6 +633,7 @@ def run_assemble(argv: list[str]) -> None:
             project.config.base.source_date_epoch,
             server=not options.no_server,
             client=not options.no_client,
+            converter=converter.LazyConverter(project.config),  # only for converted files the store lacks
         )
         print(
             f"hpsforge: {name}: wrote {folder}/ and {folder.name}.tar.gz in {time.monotonic() - started:.1f} s",

@@ -31,7 +31,7 @@ import pytest  # noqa: E402
 
 from hpsforge.core.config import load_config  # noqa: E402
 from hpsforge.core.project import Project  # noqa: E402
-from hpsforge.images import engine, graph  # noqa: E402
+from hpsforge.images import converter, engine, graph  # noqa: E402
 from hpsforge.locks import images_lock  # noqa: E402
 
 # Test-support modules import as tests.support.* (appended: the project's own build/ must not
@@ -140,6 +140,12 @@ def shared_images(config, engine_status):
 
 
 @pytest.fixture(scope="session")
+def converter_image(config, shared_images):
+    """The converter image (base + lock/requirements/convert.txt), as `nox -s images` builds it."""
+    return converter.build(config, shared_images["base"], shared_images["rc"])
+
+
+@pytest.fixture(scope="session")
 def runtime_cpu(cpu_graph, shared_images):
     """The cpu runtime image, built (or found up to date) as `nox -s images -- cpu` does."""
     return cpu_graph.nodes["runtime-cpu"].build(shared_images, graph.BuildOptions())
@@ -215,5 +221,6 @@ def cpu_images(cpu_graph, engine_status):
     """Every cpu image (base, rc, runtime, one per pipeline), built or found up to date as
     `nox -s images -- cpu` does, and recorded in the session's record; role -> record."""
     built = cpu_graph.build()
-    images_lock.ImagesLock.read().with_records(built).write()
+    tools = {node.role for node in cpu_graph if not node.bit_for_bit}  # not recorded (as `nox -s images`)
+    images_lock.ImagesLock.read().with_records({role: r for role, r in built.items() if role not in tools}).write()
     return built

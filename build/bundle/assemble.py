@@ -1,7 +1,8 @@
 """`nox -s assemble`: a pipeline's SDK bundle, output/<Name>_sdk/ and output/<Name>_sdk.tar.gz.
 
 server/ is everything Triton needs on a runtime image: the model repository (per-device configs),
-lib/ (hps_server and the pipeline's code), models/ (verified files), pipeline.toml (its settings)
+lib/ (hps_server and the pipeline's code), models/ (verified files; models/<model>/<engine>/ the
+files converted for another engine, verified against lock/conversions.json), pipeline.toml (its settings)
 and server.sh. client/ is the client wheel, its hash-locked requirements and the pipeline's
 command-line client. The pipeline images bake in the same server/ folder. Two runs on the same
 inputs write byte-identical archives: fixed times, owners and modes, sorted entries.
@@ -21,7 +22,7 @@ from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.files import atomic_output
 from hpsforge.core.pipelines import Pipeline
 from hpsforge.core.settings import settings
-from hpsforge.inputs import model_files
+from hpsforge.inputs import conversions, model_files
 from hpsforge.inputs.store import ContentStore
 from hpsforge.locks import pip_locks
 
@@ -52,8 +53,17 @@ def _copy_tree(source: Path, destination: Path) -> None:
     shutil.copytree(source, destination, ignore=IGNORED, dirs_exist_ok=True)
 
 
-def stage_server(name: str, pipeline: Pipeline, destination: Path, store: ContentStore | None = None) -> list[str]:
-    """Write the pipeline's server/ folder; the model names it serves."""
+def stage_server(
+    name: str,
+    pipeline: Pipeline,
+    destination: Path,
+    store: ContentStore | None = None,
+    *,
+    converter: conversions.Converter | None = None,
+    fresh_conversions: bool = False,
+) -> list[str]:
+    """Write the pipeline's server/ folder; the model names it serves. Converted model files come
+    from the store, else from `converter` (without one, a missing file is an error)."""
     folder, sdk_server = settings().pipelines_dir / name, settings().root / "sdk" / "server"
     source = folder / "server"
     names = model_repo.stage(source / "model_repo", destination / "model_repo")
@@ -61,7 +71,9 @@ def stage_server(name: str, pipeline: Pipeline, destination: Path, store: Conten
     _copy_tree(sdk_server / "hps_server", destination / "lib" / "hps_server")
     if (source / "lib").is_dir():
         _copy_tree(source / "lib", destination / "lib")
+    store = store or ContentStore()
     model_files.extract(name, pipeline.models, destination / "models", store)
+    conversions.place(name, pipeline.models, destination / "models", store, converter, fresh=fresh_conversions)
     shutil.copyfile(folder / "pipeline.toml", destination / "pipeline.toml")
     shutil.copyfile(sdk_server / "server.sh", destination / "server.sh")
     (destination / "server.sh").chmod(0o755)
@@ -111,6 +123,7 @@ def assemble(
     client: bool = True,
     output_dir: Path | None = None,
     store: ContentStore | None = None,
+    converter: conversions.Converter | None = None,
 ) -> Path:
     """Write output_dir (default output/)/<Name>_sdk/ and its .tar.gz; the previous bundle stays
     until both are done."""
@@ -122,7 +135,7 @@ def assemble(
         staging.mkdir()
         served, wheel_name = [], "hps_client-*.whl"
         if server:
-            served = stage_server(name, pipeline, staging / "server", store)
+            served = stage_server(name, pipeline, staging / "server", store, converter=converter)
         if client:
             wheel_name = stage_client(name, staging / "client", epoch).name
         (staging / "README.md").write_text(

@@ -26,6 +26,7 @@ class ExitCode(IntEnum):
     PROVENANCE_MISMATCH = 9  # a provenance statement names another digest, or inputs the locks do not pin
     NOT_ENOUGH_REBUILDS = 10  # fewer independent rebuild attestations than `verify --rebuilds N` asks
     MODEL_UNLOADABLE = 11  # new-pipeline: Paddle cannot load the model (or the kind cannot serve it)
+    CONVERSION_FAILED = 12  # a model's converter failed or wrote files that do not load
 
 
 class HpsforgeError(Exception):
@@ -53,6 +54,11 @@ class InputUnavailableError(HpsforgeError):
 
 class HashMismatchError(HpsforgeError):
     exit_code = ExitCode.HASH_MISMATCH
+
+
+class ConvertedMismatchError(HashMismatchError):
+    """A model's converted files differ from lock/conversions.json (names pipeline, model, engine,
+    file and both sha256)."""
 
 
 class DigestMismatchError(HpsforgeError):
@@ -100,3 +106,9 @@ class ModelUnloadableError(HpsforgeError):
     """new-pipeline: real Paddle (in the runtime image) cannot load or run the model."""
 
     exit_code = ExitCode.MODEL_UNLOADABLE
+
+
+class ConversionError(HpsforgeError):
+    """A model's converter (paddle2onnx, OpenVINO) failed or wrote files that do not load."""
+
+    exit_code = ExitCode.CONVERSION_FAILED

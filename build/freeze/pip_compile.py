@@ -22,12 +22,15 @@ from hpsforge.locks.pip_locks import (
     BENCH,
     BENCH_BASE_TARGET,
     CLIENT,
+    CONVERT,
     DOCS,
     PERF_ANALYZER,
     bench_declaration_sha256,
     bench_requirements,
     client_declaration_sha256,
     client_requirements,
+    convert_declaration_sha256,
+    convert_requirements,
     declaration_sha256,
     declared_requirements,
     docs_declaration_sha256,
@@ -108,6 +111,23 @@ def compile_docs_lock(rc_image: ImageRecord, options: IndexOptions) -> str:
         rc_image,
         options,
         "the documentation's tools in docs/requirements.in cannot be resolved together",
+    )
+
+
+def compile_convert_lock(rc_image: ImageRecord, options: IndexOptions) -> str:
+    """The text of a fresh lock/requirements/convert.txt: what the converter image installs."""
+    title = (
+        f"pip requirements of the model converter (converter/requirements.in), compiled with pip-tools in the rc "
+        f"image (CPython {IMAGE_PYTHON}); installed in the converter image only."
+    )
+    return _compile(
+        CONVERT,
+        convert_requirements(),
+        convert_declaration_sha256(),
+        title,
+        rc_image,
+        options,
+        "the converter's tools in converter/requirements.in cannot be resolved together",
     )
 
 

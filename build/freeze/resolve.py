@@ -17,8 +17,10 @@ from hpsforge.core.files import atomic_write_text
 from hpsforge.core.project import Project
 from hpsforge.core.settings import settings
 from hpsforge.freeze import apt, pip_compile, pypi_files, rc_tools
+from hpsforge.freeze import conversions as freeze_conversions
+from hpsforge.images import converter
 from hpsforge.inputs.store import ContentStore
-from hpsforge.locks import pip_locks
+from hpsforge.locks import conversions, pip_locks
 from hpsforge.locks.debian import DebianLock
 from hpsforge.locks.images_lock import ImageRecord
 from hpsforge.locks.kinds import LockKind, select
@@ -37,14 +39,23 @@ class FreezeContext:
     shared_images: SharedImages
     store: ContentStore = field(default_factory=ContentStore)
     pending: dict[str, str] = field(default_factory=dict)
-    _rc: ImageRecord | None = None
+    _shared: dict[str, ImageRecord] | None = None
 
-    def rc_image(self) -> ImageRecord:
-        if self._rc is None:
+    def _images(self) -> dict[str, ImageRecord]:
+        if self._shared is None:
             base_text = self.pending.get("base")
             base_lock = DebianLock.model_validate_json(base_text) if base_text else None
-            self._rc = self.shared_images(base_lock, self.pending.get("rc"))["rc"]
-        return self._rc
+            self._shared = self.shared_images(base_lock, self.pending.get("rc"))
+        return self._shared
+
+    def rc_image(self) -> ImageRecord:
+        return self._images()["rc"]
+
+    def converter(self) -> converter.ImageConverter:
+        """The converter image (built from the committed convert lock), as a converter."""
+        shared, config = self._images(), self.project.config
+        image = converter.build(config, shared["base"], shared["rc"])
+        return converter.ImageConverter(image, config.base.source_date_epoch)
 
 
 Freezer = Callable[[FreezeContext], "str | None"]  # the lock's fresh text (None: the project needs no such lock)
@@ -64,6 +75,10 @@ def _freezer(kind: LockKind, context: FreezeContext) -> Freezer:
         return lambda c: pip_compile.compile_client_lock(c.rc_image(), c.index)
     if kind.name == pip_locks.DOCS:
         return lambda c: pip_compile.compile_docs_lock(c.rc_image(), c.index)
+    if kind.name == pip_locks.CONVERT:
+        return lambda c: pip_compile.compile_convert_lock(c.rc_image(), c.index)
+    if kind.name == conversions.KIND:
+        return lambda c: freeze_conversions.freeze(c.project, c.converter(), c.store, c.pending.get(pip_locks.CONVERT))
     if kind.name == pip_locks.PERF_ANALYZER:
         return lambda c: pip_compile.compile_perf_analyzer_lock(c.rc_image(), c.index)
     if kind.name == pip_locks.BENCH:

@@ -11,6 +11,8 @@ from hpsforge.core.files import canonical_json, sha256_bytes, sha256_file
 from hpsforge.core.pipelines import Pipeline, image_slug
 from hpsforge.core.settings import settings
 from hpsforge.images import buildkit, gpu
+from hpsforge.images.converter import LazyConverter
+from hpsforge.inputs.conversions import Converter
 from hpsforge.inputs.store import scratch_dir
 from hpsforge.locks.images_lock import ImageRecord
 
@@ -55,18 +57,22 @@ def build(
     target: str,
     runtime_image: ImageRecord,
     *,
+    converter: Converter | None = None,
     no_cache: bool = False,
     tag_suffix: str = "",
     backend: buildkit.Backend = buildkit.Backend(),
 ) -> ImageRecord:
-    """Stage the server bundle (model files verified on the way), then build the image on the runtime."""
+    """Stage the server bundle (model files and converted files verified on the way), then build
+    the image on the runtime. no_cache (repro): every conversion is made again, not taken from the store."""
     print(f"hpsforge: staging the {name} server for {target}", flush=True)
     with tempfile.TemporaryDirectory(prefix=f"pipeline-{image_slug(name)}-", dir=scratch_dir()) as tmp:
         context = Path(tmp)
         # Staged at its image path: COPY onto the existing /opt sets every directory's time
         # from the context, where a COPY creating /opt/hps/server would stamp /opt/hps with "now".
         server = context / SERVER_IN_IMAGE.relative_to("/")
-        assemble.stage_server(name, pipeline, server)
+        assemble.stage_server(
+            name, pipeline, server, converter=converter or LazyConverter(config), fresh_conversions=no_cache
+        )
         inputs_sha256 = input_sha256(runtime_image, server)
         suffix, standin = "", gpu.is_standin_reference(runtime_image.reference)
         if standin:  # on a stand-in runtime (tests): tagged and labelled so, never recorded

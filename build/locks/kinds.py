@@ -15,7 +15,7 @@ from typing import Literal
 
 from hpsforge.core.errors import HpsforgeError, StaleLockError, UsageError
 from hpsforge.core.project import Project
-from hpsforge.locks import debian, model_sources, pip_locks, requirements_lock
+from hpsforge.locks import conversions, debian, model_sources, pip_locks, requirements_lock
 
 FREEZE = "nox -s freeze"
 HOST_REFRESH = "nox -s host-lock"
@@ -62,6 +62,15 @@ def _model_sources_problems(project: Project) -> list[str]:
         return [str(error)]
 
 
+def _conversions_problems(project: Project) -> list[str]:
+    if not conversions.has_conversions(project.pipelines):
+        return []
+    try:
+        return conversions.ConversionsLock.read().problems(project.pipelines)
+    except HpsforgeError as error:
+        return [str(error)]
+
+
 def _target_kind(target: str) -> LockKind:
     path, refresh = pip_locks.lock_path(target), pip_locks.refresh_command(target)
     return LockKind(
@@ -81,7 +90,7 @@ def kinds(project: Project) -> list[LockKind]:
     """Every lock of the project, in the order a freeze resolves them."""
     engine_lock, base_lock, rc_lock = debian.engine_lock_path(), debian.base_lock_path(), pip_locks.rc_lock_path()
     client_lock, bench_lock = pip_locks.lock_path(pip_locks.CLIENT), pip_locks.lock_path(pip_locks.BENCH)
-    docs_lock = pip_locks.lock_path(pip_locks.DOCS)
+    docs_lock, convert_lock = pip_locks.lock_path(pip_locks.DOCS), pip_locks.lock_path(pip_locks.CONVERT)
     perf_lock = pip_locks.lock_path(pip_locks.PERF_ANALYZER)
     return [
         LockKind(
@@ -150,6 +159,30 @@ def kinds(project: Project) -> list[LockKind]:
             lambda p: _requirements_problems(
                 docs_lock, pip_locks.docs_declaration_sha256(), pip_locks.refresh_command(pip_locks.DOCS)
             ),
+            None,
+            in_rc=True,
+        ),
+        # The model converter's tools (the converter image only): its converted files are locked in
+        # lock/conversions.json, which records this lock's hash.
+        LockKind(
+            pip_locks.CONVERT,
+            convert_lock,
+            "converter/requirements.in",
+            pip_locks.refresh_command(pip_locks.CONVERT),
+            lambda p: _requirements_problems(
+                convert_lock, pip_locks.convert_declaration_sha256(), pip_locks.refresh_command(pip_locks.CONVERT)
+            ),
+            "image-wheels",
+            in_rc=True,
+        ),
+        # The models' converted files (after the convert lock: its hash is in every entry).
+        LockKind(
+            conversions.KIND,
+            conversions.conversions_lock_path(),
+            "each model's engines and Paddle files in pipelines/*/pipeline.toml, lock/requirements/convert.txt "
+            "and converter/hps_convert.py",
+            conversions.FREEZE,
+            _conversions_problems,
             None,
             in_rc=True,
         ),

@@ -1,4 +1,4 @@
-"""The pip locks: one per device target, the client's, the benchmark's and the documentation's; where
+"""The pip locks: one per device target, the client's, the benchmark's, the documentation's and the converter's; where
 each lives and the declaration it is resolved from (freeze/pip_compile.py compiles them in the rc image)."""
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ BENCH = "bench"
 BENCH_BASE_TARGET = "cpu"  # the bench images are pipeline images of this target plus the bench lock
 # lock/requirements/docs.txt: MkDocs and its theme, installed into `nox -s docs`'s own virtualenv only
 DOCS = "docs"
+# lock/requirements/convert.txt: paddle2onnx, OpenVINO and the Paddle they read, in the converter image only
+CONVERT = "convert"
 # lock/requirements/perf-analyzer.txt: Triton's perf_analyzer (in an old tritonclient wheel), in a host
 # virtualenv of its own for the bench's cross-check
 PERF_ANALYZER = "perf-analyzer"
@@ -45,6 +47,10 @@ def bench_requirements_file() -> Path:
 
 def docs_requirements_file() -> Path:
     return settings().root / "docs" / "requirements.in"
+
+
+def convert_requirements_file() -> Path:
+    return settings().root / "converter" / "requirements.in"
 
 
 def perf_analyzer_requirements_file() -> Path:
@@ -101,6 +107,15 @@ def docs_requirements() -> list[str]:
 
 def docs_declaration_sha256() -> str:
     return sha256_bytes(canonical_json(docs_requirements()).encode())
+
+
+def convert_requirements() -> list[str]:
+    """The requirement lines of converter/requirements.in, sorted."""
+    return _requirement_lines(convert_requirements_file())
+
+
+def convert_declaration_sha256() -> str:
+    return sha256_bytes(canonical_json(convert_requirements()).encode())
 
 
 def perf_analyzer_requirements() -> list[str]:

@@ -29,7 +29,7 @@ from hpsforge.core.reference import ImageReference
 from hpsforge.core.settings import settings
 from hpsforge.images import graph
 from hpsforge.inputs import blobs, wheelhouse
-from hpsforge.locks import debian, pip_locks, requirements_lock
+from hpsforge.locks import conversions, debian, pip_locks, requirements_lock
 from hpsforge.locks.images_lock import ImageRecord
 
 STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
@@ -180,12 +180,22 @@ def _fetched_wheels(target: str) -> dict[str, str]:
 
 
 def _models(name: str, pipeline: Pipeline) -> list[ResourceDescriptor]:
-    return [
+    """Each model file, then each file converted from it (lock/conversions.json) by engine."""
+    models = [
         ResourceDescriptor(
             name=f"model:{name}/{artifact.name}/{path}", uri=artifact.source.url, digest={"sha256": digest}
         )
         for artifact in pipeline.models
         for path, digest in sorted(artifact.files.items())
+    ]
+    if not any(artifact.converted_engines() for artifact in pipeline.models):
+        return models
+    converted = conversions.ConversionsLock.read()
+    return models + [
+        ResourceDescriptor(name=f"converted:{name}/{artifact.name}/{engine}/{file}", digest={"sha256": locked.sha256})
+        for artifact in pipeline.models
+        for engine in artifact.converted_engines()
+        for file, locked in sorted(converted.entry(name, artifact.name, engine).files.items())
     ]
 
 
@@ -278,15 +288,25 @@ def statement(
     )
 
 
+def statement_parents(
+    walk: graph.BuildGraph, node: graph.Node, built: dict[str, ImageRecord]
+) -> dict[str, ImageRecord]:
+    """The parents a statement names by digest: not tool images (the converter), whose outputs it
+    names instead (`converted:` entries, from lock/conversions.json)."""
+    return {parent: built[parent] for parent in node.parents if walk.nodes[parent].bit_for_bit}
+
+
 def write_statements(project: Project, targets: list[str], built: dict[str, ImageRecord]) -> dict[str, bytes]:
     """output/provenance/<role>.intoto.json for every image of the targets' graph that was built;
     role -> the statement's bytes."""
     revision = project_revision()
     written = {}
-    for node in graph.BuildGraph.of(project, targets):
-        if node.role not in built:
+    walk = graph.BuildGraph.of(project, targets)
+    for node in walk:
+        # A tool image (the converter) is never released: what it made is named by its files' sha256.
+        if node.role not in built or not node.bit_for_bit:
             continue
-        parents = {parent: built[parent] for parent in node.parents}
+        parents = statement_parents(walk, node, built)
         statement_ = statement(project, node_of(node, built[node.role]), built[node.role], parents, revision)
         write(statement_)
         written[node.role] = statement_.canonical_bytes()

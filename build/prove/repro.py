@@ -12,6 +12,11 @@ lock/images.lock.json records for the same inputs. Each image gets a verdict:
 | inputs-unavailable | a locked input could not be had, so it was not built          | 4    |
 | not-reproducible   | rebuilt != first, or first != recorded for the same inputs    | 6    |
 
+The converter image is a tool, not bit for bit (it is exported without the timestamp rewrite):
+its verdict is its outputs'. The rebuild converts every model again from nothing (not from the
+store), and a converted file whose bytes differ from lock/conversions.json makes its pipeline
+image not-reproducible, naming the model, engine, file and both hashes.
+
 The run's exit code is its worst verdict's. output/repro/report.json and junit.xml (one testcase
 per image) are written in every case; a mismatch adds output/repro/<role>.txt (layers, then
 files, then diffoscope's text for the differing files where diffoscope is installed).
@@ -36,6 +41,7 @@ from python_on_whales import docker
 from hpsforge.core import proc
 from hpsforge.core.config import Model
 from hpsforge.core.errors import (
+    ConvertedMismatchError,
     DigestMismatchError,
     ExitCode,
     HpsforgeError,
@@ -53,6 +59,7 @@ from hpsforge.locks import images_lock
 from hpsforge.prove import imagediff
 
 FORMAT: Final = "hpsforge-repro/1"
+TOOL_IMAGE: Final = "a tool image, not bit for bit: what it makes is proven against its lock"
 
 
 class Verdict(StrEnum):
@@ -167,9 +174,10 @@ def _store_from_archive(folder: Path) -> Iterator[None]:
 
 
 def _walk(
-    graph: BuildGraph, options: BuildOptions
+    graph: BuildGraph, options: BuildOptions, mismatched: dict[str, str] | None = None
 ) -> tuple[dict[str, images_lock.ImageRecord], dict[str, str], dict[str, float]]:
-    """Build every node; an input that cannot be had marks that node and its descendants."""
+    """Build every node; an input that cannot be had marks that node and its descendants. With
+    `mismatched`, converted files that differ from their lock mark the node there (not-reproducible)."""
     built: dict[str, images_lock.ImageRecord] = {}
     unavailable: dict[str, str] = {}
     seconds: dict[str, float] = {}
@@ -183,6 +191,10 @@ def _walk(
             built[node.role] = node.build({parent: built[parent] for parent in node.parents}, options)
         except InputUnavailableError as error:
             unavailable[node.role] = error.message
+        except ConvertedMismatchError as error:
+            if mismatched is None:
+                raise
+            mismatched[node.role] = error.message
         seconds[node.role] = time.monotonic() - started
     return built, unavailable, seconds
 
@@ -236,12 +248,13 @@ def run(
     print(
         f"hpsforge: repro: rebuilding every image from nothing (fresh rootfs, no BuildKit cache, {origin})", flush=True
     )
-    rebuild = BuildOptions(no_cache=True, tag_suffix="-repro")
+    rebuild = BuildOptions(no_cache=True, tag_suffix="-repro")  # no_cache: every model converted again
+    mismatched: dict[str, str] = {}
     if from_archive is not None:
         with _store_from_archive(from_archive):
-            rebuilt, unavailable_again, seconds = _walk(graph, rebuild)
+            rebuilt, unavailable_again, seconds = _walk(graph, rebuild, mismatched)
     else:
-        rebuilt, unavailable_again, seconds = _walk(graph, rebuild)
+        rebuilt, unavailable_again, seconds = _walk(graph, rebuild, mismatched)
     report_dir = report_dir or default_report_dir()
     report_dir.mkdir(parents=True, exist_ok=True)
     images = []
@@ -250,6 +263,10 @@ def run(
         verdict, reason, recorded_digest = _verdict(
             first.get(node.role), rebuilt.get(node.role), recorded.get(node.role), reason
         )
+        if node.role in mismatched:
+            verdict, reason = Verdict.NOT_REPRODUCIBLE, mismatched[node.role]
+        elif not node.bit_for_bit and verdict is not Verdict.INPUTS_UNAVAILABLE:
+            verdict, reason = Verdict.REPRODUCIBLE, TOOL_IMAGE
         difference = None
         if (
             verdict is Verdict.NOT_REPRODUCIBLE

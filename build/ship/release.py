@@ -8,7 +8,7 @@ session fails naming each one. The tools' images (base, rc) stay home.
 from __future__ import annotations
 
 from hpsforge.core.errors import HpsforgeError
-from hpsforge.images import base, rc
+from hpsforge.images import base, converter, rc
 from hpsforge.locks import images_lock
 from hpsforge.ship import registry, signing
 
@@ -27,7 +27,7 @@ def push_and_sign(
     released = dict(built)
     unsigned = []
     for role, image in built.items():
-        if role in (base.ROLE, rc.ROLE):
+        if role in (base.ROLE, rc.ROLE, converter.ROLE):  # tools, never released
             continue
         released[role] = registry.push(image, prefix)
         if private is not None and released[role].pushed:

@@ -10,7 +10,7 @@ import pytest
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.project import Project
 from hpsforge.core.settings import PROJECT_ROOT
-from hpsforge.locks import debian, model_sources, pip_locks, requirements_lock
+from hpsforge.locks import conversions, debian, model_sources, pip_locks, requirements_lock
 from hpsforge.locks import kinds as lock_kinds
 
 HASH = "c" * 64
@@ -38,6 +38,7 @@ def fresh(project, monkeypatch, tmp_path):
     shutil.copyfile(PROJECT_ROOT / "bench" / "perf-analyzer.in", tmp_path / "bench" / "perf-analyzer.in")
     (tmp_path / "docs").mkdir()
     shutil.copyfile(PROJECT_ROOT / "docs" / "requirements.in", tmp_path / "docs" / "requirements.in")
+    shutil.copytree(PROJECT_ROOT / "converter", tmp_path / "converter")
     monkeypatch.setenv("HPSFORGE_PROJECT", str(tmp_path))
     for path, declared in (
         (debian.engine_lock_path(), config.engine.declaration_sha256()),
@@ -49,6 +50,7 @@ def fresh(project, monkeypatch, tmp_path):
         pip_locks.lock_path(pip_locks.CLIENT): pip_locks.client_declaration_sha256(),
         pip_locks.lock_path(pip_locks.BENCH): pip_locks.bench_declaration_sha256(),
         pip_locks.lock_path(pip_locks.DOCS): pip_locks.docs_declaration_sha256(),
+        pip_locks.lock_path(pip_locks.CONVERT): pip_locks.convert_declaration_sha256(),
         pip_locks.lock_path(pip_locks.PERF_ANALYZER): pip_locks.perf_analyzer_declaration_sha256(),
         **{
             pip_locks.lock_path(target): pip_locks.declaration_sha256(config, pipelines, target)
@@ -63,6 +65,15 @@ def fresh(project, monkeypatch, tmp_path):
         .model_copy(update={"input_sha256": model_sources.declaration_sha256(pipelines)})
         .canonical_text()
     )
+    lock_sha256, script_sha256 = conversions.converter_environment()  # the convert lock as re-headed
+    converted = conversions.ConversionsLock.read()
+    for models in converted.pipelines.values():
+        for engines in models.values():
+            for engine, entry in engines.items():
+                engines[engine] = entry.model_copy(
+                    update={"convert_lock_sha256": lock_sha256, "script_sha256": script_sha256}
+                )
+    conversions.conversions_lock_path().write_text(converted.canonical_text())
     assert lock_kinds.problems(project) == []
     return tmp_path / "lock"
 
@@ -122,6 +133,53 @@ def test_changed_docs_requirement_makes_exactly_the_docs_lock_stale(project, fre
     assert len(found) == 1, found
     assert str(fresh / "requirements" / "docs.txt") in found[0] and "nox -s freeze -- docs" in found[0]
     assert "stale" in found[0]
+
+
+def _changed_model(project, pipeline: str, model: str, **update):
+    changed = dict(project.pipelines)
+    models = [
+        artifact.model_copy(update=update) if artifact.name == model else artifact
+        for artifact in changed[pipeline].models
+    ]
+    changed[pipeline] = changed[pipeline].model_copy(update={"models": models})
+    return Project(project.config, changed)
+
+
+def test_a_changed_paddle_file_makes_exactly_the_conversions_lock_stale(project, fresh):
+    artifact = next(model for model in project.pipelines["OCR"].models if model.name == "text_detection")
+    files = {path: (HASH if path.endswith(".pdiparams") else sha) for path, sha in artifact.files.items()}
+    found = lock_kinds.problems(_changed_model(project, "OCR", "text_detection", files=files))
+    assert len(found) == 2, found  # onnxruntime and openvino
+    assert all(
+        "conversions.json is stale" in line and "OCR/text_detection's Paddle files changed" in line for line in found
+    )
+    assert all("nox -s freeze -- conversions" in line for line in found)
+
+
+def test_a_dropped_or_added_engine_makes_the_conversions_lock_stale(project, fresh):
+    found = lock_kinds.problems(_changed_model(project, "OCR", "text_detection", engines=["paddle", "onnxruntime"]))
+    assert len(found) == 1, found
+    assert "locks conversions no model declares: OCR/text_detection openvino" in found[0]
+    changed = _changed_model(project, "OCR", "text_detection", engines=["paddle", "onnxruntime"])
+    lock = conversions.ConversionsLock.read()
+    del lock.pipelines["OCR"]["text_recognition"]["openvino"]
+    conversions.conversions_lock_path().write_text(lock.canonical_text())
+    found = lock_kinds.problems(changed)
+    assert any("OCR/text_recognition declares openvino, which has no conversion locked" in line for line in found), (
+        found
+    )
+
+
+def test_a_changed_converter_makes_the_convert_and_conversions_locks_stale(project, fresh):
+    declaration = fresh.parent / "converter" / "requirements.in"
+    declaration.write_text(declaration.read_text().replace("paddlepaddle==3.2.1", "paddlepaddle==3.3.1"))
+    found = lock_kinds.problems(project)
+    assert len(found) == 1 and "nox -s freeze -- convert`" in found[0], found  # the convert lock's header
+    lock = pip_locks.lock_path(pip_locks.CONVERT)
+    lock.write_text(_refresh_header(lock.read_text(), pip_locks.convert_declaration_sha256()) + "# re-locked\n")
+    found = lock_kinds.problems(project)
+    assert found and all("made by another converter" in line for line in found), found
+    assert all("nox -s freeze -- conversions" in line for line in found)
 
 
 def test_changed_perf_analyzer_wheel_makes_exactly_its_lock_stale(project, fresh):
@@ -279,6 +337,8 @@ def test_every_lock_kind_of_the_registry_is_checked(project, fresh):
         "client",
         "bench",
         "docs",
+        "convert",
+        "conversions",
         "perf-analyzer",
         "host",
     ]
@@ -306,6 +366,8 @@ def test_freeze_selects_locks_by_name(project):
         "client",
         "bench",
         "docs",
+        "convert",
+        "conversions",
         "perf-analyzer",
     ]
     assert [kind.name for kind in lock_kinds.select(project, ["gpu", "engine"])] == ["engine", "gpu"]

@@ -9,7 +9,7 @@ import pytest
 from hpsforge.core.files import sha256_file
 from hpsforge.core.project import Project
 from hpsforge.images import graph
-from hpsforge.locks import debian, images_lock, pip_locks
+from hpsforge.locks import conversions, debian, images_lock, pip_locks
 from hpsforge.prove import provenance
 
 
@@ -30,12 +30,13 @@ def recorded():
 
 
 def _statement(project, recorded, role):
-    node = graph.BuildGraph.of(project, ["cpu"]).nodes[role]
+    walk = graph.BuildGraph.of(project, ["cpu"])
+    node = walk.nodes[role]
     return provenance.statement(
         project,
         provenance.node_of(node, recorded[role]),
         recorded[role],
-        {parent: recorded[parent] for parent in node.parents},
+        provenance.statement_parents(walk, node, recorded),
         "0123456789abcdef0123456789abcdef01234567",
     )
 
@@ -89,6 +90,11 @@ def test_a_pipeline_statement_lists_its_model_files(project, recorded):
     models = [name for name in names if name.startswith("model:")]
     assert models and all(name.startswith("model:OCR/") for name in models)
     assert "image:runtime-cpu" in names
+    # its converted files by sha256 (lock/conversions.json), not the converter image that made them
+    digests = {d.name: d.digest.get("sha256") for d in statement.predicate.build_definition.resolved_dependencies}
+    locked = conversions.ConversionsLock.read().entry("OCR", "text_recognition", "openvino").files
+    assert digests["converted:OCR/text_recognition/openvino/model.bin"] == locked["model.bin"].sha256
+    assert "image:converter" not in names
 
 
 def test_the_current_locks_show_no_drift(project, recorded):

@@ -15,6 +15,7 @@ from hpsforge.core.pipelines import Pipeline, image_slug
 from hpsforge.core.settings import settings
 from hpsforge.images import buildkit, pipeline_images
 from hpsforge.images.containers import fetch_wheelhouse
+from hpsforge.images.converter import LazyConverter
 from hpsforge.inputs.store import scratch_dir
 from hpsforge.locks import images_lock, pip_locks
 
@@ -40,7 +41,7 @@ def bench_image(
     with tempfile.TemporaryDirectory(prefix=f"bench-{image_slug(name)}-", dir=scratch_dir()) as tmp:
         context = Path(tmp)
         server = context / pipeline_images.SERVER_IN_IMAGE.relative_to("/")
-        assemble.stage_server(name, pipeline, server)
+        assemble.stage_server(name, pipeline, server, converter=LazyConverter(config))
         if pipeline_images.input_sha256(runtime_image, server) != pipeline_image.input_sha256:
             raise HpsforgeError(
                 f"{pipeline_image.reference} was not built from the current {name} sources",
