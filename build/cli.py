@@ -32,6 +32,7 @@ from hpsforge.locks import images_lock
 from hpsforge.locks import kinds as lock_kinds
 from hpsforge.prove import conformance, lint, provenance, repro, sbom
 from hpsforge.prove import release as prove_release
+from hpsforge.ship import engines as ship_engines
 from hpsforge.ship import registry, release, serve, signing
 
 
@@ -619,9 +620,17 @@ def run_serve(argv: list[str]) -> None:
         metavar="NAME@sha256:DIGEST",
         help="pull and run exactly this image (e.g. the `pushed` reference of the record)",
     )
+    parser.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="[MODEL=]ENGINE",
+        help="paddle, onnxruntime or openvino for every model declaring it, or MODEL=ENGINE for one (repeatable)",
+    )
     options = parser.parse_args(argv)
     project = Project.load()
-    select(project.pipelines, [options.name])
+    chosen = select(project.pipelines, [options.name])
+    overrides = ship_engines.overrides(options.name, chosen[options.name], options.engine)
     project.config.target(options.target)
     engine.ensure(project.config.engine)
     image = registry.pull(options.image) if options.image else None
@@ -631,6 +640,7 @@ def run_serve(argv: list[str]) -> None:
         options.host,
         {"http": options.http_port, "grpc": options.grpc_port, "metrics": options.metrics_port},
         image=image,
+        engines=overrides,
     )
 
 
@@ -689,6 +699,13 @@ def run_deploy(argv: list[str]) -> None:
         help="admission policies (policy-controller, Kyverno) admitting the image only when signed with --key",
     )
     parser.add_argument("--key", type=Path, help="the release public key for --policy (PEM, ECDSA P-256: PREFIX.pub)")
+    parser.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="[MODEL=]ENGINE",
+        help="paddle, onnxruntime or openvino for every model declaring it, or MODEL=ENGINE for one (repeatable)",
+    )
     options = parser.parse_args(argv)
     project = Project.load()
     chosen = _chosen_pipelines(project, options, "deploy")
@@ -704,6 +721,9 @@ def run_deploy(argv: list[str]) -> None:
         raise UsageError("--key is the key of --policy: give --policy too, or leave --key out")
     if options.image and len(chosen) != 1:
         raise UsageError("--image names one pipeline's image: name exactly one pipeline")
+    engine_overrides = {
+        name: ship_engines.overrides(name, pipeline, options.engine) for name, pipeline in chosen.items()
+    }
     project.config.target(options.target)
     image = deploy.check_image(options.image) if options.image else None
     key = admission.ReleaseKey.read(options.key) if options.policy else None
@@ -712,4 +732,4 @@ def run_deploy(argv: list[str]) -> None:
         for name in chosen:
             admission.repository(image or deploy.recorded_image(name, options.target))
     for name, pipeline in chosen.items():
-        deploy.deploy(name, pipeline, options.target, kinds, image, options.output, key)
+        deploy.deploy(name, pipeline, options.target, kinds, image, options.output, key, engine_overrides[name])
