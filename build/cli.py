@@ -24,13 +24,13 @@ from hpsforge.core.pipelines import Pipeline, select
 from hpsforge.core.project import Project
 from hpsforge.docs import site
 from hpsforge.freeze import host_lock, pip_compile, resolve
-from hpsforge.images import buildkit, engine, gpu, graph, new_pipeline, rc, runtime, sizes
+from hpsforge.images import buildkit, engine, gpu, graph, new_pipeline, pipeline_images, rc, runtime, sizes
 from hpsforge.images.containers import ImageWheelsets, fetch_wheelhouse
 from hpsforge.inputs import archive, blobs, model_files
 from hpsforge.inputs.store import ContentStore, scratch_dir
 from hpsforge.locks import images_lock
 from hpsforge.locks import kinds as lock_kinds
-from hpsforge.prove import conformance, lint, provenance, repro, sbom
+from hpsforge.prove import conformance, lint, parity, provenance, repro, sbom
 from hpsforge.prove import release as prove_release
 from hpsforge.ship import engines as ship_engines
 from hpsforge.ship import registry, release, serve, signing
@@ -227,6 +227,11 @@ def run_images(argv: list[str]) -> None:
             "they are never pushed like a release",
             hint="put NVIDIA's tarballs in vendor_blobs/files and unset HPSFORGE_BLOB_MANIFEST",
         )
+    # Parity before anything is recorded: a default engine that differs from Paddle is refused.
+    for name, pipeline in project.pipelines.items():
+        record = built.get(pipeline_images.role(name, "cpu"))
+        if record is not None and any(model.converted_engines() for model in pipeline.models):
+            parity.check(name, pipeline, record.reference)
     images_lock.ImagesLock.read().with_records(
         {role: record for role, record in built.items() if role not in standins}
     ).write()

@@ -26,6 +26,7 @@ class ExitCode(IntEnum):
     PROVENANCE_MISMATCH = 9  # a provenance statement names another digest, or inputs the locks do not pin
     NOT_ENOUGH_REBUILDS = 10  # fewer independent rebuild attestations than `verify --rebuilds N` asks
     MODEL_UNLOADABLE = 11  # new-pipeline: Paddle cannot load the model (or the kind cannot serve it)
+    PARITY = 13  # a model's default engine differs from Paddle beyond its tolerance, or fails the goldens
 
 
 class HpsforgeError(Exception):
@@ -100,3 +101,9 @@ class ModelUnloadableError(HpsforgeError):
     """new-pipeline: real Paddle (in the runtime image) cannot load or run the model."""
 
     exit_code = ExitCode.MODEL_UNLOADABLE
+
+
+class ParityError(HpsforgeError):
+    """A model's default engine fails parity with Paddle (names pipeline, model, engine, difference)."""
+
+    exit_code = ExitCode.PARITY

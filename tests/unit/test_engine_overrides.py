@@ -12,7 +12,7 @@ from hpsforge.core.project import Project
 from hpsforge.ship import deploy, engines
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sdk" / "server"))
-from hps_server import engines as server_engines  # noqa: E402
+from hps_server import engines as server_engines
 
 
 @pytest.fixture(scope="module")

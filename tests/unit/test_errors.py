@@ -26,6 +26,7 @@ KINDS = [
     errors.ProvenanceMismatchError,
     errors.NotEnoughRebuildsError,
     errors.ModelUnloadableError,
+    errors.ParityError,
 ]
 
 
