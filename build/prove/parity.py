@@ -128,6 +128,9 @@ def table(report: ParityReport) -> str:
             lines.append(f"{model.model:24} {result.engine:12} {diff:>11} {tolerance:>10}  {verdict}{default}")
     lines.append(f"{'engine':12} {'goldens':>9}  answers vs paddle")
     for run in report.runs:
+        if run.cases == 0:  # the models did not load on this engine
+            lines.append(f"{run.engine:12} {'not run':>9}  {'; '.join(run.failures)[:200]}")
+            continue
         passed = f"{run.cases - len({failure.split(':')[0] for failure in run.failures})}/{run.cases}"
         same = "same" if not run.differing_cases else f"differ in {', '.join(run.differing_cases)}"
         lines.append(f"{run.engine:12} {passed:>9}  {same}")
