@@ -50,7 +50,7 @@ def test_a_model_override_the_model_does_not_declare_is_an_error_naming_both():
 
 @pytest.mark.parametrize("variable", ["HPS_ENGINE", "HPS_ENGINE_DET"])
 def test_an_unknown_engine_is_an_error(variable):
-    with pytest.raises(EngineError, match="unknown engine"):
+    with pytest.raises(EngineError, match="unknown engine for model 'det'"):
         choose("det", ALL, {variable: "tensorrt"})
 
 

@@ -73,9 +73,9 @@ class Declared:
         return cls(engines, str(entry.get("engine") or PADDLE))
 
 
-def _known(engine: str, where: str) -> str:
+def _known(engine: str, where: str, model: str) -> str:
     if engine not in ENGINES:
-        raise EngineError(f"{where}={engine!r}: unknown engine (one of {', '.join(ENGINES)})")
+        raise EngineError(f"{where}={engine!r}: unknown engine for model {model!r} (one of {', '.join(ENGINES)})")
     return engine
 
 
@@ -85,12 +85,12 @@ def choose(model: str, declared: Declared, environ: Mapping[str, str] | None = N
     environ = os.environ if environ is None else environ
     name = variable(model)
     if own := environ.get(name, "").strip():
-        if _known(own, name) not in declared.engines:
+        if _known(own, name, model) not in declared.engines:
             raise EngineError(f"{name}={own}: model {model!r} does not declare engine {own!r} "
                               f"(its engines: {', '.join(declared.engines)})")
         return own, name
     if every := environ.get(ENGINE_VARIABLE, "").strip():
-        if _known(every, ENGINE_VARIABLE) in declared.engines:
+        if _known(every, ENGINE_VARIABLE, model) in declared.engines:
             return every, ENGINE_VARIABLE
         return declared.default, f"its default ({ENGINE_VARIABLE}={every} is not one of its engines)"
     return declared.default, "its default"
