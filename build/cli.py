@@ -25,14 +25,15 @@ from hpsforge.core.pipelines import Engine, Pipeline, select
 from hpsforge.core.project import Project
 from hpsforge.docs import site
 from hpsforge.freeze import host_lock, pip_compile, resolve
-from hpsforge.images import buildkit, converter, engine, gpu, graph, new_pipeline, rc, runtime, sizes
+from hpsforge.images import buildkit, converter, engine, gpu, graph, new_pipeline, pipeline_images, rc, runtime, sizes
 from hpsforge.images.containers import ImageWheelsets, fetch_wheelhouse
 from hpsforge.inputs import archive, blobs, model_files
 from hpsforge.inputs.store import ContentStore, scratch_dir
 from hpsforge.locks import images_lock
 from hpsforge.locks import kinds as lock_kinds
-from hpsforge.prove import conformance, lint, provenance, repro, sbom
+from hpsforge.prove import conformance, lint, parity, provenance, repro, sbom
 from hpsforge.prove import release as prove_release
+from hpsforge.ship import engines as ship_engines
 from hpsforge.ship import registry, release, serve, signing
 
 
@@ -226,6 +227,11 @@ def run_images(argv: list[str]) -> None:
             "they are never pushed like a release",
             hint="put NVIDIA's tarballs in vendor_blobs/files and unset HPSFORGE_BLOB_MANIFEST",
         )
+    # Parity before anything is recorded: a default engine that differs from Paddle is refused.
+    for name, pipeline in project.pipelines.items():
+        record = built.get(pipeline_images.role(name, "cpu"))
+        if record is not None and any(model.converted_engines() for model in pipeline.models):
+            parity.check(name, pipeline, record.reference)
     # A tool image that is not bit for bit (the converter) is not recorded: the record is what two
     # machines agree on, and the converter's outputs are locked by their own hashes.
     tools = {node.role for node in walk if not node.bit_for_bit}
@@ -655,9 +661,17 @@ def run_serve(argv: list[str]) -> None:
         metavar="NAME@sha256:DIGEST",
         help="pull and run exactly this image (e.g. the `pushed` reference of the record)",
     )
+    parser.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="[MODEL=]ENGINE",
+        help="paddle, onnxruntime or openvino for every model declaring it, or MODEL=ENGINE for one (repeatable)",
+    )
     options = parser.parse_args(argv)
     project = Project.load()
-    select(project.pipelines, [options.name])
+    chosen = select(project.pipelines, [options.name])
+    overrides = ship_engines.overrides(options.name, chosen[options.name], options.engine)
     project.config.target(options.target)
     engine.ensure(project.config.engine)
     image = registry.pull(options.image) if options.image else None
@@ -667,6 +681,7 @@ def run_serve(argv: list[str]) -> None:
         options.host,
         {"http": options.http_port, "grpc": options.grpc_port, "metrics": options.metrics_port},
         image=image,
+        engines=overrides,
     )
 
 
@@ -725,6 +740,13 @@ def run_deploy(argv: list[str]) -> None:
         help="admission policies (policy-controller, Kyverno) admitting the image only when signed with --key",
     )
     parser.add_argument("--key", type=Path, help="the release public key for --policy (PEM, ECDSA P-256: PREFIX.pub)")
+    parser.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="[MODEL=]ENGINE",
+        help="paddle, onnxruntime or openvino for every model declaring it, or MODEL=ENGINE for one (repeatable)",
+    )
     options = parser.parse_args(argv)
     project = Project.load()
     chosen = _chosen_pipelines(project, options, "deploy")
@@ -740,6 +762,9 @@ def run_deploy(argv: list[str]) -> None:
         raise UsageError("--key is the key of --policy: give --policy too, or leave --key out")
     if options.image and len(chosen) != 1:
         raise UsageError("--image names one pipeline's image: name exactly one pipeline")
+    engine_overrides = {
+        name: ship_engines.overrides(name, pipeline, options.engine) for name, pipeline in chosen.items()
+    }
     project.config.target(options.target)
     image = deploy.check_image(options.image) if options.image else None
     key = admission.ReleaseKey.read(options.key) if options.policy else None
@@ -748,4 +773,4 @@ def run_deploy(argv: list[str]) -> None:
         for name in chosen:
             admission.repository(image or deploy.recorded_image(name, options.target))
     for name, pipeline in chosen.items():
-        deploy.deploy(name, pipeline, options.target, kinds, image, options.output, key)
+        deploy.deploy(name, pipeline, options.target, kinds, image, options.output, key, engine_overrides[name])

@@ -27,6 +27,7 @@ class ExitCode(IntEnum):
     NOT_ENOUGH_REBUILDS = 10  # fewer independent rebuild attestations than `verify --rebuilds N` asks
     MODEL_UNLOADABLE = 11  # new-pipeline: Paddle cannot load the model (or the kind cannot serve it)
     CONVERSION_FAILED = 12  # a model's converter failed or wrote files that do not load
+    PARITY = 13  # a model's default engine differs from Paddle beyond its tolerance, or fails the goldens
 
 
 class HpsforgeError(Exception):
@@ -112,3 +113,9 @@ class ConversionError(HpsforgeError):
     """A model's converter (paddle2onnx, OpenVINO) failed or wrote files that do not load."""
 
     exit_code = ExitCode.CONVERSION_FAILED
+
+
+class ParityError(HpsforgeError):
+    """A model's default engine fails parity with Paddle (names pipeline, model, engine, difference)."""
+
+    exit_code = ExitCode.PARITY

@@ -169,7 +169,13 @@ def _get(path: str) -> Manifest:
 
 
 def _container(
-    container_name: str, image: str, slug: str, target: str, params: DeployParameters, sizing: Sizing
+    container_name: str,
+    image: str,
+    slug: str,
+    target: str,
+    params: DeployParameters,
+    sizing: Sizing,
+    engines: dict[str, str] | None = None,
 ) -> Manifest:
     env: list[Manifest] = []
     if target in model_repo.DEVICES:
@@ -185,6 +191,8 @@ def _container(
             "valueFrom": {"secretKeyRef": {"name": f"hps-{slug}-admin-key", "key": ADMIN_SECRET_KEY}},
         },
     ]
+    # The deployment's engine choice (`--engine`), read by hps_server when each model loads.
+    env += [{"name": variable, "value": engine} for variable, engine in sorted((engines or {}).items())]
     mounts = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "dshm", "mountPath": "/dev/shm"}]
     if params.state:
         env.append({"name": "HPS_STATE_DIR", "value": STATE_DIR})
@@ -291,7 +299,9 @@ def _strategy(params: DeployParameters) -> Manifest:
     return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
 
-def kubernetes_manifests(name: str, params: DeployParameters, target: str, image: str) -> dict[str, Manifest]:
+def kubernetes_manifests(
+    name: str, params: DeployParameters, target: str, image: str, engines: dict[str, str] | None = None
+) -> dict[str, Manifest]:
     slug, sizing = image_slug(name), Sizing.of(name, params)
     full = f"hps-{slug}"
     deployment_spec: Manifest = {
@@ -306,7 +316,9 @@ def kubernetes_manifests(name: str, params: DeployParameters, target: str, image
                     "prometheus.io/path": "/metrics",
                 },
             },
-            "spec": _pod_spec([_container("server", image, slug, target, params, sizing)], slug, params, sizing),
+            "spec": _pod_spec(
+                [_container("server", image, slug, target, params, sizing, engines)], slug, params, sizing
+            ),
         },
     }
     if not _scales(params):
@@ -372,7 +384,9 @@ def kubernetes_manifests(name: str, params: DeployParameters, target: str, image
     return documents
 
 
-def kserve_manifests(name: str, params: DeployParameters, target: str, image: str) -> dict[str, Manifest]:
+def kserve_manifests(
+    name: str, params: DeployParameters, target: str, image: str, engines: dict[str, str] | None = None
+) -> dict[str, Manifest]:
     """A ServingRuntime that runs the image (the models are in it: no storageUri) and an
     InferenceService of it, in KServe's Standard (raw Deployment) mode, which serves all three ports."""
     slug, sizing = image_slug(name), Sizing.of(name, params)
@@ -383,7 +397,7 @@ def kserve_manifests(name: str, params: DeployParameters, target: str, image: st
         "protocolVersions": ["v2", "grpc-v2"],
         "annotations": {"prometheus.kserve.io/port": str(PORTS["metrics"]), "prometheus.kserve.io/path": "/metrics"},
         # KServe's Service sends port 80 to the first port (http) and keeps the others as they are.
-        "containers": [_container("kserve-container", image, slug, target, params, sizing)],
+        "containers": [_container("kserve-container", image, slug, target, params, sizing, engines)],
         "volumes": _volumes(slug, params, sizing),
     }
     pod = _pod_spec([], slug, params, sizing)
@@ -496,13 +510,15 @@ def render(
     kinds: tuple[str, ...],
     command: str,
     key: admission.ReleaseKey | None = None,
+    engines: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Every file of output/deploy/<name>/, by relative path; with `key`, the admission policies too."""
+    """Every file of output/deploy/<name>/, by relative path; with `key`, the admission policies too;
+    `engines` the HPS_ENGINE* variables of `--engine`."""
     params, sizing = pipeline.deploy, Sizing.of(name, pipeline.deploy)
     builders = {"kubernetes": kubernetes_manifests, "kserve": kserve_manifests}
     files = {}
     for kind in kinds:
-        for filename, document in builders[kind](name, params, target, image).items():
+        for filename, document in builders[kind](name, params, target, image, engines).items():
             files[f"{kind}/{filename}"] = _yaml(document, command)
     policy = ""
     if key is not None:
@@ -537,6 +553,15 @@ def render(
     return dict(sorted(files.items()))
 
 
+def _engine_arguments(engines: dict[str, str] | None) -> list[str]:
+    """The `--engine` values that give these variables (for the command the manifests name)."""
+    values = []
+    for variable, engine in sorted((engines or {}).items()):
+        model = variable.removeprefix("HPS_ENGINE").removeprefix("_").lower()
+        values.append(f"{model}={engine}" if model else engine)
+    return values
+
+
 def write(name: str, files: dict[str, str], output_dir: Path | None = None) -> Path:
     """Write output_dir/<name>/; the previous folder stays until every file of the new one is written."""
     output_dir = output_dir or settings().output_dir / "deploy"
@@ -563,6 +588,7 @@ def deploy(
     image: str | None = None,
     output_dir: Path | None = None,
     key: admission.ReleaseKey | None = None,
+    engines: dict[str, str] | None = None,
 ) -> Path:
     """`nox -s deploy`: write output/deploy/<name>/ for `image` (default: the recorded digest), with
     the admission policies for `key` when given; say what it holds."""
@@ -576,9 +602,10 @@ def deploy(
             *(["--policy", "--key", str(key.path)] if key is not None else []),
             *(["--image", image] if given else []),
             *(["--target", target] if target != "cpu" else []),
+            *(f"--engine {value}" for value in _engine_arguments(engines)),
         ]
     )
-    folder = write(name, render(name, pipeline, target, image, kinds, command, key), output_dir)
+    folder = write(name, render(name, pipeline, target, image, kinds, command, key, engines), output_dir)
     print(f"hpsforge: {name}: wrote {folder}/ ({image})", flush=True)
     for path in sorted(folder.rglob("*.yaml")):
         print(f"  {path.relative_to(folder)}")

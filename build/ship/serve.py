@@ -29,9 +29,10 @@ def start(
     ports: dict[str, int],
     timeout_s: float = READY_TIMEOUT_S,
     image: str | None = None,
+    engines: dict[str, str] | None = None,
 ) -> str:
     """Run `image` (default: the recorded image of `name` for `target`), wait until ready; its
-    container name."""
+    container name. `engines`: the HPS_ENGINE* variables of `--engine` (ship/engines.py)."""
     role = pipeline_images.role(name, target)
     record = images_lock.ImagesLock.read().images.get(role)
     if image is not None:
@@ -54,6 +55,7 @@ def start(
             shm_size="256m",
             publish=[(f"{host}:{ports[kind]}", port) for kind, port in CONTAINER_PORTS.items()],
             volumes=[(f"{container}-state", STATE_IN_CONTAINER)],
+            envs=dict(engines or {}),
         )
     except DockerException as error:
         raise HpsforgeError(f"cannot start {record.reference}: {(error.stderr or '').strip()[-400:]}") from None
@@ -70,7 +72,12 @@ def start(
         docker.container.remove(container, force=True)
         why = "exited" if error.reason == "exited" else f"was not ready after {timeout_s:.0f} s"
         raise HpsforgeError(f"{container} {why}; the end of its log:\n{logs}") from None
-    print(f"hpsforge: {name} ({target}) ready in {seconds:.1f} s", flush=True)
+    chosen = ", ".join(f"{variable}={engine}" for variable, engine in sorted((engines or {}).items()))
+    print(
+        f"hpsforge: {name} ({target}) ready in {seconds:.1f} s"
+        + (f" with {chosen}" if chosen else " on each model's default engine"),
+        flush=True,
+    )
     print(f"  HTTP     http://{host}:{ports['http']}   (e.g. /v2/models/<model>/infer)")
     print(f"  gRPC     {host}:{ports['grpc']}")
     print(f"  metrics  http://{host}:{ports['metrics']}/metrics")

@@ -103,8 +103,11 @@ def _with_port_offset(address: str, offset: int) -> str:
     return f"{host}:{int(port) + offset}"
 
 
-def start_container(image: str, pipeline: str, timeout_s: float = READY_TIMEOUT_S, **kwargs) -> Endpoint:
-    """Start `image` and wait until Triton says ready; its log is in the error if it never is."""
+def start_container(
+    image: str, pipeline: str, timeout_s: float = READY_TIMEOUT_S, env: dict[str, str] | None = None, **kwargs
+) -> Endpoint:
+    """Start `image` (with `env` added, e.g. HPS_ENGINE) and wait until Triton says ready; its log
+    is in the error if it never is."""
     from testcontainers.core.container import DockerContainer
 
     container = (
@@ -113,6 +116,8 @@ def start_container(image: str, pipeline: str, timeout_s: float = READY_TIMEOUT_
         .with_env("HPS_ADMIN_KEY", ADMIN_KEY)
         .with_kwargs(shm_size=SHM_SIZE, **kwargs)
     )
+    for name, value in (env or {}).items():
+        container = container.with_env(name, value)
     try:
         container.start()
     except Exception as error:  # e.g. it exited at once: say why, with its log

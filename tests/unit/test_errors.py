@@ -27,6 +27,7 @@ KINDS = [
     errors.NotEnoughRebuildsError,
     errors.ModelUnloadableError,
     errors.ConversionError,
+    errors.ParityError,
 ]
 
 

@@ -7,8 +7,9 @@ inside a dynamic batch. A pipeline supplies a pydantic Request model and an `inf
 """
 
 from hps_server.context import ServerContext
+from hps_server.engines import EngineError, Predictor
 from hps_server.errors import RequestError
 from hps_server.models import JsonModel, TensorModel
 from hps_server.predictor import paddle_predictor
 
-__all__ = ["JsonModel", "RequestError", "ServerContext", "TensorModel", "paddle_predictor"]
+__all__ = ["EngineError", "JsonModel", "Predictor", "RequestError", "ServerContext", "TensorModel", "paddle_predictor"]

@@ -44,6 +44,8 @@ class ServerContext:
     device_id: int = 0
     threads: int = field(default_factory=_default_threads)
     settings: dict = field(default_factory=dict)
+    # pipeline.toml's [[models]] entries by name: the engines each declares and its default.
+    models: dict = field(default_factory=dict)
     state_dir: Path = Path.home() / "hps-state"
     url_allowlist: frozenset[str] = frozenset()
     # Threads a request may use when no other instance of the model is executing (hps_server.occupancy),
@@ -58,13 +60,15 @@ class ServerContext:
         model_dir = Path(args["model_repository"])
         root = Path(os.environ.get("HPS_SERVER_ROOT") or model_dir.parent.parent)
         config_path = root / PIPELINE_CONFIG
-        settings = {}
+        document: dict = {}
         if config_path.exists():
             try:
                 with open(config_path, "rb") as stream:
-                    settings = tomllib.load(stream).get("settings", {})
+                    document = tomllib.load(stream)
             except tomllib.TOMLDecodeError as error:
                 raise ValueError(f"{config_path}: not valid TOML: {error}") from None
+        settings = document.get("settings", {})
+        models = {entry["name"]: entry for entry in document.get("models", []) if "name" in entry}
         # Paddle threads: what server.sh planned for this model (hps_server.launch writes it as the
         # hps_cpu_threads parameter of its config), else HPS_CPU_THREADS, else all cores up to 4.
         threads, source = os.environ.get("HPS_CPU_THREADS"), "HPS_CPU_THREADS"
@@ -87,6 +91,7 @@ class ServerContext:
             device_id=int(args.get("model_instance_device_id") or 0),
             threads=int(threads) if threads else _default_threads(),
             settings=settings,
+            models=models,
             state_dir=Path(os.environ.get("HPS_STATE_DIR") or Path.home() / "hps-state"),
             url_allowlist=_origins(os.environ.get("HPS_URL_ALLOWLIST", "")),
             burst_threads=int(burst) if burst else None,
@@ -111,6 +116,13 @@ class ServerContext:
         if not path.is_dir():
             raise FileNotFoundError(f"model files of {artifact!r} are missing: {path} does not exist")
         return path
+
+    def predictor(self, artifact: str, **options):
+        """The predictor of a model artifact (hps_server.engines.Predictor: `run(batch) -> output`)
+        on the engine the deployment chose for it; options (files, onednn, ir_optim) are Paddle's."""
+        from hps_server import engines
+
+        return engines.load(self, artifact, **options)
 
     def settings_as(self, model: type[M]) -> M:
         """The pipeline's [settings], validated (a bad value stops the model from loading)."""

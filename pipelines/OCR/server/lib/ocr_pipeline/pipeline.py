@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 
@@ -11,16 +9,7 @@ from ocr_pipeline import detection, recognition
 from ocr_pipeline.schema import OCRParams, OCRSettings
 
 DET, REC, CLS = "text_detection", "text_recognition", "textline_orientation"
-MODEL_FILES = ("inference.pdmodel", "inference.pdiparams")
 CHARSET_FILE = "ppocr_keys_v1.txt"
-
-
-def _run(predictor, batch: np.ndarray) -> np.ndarray:
-    handle = predictor.get_input_handle(predictor.get_input_names()[0])
-    handle.reshape(list(batch.shape))
-    handle.copy_from_cpu(batch)
-    predictor.run()
-    return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
 
 
 def _batches(crops: list[np.ndarray], size: int):
@@ -37,20 +26,12 @@ class OCRPipeline:
         self.settings = settings
 
     @classmethod
-    def load(cls, model_dirs: dict[str, Path], settings: OCRSettings, make_predictor) -> "OCRPipeline":
-        """`model_dirs` maps the artifact names to folders; make_predictor(model_file, params_file)."""
-        det, rec, ori = (make_predictor(*(model_dirs[name] / f for f in MODEL_FILES))
-                         for name in (DET, REC, CLS))
-        charset = recognition.load_charset(model_dirs[REC] / CHARSET_FILE)
-        return cls(det, rec, ori, charset, settings)
-
-    @classmethod
     def from_context(cls, context) -> "OCRPipeline":
-        from hps_server import paddle_predictor
-
-        dirs = {name: context.model_dir(name) for name in (DET, REC, CLS)}
-        return cls.load(dirs, context.settings_as(OCRSettings),
-                        lambda model, params: paddle_predictor(model, params, context))
+        """Each model's predictor (hps_server.engines: `run(batch) -> output`) on the engine the
+        deployment chose for it."""
+        det, rec, ori = (context.predictor(name) for name in (DET, REC, CLS))
+        charset = recognition.load_charset(context.model_dir(REC) / CHARSET_FILE)
+        return cls(det, rec, ori, charset, context.settings_as(OCRSettings))
 
     def params(self, request=None) -> OCRParams:
         return OCRParams.resolve(self.settings, request)
@@ -58,7 +39,7 @@ class OCRPipeline:
     def detect(self, image: np.ndarray, p: OCRParams) -> list[np.ndarray]:
         h, w = image.shape[:2]
         size = detection.det_input_size(h, w, p.limit_side_len, p.limit_type, p.max_side_limit)
-        prob = _run(self.det, detection.preprocess(image, size))[0, 0]
+        prob = self.det.run(detection.preprocess(image, size))[0, 0]
         quads = detection.postprocess(prob, h, w, p.thresh, p.box_thresh, p.unclip_ratio)
         return detection.reading_order(quads)
 
@@ -66,7 +47,7 @@ class OCRPipeline:
         """Turns crops classified as upside down (confidently) in place; the label index of each."""
         angles = [0] * len(crops)
         for idx in _batches(crops, self.settings.rec_batch_size):
-            probs = _run(self.cls, recognition.cls_batch([crops[i] for i in idx]))
+            probs = self.cls.run(recognition.cls_batch([crops[i] for i in idx]))
             for i, row in zip(idx, probs):
                 label = int(row.argmax())
                 angles[i] = label
@@ -77,7 +58,7 @@ class OCRPipeline:
     def recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
         results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
         for idx in _batches(crops, self.settings.rec_batch_size):
-            probs = _run(self.rec, recognition.rec_batch([crops[i] for i in idx]))
+            probs = self.rec.run(recognition.rec_batch([crops[i] for i in idx]))
             if probs.shape[2] != len(self.charset):
                 raise RuntimeError(f"recogniser has {probs.shape[2]} classes, charset has {len(self.charset)}")
             for i, result in zip(idx, recognition.ctc_decode(probs, self.charset)):

@@ -1,4 +1,4 @@
-"""A Paddle Inference classifier: images prepared one by one, then scored in one run."""
+"""A classifier: images prepared one by one, then scored in one predictor run (any engine)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 class Classifier:
     def __init__(self, predictor, settings: Settings, model_dir: Path):
-        self.predictor, self.settings = predictor, settings
-        self.input = predictor.get_input_handle(predictor.get_input_names()[0])
-        self.output_name = predictor.get_output_names()[0]
+        self.predictor, self.settings = predictor, settings  # hps_server.engines.Predictor
         # A warm-up run, which also tells how many classes the model has.
         height, width = settings.input_size
         classes = self.run([np.zeros((3, height, width), np.float32)]).shape[1]
@@ -36,11 +34,7 @@ class Classifier:
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
         """[N, classes] scores of N prepared inputs, in one predictor run."""
-        batch = np.stack(inputs)
-        self.input.reshape(list(batch.shape))
-        self.input.copy_from_cpu(batch)
-        self.predictor.run()
-        out = self.predictor.get_output_handle(self.output_name).copy_to_cpu().reshape(len(inputs), -1)
+        out = self.predictor.run(np.stack(inputs)).reshape(len(inputs), -1)
         if self.settings.softmax:
             out = np.exp(out - out.max(axis=1, keepdims=True))
             out /= out.sum(axis=1, keepdims=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hps_server import RequestError, ServerContext, images, paddle_predictor
+from hps_server import RequestError, ServerContext, images
 from image_classification_pipeline.classifier import Classifier, annotate
 from image_classification_pipeline.preprocess import UnsupportedImage
 from image_classification_pipeline.settings import Request, Settings
@@ -16,7 +16,9 @@ class Pipeline:
         self.context = context
         self.settings = settings = context.settings_as(Settings)
         model_dir = context.model_dir(settings.model)
-        predictor = paddle_predictor(model_dir / settings.model_file, model_dir / settings.params_file, context)
+        # On the engine the deployment chose; Paddle reads the settings' files, the others the
+        # files converted from them.
+        predictor = context.predictor(settings.model, files=(model_dir / settings.model_file, model_dir / settings.params_file))
         self.classifier = Classifier(predictor, settings, model_dir)
 
     def infer_batch(self, requests: list[Request]) -> list[dict | Exception]:

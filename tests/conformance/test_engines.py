@@ -1,0 +1,60 @@
+"""Check: the golden cases pass with the pipeline image started on each engine its models declare
+besides Paddle (HPS_ENGINE=<engine>: every model declaring it runs on it), over HTTP with the
+client library. Paddle itself is the image's default run (test_goldens.py)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import conftest
+import pytest
+from test_goldens import _client_library
+
+from hpsforge.bundle import goldens
+from hpsforge.core.pipelines import load_pipelines
+from hpsforge.core.settings import settings
+
+ENGINE_FILES = {"onnxruntime": "onnxruntime/model.onnx", "openvino": "openvino/model.xml"}
+
+
+def _converted_engines(pipeline: str) -> list[str]:
+    models = load_pipelines()[pipeline].models
+    return sorted({engine for model in models for engine in model.converted_engines()})
+
+
+def _carries(image: str, pipeline: str, engine: str) -> bool:
+    """Whether the image holds every declaring model's files converted for `engine`."""
+    paths = [
+        f"/opt/hps/server/models/{model.name}/{ENGINE_FILES[engine]}"
+        for model in load_pipelines()[pipeline].models
+        if engine in model.engines
+    ]
+    test = " && ".join(f"test -f {path}" for path in paths)
+    done = subprocess.run(["docker", "run", "--rm", "--entrypoint", "sh", image, "-c", test], check=False)
+    return done.returncode == 0
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_golden_cases_on_each_declared_engine(request, pipeline, fixtures_dir, engine, record_property):
+    if engine not in _converted_engines(pipeline):
+        pytest.skip(f"no model of {pipeline} declares {engine}")
+    image = conftest.image_for(request, pipeline)
+    if not _carries(image, pipeline, engine):
+        # Until the conversion build step bakes the converted files in (models/<name>/<engine>/).
+        pytest.skip(f"{image} carries no files converted for {engine}")
+    endpoint = conftest.start_container(image, pipeline, env={"HPS_ENGINE": engine})
+    try:
+        wrapped = endpoint.container.get_wrapped_container()
+        log = wrapped.logs(stdout=True, stderr=True).decode(errors="replace")
+        declaring = [model.name for model in load_pipelines()[pipeline].models if engine in model.engines]
+        for model in declaring:
+            assert f"model {model} runs on {engine}" in log, f"{model} did not load on {engine}:\n{log[-3000:]}"
+        send, close = _client_library(endpoint, "http")
+        try:
+            run = goldens.run(settings().pipelines_dir / pipeline, send, fixtures_dir)
+        finally:
+            close()
+    finally:
+        endpoint.container.stop()
+    record_property("engine", engine)
+    assert not run.failures, f"{pipeline} goldens on {engine}:\n  " + "\n  ".join(run.failures)
