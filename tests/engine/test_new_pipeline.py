@@ -160,11 +160,12 @@ def models(tmp_path_factory, runtime_cpu):
 def scratch(tmp_path_factory):
     """A project of its own: copies of hpsforge.toml and lock/ (the test suite's image record stays
     its own, HPSFORGE_IMAGES_RECORD), the shipped pipelines and the other folders a build reads (sdk/,
-    dockerfiles/, vendor_blobs/, and bench/ and docs/ for their locks' declarations) linked read-only."""
+    dockerfiles/, vendor_blobs/, and bench/, docs/ and converter/ for their locks' declarations)
+    linked read-only."""
     project = tmp_path_factory.mktemp("project")
     shutil.copyfile(PROJECT_ROOT / "hpsforge.toml", project / "hpsforge.toml")
     shutil.copytree(PROJECT_ROOT / "lock", project / "lock")
-    for folder in ("dockerfiles", "sdk", "vendor_blobs", "bench", "docs"):
+    for folder in ("dockerfiles", "sdk", "vendor_blobs", "bench", "docs", "converter"):
         (project / folder).symlink_to(PROJECT_ROOT / folder, target_is_directory=True)
     (project / "pipelines").mkdir()
     for name in SHIPPED:

@@ -13,7 +13,9 @@ from testcontainers.core.container import DockerContainer
 
 MODEL_REPOSITORY = Path(__file__).resolve().parents[1] / "assets" / "model_repository"
 READY_TIMEOUT_S = 180
-SIZE_LIMIT = 1.5e9
+# Paddle Inference alone fitted 1.5 GB; ONNX Runtime (68 MB installed) and OpenVINO (180 MB) beside
+# it make 1.716 GB (measured 2026-12-06), so three engines get 1.75 GB.
+SIZE_LIMIT = 1.75e9
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +108,7 @@ def test_runtime_holds_exactly_the_locked_wheels(runtime_cpu):
     assert installed == locked
 
 
-def test_runtime_is_at_most_1_5_gb(runtime_cpu):
+def test_runtime_is_at_most_1_75_gb(runtime_cpu):
     from hpsforge.images import buildkit, sizes
 
     size = sizes.unpacked_size(buildkit.ensure_layout(runtime_cpu))

@@ -75,7 +75,7 @@ def test_an_unsatisfiable_pin_fails_the_freeze_and_replaces_no_lock(engine_statu
     conflicting = (
         (PROJECT_ROOT / "hpsforge.toml")
         .read_text()
-        .replace('requirements = ["paddlepaddle==3.3.1"]', 'requirements = ["paddlepaddle==3.3.1", "numpy>=2"]')
+        .replace('requirements = ["paddlepaddle==3.3.1", ', 'requirements = ["paddlepaddle==3.3.1", "numpy>=2", ')
     )
     assert "numpy>=2" in conflicting
     config = tmp_path / "hpsforge.toml"

@@ -54,6 +54,23 @@ def test_an_unknown_engine_is_an_error(variable):
         choose("det", ALL, {variable: "tensorrt"})
 
 
+def test_a_default_that_cannot_run_here_falls_back_to_paddle():
+    # The gpu runtime carries Paddle alone; its image-classification model defaults to ONNX Runtime.
+    engine, why = choose("det", ALL, {}, available=("paddle",))
+    assert engine == "paddle" and "openvino cannot run here" in why
+
+
+@pytest.mark.parametrize("variable", ["HPS_ENGINE", "HPS_ENGINE_DET"])
+def test_an_override_naming_an_engine_that_cannot_run_here_is_an_error(variable):
+    with pytest.raises(EngineError, match=f"{variable}=onnxruntime: engine 'onnxruntime' cannot run here"):
+        choose("det", ALL, {variable: "onnxruntime"}, available=("paddle", "openvino"))
+
+
+def test_a_gpu_instance_runs_paddle_only():
+    assert engines.available_engines("gpu") == ("paddle",)
+    assert "paddle" in engines.available_engines("cpu")
+
+
 def test_blank_overrides_are_no_overrides():
     assert choose("det", ALL, {"HPS_ENGINE": " ", "HPS_ENGINE_DET": ""}) == ("openvino", "its default")
 

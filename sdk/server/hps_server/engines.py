@@ -6,7 +6,9 @@ pipeline's or a request's:
 
   HPS_ENGINE_<MODEL>=ENGINE   that model runs on ENGINE (it must declare it: else the model does not load)
   HPS_ENGINE=ENGINE           every model that declares ENGINE runs on it; the others keep their default
-  neither                     the model's `engine` in pipeline.toml (`paddle` when it declares none)
+  neither                     the model's `engine` in pipeline.toml (`paddle` when it declares none);
+                              Paddle when that default cannot run here (the gpu runtime carries Paddle
+                              alone, and ONNX Runtime and OpenVINO run on CPU only)
 
 <MODEL> is the artifact name upper-cased, every other character than A-Z and 0-9 turned to `_`
 (text_detection: HPS_ENGINE_TEXT_DETECTION). Files: Paddle runs the locked Paddle files of
@@ -24,9 +26,10 @@ Threads are the server's: the instance's planned threads, and its burst threads 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,21 +82,42 @@ def _known(engine: str, where: str, model: str) -> str:
     return engine
 
 
-def choose(model: str, declared: Declared, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+def choose(model: str, declared: Declared, environ: Mapping[str, str] | None = None,
+           available: Collection[str] = ENGINES) -> tuple[str, str]:
     """(engine, why) for a model: its own override, else the deployment-wide one if it declares
-    that engine, else its default. An override naming an engine it does not declare is an error."""
+    that engine, else its default. An override naming an engine it does not declare, or one that
+    cannot run here (`available`: not installed in the image, or a CPU engine on a GPU instance), is
+    an error; a default that cannot run here falls back to Paddle, the reference every model has."""
     environ = os.environ if environ is None else environ
     name = variable(model)
     if own := environ.get(name, "").strip():
         if _known(own, name, model) not in declared.engines:
             raise EngineError(f"{name}={own}: model {model!r} does not declare engine {own!r} "
                               f"(its engines: {', '.join(declared.engines)})")
+        if own not in available:
+            raise EngineError(f"{name}={own}: engine {own!r} cannot run here (this instance can run: "
+                              f"{', '.join(available)})")
         return own, name
     if every := environ.get(ENGINE_VARIABLE, "").strip():
         if _known(every, ENGINE_VARIABLE, model) in declared.engines:
+            if every not in available:
+                raise EngineError(f"{ENGINE_VARIABLE}={every}: engine {every!r} cannot run here (this "
+                                  f"instance can run: {', '.join(available)})")
             return every, ENGINE_VARIABLE
-        return declared.default, f"its default ({ENGINE_VARIABLE}={every} is not one of its engines)"
-    return declared.default, "its default"
+        why = f"its default ({ENGINE_VARIABLE}={every} is not one of its engines)"
+    else:
+        why = "its default"
+    if declared.default not in available:
+        return PADDLE, f"{why} {declared.default} cannot run here, so Paddle, the reference"
+    return declared.default, why
+
+
+def available_engines(device: str) -> tuple[str, ...]:
+    """The engines an instance can run: Paddle always; the CPU-only engines on a CPU instance when
+    the image carries their module (the gpu runtime carries Paddle alone)."""
+    if device == "gpu":
+        return (PADDLE,)
+    return tuple(e for e in ENGINES if e == PADDLE or importlib.util.find_spec(e) is not None)
 
 
 @dataclass(frozen=True)
@@ -281,7 +305,7 @@ def load(context: Any, name: str, **options: Any) -> Predictor:
     """The predictor of model artifact `name` on the engine the deployment chose (see the module
     docstring), logged once."""
     declared = Declared.from_entry(context.models.get(name))
-    engine, why = choose(name, declared, os.environ)
+    engine, why = choose(name, declared, os.environ, available_engines(context.device))
     settings = EngineSettings.from_environ()
     predictor = create(context, name, engine, settings=settings, **options)
     detail = {
