@@ -246,7 +246,7 @@ def run_images(argv: list[str]) -> None:
     )
     for role, record in built.items():
         compressed = docker.image.inspect(record.reference).size
-        unpacked = sizes.unpacked_size(buildkit.ensure_layout(record))
+        unpacked = sizes.unpacked_size(record)
         print(
             f"  {role:30} {record.reference:46} {record.digest}  "
             f"{unpacked / 1e9:.2f} GB unpacked, {compressed / 1e9:.2f} GB compressed",

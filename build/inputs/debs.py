@@ -3,6 +3,7 @@ input archives), re-hashed on use, and served to apt and mmdebstrap as a flat lo
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hpsforge.core import proc
@@ -11,6 +12,7 @@ from hpsforge.inputs.store import ContentStore, link_or_copy
 from hpsforge.locks.debian import FREEZE_COMMAND, DebianLock, DebPackage
 
 DPKG_DEB_TIMEOUT_S = 60  # reads one control member of a local file
+PARALLEL_DOWNLOADS = 8
 
 
 def fetch(lock: DebianLock, store: ContentStore) -> list[Path]:
@@ -20,10 +22,17 @@ def fetch(lock: DebianLock, store: ContentStore) -> list[Path]:
     if missing:
         total = sum(p.size for p in missing) / 1e6
         print(f"hpsforge: downloading {len(missing)} .debs ({total:.1f} MB)", flush=True)
-    return [
-        store.fetch(package.sources(), package.sha256, package.size, package.deb_name, FREEZE_COMMAND)
-        for package in lock.packages
-    ]
+    # Side by side: a mirror serves each small file after a round trip; one at a time, the base's
+    # 129 files took 21 s. map() keeps the lock's order and raises the first failure.
+    with ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS, thread_name_prefix="deb") as pool:
+        return list(
+            pool.map(
+                lambda package: store.fetch(
+                    package.sources(), package.sha256, package.size, package.deb_name, FREEZE_COMMAND
+                ),
+                lock.packages,
+            )
+        )
 
 
 def local_repository(suite: str, architecture: str, packages: list[DebPackage], debs: list[Path], repo: Path) -> None:

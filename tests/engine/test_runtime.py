@@ -109,9 +109,9 @@ def test_runtime_holds_exactly_the_locked_wheels(runtime_cpu):
 
 
 def test_runtime_is_at_most_1_75_gb(runtime_cpu):
-    from hpsforge.images import buildkit, sizes
+    from hpsforge.images import sizes
 
-    size = sizes.unpacked_size(buildkit.ensure_layout(runtime_cpu))
+    size = sizes.unpacked_size(runtime_cpu)
     print(f"cpu runtime: {size / 1e9:.3f} GB unpacked")
     assert size <= SIZE_LIMIT
 
