@@ -123,3 +123,34 @@ def test_verify_cpu_checks_every_model_file():
     )
     assert declared >= 40  # every pipeline's model files and golden fixtures
     assert f"0 vendor blob(s) and {declared} model file(s) verified" in result.stdout
+
+
+def _noxw_module(host_lock: Path):
+    """./noxw imported as a module (it is a script), reading `host_lock` as the host lock."""
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.SourceFileLoader("noxw_under_test", str(PROJECT_ROOT / "noxw"))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    module.HOST_LOCK = host_lock
+    return module
+
+
+def test_noxw_installs_uv_by_the_hashes_of_the_host_lock(tmp_path):
+    """The uv pin noxw hands pip is the lock's own block: the version line and every hash line."""
+    lock = PROJECT_ROOT / "lock" / "host-requirements.txt"
+    pin = _noxw_module(lock).uv_requirement()
+    lines = pin.splitlines()
+    assert lines[0].startswith("uv==") and lines[0].endswith("\\")
+    assert all(line.strip().startswith("--hash=sha256:") for line in lines[1:])
+    assert not lines[-1].endswith("\\") and len(lines) >= 2
+    # Every one of those lines is in the lock, in one block.
+    assert pin in lock.read_text(encoding="utf-8")
+
+
+def test_noxw_falls_back_to_pip_for_a_lock_without_uv(tmp_path):
+    lock = tmp_path / "host-requirements.txt"
+    lock.write_text("six==1.16.0 \\\n    --hash=sha256:" + "0" * 64 + "\n", encoding="utf-8")
+    assert _noxw_module(lock).uv_requirement() is None
