@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 from python_on_whales import DockerException, docker
@@ -39,11 +40,17 @@ print(total)
 
 def unpacked_size(record: ImageRecord) -> int:
     """Bytes of the image's files (kept per image digest)."""
-    remembered = cache_root() / "sizes" / "images" / record.digest.removeprefix("sha256:")
+    layout = layout_dir(record.digest)
+    has_layout = (layout / "index.json").exists()
+    return _remembered("images", record.digest, lambda: _layers_size(layout) if has_layout else _walked_size(record))
+
+
+def _remembered(kind: str, digest: str, measure: Callable[[], int]) -> int:
+    """A size kept under cache/sizes/<kind>/<digest>, measured the first time it is asked for."""
+    remembered = cache_root() / "sizes" / kind / digest.removeprefix("sha256:")
     if remembered.exists():
         return int(remembered.read_text())
-    layout = layout_dir(record.digest)
-    total = _layers_size(layout) if (layout / "index.json").exists() else _walked_size(record)
+    total = measure()
     atomic_write_text(remembered, f"{total}\n")
     return total
 
@@ -59,13 +66,11 @@ def _layers_size(layout: Path) -> int:
 
 
 def _layer_size(layout: Path, digest: str) -> int:
-    remembered = cache_root() / "sizes" / "layers" / digest.removeprefix("sha256:")
-    if remembered.exists():
-        return int(remembered.read_text())
-    with tarfile.open(layout / _blob(digest), mode="r|*") as files:
-        total = sum(entry.size for entry in files if entry.isfile())
-    atomic_write_text(remembered, f"{total}\n")
-    return total
+    def measure() -> int:
+        with tarfile.open(layout / _blob(digest), mode="r|*") as files:
+            return sum(entry.size for entry in files if entry.isfile())
+
+    return _remembered("layers", digest, measure)
 
 
 def _walked_size(record: ImageRecord) -> int:
