@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from pydantic import ValidationError
 from python_on_whales import docker
@@ -230,6 +230,17 @@ def layout_manifest_digest(layout: Path) -> str:
         raise HpsforgeError(f"{layout}: expected one manifest in the OCI index, found {len(manifests)}")
     digest: str = manifests[0]["digest"]
     return digest
+
+
+def layout_blob(layout: Path, digest: str) -> Path:
+    """Where an OCI layout keeps the blob of `digest`."""
+    return layout / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+
+def layout_manifest(layout: Path) -> dict[str, Any]:
+    """The image manifest of a single-image OCI layout (its `config` and `layers` descriptors)."""
+    manifest: dict[str, Any] = json.loads(layout_blob(layout, layout_manifest_digest(layout)).read_text())
+    return manifest
 
 
 def _layout_members(layout: Path) -> list[Path]:

@@ -10,7 +10,6 @@ few kilobytes (2026-12-06, the cpu runtime: 1716395692 against 1716393185 bytes)
 
 from __future__ import annotations
 
-import json
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from python_on_whales import DockerException, docker
 
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.files import atomic_write_text
-from hpsforge.images.buildkit import layout_dir
+from hpsforge.images.buildkit import layout_blob, layout_dir, layout_manifest
 from hpsforge.inputs.store import cache_root
 from hpsforge.locks.images_lock import ImageRecord
 
@@ -55,19 +54,13 @@ def _remembered(kind: str, digest: str, measure: Callable[[], int]) -> int:
     return total
 
 
-def _blob(digest: str) -> str:
-    return "blobs/sha256/" + digest.removeprefix("sha256:")
-
-
 def _layers_size(layout: Path) -> int:
-    index = json.loads((layout / "index.json").read_text())
-    manifest = json.loads((layout / _blob(index["manifests"][0]["digest"])).read_text())
-    return sum(_layer_size(layout, layer["digest"]) for layer in manifest["layers"])
+    return sum(_layer_size(layout, layer["digest"]) for layer in layout_manifest(layout)["layers"])
 
 
 def _layer_size(layout: Path, digest: str) -> int:
     def measure() -> int:
-        with tarfile.open(layout / _blob(digest), mode="r|*") as files:
+        with tarfile.open(layout_blob(layout, digest), mode="r|*") as files:
             return sum(entry.size for entry in files if entry.isfile())
 
     return _remembered("layers", digest, measure)

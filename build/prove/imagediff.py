@@ -12,10 +12,11 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import TypedDict, cast
 
 from hpsforge.core import proc
 from hpsforge.core.files import CHUNK
+from hpsforge.images.buildkit import layout_blob, layout_manifest
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,6 @@ class Entry:
         ]
 
 
-def _blob(layout: Path, digest: str) -> Path:
-    return layout / "blobs" / "sha256" / digest.removeprefix("sha256:")
-
-
 class _Descriptor(TypedDict):
     digest: str  # what of an OCI descriptor the report reads
 
@@ -53,9 +50,7 @@ class _Manifest(TypedDict):
 
 
 def _manifest(layout: Path) -> _Manifest:
-    index = json.loads((layout / "index.json").read_text())
-    manifest: _Manifest = json.loads(_blob(layout, index["manifests"][0]["digest"]).read_text())
-    return manifest
+    return cast(_Manifest, layout_manifest(layout))
 
 
 def layer_entries(blob: Path) -> dict[str, Entry]:
@@ -96,8 +91,8 @@ def diff_layouts(first: Path, second: Path, limit: int = 200) -> list[str]:
     """Human-readable lines naming every difference between two OCI layouts' images."""
     a, b = _manifest(first), _manifest(second)
     lines = []
-    config_a = json.loads(_blob(first, a["config"]["digest"]).read_text())
-    config_b = json.loads(_blob(second, b["config"]["digest"]).read_text())
+    config_a = json.loads(layout_blob(first, a["config"]["digest"]).read_text())
+    config_b = json.loads(layout_blob(second, b["config"]["digest"]).read_text())
     for key in sorted(set(config_a) | set(config_b)):
         if config_a.get(key) != config_b.get(key):
             lines.append(f"config field {key!r} differs")
@@ -108,8 +103,8 @@ def diff_layouts(first: Path, second: Path, limit: int = 200) -> list[str]:
         if layer_a["digest"] == layer_b["digest"]:
             continue
         lines.append(f"layer {number}: {layer_a['digest']} vs {layer_b['digest']}")
-        files_a = layer_entries(_blob(first, layer_a["digest"]))
-        files_b = layer_entries(_blob(second, layer_b["digest"]))
+        files_a = layer_entries(layout_blob(first, layer_a["digest"]))
+        files_b = layer_entries(layout_blob(second, layer_b["digest"]))
         changes = []
         for path in sorted(set(files_a) | set(files_b)):
             if path not in files_b:
@@ -135,7 +130,7 @@ def _changed_files(first: Path, second: Path) -> list[tuple[Path, Path, str]]:
     for layer_a, layer_b in zip(_manifest(first)["layers"], _manifest(second)["layers"], strict=False):
         if layer_a["digest"] == layer_b["digest"]:
             continue
-        blob_a, blob_b = _blob(first, layer_a["digest"]), _blob(second, layer_b["digest"])
+        blob_a, blob_b = layout_blob(first, layer_a["digest"]), layout_blob(second, layer_b["digest"])
         files_a, files_b = layer_entries(blob_a), layer_entries(blob_b)
         changed += [
             (blob_a, blob_b, path)
