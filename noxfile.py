@@ -73,6 +73,12 @@ def fetch(session: nox.Session) -> None:
 
 
 @nox.session
+def kernels(session: nox.Session) -> None:
+    """Which GPU architectures a target's CUDA libraries have kernels for (-- gpu-cu12 [--architectures sm_..])."""
+    _call(session, cli.run_kernels)
+
+
+@nox.session
 def sbom(session: nox.Session) -> None:
     """Write a CycloneDX SBOM of a target's image from the locks (-- cpu|gpu)."""
     _call(session, cli.run_sbom)

@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import NoReturn, get_args
 
+from pydantic import ValidationError
 from python_on_whales import docker
 
 from hpsforge.bench import rebuild
@@ -25,9 +26,21 @@ from hpsforge.core.pipelines import Engine, Pipeline, select
 from hpsforge.core.project import Project
 from hpsforge.docs import site
 from hpsforge.freeze import host_lock, pip_compile, resolve
-from hpsforge.images import buildkit, converter, engine, gpu, graph, new_pipeline, pipeline_images, rc, runtime, sizes
+from hpsforge.images import (
+    buildkit,
+    converter,
+    engine,
+    gpu,
+    graph,
+    kernels,
+    new_pipeline,
+    pipeline_images,
+    rc,
+    runtime,
+    sizes,
+)
 from hpsforge.images.containers import ImageWheelsets, fetch_wheelhouse
-from hpsforge.inputs import archive, blobs, model_files
+from hpsforge.inputs import archive, blobs, model_files, wheelhouse
 from hpsforge.inputs.store import ContentStore, scratch_dir
 from hpsforge.locks import images_lock
 from hpsforge.locks import kinds as lock_kinds
@@ -163,6 +176,36 @@ def run_fetch(argv: list[str]) -> None:
     started = time.monotonic()
     folder = fetch_wheelhouse(options.target, graph.build_shared_images(project.config)[rc.ROLE])
     print(f"hpsforge: wheelhouse {folder} ready in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def run_kernels(argv: list[str]) -> None:
+    """Print which GPU architectures a target's CUDA libraries have kernels for (read from its
+    verified wheels), against its promise or the architectures named; exit 14 when one is not covered."""
+    parser = _target_parser("kernels")
+    parser.add_argument(
+        "--architectures",
+        metavar="SM,...",
+        help="check these (sm_61,sm_90) instead of the target's targets.<t>.cuda.architectures",
+    )
+    options = parser.parse_args(argv)
+    project = Project.load()
+    cuda = project.config.target(options.target).cuda
+    promised = options.architectures.split(",") if options.architectures else (cuda.architectures if cuda else [])
+    if not promised:
+        raise UsageError(
+            f"target {options.target} promises no GPU architectures (targets.{options.target}.cuda.architectures)",
+            hint=f"name some: `nox -s kernels -- {options.target} --architectures sm_75,sm_90`",
+        )
+    lock_kinds.check(project)
+    engine.ensure(project.config.engine)
+    folder = fetch_wheelhouse(options.target, graph.build_shared_images(project.config)[rc.ROLE])
+    manifest = wheelhouse.read_manifest(options.target)
+    if manifest is None:
+        raise UsageError(f"the {options.target} wheelhouse has no manifest ({folder})")
+    try:
+        kernels.prove(options.target, promised, manifest, folder)
+    except ValidationError as error:  # an architecture that is not sm_XY
+        raise UsageError(f"--architectures {options.architectures}: {error.errors()[0]['msg']}") from None
 
 
 def run_sbom(argv: list[str]) -> None:

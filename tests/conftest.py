@@ -179,6 +179,30 @@ def serve_slot(cpu_images):
         docker.volume.remove(f"{name}-state")
 
 
+# The gpu-cu12 target, built for real: every CUDA library from hash-locked PyPI wheels, no stand-in.
+
+
+@pytest.fixture(scope="session")
+def runtime_gpu_cu12(config, shared_images):
+    """The gpu-cu12 runtime, built (or found up to date) as `nox -s images -- gpu-cu12` does."""
+    from hpsforge.images import runtime
+
+    return runtime.build(config, "gpu-cu12", shared_images["base"], shared_images["rc"])
+
+
+@pytest.fixture(scope="session")
+def gpu_cu12_images(config, runtime_gpu_cu12):
+    """Every gpu-cu12 pipeline image; role -> record (the runtime included)."""
+    from hpsforge.core.pipelines import load_pipelines
+    from hpsforge.images import pipeline_images
+
+    built = {"runtime-gpu-cu12": runtime_gpu_cu12}
+    for name, pipeline in load_pipelines().items():
+        role = pipeline_images.role(name, "gpu-cu12")
+        built[role] = pipeline_images.build(config, name, pipeline, "gpu-cu12", runtime_gpu_cu12)
+    return built
+
+
 # The gpu target, built with STAND-INS for NVIDIA's cuDNN and TensorRT tarballs (which cannot be
 # downloaded here): tests/support/gpu_standins.py. Real cu11 wheels, real Paddle 2.6.2, real
 # Triton; the images are tagged -standin and never recorded.

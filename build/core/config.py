@@ -192,6 +192,9 @@ class CudaLibrary(Model):
     )
 
 
+GpuArchitecture = Annotated[str, StringConstraints(pattern=r"^sm_[1-9][0-9]{1,2}$")]
+
+
 class CudaConfig(Model):
     """The CUDA stack of a GPU target: recorded in the image's labels and SBOM, installed by the
     runtime build (unversioned links, only these files from the archives), checked by hps-gpu-check."""
@@ -203,6 +206,16 @@ class CudaConfig(Model):
     unused: list[Annotated[str, StringConstraints(pattern=r"^nvidia/[A-Za-z0-9_./-]+$")]] = Field(
         [],
         description="Files the wheels install that nothing opens (relative to site-packages): left out of the image.",
+    )
+    architectures: list[GpuArchitecture] = Field(
+        [],
+        description="The GPU architectures the image promises (`sm_75`): the build proves each from the kernels "
+        "(SASS or PTX) of every CUDA library in the target's wheels, fails when one is not covered, and records "
+        "them in the `io.hpsforge.cuda.architectures` label. Empty: nothing promised, nothing checked.",
+    )
+    driver: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")] = Field(
+        description="The oldest Linux driver the image runs on (`525.60.13`: CUDA 12's minor version "
+        "compatibility), recorded as the `io.hpsforge.driver.minimum` label and checked by hps-gpu-check."
     )
 
     @field_validator("libraries")

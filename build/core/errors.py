@@ -28,6 +28,7 @@ class ExitCode(IntEnum):
     MODEL_UNLOADABLE = 11  # new-pipeline: Paddle cannot load the model (or the kind cannot serve it)
     CONVERSION_FAILED = 12  # a model's converter failed or wrote files that do not load
     PARITY = 13  # a model's default engine differs from Paddle beyond its tolerance, or fails the goldens
+    KERNEL_COVERAGE = 14  # a GPU target's CUDA libraries have no kernels for an architecture it promises
 
 
 class HpsforgeError(Exception):
@@ -119,3 +120,10 @@ class ParityError(HpsforgeError):
     """A model's default engine fails parity with Paddle (names pipeline, model, engine, difference)."""
 
     exit_code = ExitCode.PARITY
+
+
+class KernelCoverageError(HpsforgeError):
+    """A GPU target's CUDA libraries have no kernels (SASS or PTX) for an architecture the target
+    promises (names the architecture, library, wheel and what the library has)."""
+
+    exit_code = ExitCode.KERNEL_COVERAGE

@@ -15,13 +15,16 @@ recorded in lock/images.lock.json and never named or pushed as a release.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel
 
 from hpsforge.core.config import ProjectConfig
 from hpsforge.core.errors import StaleLockError, UsageError
+from hpsforge.core.pipelines import Pipeline
 from hpsforge.core.settings import settings
+from hpsforge.images import kernels
 from hpsforge.inputs import blobs
 from hpsforge.locks import pip_locks, requirements_lock
 
@@ -32,6 +35,8 @@ DRIVER = "driver"
 STANDIN_SUFFIX = "-standin"
 STANDIN_LABEL = "io.hpsforge.standin"
 LABEL_PREFIX = "io.hpsforge."
+# Components a label names when a wheel of the lock, not a vendor blob, provides them.
+WHEEL_COMPONENTS = {"cudnn": re.compile(r"^nvidia-cudnn-cu[0-9]+$"), "onnxruntime": re.compile(r"^onnxruntime-gpu$")}
 
 
 def scripts() -> tuple[Path, Path]:
@@ -70,6 +75,11 @@ class GpuStack(BaseModel):
     libraries: list[Library]
     archives: list[Archive]
     unused: list[str]
+    driver: str  # the oldest driver the image runs on
+    # Proven at build time (images/kernels.py), when the target promises architectures: the promised
+    # ones, and each CUDA library's SASS/PTX codes (hps-gpu-check matches a device against them).
+    architectures: list[str] = []
+    kernels: dict[str, list[str]] = {}
 
     def canonical_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=1, sort_keys=True) + "\n"
@@ -77,6 +87,9 @@ class GpuStack(BaseModel):
     def labels(self) -> dict[str, str]:
         """The OCI labels that say which CUDA stack the image carries (and whether it is a stand-in)."""
         labels = {f"{LABEL_PREFIX}{component}.version": version for component, version in self.versions.items()}
+        labels[f"{LABEL_PREFIX}driver.minimum"] = self.driver
+        if self.architectures:
+            labels[f"{LABEL_PREFIX}cuda.architectures"] = ",".join(self.architectures)
         if self.standin:
             labels[STANDIN_LABEL] = (
                 "true: cuDNN and TensorRT are generated test stand-ins, not NVIDIA's "
@@ -171,6 +184,8 @@ def stack(
                 f"declare the libraries it provides, or drop it from targets.{target}.blobs"
             )
     versions = {"cuda": cuda.version, **{archive.component: archive.version for archive in archives.values()}}
+    for component, wheel in WHEEL_COMPONENTS.items():  # cuDNN from a wheel rather than a blob
+        versions.update((component, locked[project].version) for project in locked if wheel.match(project))
     return GpuStack(
         target=target,
         versions=versions,
@@ -178,6 +193,33 @@ def stack(
         libraries=libraries,
         archives=list(archives.values()),
         unused=list(cuda.unused),
+        driver=cuda.driver,
+    )
+
+
+# The locked packages whose engine runs on a GPU (their CPU builds do not).
+GPU_BUILDS = {"paddle": "paddlepaddle-gpu", "onnxruntime": "onnxruntime-gpu"}
+CPU_ONLY_LABEL = f"{LABEL_PREFIX}cpu-only-models"
+
+
+def cpu_only_models(config: ProjectConfig, target: str, pipeline: Pipeline) -> list[str]:
+    """The pipeline's models that run on the CPU even on a GPU instance of the target: none of the
+    engines they declare has its GPU build in the target's lock (LAC, Paddle-only, on gpu-cu12)."""
+    if config.target(target).cuda is None:
+        return []
+    locked = requirements_lock.read(pip_locks.lock_path(target)).by_name()
+    on_gpu = {engine for engine, package in GPU_BUILDS.items() if package in locked}
+    return sorted(model.name for model in pipeline.models if not on_gpu.intersection(model.engines))
+
+
+def with_kernels(stack: GpuStack, coverage: kernels.Coverage) -> GpuStack:
+    """The plan with the architectures the build proved and each CUDA library's kernels (by file
+    name), which hps-gpu-check matches a device against."""
+    return stack.model_copy(
+        update={
+            "architectures": coverage.proven(),
+            "kernels": {library.name: library.kernels() for library in coverage.checked()},
+        }
     )
 
 

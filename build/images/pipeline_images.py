@@ -86,6 +86,8 @@ def build(
         }
         if standin:
             labels[gpu.STANDIN_LABEL] = "true: built on a runtime with stand-in cuDNN/TensorRT (tests only)"
+        if cpu_only := gpu.cpu_only_models(config, target, pipeline):
+            labels[gpu.CPU_ONLY_LABEL] = ",".join(cpu_only)
         return buildkit.build(
             buildkit.ImageBuild(
                 role=role(name, target),

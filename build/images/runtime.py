@@ -17,9 +17,9 @@ from hpsforge.core.config import ProjectConfig
 from hpsforge.core.errors import HpsforgeError, UsageError
 from hpsforge.core.files import canonical_json, sha256_bytes, sha256_file
 from hpsforge.core.settings import settings
-from hpsforge.images import buildkit, gpu
+from hpsforge.images import buildkit, gpu, kernels
 from hpsforge.images.containers import fetch_wheelhouse
-from hpsforge.inputs import blobs
+from hpsforge.inputs import blobs, wheelhouse
 from hpsforge.inputs.store import link_or_copy, scratch_dir
 from hpsforge.locks import pip_locks
 from hpsforge.locks.images_lock import ImageRecord
@@ -56,6 +56,10 @@ def build(
             flush=True,
         )
     wheels = fetch_wheelhouse(target, rc_image)
+    if cuda is not None and target_config.cuda is not None and target_config.cuda.architectures:
+        cuda = gpu.with_kernels(
+            cuda, kernels.prove(target, target_config.cuda.architectures, _manifest(target), wheels)
+        )
     lock = pip_locks.lock_path(target)
     scratch = scratch_dir()
     with tempfile.TemporaryDirectory(prefix=f"runtime-{target}-", dir=scratch) as tmp:
@@ -117,6 +121,13 @@ def build(
             no_cache=no_cache,
             backend=backend,
         )
+
+
+def _manifest(target: str) -> wheelhouse.WheelhouseManifest:
+    manifest = wheelhouse.read_manifest(target)
+    if manifest is None:  # fetch has just written it
+        raise HpsforgeError(f"the {target} wheelhouse has no manifest ({wheelhouse.wheelhouse_dir(target)})")
+    return manifest
 
 
 def name(target: str, image: ImageRecord, repository: str | None, tag: str | None) -> ImageRecord:

@@ -8,7 +8,7 @@ from python_on_whales.exceptions import DockerException
 from hpsforge.bundle.client_sdk import ready
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.pipelines import image_slug
-from hpsforge.images import pipeline_images
+from hpsforge.images import gpu, pipeline_images
 from hpsforge.locks import images_lock
 
 CONTAINER_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
@@ -78,6 +78,8 @@ def start(
         + (f" with {chosen}" if chosen else " on each model's default engine"),
         flush=True,
     )
+    if cpu_only := (docker.image.inspect(record.reference).config.labels or {}).get(gpu.CPU_ONLY_LABEL):
+        print(f"  on the CPU even with a GPU: {cpu_only} (no engine they declare has its GPU build in this image)")
     print(f"  HTTP     http://{host}:{ports['http']}   (e.g. /v2/models/<model>/infer)")
     print(f"  gRPC     {host}:{ports['grpc']}")
     print(f"  metrics  http://{host}:{ports['metrics']}/metrics")

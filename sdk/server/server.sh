@@ -28,9 +28,12 @@ esac
 # one). gpu configs only with a GPU; HPS_DEVICE=gpu without one is an error, not a crash loop.
 if [ "$device" != cpu ]; then
     if command -v hps-gpu-check >/dev/null 2>&1; then
-        gpus=$(hps-gpu-check --count 2>/dev/null) || gpus=0
+        counted=$(hps-gpu-check --count 2>/dev/null) || counted=0
+        gpus=$(printf '%s\n' "$counted" | head -n 1)
         case "$gpus" in ''|*[!0-9]*) gpus=0 ;; esac
-        why="no usable NVIDIA GPU is visible (run the container with --gpus on a host with the NVIDIA driver and container toolkit)"
+        # A second line: GPUs are there, but not ones this image covers (architecture or driver).
+        why=$(printf '%s\n' "$counted" | sed -n 2p)
+        [ -n "$why" ] || why="no usable NVIDIA GPU is visible (run the container with --gpus on a host with the NVIDIA driver and container toolkit)"
     elif [ "$device" = auto ]; then
         gpus=-1  # a cpu runtime: auto is cpu, nothing to report
     else

@@ -169,7 +169,7 @@ def pipeline_image_records(request):
     config = request.getfixturevalue("config")
     pipelines = load_pipelines()
     # gpu: on the stand-in cuDNN/TensorRT (tests/conftest.py), served in CPU fallback here.
-    runtimes = {"cpu": "runtime_cpu", "gpu": "runtime_gpu"}
+    runtimes = {"cpu": "runtime_cpu", "gpu": "runtime_gpu", "gpu-cu12": "runtime_gpu_cu12"}
     if target not in runtimes:
         pytest.skip(f"images of the {target} target are not built by the test suite")
     runtime_image = request.getfixturevalue(runtimes[target])

@@ -13,8 +13,11 @@ from test_goldens import _client_library
 from hpsforge.bundle import goldens
 from hpsforge.core.pipelines import load_pipelines
 from hpsforge.core.settings import settings
+from hpsforge.locks import pip_locks, requirements_lock
 
 ENGINE_FILES = {"onnxruntime": "onnxruntime/model.onnx", "openvino": "openvino/model.xml"}
+# The locked packages that carry each engine's module (ONNX Runtime's GPU build is the same module).
+ENGINE_PACKAGES = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu"), "openvino": ("openvino",)}
 
 
 def _converted_engines(pipeline: str) -> list[str]:
@@ -23,8 +26,7 @@ def _converted_engines(pipeline: str) -> list[str]:
 
 
 def _carries(image: str, pipeline: str, engine: str) -> bool:
-    """Whether the image holds the engine's module and every declaring model's files converted for
-    it (the gpu runtime carries Paddle alone: its pipeline images run the Paddle files)."""
+    """Whether the image holds the engine's module and every declaring model's files converted for it."""
     paths = [
         f"/opt/hps/server/models/{model.name}/{ENGINE_FILES[engine]}"
         for model in load_pipelines()[pipeline].models
@@ -41,9 +43,11 @@ def test_golden_cases_on_each_declared_engine(request, pipeline, fixtures_dir, e
     if engine not in _converted_engines(pipeline):
         pytest.skip(f"no model of {pipeline} declares {engine}")
     image = conftest.image_for(request, pipeline)
-    if request.config.getoption("--hps-target") == "gpu":
-        # The gpu runtime carries Paddle alone (its CUDA 11.8 build); its default run is test_goldens.
-        pytest.skip(f"the gpu runtime does not carry {engine}")
+    target = request.config.getoption("--hps-target")
+    locked = requirements_lock.read(pip_locks.lock_path(target)).by_name()
+    if not any(package in locked for package in ENGINE_PACKAGES[engine]):
+        # The gpu runtime carries Paddle alone, gpu-cu12 no OpenVINO: its default run is test_goldens.
+        pytest.skip(f"the {target} runtime does not carry {engine} (its lock has none of {ENGINE_PACKAGES[engine]})")
     assert _carries(image, pipeline, engine), f"{image} lacks {engine} or the files converted for it"
     endpoint = conftest.start_container(image, pipeline, env={"HPS_ENGINE": engine})
     try:

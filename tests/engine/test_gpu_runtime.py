@@ -15,9 +15,10 @@ from python_on_whales import docker
 
 from hpsforge.core.errors import HpsforgeError
 from hpsforge.core.pipelines import load_pipelines
-from hpsforge.images import buildkit, gpu, runtime
+from hpsforge.images import gpu, runtime
 from hpsforge.locks import images_lock, pip_locks, requirements_lock
 from hpsforge.prove import conformance
+from tests.support.leave import images_leave
 
 SITE = "/opt/hps/lib/python3.11/site-packages"
 
@@ -28,18 +29,7 @@ def _gpu_images_leave_with_this_module():
     end they leave the engine, with their layouts and BuildKit's copies of their build contexts,
     about 12 GB that the rest of a run on a shared CI disk needs more."""
     yield
-    built = [
-        image
-        for image in docker.image.list()
-        for tag in image.repo_tags
-        if tag.startswith("hpsforge/") and gpu.is_standin_reference(tag)
-    ]
-    for image in {image.id: image for image in built}.values():
-        docker.image.remove(image.repo_tags, force=True)
-        buildkit.forget_layout(image.id)
-    subprocess.run(
-        ["docker", "builder", "prune", "--force", "--filter", "type=source.local"], check=True, capture_output=True
-    )
+    images_leave(lambda tag: tag.startswith("hpsforge/") and gpu.is_standin_reference(tag))
 
 
 def _run(image: str, *command: str, entrypoint: str = "hps-gpu-check", **kwargs) -> str:
@@ -198,11 +188,12 @@ def test_a_library_that_does_not_load_fails_the_build_in_hps_gpu_check(config, s
     )
 
 
-def test_every_gpu_pipeline_image_passes_conformance_in_cpu_fallback(gpu_images, gpu_standins):
-    """The conformance suite (as `nox -s conformance -- --target gpu` runs it) on the images above:
-    golden answers with Paddle 2.6.2, protocol, bad input, lifecycle."""
+def test_every_gpu_pipeline_image_gives_the_golden_answers_in_cpu_fallback(gpu_images, gpu_standins):
+    """The conformance suite's golden cases (`nox -s conformance -- --target gpu -k golden`) on the
+    images above, with Paddle 2.6.2, every protocol and client. The rest of the suite (protocol, bad
+    input, lifecycle) runs on the cpu and the gpu-cu12 images, whose server code is the same."""
     with gpu_standins.active():  # the suite's own run builds (finds up to date) the same images
-        checked = conformance.run([], target="gpu")
+        checked = conformance.run([], target="gpu", extra=("-k", "golden"))
     print("\n" + conformance.table(checked.results))
     assert checked.passed, conformance.table(checked.results)
     golden = {

@@ -75,7 +75,10 @@ def _config_with(tmp_path, old: str, new: str) -> Path:
 def test_unknown_device_is_refused_before_anything_runs():
     result = noxw("-s", "freeze", "--", "tpu")
     assert result.returncode == 2
-    assert "unknown lock(s) tpu; freeze knows: engine, base, rc, model-sources, cpu, gpu, client" in result.stderr
+    assert (
+        "unknown lock(s) tpu; freeze knows: engine, base, rc, model-sources, cpu, gpu, gpu-cu12, client"
+        in result.stderr
+    )
     result = noxw("-s", "verify", "--", "tpu")
     assert result.returncode == 2
     assert "unknown target 'tpu'" in result.stderr

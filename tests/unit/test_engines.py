@@ -66,9 +66,32 @@ def test_an_override_naming_an_engine_that_cannot_run_here_is_an_error(variable)
         choose("det", ALL, {variable: "onnxruntime"}, available=("paddle", "openvino"))
 
 
-def test_a_gpu_instance_runs_paddle_only():
+def test_a_gpu_instance_runs_paddle_only_without_onnx_runtimes_cuda_provider(monkeypatch):
+    monkeypatch.setattr(engines, "_onnxruntime_has_cuda", lambda: False)
     assert engines.available_engines("gpu") == ("paddle",)
     assert "paddle" in engines.available_engines("cpu")
+
+
+def test_on_a_gpu_with_onnx_runtimes_cuda_provider_the_default_falls_back_to_it(monkeypatch):
+    monkeypatch.setattr(engines, "_onnxruntime_has_cuda", lambda: True)
+    available = engines.available_engines("gpu")
+    assert available == ("paddle", "onnxruntime")
+    assert choose("det", ALL, {}, available=available, device="gpu") == (
+        "onnxruntime",
+        "its default openvino cannot run here, so ONNX Runtime on the GPU",
+    )
+    assert choose("lac", PADDLE_ONLY, {}, available=available, device="gpu") == ("paddle", "its default")
+    # on a CPU instance of the same image (no OpenVINO there), Paddle, the reference, stays the fallback
+    assert choose("det", ALL, {}, available=("paddle", "onnxruntime"), device="cpu") == (
+        "paddle",
+        "its default openvino cannot run here, so Paddle, the reference",
+    )
+
+
+def test_onnx_runtime_sessions_put_the_cuda_provider_on_the_instances_gpu_first():
+    cuda_first = [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    assert engines.onnxruntime_providers("gpu", 1) == cuda_first
+    assert engines.onnxruntime_providers("cpu", 0) == ["CPUExecutionProvider"]
 
 
 def test_blank_overrides_are_no_overrides():

@@ -28,6 +28,7 @@ KINDS = [
     errors.ModelUnloadableError,
     errors.ConversionError,
     errors.ParityError,
+    errors.KernelCoverageError,
 ]
 
 

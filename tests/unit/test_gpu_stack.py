@@ -78,7 +78,18 @@ def test_labels_name_the_cuda_stack(config):
         "io.hpsforge.cuda.version": "11.8",
         "io.hpsforge.cudnn.version": "8.9.7.29",
         "io.hpsforge.tensorrt.version": "8.6.1.6",
+        "io.hpsforge.driver.minimum": "525.60.13",
     }
+
+
+def test_the_cuda_12_stack_comes_from_wheels_alone(config):
+    stack = gpu.stack(config, "gpu-cu12")
+    assert stack.archives == [] and not stack.standin
+    assert {library.kind for library in stack.libraries} == {"wheel", "driver"}
+    assert all(library.project.endswith("-cu12") for library in stack.libraries if library.kind == "wheel")
+    # cuDNN and ONNX Runtime come from wheels; their versions are the lock's
+    assert stack.versions == {"cuda": "12.9", "cudnn": "9.10.2.21", "onnxruntime": "1.26.0"}
+    assert stack.labels()["io.hpsforge.onnxruntime.version"] == "1.26.0"
 
 
 def test_a_target_without_cuda_has_no_stack(config):
@@ -207,3 +218,15 @@ def test_the_sbom_records_the_cuda_stack(config):
         "TensorRT-8.6.1.6.Linux.x86_64-gnu.cuda-11.8.tar.gz": "8.6.1.6",
     }
     assert "properties" not in sbom.document(config, load_pipelines(), "cpu")["metadata"]["component"]
+
+
+def test_models_no_gpu_engine_runs_are_named_per_target(config):
+    from hpsforge.core.pipelines import load_pipelines
+
+    pipelines = load_pipelines()
+    # gpu-cu12: ONNX Runtime's GPU build, Paddle's CPU build: Paddle-only LAC (and dlib) stay on the CPU
+    assert gpu.cpu_only_models(config, "gpu-cu12", pipelines["lexical_analysis"]) == ["lac"]
+    assert gpu.cpu_only_models(config, "gpu-cu12", pipelines["OCR"]) == []
+    # gpu: Paddle's CUDA build runs every Paddle model; cpu: no GPU to speak of
+    assert gpu.cpu_only_models(config, "gpu", pipelines["lexical_analysis"]) == []
+    assert gpu.cpu_only_models(config, "cpu", pipelines["lexical_analysis"]) == []

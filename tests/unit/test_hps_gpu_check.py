@@ -106,6 +106,18 @@ def test_version_codes(code, thousands, text):
     assert check._version_code(code, thousands=thousands) == text
 
 
+def test_cudnn_9_counts_its_version_differently():
+    class Lib:
+        class cudnnGetVersion:
+            restype = None
+
+            def __new__(cls):
+                return Lib.code
+
+    for Lib.code, text in ((91002, "9.10.2"), (8907, "8.9.7")):
+        assert check._cudnn(Lib) == text
+
+
 def test_a_library_that_loads_reports_the_file_it_resolved_to():
     libz = ctypes.util.find_library("z")
     row = check.load({"name": libz, "user": "test", "kind": "wheel", "provider": "the host"}, Path("/nowhere"))
@@ -145,7 +157,47 @@ def test_with_a_gpu_the_driver_libraries_count_and_unsupported_gpus_are_named(mo
     driver = {"name": "libhpsforge-no-driver.so.1", "user": "Triton", "kind": "driver", "provider": "the host's driver"}
     problems = check.report(_spec(driver))["problems"]
     assert any(p.startswith("libhpsforge-no-driver.so.1 (opened by Triton) does not load") for p in problems)
-    assert any("compute capability 9.0" in p and "CUDA 12 build of Paddle" in p for p in problems)
+    assert any("compute capability 9.0" in p and "Paddle 2.6.2 has kernels for sm_61" in p for p in problems)
+
+
+def test_a_gpu_covered_by_the_kernels_the_build_proved_is_not_a_problem(monkeypatch):
+    # A gpu-cu12 image: Paddle is the CPU build; the plan carries each library's kernels, read from its wheel.
+    device = {"index": 0, "name": "NVIDIA B200", "capability": (10, 0), "driver_cuda": 12090}
+    monkeypatch.setattr(check, "driver_devices", lambda: ([device], ""))
+    monkeypatch.setattr(check, "paddle_facts", lambda site_packages: {"version": "3.3.1", "cuda": None})
+    kernels = {
+        "libonnxruntime_providers_cuda.so": ["sm_75", "sm_80", "sm_86", "sm_90a", "compute_90"],
+        "libcublasLt.so.12": ["sm_75", "sm_80", "sm_90a", "sm_100a", "sm_120"],
+    }
+    spec = {**_spec(), "kernels": kernels, "architectures": ["sm_75", "sm_80", "sm_100"]}
+    assert check.report(spec)["problems"] == []
+    assert device["kernels"] == "cubins for every library; JIT from compute_90 PTX (JIT)"
+    device["capability"] = (10, 3)  # B300: sm_100a runs on sm_100 only, PTX still JITs
+    problems = check.report(spec)["problems"]
+    assert problems == [
+        "GPU 0 (NVIDIA B200) has compute capability 10.3; libcublasLt.so.12 of this image has no "
+        'kernels for it (the image promises sm_75, sm_80, sm_100) (README, "GPU images": which '
+        "image for which GPU)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "code, capability, runs",
+    [
+        ("sm_80", (8, 6), True),
+        ("sm_86", (8, 0), False),
+        ("sm_80", (9, 0), False),
+        ("sm_90a", (9, 0), True),
+        ("sm_90a", (9, 1), False),
+        ("compute_90", (12, 0), True),
+        ("compute_90", (8, 9), False),
+        ("sm_100f", (10, 3), True),
+        ("compute_120f", (12, 1), True),
+        ("compute_100f", (12, 0), False),
+    ],
+)
+def test_which_code_runs_on_which_gpu(code, capability, runs):
+    assert check.code_runs_on(code, *capability) is runs
 
 
 def test_a_driver_too_old_for_tritons_cudart_is_named(monkeypatch):
@@ -154,7 +206,7 @@ def test_a_driver_too_old_for_tritons_cudart_is_named(monkeypatch):
     monkeypatch.setattr(check, "paddle_facts", lambda site_packages: {"version": "2.6.2", "kernels": PADDLE_262})
     problems = check.report(_spec())["problems"]
     assert problems == [
-        "the driver supports CUDA 11.4; Triton's bundled cudart 12.6 needs a driver for CUDA 12.0 "
+        "the driver supports CUDA 11.4; this image's CUDA 12 libraries need a driver for CUDA 12.0 "
         "or newer (Linux >= 525.60.13)"
     ]
 
@@ -167,3 +219,27 @@ def test_no_driver_means_no_gpu_and_says_how_to_get_one():
 def test_count_prints_zero_without_a_gpu(capsys):
     assert check.main(["--count"]) == 0
     assert capsys.readouterr().out.strip() == "0"
+
+
+def test_count_says_in_one_line_why_a_visible_gpu_is_not_used(monkeypatch, capsys):
+    devices = [
+        {"index": 0, "name": "Tesla K80", "capability": (3, 7), "driver_cuda": 12090},
+        {"index": 1, "name": "NVIDIA L4", "capability": (8, 9), "driver_cuda": 12090},
+    ]
+    monkeypatch.setattr(check, "driver_devices", lambda: (devices, ""))
+    spec = {"kernels": {"libcublasLt.so.12": ["sm_60", "sm_80", "compute_90"]}, "architectures": ["sm_60", "sm_80"]}
+    assert check.usable_devices(spec) == (
+        1,
+        "GPU 0 (Tesla K80, compute capability 3.7) is not one this image has kernels for (sm_60, sm_80)",
+    )
+    devices[1]["driver_cuda"] = 11080
+    usable, why = check.usable_devices(spec)
+    assert usable == 0 and why.endswith(
+        "GPU 1 (NVIDIA L4): the driver supports CUDA 11.8, this image needs a driver for CUDA 12.0 or newer "
+        "(Linux >= 525.60.13)"
+    )
+    monkeypatch.setattr(check, "SPEC", Path("/nowhere/gpu-stack.json"))
+    monkeypatch.setattr(check, "paddle_facts", lambda site_packages: {})
+    assert check.main(["--count"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "0" and "Tesla K80" in lines[1] and len(lines) == 2

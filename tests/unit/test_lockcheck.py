@@ -363,6 +363,7 @@ def test_freeze_selects_locks_by_name(project):
         "model-sources",
         "cpu",
         "gpu",
+        "gpu-cu12",
         "client",
         "bench",
         "docs",

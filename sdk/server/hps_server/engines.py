@@ -7,8 +7,10 @@ pipeline's or a request's:
   HPS_ENGINE_<MODEL>=ENGINE   that model runs on ENGINE (it must declare it: else the model does not load)
   HPS_ENGINE=ENGINE           every model that declares ENGINE runs on it; the others keep their default
   neither                     the model's `engine` in pipeline.toml (`paddle` when it declares none);
-                              Paddle when that default cannot run here (the gpu runtime carries Paddle
-                              alone, and ONNX Runtime and OpenVINO run on CPU only)
+                              when that default cannot run here: on a GPU instance ONNX Runtime if the
+                              model declares it and its CUDA provider is there (the gpu-cu12 image),
+                              else Paddle, the reference every model has (on a GPU instance of an image
+                              whose Paddle is the CPU build, Paddle runs on the CPU: LAC on gpu-cu12)
 
 <MODEL> is the artifact name upper-cased, every other character than A-Z and 0-9 turned to `_`
 (text_detection: HPS_ENGINE_TEXT_DETECTION). Files: Paddle runs the locked Paddle files of
@@ -83,7 +85,7 @@ def _known(engine: str, where: str, model: str) -> str:
 
 
 def choose(model: str, declared: Declared, environ: Mapping[str, str] | None = None,
-           available: Collection[str] = ENGINES) -> tuple[str, str]:
+           available: Collection[str] = ENGINES, device: str = "cpu") -> tuple[str, str]:
     """(engine, why) for a model: its own override, else the deployment-wide one if it declares
     that engine, else its default. An override naming an engine it does not declare, or one that
     cannot run here (`available`: not installed in the image, or a CPU engine on a GPU instance), is
@@ -108,16 +110,37 @@ def choose(model: str, declared: Declared, environ: Mapping[str, str] | None = N
     else:
         why = "its default"
     if declared.default not in available:
+        if device == "gpu" and ONNXRUNTIME in available and ONNXRUNTIME in declared.engines:
+            return ONNXRUNTIME, f"{why} {declared.default} cannot run here, so ONNX Runtime on the GPU"
         return PADDLE, f"{why} {declared.default} cannot run here, so Paddle, the reference"
     return declared.default, why
 
 
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
 def available_engines(device: str) -> tuple[str, ...]:
-    """The engines an instance can run: Paddle always; the CPU-only engines on a CPU instance when
-    the image carries their module (the gpu runtime carries Paddle alone)."""
+    """The engines an instance can run: Paddle always; on a CPU instance the others whose module the
+    image carries; on a GPU instance ONNX Runtime when its CUDA provider is there (gpu-cu12)."""
     if device == "gpu":
-        return (PADDLE,)
+        return (PADDLE, ONNXRUNTIME) if _onnxruntime_has_cuda() else (PADDLE,)
     return tuple(e for e in ENGINES if e == PADDLE or importlib.util.find_spec(e) is not None)
+
+
+def _onnxruntime_has_cuda() -> bool:
+    if importlib.util.find_spec(ONNXRUNTIME) is None:
+        return False
+    import onnxruntime as ort
+
+    return CUDA_PROVIDER in ort.get_available_providers()
+
+
+def onnxruntime_providers(device: str, device_id: int) -> list[Any]:
+    """The execution providers of a session: the CUDA provider on the instance's GPU first (CPU for
+    the operators it lacks) on a GPU instance; the CPU provider alone otherwise."""
+    if device == "gpu":
+        return [(CUDA_PROVIDER, {"device_id": device_id}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
 
 
 @dataclass(frozen=True)
@@ -216,7 +239,7 @@ def _paddle(context: Any, folder: Path, files: tuple[Path, Path] | None, onednn:
     return make
 
 
-def _onnxruntime(folder: Path, settings: EngineSettings) -> Callable[[int], Run]:
+def _onnxruntime(folder: Path, settings: EngineSettings, providers: list[Any]) -> Callable[[int], Run]:
     import onnxruntime as ort
 
     path = converted_file(folder, ONNXRUNTIME)
@@ -236,7 +259,7 @@ def _onnxruntime(folder: Path, settings: EngineSettings) -> Callable[[int], Run]
         options.log_severity_level = 3
         # Idle intra-op threads sleep instead of spinning: the other instances need those cores.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), options, providers=providers)
         name = session.get_inputs()[0].name
 
         def run(batch: np.ndarray) -> np.ndarray:
@@ -288,10 +311,10 @@ def create(context: Any, name: str, engine: str, *, files: tuple[Path, Path] | N
     settings = settings or EngineSettings.from_environ()
     if engine == PADDLE:
         make = _paddle(context, folder, files, onednn, ir_optim)
+    elif engine == ONNXRUNTIME:
+        make = _onnxruntime(folder, settings, onnxruntime_providers(context.device, context.device_id))
     elif context.device == "gpu":
         raise EngineError(f"model {name!r}: engine {engine!r} runs on CPU only; this instance is on a GPU")
-    elif engine == ONNXRUNTIME:
-        make = _onnxruntime(folder, settings)
     elif engine == OPENVINO:
         make = _openvino(folder, settings)
     else:
@@ -305,7 +328,7 @@ def load(context: Any, name: str, **options: Any) -> Predictor:
     """The predictor of model artifact `name` on the engine the deployment chose (see the module
     docstring), logged once."""
     declared = Declared.from_entry(context.models.get(name))
-    engine, why = choose(name, declared, os.environ, available_engines(context.device))
+    engine, why = choose(name, declared, os.environ, available_engines(context.device), context.device)
     settings = EngineSettings.from_environ()
     predictor = create(context, name, engine, settings=settings, **options)
     detail = {

@@ -88,7 +88,10 @@ def _create(model_file, params_file, context: ServerContext, threads: int, model
     else:
         config = inference.Config(str(model_file), str(params_file))
     use_gpu = context.device == "gpu"
-    if use_gpu and not (paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0):
+    if use_gpu and not paddle.is_compiled_with_cuda():
+        log.info(f"{context.model_name}: this image's Paddle is its CPU build: Paddle runs on the CPU")
+        use_gpu = False
+    elif use_gpu and paddle.device.cuda.device_count() == 0:
         log.info(f"{context.model_name}: no usable GPU, running on CPU")
         use_gpu = False
     if use_gpu:
