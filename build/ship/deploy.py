@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from hpsforge.bundle import model_repo
+from hpsforge.core.config import load_config
 from hpsforge.core.errors import HpsforgeError, UsageError
 from hpsforge.core.pipelines import DeployParameters, Pipeline, StateVolume, image_slug
 from hpsforge.core.reference import ImageReference
@@ -60,8 +61,15 @@ MAX_REQUEST_MIB = 16
 SHM_ROUND_MIB = 64
 
 ADMIN_SECRET_KEY = "admin-key"
-# Extra resources per device target (a target absent here needs none).
+# Extra resources per device (cpu needs none).
 DEVICE_RESOURCES = {"gpu": {"nvidia.com/gpu": "1"}}
+
+
+def device_of(target: str) -> str:
+    """The device a target's pods serve on: gpu for a target with a CUDA stack (gpu, gpu-cu12)."""
+    return "gpu" if load_config().target(target).cuda is not None else "cpu"
+
+
 KSERVE_API = "serving.kserve.io"
 KINDS = ("kubernetes", "kserve")
 
@@ -178,8 +186,7 @@ def _container(
     engines: dict[str, str] | None = None,
 ) -> Manifest:
     env: list[Manifest] = []
-    if target in model_repo.DEVICES:
-        env.append({"name": "HPS_DEVICE", "value": target})
+    env.append({"name": "HPS_DEVICE", "value": device_of(target)})
     # The sizing, handed over by name only: HPS_CPU_THREADS is read by hps_server (unset, it counts
     # the node's cores, not this pod's); HPS_INSTANCES is the instance count per model the CPU was
     # sized for (the shipped configs run one, the default).
@@ -205,7 +212,7 @@ def _container(
         "ports": [{"name": kind, "containerPort": port, "protocol": "TCP"} for kind, port in PORTS.items()],
         "env": env,
         # Requests equal limits: the Guaranteed class, and the CPU the threads were sized for.
-        "resources": {"requests": dict(amounts), "limits": {**amounts, **DEVICE_RESOURCES.get(target, {})}},
+        "resources": {"requests": dict(amounts), "limits": {**amounts, **DEVICE_RESOURCES.get(device_of(target), {})}},
         # Ready means every model is loaded, so it also ends the start; liveness only after that.
         "startupProbe": {
             **_get("/v2/health/ready"),

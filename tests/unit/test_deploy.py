@@ -235,8 +235,9 @@ def test_sizes_follow_the_deploy_table():
     assert container["startupProbe"]["failureThreshold"] * deploy.PROBE_PERIOD_S >= 100 * deploy.START_MARGIN
 
 
-def test_a_gpu_target_asks_for_a_gpu():
-    files = deploy.render("OCR", PIPELINES["OCR"], "gpu", IMAGE, BOTH, "x")
+@pytest.mark.parametrize("target", ["gpu", "gpu-cu12"])
+def test_a_gpu_target_asks_for_a_gpu(target):
+    files = deploy.render("OCR", PIPELINES["OCR"], target, IMAGE, BOTH, "x")
     for path in ("kubernetes/deployment.yaml", "kserve/servingruntime.yaml"):
         manifests.validate_text(files[path])
         container = _container(yaml.safe_load(files[path]))
