@@ -6,13 +6,13 @@ from tests.support import disk
 
 
 def test_the_report_says_how_far_free_space_fell(tmp_path, monkeypatch):
-    free = iter([50e9, 42e9, 45e9])
+    free = iter([60e9, 52e9, 55e9])
     monkeypatch.setattr(disk, "free_bytes", lambda path: next(free))
     watch = disk.DiskWatch({"the store": tmp_path / "not" / "made" / "yet", "temporary files": tmp_path})
     watch.sample()
     watch.sample()
     assert watch.lines() == [
-        "the store, temporary files: 50.0 GB free at the start, 42.0 GB at the least: free space fell by up to 8.0 GB"
+        "the store, temporary files: 60.0 GB free at the start, 52.0 GB at the least: free space fell by up to 8.0 GB"
     ]
     assert watch.warning() is None
 
