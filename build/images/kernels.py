@@ -365,12 +365,6 @@ def prove(target: str, architectures: list[str], wheelhouse: WheelhouseManifest,
     return found
 
 
-def coverage(target: str, architectures: list[str], wheels: list[Path], scratch: Path) -> Coverage:
-    """The coverage of a target: every library of its wheels against the architectures it promises."""
-    libraries = [library for wheel in sorted(wheels) for library in scan_wheel(wheel, scratch)]
-    return Coverage(target=target, architectures=architectures, libraries=libraries)
-
-
 def check(coverage: Coverage) -> None:
     """Stop unless every library with kernels covers every promised architecture."""
     promised = coverage.promised()
