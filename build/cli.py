@@ -17,6 +17,7 @@ from hpsforge.bench.serving import measure as serving_measure
 from hpsforge.bench.serving import perf_analyzer
 from hpsforge.bench.serving import report as serving_report
 from hpsforge.bundle import assemble
+from hpsforge.core.config import load_config
 from hpsforge.core.errors import (
     DigestMismatchError,
     HpsforgeError,
@@ -61,9 +62,17 @@ def _parser(session: str) -> _Parser:
     return _Parser(prog=f"nox -s {session} --")  # `nox -s images -- --help` prints every option
 
 
+def _target_name(name: str) -> str:
+    """A target argument as typed: an alias (hpsforge.toml's [aliases]) means the target it stands for."""
+    target = load_config().target_name(name)
+    if target != name:
+        print(f"hpsforge: {name} is target {target} (aliases.{name} in hpsforge.toml)", flush=True)
+    return target
+
+
 def _target_parser(session: str) -> _Parser:
     parser = _parser(session)
-    parser.add_argument("target", help="the device target, e.g. cpu or gpu")
+    parser.add_argument("target", type=_target_name, help="the device target: cpu, gpu (= gpu-cu12) or gpu-cu118")
     return parser
 
 
@@ -89,13 +98,14 @@ def run_freeze(argv: list[str]) -> None:
     parser.add_argument(
         "locks",
         nargs="*",
-        help="re-lock only these: engine, base, rc, model-sources, a target (cpu, gpu), client, bench or docs",
+        help="re-lock only these: engine, base, rc, model-sources, a target (cpu, gpu-cu12...), client, bench or docs",
     )
     parser.add_argument("-p", "--index-url", help="the package index pip-compile resolves from")
     parser.add_argument("--extra-index-url", action="append", default=[], help="an extra index (repeatable)")
     parser.add_argument("--upgrade", action="store_true", help="re-resolve to the newest allowed versions")
     options = parser.parse_args(argv)
     project = Project.load()
+    options.locks = [_target_name(name) if name in project.config.aliases else name for name in options.locks]
     lock_kinds.select(project, options.locks)  # an unknown name fails before the engine starts
     index = pip_compile.IndexOptions(options.index_url, tuple(options.extra_index_url), options.upgrade)
     engine.ensure(project.config.engine)  # also installs mmdebstrap, which resolves the Debian locks
@@ -221,7 +231,9 @@ def run_images(argv: list[str]) -> None:
     """Verify every input against the locks, then build the graph of the named targets: base, rc,
     each runtime and one image per pipeline; record every digest once, at the end."""
     parser = _parser("images")
-    parser.add_argument("targets", nargs="*", help="device targets whose runtime to build (cpu, gpu)")
+    parser.add_argument(
+        "targets", nargs="*", type=_target_name, help="device targets whose runtime to build (cpu, gpu, gpu-cu118)"
+    )
     parser.add_argument("--no-cache", action="store_true", help="rebuild from nothing: no cache, a fresh rootfs")
     parser.add_argument("--repository", help="also name the runtime REPOSITORY (e.g. registry:5000/hps/runtime-cpu)")
     parser.add_argument("--tag", help="also tag the runtime TAG (its default tag is the start of its input hash)")
@@ -242,8 +254,7 @@ def run_images(argv: list[str]) -> None:
     options = parser.parse_args(argv)
     project = Project.load()
     config = project.config
-    for target in options.targets:
-        config.target(target)
+    options.targets = list(dict.fromkeys(options.targets))  # `gpu gpu-cu12` is one target
     if (options.repository or options.tag) and len(options.targets) != 1:
         raise UsageError("--repository and --tag name one image: give exactly one target")
     if options.push and not options.targets:
@@ -315,6 +326,7 @@ def run_archive(argv: list[str]) -> None:
     parser.add_argument(
         "--target",
         action="append",
+        type=_target_name,
         metavar="TARGET",
         help="export only this device target's own wheels and blobs (repeatable; default: all)",
     )
@@ -382,7 +394,7 @@ def run_repro(argv: list[str]) -> None:
     """Rebuild every image of the targets' graph from nothing, compare each digest with the first
     build and the record, write output/repro/ (report.json, junit.xml); or compare two reports."""
     parser = _parser("repro")
-    parser.add_argument("targets", nargs="*", help="device targets (cpu, gpu)")
+    parser.add_argument("targets", nargs="*", type=_target_name, help="device targets (cpu, gpu, gpu-cu118)")
     parser.add_argument("--all", action="store_true", help="every target hpsforge.toml declares")
     parser.add_argument(
         "--from-archive", type=Path, metavar="DIR", help="rebuild from this input archive, imported into an empty store"
@@ -443,8 +455,7 @@ def run_repro(argv: list[str]) -> None:
             "name the targets to prove (e.g. `-- cpu`), or give --all",
             hint=f"targets: {', '.join(sorted(config.targets))}",
         )
-    for target in targets:
-        config.target(target)
+    targets = list(dict.fromkeys(targets))  # `gpu gpu-cu12` is one target
     if options.from_archive:
         archive.read_index(options.from_archive)  # not an archive: say so before building anything
     engine.ensure(config.engine)
@@ -694,7 +705,7 @@ def run_serve(argv: list[str]) -> None:
     """Start a pipeline's image (built by `nox -s images`) and print its addresses."""
     parser = _parser("serve")
     parser.add_argument("name", help="the pipeline (folder name under pipelines/)")
-    parser.add_argument("--target", default="cpu", help="whose image to run (default cpu)")
+    parser.add_argument("--target", default="cpu", type=_target_name, help="whose image to run (default cpu)")
     parser.add_argument("--host", default="127.0.0.1", help="host address to publish on (default 127.0.0.1)")
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
@@ -735,7 +746,7 @@ def run_conformance(argv: list[str]) -> None:
     parser.add_argument("--url", help="HTTP HOST:PORT of a running server (then name one pipeline)")
     parser.add_argument("--grpc-url", help="its gRPC HOST:PORT (default: the HTTP port + 1)")
     parser.add_argument("--metrics-url", help="its metrics HOST:PORT (default: the HTTP port + 2)")
-    parser.add_argument("--target", default="cpu", help="whose images to start (default cpu)")
+    parser.add_argument("--target", default="cpu", type=_target_name, help="whose images to start (default cpu)")
     options = parser.parse_args(argv)
     project = Project.load()
     select(project.pipelines, options.pipelines)
@@ -775,7 +786,7 @@ def run_deploy(argv: list[str]) -> None:
     )
     parser.add_argument("--kserve", action="store_true", help="KServe ServingRuntime + InferenceService")
     parser.add_argument("--image", help="REPOSITORY@sha256:... to run (default: the digest in lock/images.lock.json)")
-    parser.add_argument("--target", default="cpu", help="whose image (default cpu)")
+    parser.add_argument("--target", default="cpu", type=_target_name, help="whose image (default cpu)")
     parser.add_argument("--output", type=Path, help="where <Name>/ folders go (default output/deploy)")
     parser.add_argument(
         "--policy",

@@ -203,7 +203,7 @@ def gpu_cu12_images(config, runtime_gpu_cu12):
     return built
 
 
-# The gpu target, built with STAND-INS for NVIDIA's cuDNN and TensorRT tarballs (which cannot be
+# The gpu-cu118 target, built with STAND-INS for NVIDIA's cuDNN and TensorRT tarballs (which cannot be
 # downloaded here): tests/support/gpu_standins.py. Real cu11 wheels, real Paddle 2.6.2, real
 # Triton; the images are tagged -standin and never recorded.
 
@@ -220,23 +220,24 @@ def gpu_standins(config, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def runtime_gpu(config, shared_images, gpu_standins):
-    """The gpu runtime on the stand-ins, built (or found up to date) as `nox -s images -- gpu` does."""
+def runtime_gpu_cu118(config, shared_images, gpu_standins):
+    """The gpu-cu118 runtime on the stand-ins, built (or found up to date) as `nox -s images -- gpu-cu118` does."""
     from hpsforge.images import runtime
 
     with gpu_standins.active():
-        return runtime.build(config, "gpu", shared_images["base"], shared_images["rc"])
+        return runtime.build(config, "gpu-cu118", shared_images["base"], shared_images["rc"])
 
 
 @pytest.fixture(scope="session")
-def gpu_images(config, runtime_gpu):
-    """Every gpu pipeline image on the stand-in runtime; role -> record (the runtime included)."""
+def gpu_cu118_images(config, runtime_gpu_cu118):
+    """Every gpu-cu118 pipeline image on the stand-in runtime; role -> record (the runtime included)."""
     from hpsforge.core.pipelines import load_pipelines
     from hpsforge.images import pipeline_images
 
-    built = {"runtime-gpu": runtime_gpu}
+    built = {"runtime-gpu-cu118": runtime_gpu_cu118}
     for name, pipeline in load_pipelines().items():
-        built[pipeline_images.role(name, "gpu")] = pipeline_images.build(config, name, pipeline, "gpu", runtime_gpu)
+        role = pipeline_images.role(name, "gpu-cu118")
+        built[role] = pipeline_images.build(config, name, pipeline, "gpu-cu118", runtime_gpu_cu118)
     return built
 
 

@@ -19,6 +19,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_core import ErrorDetails
 
@@ -251,12 +252,41 @@ class ProjectConfig(Model):
     rc: RcConfig = Field(description="The rc image's Python tools; `lock/rc-requirements.txt`.")
     python: PythonConfig = Field(description="Requirements every target shares.")
     targets: dict[TargetName, TargetConfig] = Field(
-        min_length=1, description="The device targets by name (`cpu`, `gpu`); `lock/requirements/<name>.txt` each."
+        min_length=1,
+        description="The device targets by name (`cpu`, `gpu-cu12`, `gpu-cu118`); `lock/requirements/<name>.txt` each.",
     )
+    aliases: dict[TargetName, TargetName] = Field(
+        default_factory=dict,
+        description="Names a user may type for a target (`gpu` for the release GPU target); commands take "
+        "either, images, locks and records carry the target's own name.",
+    )
+
+    @model_validator(mode="after")
+    def _aliases_name_targets(self) -> ProjectConfig:
+        for alias, target in self.aliases.items():
+            if alias in self.targets:
+                raise ValueError(f"aliases.{alias}: {alias!r} is a target's own name; an alias names another")
+            if target not in self.targets:
+                declared = ", ".join(sorted(self.targets))
+                raise ValueError(f"aliases.{alias}: {target!r} is no target; hpsforge.toml declares: {declared}")
+        return self
+
+    def target_name(self, name: str) -> str:
+        """The target a name the user typed means: its own name, or the target an alias stands for."""
+        if name in self.targets:
+            return name
+        if name in self.aliases:
+            return self.aliases[name]
+        known = sorted(self.targets) + [f"{alias} (= {target})" for alias, target in sorted(self.aliases.items())]
+        raise UsageError(f"unknown target {name!r}; hpsforge.toml declares: {', '.join(known)}")
 
     def target(self, name: str) -> TargetConfig:
         if name not in self.targets:
-            raise UsageError(f"unknown target {name!r}; hpsforge.toml declares: {', '.join(sorted(self.targets))}")
+            self.target_name(name)  # says what is declared when the name is unknown
+            raise UsageError(
+                f"{name!r} stands for target {self.aliases[name]!r} (aliases.{name}): "
+                f"resolve it with ProjectConfig.target_name first"
+            )
         return self.targets[name]
 
 

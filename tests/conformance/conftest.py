@@ -6,8 +6,8 @@ Options (also passed by `nox -s conformance`):
   --hps-url HOST:PORT                    check this running server's HTTP endpoint instead
   --hps-grpc-url HOST:PORT               ... and its gRPC endpoint (default: HTTP port + 1)
   --hps-metrics-url HOST:PORT            ... and its metrics endpoint (default: HTTP port + 2)
-  --hps-target cpu                       whose images to start (default cpu; gpu: the gpu images
-                                         on stand-in cuDNN/TensorRT, see tests/support/gpu_standins.py,
+  --hps-target cpu                       whose images to start (default cpu; gpu-cu12, or gpu-cu118 on
+                                         stand-in cuDNN/TensorRT, see tests/support/gpu_standins.py: both
                                          served in CPU fallback)
 """
 
@@ -168,8 +168,8 @@ def pipeline_image_records(request):
     target = request.config.getoption("--hps-target")
     config = request.getfixturevalue("config")
     pipelines = load_pipelines()
-    # gpu: on the stand-in cuDNN/TensorRT (tests/conftest.py), served in CPU fallback here.
-    runtimes = {"cpu": "runtime_cpu", "gpu": "runtime_gpu", "gpu-cu12": "runtime_gpu_cu12"}
+    # gpu-cu118: on the stand-in cuDNN/TensorRT (tests/conftest.py); GPU targets serve in CPU fallback here.
+    runtimes = {"cpu": "runtime_cpu", "gpu-cu118": "runtime_gpu_cu118", "gpu-cu12": "runtime_gpu_cu12"}
     if target not in runtimes:
         pytest.skip(f"images of the {target} target are not built by the test suite")
     runtime_image = request.getfixturevalue(runtimes[target])

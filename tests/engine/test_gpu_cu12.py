@@ -16,10 +16,9 @@ import pytest
 from python_on_whales import docker
 
 from hpsforge.core.errors import ExitCode, KernelCoverageError
-from hpsforge.core.pipelines import load_pipelines
 from hpsforge.images import runtime
 from hpsforge.locks import images_lock, pip_locks, requirements_lock
-from hpsforge.prove import conformance
+from tests.support import gpu_serving
 from tests.support.leave import images_leave
 
 SITE = "/opt/hps/lib/python3.11/site-packages"
@@ -123,15 +122,13 @@ def test_a_promise_the_kernels_do_not_keep_stops_the_build_before_it_starts(conf
     assert {image.id for image in docker.image.list("hpsforge/runtime-gpu-cu12")} == before, "something was tagged"
 
 
+def test_without_a_gpu_the_server_says_so_in_one_line_and_serves_on_the_cpu(gpu_cu12_images):
+    gpu_serving.serves_on_the_cpu_saying_why(gpu_cu12_images["pipeline-image-classification-gpu-cu12"].reference)
+
+
 def test_every_gpu_cu12_pipeline_image_passes_conformance_in_cpu_fallback(gpu_cu12_images):
-    """The conformance suite (as `nox -s conformance -- --target gpu-cu12` runs it) on the images
-    above: the CPU images' golden answers, protocol, bad input, lifecycle."""
-    checked = conformance.run([], target="gpu-cu12")
-    print("\n" + conformance.table(checked.results))
-    assert checked.passed, conformance.table(checked.results)
-    golden = {
-        result.pipeline
-        for result in checked.results
-        if result.check.startswith("golden") and result.outcome is conformance.Outcome.PASSED
-    }
-    assert golden == set(load_pipelines()), golden
+    """The conformance suite's golden cases, bad requests and engine checks (as `nox -s conformance --
+    --target gpu -k "golden or bad_input or engines"` runs them) on the images above, with the CPU
+    images' golden answers. The rest of the suite (protocol, lifecycle, concurrency) exercises the
+    shared server runtime, which the cpu images run in full."""
+    gpu_serving.conformance_passes_in_cpu_fallback("gpu-cu12", "golden or bad_input or engines")

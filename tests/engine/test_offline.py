@@ -142,7 +142,7 @@ def travelled_archive(cpu_images, registry_tool, tmp_path_factory):
     shutil.rmtree(root / "registry")
     shutil.rmtree(scratch_store)
     assert sorted(p.name for p in (pulled / "files").iterdir()) == exported_files
-    for lock in ("lock/requirements/gpu.txt", "lock/requirements/gpu-cu12.txt"):
+    for lock in ("lock/requirements/gpu-cu118.txt", "lock/requirements/gpu-cu12.txt"):
         gpu = [entry["name"] for entry in index["entries"] if lock in entry["locks"]]
         assert gpu == [], f"--target cpu walked {lock}: {gpu[:5]}"
     yield pulled, timings

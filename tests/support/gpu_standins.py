@@ -1,6 +1,6 @@
 """STAND-INS for NVIDIA's cuDNN and TensorRT tarballs, which sit behind NVIDIA's login.
 
-The test suite cannot download them, so it builds the gpu images from generated archives with the
+The test suite cannot download them, so it builds the gpu-cu118 images from generated archives with the
 same file names and the same layout (DESIGN.md, "Archive layouts"): `<top>/lib/` with every shared
 library of the real archive under its real names, the `.so -> .so.8 -> .so.8.9.7` symlink chains,
 static archives, headers, docs and samples (which the image build must leave out). Each shared
@@ -225,7 +225,7 @@ class Standins:
 def make(
     destination: Path,
     config: ProjectConfig,
-    target: str = "gpu",
+    target: str = "gpu-cu118",
     *,
     omit: frozenset[str] = frozenset(),
     unloadable: frozenset[str] = frozenset(),
@@ -237,8 +237,8 @@ def make(
     """
     if shutil.which("gcc") is None:
         raise RuntimeError(
-            "the gpu stand-ins are shared objects compiled on the spot: install gcc "
-            "(apt-get install gcc) to build and test the gpu images"
+            "the gpu-cu118 stand-ins are shared objects compiled on the spot: install gcc "
+            "(apt-get install gcc) to build and test the gpu-cu118 images"
         )
     real = blobs.load_manifest(PROJECT_ROOT / "vendor_blobs" / "manifest.toml")  # the project's manifest
     cuda = config.target(target).cuda
@@ -296,7 +296,7 @@ def make(
 
 def main(argv: list[str]) -> int:
     """`python -m tests.support.gpu_standins DIR`: write the stand-ins under DIR and print the two
-    variables that point a build at them (eval its output, then `./noxw -s images -- gpu`)."""
+    variables that point a build at them (eval its output, then `./noxw -s images -- gpu-cu118`)."""
     import argparse
 
     from hpsforge.core.config import load_config

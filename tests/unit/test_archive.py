@@ -167,7 +167,7 @@ def test_an_unknown_target_is_named_with_the_declared_ones(project):
     assert archive.selected_targets(project, ["cpu", "cpu"]) == ["cpu"]
     with pytest.raises(UsageError) as refused:
         archive.selected_targets(project, ["cpu", "tpu"])
-    assert "unknown target(s) tpu" in str(refused.value) and "cpu, gpu" in str(refused.value)
+    assert "unknown target(s) tpu" in str(refused.value) and "cpu, gpu-cu118, gpu-cu12" in str(refused.value)
 
 
 def test_local_model_files_are_archived_as_model_sources_locked_by_their_pipeline(project, tmp_path, store):

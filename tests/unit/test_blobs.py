@@ -23,7 +23,7 @@ from hpsforge.inputs.blobs import (
 URL = "https://example.invalid/{file}"
 
 
-def _entry(name: str, data: bytes, *, size: bool = True, targets: str = '["gpu"]') -> str:
+def _entry(name: str, data: bytes, *, size: bool = True, targets: str = '["gpu-cu118"]') -> str:
     file = f"{name}.tar.xz"
     return (
         "[[blobs]]\n"

@@ -76,7 +76,7 @@ def test_unknown_device_is_refused_before_anything_runs():
     result = noxw("-s", "freeze", "--", "tpu")
     assert result.returncode == 2
     assert (
-        "unknown lock(s) tpu; freeze knows: engine, base, rc, model-sources, cpu, gpu, gpu-cu12, client"
+        "unknown lock(s) tpu; freeze knows: engine, base, rc, model-sources, cpu, gpu-cu118, gpu-cu12, client"
         in result.stderr
     )
     result = noxw("-s", "verify", "--", "tpu")
@@ -104,7 +104,7 @@ def test_lock_check_names_a_stale_lock_and_its_refresh_command(tmp_path):
 
 
 def test_verify_gpu_names_every_missing_blob_and_where_to_put_it(tmp_path):
-    result = noxw("-s", "verify", "--", "gpu", env={"HPSFORGE_BLOBS_DIR": str(tmp_path)})
+    result = noxw("-s", "verify", "--", "gpu-cu118", env={"HPSFORGE_BLOBS_DIR": str(tmp_path)})
     output = result.stdout + result.stderr
     assert result.returncode == 4  # an input that cannot be had
     for file in (
@@ -157,3 +157,9 @@ def test_noxw_falls_back_to_pip_for_a_lock_without_uv(tmp_path):
     lock = tmp_path / "host-requirements.txt"
     lock.write_text("six==1.16.0 \\\n    --hash=sha256:" + "0" * 64 + "\n", encoding="utf-8")
     assert _noxw_module(lock).uv_requirement() is None
+
+
+def test_gpu_means_the_release_gpu_target():
+    result = noxw("-s", "verify", "--", "gpu")  # gpu-cu12 has no vendor blob: its model files only
+    assert "hpsforge: gpu is target gpu-cu12 (aliases.gpu in hpsforge.toml)" in result.stdout
+    assert "unknown target" not in result.stderr

@@ -175,3 +175,26 @@ def test_version_tuple(version, expected):
 def test_version_tuple_rejects_non_numeric():
     with pytest.raises(ValueError):
         version_tuple("dev")
+
+
+def test_gpu_is_the_release_gpu_target_by_alias(config_text, tmp_path):
+    config = load_config(_write(tmp_path, config_text))
+    assert config.target_name("gpu") == "gpu-cu12"
+    assert config.target_name("gpu-cu118") == "gpu-cu118"  # a target's own name means itself
+    with pytest.raises(HpsforgeError, match=r"unknown target 'tpu'; .*gpu-cu118, gpu-cu12, gpu \(= gpu-cu12\)"):
+        config.target_name("tpu")
+    with pytest.raises(HpsforgeError, match="'gpu' stands for target 'gpu-cu12'"):
+        config.target("gpu")  # code takes resolved names: an alias never becomes a role or a label
+
+
+@pytest.mark.parametrize(
+    "aliases, reason",
+    [
+        ('gpu = "gpu-cu11"', "aliases.gpu: 'gpu-cu11' is no target"),
+        ('cpu = "gpu-cu12"', "aliases.cpu: 'cpu' is a target's own name"),
+    ],
+)
+def test_an_alias_must_name_another_target(config_text, tmp_path, aliases, reason):
+    assert '\ngpu = "gpu-cu12"\n' in config_text
+    message = _error(_write(tmp_path, config_text.replace('\ngpu = "gpu-cu12"\n', f"\n{aliases}\n")))
+    assert reason in message

@@ -235,7 +235,7 @@ def test_sizes_follow_the_deploy_table():
     assert container["startupProbe"]["failureThreshold"] * deploy.PROBE_PERIOD_S >= 100 * deploy.START_MARGIN
 
 
-@pytest.mark.parametrize("target", ["gpu", "gpu-cu12"])
+@pytest.mark.parametrize("target", ["gpu-cu118", "gpu-cu12"])
 def test_a_gpu_target_asks_for_a_gpu(target):
     files = deploy.render("OCR", PIPELINES["OCR"], target, IMAGE, BOTH, "x")
     for path in ("kubernetes/deployment.yaml", "kserve/servingruntime.yaml"):

@@ -55,7 +55,7 @@ def test_an_unknown_engine_is_an_error(variable):
 
 
 def test_a_default_that_cannot_run_here_falls_back_to_paddle():
-    # The gpu runtime carries Paddle alone; its image-classification model defaults to ONNX Runtime.
+    # The gpu-cu118 runtime carries Paddle alone; its image-classification model defaults to ONNX Runtime.
     engine, why = choose("det", ALL, {}, available=("paddle",))
     assert engine == "paddle" and "openvino cannot run here" in why
 

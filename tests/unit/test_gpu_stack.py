@@ -1,4 +1,4 @@
-"""hpsforge.gpu: the gpu target's CUDA stack against its lock and blobs; the blob manifest override;
+"""hpsforge.gpu: the gpu-cu118 target's CUDA stack against its lock and blobs; the blob manifest override;
 stand-ins recognised; labels."""
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ CUDNN_SUBLIBRARIES = {f"libcudnn_{part}_{kind}.so.8" for part in ("ops", "cnn", 
 
 def _with_libraries(config: ProjectConfig, libraries: list[dict]) -> ProjectConfig:
     raw = config.model_dump(mode="json")
-    raw["targets"]["gpu"]["cuda"]["libraries"] = libraries
+    raw["targets"]["gpu-cu118"]["cuda"]["libraries"] = libraries
     return ProjectConfig.model_validate(raw)
 
 
 def test_the_declared_stack_covers_every_library_paddle_and_triton_open(config):
-    stack = gpu.stack(config, "gpu")
+    stack = gpu.stack(config, "gpu-cu118")
     names = {library.name for library in stack.libraries}
     assert ISSUE_LIBRARIES | CUDNN_SUBLIBRARIES | {"libnvinfer_builder_resource.so.8.6.1"} <= names
     assert {"libcudart.so.12", "libcuda.so.1", "libnvidia-ml.so.1"} <= names  # Triton's
@@ -52,8 +52,8 @@ def test_the_declared_stack_covers_every_library_paddle_and_triton_open(config):
 
 
 def test_every_wheel_source_is_a_locked_cu11_wheel(config):
-    locked = requirements_lock.read(pip_locks.lock_path("gpu")).by_name()
-    stack = gpu.stack(config, "gpu")
+    locked = requirements_lock.read(pip_locks.lock_path("gpu-cu118")).by_name()
+    stack = gpu.stack(config, "gpu-cu118")
     wheels = {library.project for library in stack.libraries if library.kind == "wheel"}
     assert wheels <= set(locked)
     cuda_wheels = wheels - {"nvidia-pytriton"}
@@ -64,9 +64,9 @@ def test_every_wheel_source_is_a_locked_cu11_wheel(config):
 
 
 def test_archive_libraries_are_grouped_by_blob_with_their_image_folder(config):
-    stack = gpu.stack(config, "gpu")
+    stack = gpu.stack(config, "gpu-cu118")
     by_blob = {archive.blob: archive for archive in stack.archives}
-    assert set(by_blob) == set(config.targets["gpu"].blobs)
+    assert set(by_blob) == set(config.targets["gpu-cu118"].blobs)
     cudnn = by_blob["cudnn-8.9.7.29-cuda11"]
     assert cudnn.into == "/opt/nvidia/cudnn/lib" and cudnn.file == "cudnn-linux-x86_64-8.9.7.29_cuda11-archive.tar.xz"
     assert set(cudnn.libraries) == {"libcudnn.so"} | CUDNN_SUBLIBRARIES
@@ -74,7 +74,7 @@ def test_archive_libraries_are_grouped_by_blob_with_their_image_folder(config):
 
 
 def test_labels_name_the_cuda_stack(config):
-    assert gpu.stack(config, "gpu").labels() == {
+    assert gpu.stack(config, "gpu-cu118").labels() == {
         "io.hpsforge.cuda.version": "11.8",
         "io.hpsforge.cudnn.version": "8.9.7.29",
         "io.hpsforge.tensorrt.version": "8.6.1.6",
@@ -106,22 +106,24 @@ def test_a_source_that_is_not_locked_names_the_field_and_the_relock(config):
         ],
     )
     with pytest.raises(StaleLockError) as caught:
-        gpu.stack(broken, "gpu")
+        gpu.stack(broken, "gpu-cu118")
     message = str(caught.value)
-    assert "targets.gpu.cuda.libraries.0 (libcublas.so)" in message and "nvidia-cublas-cu12" in message
-    assert "nox -s freeze -- gpu" in message
+    assert "targets.gpu-cu118.cuda.libraries.0 (libcublas.so)" in message and "nvidia-cublas-cu12" in message
+    assert "nox -s freeze -- gpu-cu118" in message
 
 
 def test_a_blob_of_another_target_is_refused(config):
     broken = _with_libraries(config, [{"name": "libcudnn.so", "source": "cudnn-8.9.7.29-cuda12", "user": "Paddle"}])
-    with pytest.raises(UsageError, match="cudnn-8.9.7.29-cuda12 is a vendor blob, but not one of targets.gpu.blobs"):
-        gpu.stack(broken, "gpu")
+    with pytest.raises(
+        UsageError, match="cudnn-8.9.7.29-cuda12 is a vendor blob, but not one of targets.gpu-cu118.blobs"
+    ):
+        gpu.stack(broken, "gpu-cu118")
 
 
 def test_a_blob_nothing_is_taken_from_is_refused(config):
     broken = _with_libraries(config, [{"name": "libcudnn.so", "source": "cudnn-8.9.7.29-cuda11", "user": "Paddle"}])
     with pytest.raises(UsageError, match="takes nothing from blob tensorrt-8.6.1.6-cuda11.8"):
-        gpu.stack(broken, "gpu")
+        gpu.stack(broken, "gpu-cu118")
 
 
 @pytest.mark.parametrize(
@@ -139,7 +141,7 @@ def test_library_declarations_are_validated(tmp_path, library, reason):
     path.write_text(CONFIG_FILE.read_text().replace(line, written))
     with pytest.raises(HpsforgeError, match=reason) as caught:
         load_config(path)
-    assert "targets.gpu.cuda.libraries.0" in str(caught.value)
+    assert "targets.gpu-cu118.cuda.libraries.0" in str(caught.value)
 
 
 def test_a_library_declared_twice_is_refused(tmp_path):
@@ -157,7 +159,7 @@ def _standin_manifest(tmp_path: Path) -> Path:
         blob = real.get(name)
         text += (
             f'[[blobs]]\nname = "{blob.name}"\nfile = "{blob.file}"\nsha256 = "{"0" * 64}"\n'
-            f'url = "file:///nowhere"\nlicense = "none"\ntargets = ["gpu"]\ncomponent = "{blob.component}"\n'
+            f'url = "file:///nowhere"\nlicense = "none"\ntargets = ["gpu-cu118"]\ncomponent = "{blob.component}"\n'
             f'version = "{blob.version}"\nstandin = true\n\n'
         )
     path = tmp_path / "standin-manifest.toml"
@@ -171,9 +173,9 @@ def test_the_blob_manifest_is_read_from_the_environment_at_call_time(tmp_path, m
     manifest = blobs.load_manifest()
     assert manifest.path == tmp_path / "standin-manifest.toml"
     assert manifest.get("cudnn-8.9.7.29-cuda11").standin
-    stack = gpu.stack(config, "gpu")
+    stack = gpu.stack(config, "gpu-cu118")
     assert stack.standin and all(archive.standin for archive in stack.archives)
-    assert gpu.standin_blobs(config, "gpu") == ["cudnn-8.9.7.29-cuda11", "tensorrt-8.6.1.6-cuda11.8"]
+    assert gpu.standin_blobs(config, "gpu-cu118") == ["cudnn-8.9.7.29-cuda11", "tensorrt-8.6.1.6-cuda11.8"]
     assert stack.labels()[gpu.STANDIN_LABEL].startswith("true: cuDNN and TensorRT are generated test stand-ins")
 
 
@@ -198,20 +200,20 @@ def test_stand_in_images_are_never_named_or_pushed():
     with pytest.raises(UsageError, match="never pushed like a release"):
         registry.push(image, "127.0.0.1:5000/hps")
     with pytest.raises(UsageError, match="never named like a release"):
-        runtime.name("gpu", image, "registry:5000/hps/runtime-gpu", "v1")
+        runtime.name("gpu-cu118", image, "registry:5000/hps/runtime-gpu", "v1")
 
 
 def test_the_gpu_plan_is_deterministic(config):
-    assert gpu.stack(config, "gpu").canonical_json() == gpu.stack(load_config(), "gpu").canonical_json()
+    assert gpu.stack(config, "gpu-cu118").canonical_json() == gpu.stack(load_config(), "gpu-cu118").canonical_json()
 
 
 def test_the_sbom_records_the_cuda_stack(config):
     from hpsforge.core.pipelines import load_pipelines
     from hpsforge.prove import sbom
 
-    document = sbom.document(config, load_pipelines(), "gpu")
+    document = sbom.document(config, load_pipelines(), "gpu-cu118")
     properties = {p["name"]: p["value"] for p in document["metadata"]["component"]["properties"]}
-    assert properties == gpu.stack(config, "gpu").labels()
+    assert properties == gpu.stack(config, "gpu-cu118").labels()
     versions = {c["name"]: c["version"] for c in document["components"] if c["bom-ref"].startswith("blob:")}
     assert versions == {
         "cudnn-linux-x86_64-8.9.7.29_cuda11-archive.tar.xz": "8.9.7.29",
@@ -227,6 +229,6 @@ def test_models_no_gpu_engine_runs_are_named_per_target(config):
     # gpu-cu12: ONNX Runtime's GPU build, Paddle's CPU build: Paddle-only LAC (and dlib) stay on the CPU
     assert gpu.cpu_only_models(config, "gpu-cu12", pipelines["lexical_analysis"]) == ["lac"]
     assert gpu.cpu_only_models(config, "gpu-cu12", pipelines["OCR"]) == []
-    # gpu: Paddle's CUDA build runs every Paddle model; cpu: no GPU to speak of
-    assert gpu.cpu_only_models(config, "gpu", pipelines["lexical_analysis"]) == []
+    # gpu-cu118: Paddle's CUDA build runs every Paddle model; cpu: no GPU to speak of
+    assert gpu.cpu_only_models(config, "gpu-cu118", pipelines["lexical_analysis"]) == []
     assert gpu.cpu_only_models(config, "cpu", pipelines["lexical_analysis"]) == []

@@ -1,4 +1,4 @@
-"""`python -m tests.support.gpu_standins DIR`: the stand-ins a user builds `images -- gpu` from by hand."""
+"""`python -m tests.support.gpu_standins DIR`: the stand-ins a user builds `images -- gpu-cu118` from by hand."""
 
 import os
 import subprocess

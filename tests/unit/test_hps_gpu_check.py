@@ -126,7 +126,7 @@ def test_a_library_that_loads_reports_the_file_it_resolved_to():
 
 
 def _spec(*libraries: dict) -> dict:
-    return {"target": "gpu", "versions": {"cuda": "11.8"}, "standin": False, "libraries": list(libraries)}
+    return {"target": "gpu-cu118", "versions": {"cuda": "11.8"}, "standin": False, "libraries": list(libraries)}
 
 
 def test_without_a_gpu_only_the_images_own_libraries_must_resolve(monkeypatch):

@@ -173,7 +173,7 @@ def test_install_writes_the_loader_path_and_removes_what_nothing_opens(tmp_path)
     (include / "cublas.h").write_text("/* header */")
     _archive(tmp_path)
     plan = {
-        "target": "gpu",
+        "target": "gpu-cu118",
         "unused": ["nvidia/cublas/lib/libnvblas.so.11"],
         "libraries": [_library("libcublas.so")],
         "archives": [_plan()],
@@ -187,13 +187,13 @@ def test_install_writes_the_loader_path_and_removes_what_nothing_opens(tmp_path)
 
 def test_an_unused_file_no_wheel_installed_means_the_declaration_is_stale(tmp_path):
     (tmp_path / "site-packages" / "nvidia").mkdir(parents=True)
-    with pytest.raises(install.PlanError, match="targets.gpu.cuda.unused names nvidia/x/lib/libx.so.1"):
-        install.remove_unused({"target": "gpu", "unused": ["nvidia/x/lib/libx.so.1"]}, tmp_path / "site-packages")
+    with pytest.raises(install.PlanError, match="targets.gpu-cu118.cuda.unused names nvidia/x/lib/libx.so.1"):
+        install.remove_unused({"target": "gpu-cu118", "unused": ["nvidia/x/lib/libx.so.1"]}, tmp_path / "site-packages")
 
 
 def test_main_prints_each_problem_as_an_error_line_and_fails(tmp_path, capsys):
     _archive(tmp_path, drop=("libcudnn_ops_infer.so.8",))
-    plan = {"target": "gpu", "standin": True, "unused": [], "libraries": [], "archives": [_plan()]}
+    plan = {"target": "gpu-cu118", "standin": True, "unused": [], "libraries": [], "archives": [_plan()]}
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     code = install.main(
         [

@@ -85,7 +85,7 @@ def _with_target(config, name: str, requirements: list[str]):
 
 def test_committed_locks_are_fresh(project):
     """The guard: lock/ matches hpsforge.toml and the pipelines as committed."""
-    assert set(project.config.targets) >= {"cpu", "gpu"}
+    assert set(project.config.targets) >= {"cpu", "gpu-cu118", "gpu-cu12"}
     assert lock_kinds.problems(project) == []
     lock_kinds.check(project)  # no error
 
@@ -284,7 +284,7 @@ def test_unhashed_pin_in_a_fresh_lock_is_reported(project, fresh):
 
 def test_missing_target_lock_is_reported_not_raised(project, fresh):
     config, pipelines = project.config, project.pipelines
-    path = fresh / "requirements" / "gpu.txt"
+    path = fresh / "requirements" / "gpu-cu118.txt"
     path.unlink()
     found = lock_kinds.problems(Project(config, pipelines))
     assert len(found) == 1, found
@@ -362,7 +362,7 @@ def test_freeze_selects_locks_by_name(project):
         "rc",
         "model-sources",
         "cpu",
-        "gpu",
+        "gpu-cu118",
         "gpu-cu12",
         "client",
         "bench",
@@ -371,6 +371,6 @@ def test_freeze_selects_locks_by_name(project):
         "conversions",
         "perf-analyzer",
     ]
-    assert [kind.name for kind in lock_kinds.select(project, ["gpu", "engine"])] == ["engine", "gpu"]
+    assert [kind.name for kind in lock_kinds.select(project, ["gpu-cu118", "engine"])] == ["engine", "gpu-cu118"]
     with pytest.raises(UsageError, match="unknown lock\\(s\\) tpu, host; freeze knows: engine, base"):
         lock_kinds.select(project, ["tpu", "host"])

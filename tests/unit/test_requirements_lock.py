@@ -207,7 +207,7 @@ REAL_LOCKS = sorted((LOCK_DIR / "requirements").glob("*.txt")) + [
 
 
 def test_there_are_target_locks():
-    assert {p.name for p in (LOCK_DIR / "requirements").glob("*.txt")} >= {"cpu.txt", "gpu.txt"}
+    assert {p.name for p in (LOCK_DIR / "requirements").glob("*.txt")} >= {"cpu.txt", "gpu-cu118.txt", "gpu-cu12.txt"}
 
 
 @pytest.mark.parametrize("path", REAL_LOCKS, ids=lambda p: str(p.relative_to(LOCK_DIR)))

@@ -78,7 +78,7 @@ def _bom_refs(components: list[dict]):
 # --- schema -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", ["cpu", "gpu"])
+@pytest.mark.parametrize("target", ["cpu", "gpu-cu118"])
 def test_document_is_valid_cyclonedx_1_5(project, target, fast_iri_check):
     config, pipelines = project
     document = sbom.document(config, pipelines, target)
@@ -103,7 +103,7 @@ def test_validation_can_fail(project, fast_iri_check):
 
 def test_urls_are_valid_iris(project):
     config, pipelines = project
-    document = sbom.document(config, pipelines, "gpu")
+    document = sbom.document(config, pipelines, "gpu-cu118")
     urls = [ref["url"] for c in document["components"] for ref in c.get("externalReferences", [])]
     assert urls
     for url in urls:
@@ -122,7 +122,7 @@ def test_urls_are_valid_iris(project):
 # --- contents -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", ["cpu", "gpu"])
+@pytest.mark.parametrize("target", ["cpu", "gpu-cu118"])
 def test_every_debian_package_is_listed(project, target):
     config, pipelines = project
     lock = debian.DebianLock.read(debian.base_lock_path())
@@ -167,7 +167,7 @@ def test_debian_purls_in_packageurls_canonical_form(project):
     assert PackageURL.from_string(hand_made) == PackageURL.from_string(purls["libstdc++6"])
 
 
-@pytest.mark.parametrize("target", ["cpu", "gpu"])
+@pytest.mark.parametrize("target", ["cpu", "gpu-cu118"])
 def test_every_locked_requirement_is_listed(project, target):
     config, pipelines = project
     lock = requirements_lock.read(pip_locks.lock_path(target))
@@ -181,12 +181,14 @@ def test_every_locked_requirement_is_listed(project, target):
 
 def test_each_target_lists_its_own_paddle(project):
     config, pipelines = project
-    names = {t: {c["name"] for c in _components(sbom.document(config, pipelines, t), "pypi:")} for t in ("cpu", "gpu")}
+    names = {
+        t: {c["name"] for c in _components(sbom.document(config, pipelines, t), "pypi:")} for t in ("cpu", "gpu-cu118")
+    }
     assert "paddlepaddle" in names["cpu"] and "paddlepaddle-gpu" not in names["cpu"]
-    assert "paddlepaddle-gpu" in names["gpu"] and "paddlepaddle" not in names["gpu"]
+    assert "paddlepaddle-gpu" in names["gpu-cu118"] and "paddlepaddle" not in names["gpu-cu118"]
 
 
-@pytest.mark.parametrize("target", ["cpu", "gpu"])
+@pytest.mark.parametrize("target", ["cpu", "gpu-cu118"])
 def test_every_model_file_is_listed(project, target):
     config, pipelines = project
     components = _components(sbom.document(config, pipelines, target), "model:")
@@ -210,9 +212,9 @@ def test_every_model_file_is_listed(project, target):
 def test_gpu_lists_its_vendor_blobs(project):
     config, pipelines = project
     manifest = blobs.load_manifest()
-    wanted = config.targets["gpu"].blobs
+    wanted = config.targets["gpu-cu118"].blobs
     assert wanted
-    components = _components(sbom.document(config, pipelines, "gpu"), "blob:")
+    components = _components(sbom.document(config, pipelines, "gpu-cu118"), "blob:")
     listed = {c["bom-ref"].removeprefix("blob:"): (c["name"], _digests(c)) for c in components}
     assert listed == {name: (manifest.get(name).file, [manifest.get(name).sha256]) for name in wanted}
     for digest in (d for _, ds in listed.values() for d in ds):
@@ -225,7 +227,7 @@ def test_cpu_lists_no_vendor_blobs(project):
     assert _components(sbom.document(config, pipelines, "cpu"), "blob:") == []
 
 
-@pytest.mark.parametrize("target", ["cpu", "gpu"])
+@pytest.mark.parametrize("target", ["cpu", "gpu-cu118"])
 def test_bom_refs_are_unique(project, target):
     config, pipelines = project
     document = sbom.document(config, pipelines, target)
@@ -235,10 +237,10 @@ def test_bom_refs_are_unique(project, target):
 
 def test_metadata(project):
     config, pipelines = project
-    document = sbom.document(config, pipelines, "gpu")
+    document = sbom.document(config, pipelines, "gpu-cu118")
     assert document["metadata"]["timestamp"] == "2026-01-01T00:00:00Z"
     assert config.base.source_date_epoch == 1767225600
-    assert document["metadata"]["component"]["bom-ref"] == "image:gpu"
+    assert document["metadata"]["component"]["bom-ref"] == "image:gpu-cu118"
     assert re.fullmatch(r"urn:uuid:[0-9a-f-]{36}", document["serialNumber"])
     assert document["serialNumber"] != sbom.document(config, pipelines, "cpu")["serialNumber"]
 

@@ -1,8 +1,8 @@
-"""The gpu runtime and pipeline images, built as `nox -s images -- gpu` builds them, on STAND-INS
+"""The gpu-cu118 runtime and pipeline images, built as `nox -s images -- gpu-cu118` builds them, on STAND-INS
 for NVIDIA's cuDNN and TensorRT tarballs (tests/support/gpu_standins.py) with the real cu11 wheels,
 Paddle 2.6.2 and Triton: hps-gpu-check passes in the image, only the shared libraries a server
 needs are in it, the labels name the CUDA stack, a broken tarball stops the build naming the
-library and the archive, and every gpu pipeline image passes the conformance suite in CPU fallback."""
+library and the archive, and every gpu-cu118 pipeline image passes the conformance suite in CPU fallback."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ import pytest
 from python_on_whales import docker
 
 from hpsforge.core.errors import HpsforgeError
-from hpsforge.core.pipelines import load_pipelines
 from hpsforge.images import gpu, runtime
 from hpsforge.locks import images_lock, pip_locks, requirements_lock
-from hpsforge.prove import conformance
+from tests.support import gpu_serving
 from tests.support.leave import images_leave
 
 SITE = "/opt/hps/lib/python3.11/site-packages"
@@ -25,7 +24,7 @@ SITE = "/opt/hps/lib/python3.11/site-packages"
 
 @pytest.fixture(scope="module", autouse=True)
 def _gpu_images_leave_with_this_module():
-    """The gpu images serve only this module (tests/conftest.py's runtime_gpu and gpu_images): at its
+    """The gpu-cu118 images serve only this module (tests/conftest.py's runtime_gpu_cu118 and gpu_cu118_images): at its
     end they leave the engine, with their layouts and BuildKit's copies of their build contexts,
     about 12 GB that the rest of a run on a shared CI disk needs more."""
     yield
@@ -36,13 +35,13 @@ def _run(image: str, *command: str, entrypoint: str = "hps-gpu-check", **kwargs)
     return docker.run(image, list(command), entrypoint=entrypoint, remove=True, networks=["none"], **kwargs)
 
 
-def test_hps_gpu_check_passes_on_the_stand_in_image(config, runtime_gpu):
-    table = _run(runtime_gpu.reference)
+def test_hps_gpu_check_passes_on_the_stand_in_image(config, runtime_gpu_cu118):
+    table = _run(runtime_gpu_cu118.reference)
     print(f"\n{table}")  # the table, for the record (pytest -s)
-    facts = json.loads(_run(runtime_gpu.reference, "--json"))
+    facts = json.loads(_run(runtime_gpu_cu118.reference, "--json"))
     assert facts["problems"] == [] and facts["devices"] == [] and "--gpus" in facts["no_gpu_reason"]
     rows = {row["name"]: row for row in facts["libraries"]}
-    assert set(rows) == {library.name for library in config.targets["gpu"].cuda.libraries}
+    assert set(rows) == {library.name for library in config.targets["gpu-cu118"].cuda.libraries}
     for name, row in rows.items():
         if row["kind"] == "driver":
             assert not row["ok"], f"{name}: a driver library is in the image"
@@ -62,22 +61,22 @@ def test_hps_gpu_check_passes_on_the_stand_in_image(config, runtime_gpu):
     assert "STAND-IN cuDNN/TensorRT: not a release" in table and "GPU: none visible" in table
 
 
-def test_labels_tag_and_record_say_stand_in(runtime_gpu, gpu_images):
-    labels = docker.image.inspect(runtime_gpu.reference).config.labels
+def test_labels_tag_and_record_say_stand_in(runtime_gpu_cu118, gpu_cu118_images):
+    labels = docker.image.inspect(runtime_gpu_cu118.reference).config.labels
     assert labels["io.hpsforge.cuda.version"] == "11.8"
     assert labels["io.hpsforge.cudnn.version"] == "8.9.7.29"
     assert labels["io.hpsforge.tensorrt.version"] == "8.6.1.6"
     assert labels[gpu.STANDIN_LABEL].startswith("true") and "STAND-IN" in labels["org.opencontainers.image.title"]
     recorded = images_lock.ImagesLock.read().images
-    for role, image in gpu_images.items():
+    for role, image in gpu_cu118_images.items():
         assert image.reference.endswith(gpu.STANDIN_SUFFIX), image.reference
         assert docker.image.inspect(image.reference).config.labels[gpu.STANDIN_LABEL].startswith("true")
         assert role not in recorded or recorded[role].digest != image.digest, f"{role} was recorded"
 
 
-def test_the_image_holds_the_locked_wheels_and_only_the_libraries_a_server_needs(config, runtime_gpu):
+def test_the_image_holds_the_locked_wheels_and_only_the_libraries_a_server_needs(config, runtime_gpu_cu118):
     listing = _run(
-        runtime_gpu.reference,
+        runtime_gpu_cu118.reference,
         "-c",
         f"""
 import importlib.metadata as m, json, os, glob
@@ -92,7 +91,7 @@ print(json.dumps({{
     found = json.loads(listing)
     locked = {
         requirements_lock.canonical_name(r.name): r.version
-        for r in requirements_lock.read(pip_locks.lock_path("gpu")).requirements
+        for r in requirements_lock.read(pip_locks.lock_path("gpu-cu118")).requirements
     }
     installed = dict(line.split("==") for line in found["installed"])
     assert {requirements_lock.canonical_name(name): version for name, version in installed.items()} == locked
@@ -114,20 +113,20 @@ print(json.dumps({{
     }
     assert all(path.split("/")[1:2] in (["lib"], []) for path in found["nvidia"]), found["nvidia"]  # no include/, docs
     assert not [path for path in found["wheel_files"] if "/include" in path or path.endswith(".a")]
-    for unused in config.targets["gpu"].cuda.unused:
+    for unused in config.targets["gpu-cu118"].cuda.unused:
         assert unused not in found["wheel_files"]
     assert "/opt/nvidia/cudnn/lib" in found["ld_conf"] and f"{SITE}/nvidia/cublas/lib" in found["ld_conf"]
     assert f"{SITE}/nvidia_pytriton.libs" not in found["ld_conf"]  # Triton's private copies stay private
-    env = dict(item.split("=", 1) for item in docker.image.inspect(runtime_gpu.reference).config.env)
+    env = dict(item.split("=", 1) for item in docker.image.inspect(runtime_gpu_cu118.reference).config.env)
     assert env["NVIDIA_REQUIRE_CUDA"] == "cuda>=12.0" and env["NVIDIA_DRIVER_CAPABILITIES"] == "compute,utility"
 
 
-def test_paddle_2_6_2_runs_paddle_inference_on_the_cpu(runtime_gpu):
-    assert "max difference from numpy 0.0e+00" in _run(runtime_gpu.reference, "--inference", "cpu")
+def test_paddle_2_6_2_runs_paddle_inference_on_the_cpu(runtime_gpu_cu118):
+    assert "max difference from numpy 0.0e+00" in _run(runtime_gpu_cu118.reference, "--inference", "cpu")
 
 
-def test_hps_device_gpu_without_a_gpu_is_a_clear_exit(gpu_images):
-    image = gpu_images["pipeline-image-classification-gpu"].reference
+def test_hps_device_gpu_without_a_gpu_is_a_clear_exit(gpu_cu118_images):
+    image = gpu_cu118_images["pipeline-image-classification-gpu-cu118"].reference
     started = time.monotonic()
     result = subprocess.run(
         ["docker", "run", "--rm", "--network=none", "-e", "HPS_DEVICE=gpu", image],
@@ -140,33 +139,23 @@ def test_hps_device_gpu_without_a_gpu_is_a_clear_exit(gpu_images):
     assert result.stderr.strip().count("\n") == 0 and result.stdout == "", result.stderr  # Triton never started
 
 
-def test_auto_without_a_gpu_says_it_falls_back_to_the_cpu(gpu_images):
-    image = gpu_images["pipeline-image-classification-gpu"].reference
-    container = docker.run(image, detach=True, networks=["none"], envs={"HPS_ADMIN_KEY": "a" * 20})
-    try:
-        deadline = time.monotonic() + 60
-        while "serving /opt/hps/server/model_repo on" not in (log := docker.container.logs(container)):
-            assert time.monotonic() < deadline, log
-            time.sleep(0.5)
-        assert "no usable NVIDIA GPU is visible" in log and "falling back to the CPU model configs" in log
-        assert "model_repo on cpu" in log
-    finally:
-        docker.container.remove(container, force=True)
+def test_auto_without_a_gpu_says_it_falls_back_to_the_cpu(gpu_cu118_images):
+    gpu_serving.serves_on_the_cpu_saying_why(gpu_cu118_images["pipeline-image-classification-gpu-cu118"].reference)
 
 
 def _build_broken(config, shared_images, tmp_path, **broken) -> str:
     from tests.support import gpu_standins
 
     standins = gpu_standins.make(tmp_path, config, **{key: frozenset(value) for key, value in broken.items()})
-    before = {image.id for image in docker.image.list("hpsforge/runtime-gpu")}
+    before = {image.id for image in docker.image.list("hpsforge/runtime-gpu-cu118")}
     with standins.active(), pytest.raises(HpsforgeError) as caught:
-        runtime.build(config, "gpu", shared_images["base"], shared_images["rc"])
-    assert {image.id for image in docker.image.list("hpsforge/runtime-gpu")} == before, "something was tagged"
+        runtime.build(config, "gpu-cu118", shared_images["base"], shared_images["rc"])
+    assert {image.id for image in docker.image.list("hpsforge/runtime-gpu-cu118")} == before, "something was tagged"
     return str(caught.value)
 
 
 def test_a_tarball_lacking_a_library_stops_the_build_naming_the_library_and_the_archive(
-    config, shared_images, runtime_gpu, tmp_path
+    config, shared_images, runtime_gpu_cu118, tmp_path
 ):
     message = _build_broken(config, shared_images, tmp_path, omit={"libcudnn_adv_train.so.8"})
     assert "nothing was tagged or recorded" in message
@@ -176,7 +165,9 @@ def test_a_tarball_lacking_a_library_stops_the_build_naming_the_library_and_the_
     ) in message
 
 
-def test_a_library_that_does_not_load_fails_the_build_in_hps_gpu_check(config, shared_images, runtime_gpu, tmp_path):
+def test_a_library_that_does_not_load_fails_the_build_in_hps_gpu_check(
+    config, shared_images, runtime_gpu_cu118, tmp_path
+):
     message = _build_broken(config, shared_images, tmp_path, unloadable={"libnvinfer_plugin.so"})
     assert (
         "hps-gpu-check: error: libnvinfer_plugin.so (opened by Paddle) does not load: "
@@ -188,17 +179,9 @@ def test_a_library_that_does_not_load_fails_the_build_in_hps_gpu_check(config, s
     )
 
 
-def test_every_gpu_pipeline_image_gives_the_golden_answers_in_cpu_fallback(gpu_images, gpu_standins):
-    """The conformance suite's golden cases (`nox -s conformance -- --target gpu -k golden`) on the
-    images above, with Paddle 2.6.2, every protocol and client. The rest of the suite (protocol, bad
-    input, lifecycle) runs on the cpu and the gpu-cu12 images, whose server code is the same."""
+def test_every_gpu_pipeline_image_gives_the_golden_answers_in_cpu_fallback(gpu_cu118_images, gpu_standins):
+    """The conformance suite's golden cases (`nox -s conformance -- --target gpu-cu118 -k golden`) on the
+    images above, with Paddle 2.6.2, every protocol and client. Bad input runs on the gpu-cu12 images
+    too, the rest of the suite (protocol, lifecycle) on the cpu images, whose server code is the same."""
     with gpu_standins.active():  # the suite's own run builds (finds up to date) the same images
-        checked = conformance.run([], target="gpu", extra=("-k", "golden"))
-    print("\n" + conformance.table(checked.results))
-    assert checked.passed, conformance.table(checked.results)
-    golden = {
-        result.pipeline
-        for result in checked.results
-        if result.check.startswith("golden") and result.outcome is conformance.Outcome.PASSED
-    }
-    assert golden == set(load_pipelines()), golden
+        gpu_serving.conformance_passes_in_cpu_fallback("gpu-cu118", "golden")
