@@ -206,8 +206,8 @@ def test_a_driver_too_old_for_tritons_cudart_is_named(monkeypatch):
     monkeypatch.setattr(check, "paddle_facts", lambda site_packages: {"version": "2.6.2", "kernels": PADDLE_262})
     problems = check.report(_spec())["problems"]
     assert problems == [
-        "the driver supports CUDA 11.4; this image's CUDA 12 libraries need a driver for CUDA 12.0 "
-        "or newer (Linux >= 525.60.13)"
+        "GPU 0 (Tesla T4): the driver supports CUDA 11.4; this image's CUDA 12 libraries need a driver for "
+        "CUDA 12.0 or newer (Linux >= 525.60.13)"
     ]
 
 
@@ -230,13 +230,14 @@ def test_count_says_in_one_line_why_a_visible_gpu_is_not_used(monkeypatch, capsy
     spec = {"kernels": {"libcublasLt.so.12": ["sm_60", "sm_80", "compute_90"]}, "architectures": ["sm_60", "sm_80"]}
     assert check.usable_devices(spec) == (
         1,
-        "GPU 0 (Tesla K80, compute capability 3.7) is not one this image has kernels for (sm_60, sm_80)",
+        "GPU 0 (Tesla K80) has compute capability 3.7; libcublasLt.so.12 of this image has no kernels for it "
+        '(the image promises sm_60, sm_80) (README, "GPU images": which image for which GPU)',
     )
     devices[1]["driver_cuda"] = 11080
     usable, why = check.usable_devices(spec)
     assert usable == 0 and why.endswith(
-        "GPU 1 (NVIDIA L4): the driver supports CUDA 11.8, this image needs a driver for CUDA 12.0 or newer "
-        "(Linux >= 525.60.13)"
+        "GPU 1 (NVIDIA L4): the driver supports CUDA 11.8; this image's CUDA 12 libraries need a driver for "
+        "CUDA 12.0 or newer (Linux >= 525.60.13)"
     )
     monkeypatch.setattr(check, "SPEC", Path("/nowhere/gpu-stack.json"))
     monkeypatch.setattr(check, "paddle_facts", lambda site_packages: {})
