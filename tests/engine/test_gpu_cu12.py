@@ -37,15 +37,8 @@ def _run(image: str, *command: str, entrypoint: str = "hps-gpu-check") -> str:
 
 
 def test_hps_gpu_check_passes_and_onnx_runtime_offers_its_cuda_provider(config, runtime_gpu_cu12):
-    table = _run(runtime_gpu_cu12.reference)
-    print(f"\n{table}")  # the table, for the record (pytest -s)
-    facts = json.loads(_run(runtime_gpu_cu12.reference, "--json"))
-    assert facts["problems"] == [] and facts["devices"] == [] and "--gpus" in facts["no_gpu_reason"]
-    rows = {row["name"]: row for row in facts["libraries"]}
-    assert set(rows) == {library.name for library in config.targets["gpu-cu12"].cuda.libraries}
-    for name, row in rows.items():
-        assert row["ok"] == (row["kind"] != "driver"), f"{name}: {row['error'] or 'a driver library in the image'}"
-        assert not row["standin"], name
+    table, facts, rows = gpu_serving.hps_gpu_check_passes(config, "gpu-cu12", runtime_gpu_cu12.reference)
+    assert not any(row["standin"] for row in rows.values()), rows
     # Each library answers with its own version: the locked wheels'.
     assert rows["libcublas.so.12"]["version"] == "12.9.1" and rows["libcudnn.so.9"]["version"] == "9.10.2"
     assert rows["libcudart.so.12"]["version"] == "CUDA 12.9" and rows["libcufft.so.11"]["version"] == "11.4.1"

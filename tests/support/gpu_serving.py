@@ -3,10 +3,12 @@ cpu images do. Shared by the gpu-cu12 and gpu-cu118 test modules."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from python_on_whales import docker
 
+from hpsforge.core.config import ProjectConfig
 from hpsforge.core.pipelines import load_pipelines
 from hpsforge.prove import conformance
 
@@ -38,3 +40,21 @@ def serves_on_the_cpu_saying_why(image: str, timeout_s: float = 90) -> None:
         assert "model_repo on cpu" in log
     finally:
         docker.container.remove(container, force=True)
+
+
+def hps_gpu_check_passes(config: ProjectConfig, target: str, image: str) -> tuple[str, dict, dict[str, dict]]:
+    """`hps-gpu-check` in the image finds no problem and no GPU, and every declared library but the
+    driver's resolves; (its table, its --json facts, the facts' library rows by name)."""
+    table, facts = _check(image), json.loads(_check(image, "--json"))
+    print(f"\n{table}")  # the table, for the record (pytest -s)
+    assert facts["problems"] == [] and facts["devices"] == [] and "--gpus" in facts["no_gpu_reason"]
+    rows = {row["name"]: row for row in facts["libraries"]}
+    cuda = config.target(target).cuda
+    assert cuda is not None and set(rows) == {library.name for library in cuda.libraries}
+    for name, row in rows.items():
+        assert row["ok"] == (row["kind"] != "driver"), f"{name}: {row['error'] or 'a driver library in the image'}"
+    return table, facts, rows
+
+
+def _check(image: str, *arguments: str) -> str:
+    return docker.run(image, list(arguments), entrypoint="hps-gpu-check", remove=True, networks=["none"])
